@@ -1,0 +1,56 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is a step of them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION := 2.13.0
+# Re-install only when the dependency list changes.
+INSTALLED := $(VENV)/.installed
+FRONTEND_BUILT := static/dist/.vite/manifest.json
+FRONTEND_DEPS := frontend/node_modules/.package-lock.json
+
+.PHONY: demo test lint format install frontend frontend-test pytest clean-var
+
+demo: install frontend
+	$(PY) manage.py up
+
+test: lint frontend-test pytest
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 (or pass PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned torch pulls several GB of CUDA wheels.
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+
+frontend: $(FRONTEND_BUILT)
+
+$(FRONTEND_BUILT): $(FRONTEND_DEPS) $(shell find frontend/src -type f) frontend/vite.config.ts frontend/tsconfig.json
+	cd frontend && npm run --silent build
+
+frontend-test: $(FRONTEND_DEPS)
+	cd frontend && npm run --silent typecheck && npm test --silent
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+pytest: install frontend
+	$(VENV)/bin/pytest
+
+clean-var:
+	rm -rf var/test

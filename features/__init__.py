@@ -1,0 +1,1 @@
+"""Features app: language models, transcoder sets, features with their dashboards and explanations."""

@@ -1,0 +1,9 @@
+import "./styles.css";
+import { listenForAnnouncements } from "./site/announcements";
+import { showHealth } from "./site/health";
+
+const status = document.getElementById("service-status");
+if (status) void showHealth(status);
+
+const announcements = document.getElementById("announcements");
+if (announcements) listenForAnnouncements(announcements);

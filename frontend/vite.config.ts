@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+// Built into ../static/dist; Django reads .vite/manifest.json to find the hashed files.
+export default defineConfig({
+  base: "/static/dist/",
+  build: {
+    outDir: "../static/dist",
+    emptyOutDir: true,
+    manifest: true,
+    target: "es2022",
+    rollupOptions: { input: { main: "src/main.ts" } },
+  },
+  test: { environment: "node", include: ["src/**/*.test.ts"] },
+});

