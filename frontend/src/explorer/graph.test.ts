@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { buildGraph, edgeShare, GraphFormatError, Kind, logitToken, nodeLabel } from "./graph";
+import { tinyGraphJson } from "./fixture";
+
+describe("buildGraph", () => {
+  const graph = buildGraph(tinyGraphJson());
+
+  it("indexes nodes by id and classifies their kinds", () => {
+    expect(graph.n).toBe(7);
+    expect(graph.kind[graph.index.get("E_10_0")!]).toBe(Kind.Embedding);
+    expect(graph.kind[graph.index.get("0_5_0")!]).toBe(Kind.Feature);
+    expect(graph.kind[graph.index.get("1_-1_1")!]).toBe(Kind.Error);
+    expect(graph.kind[graph.index.get("3_42_1")!]).toBe(Kind.Logit);
+  });
+
+  it("puts embeddings on row 0 and logits above the last transcoder layer", () => {
+    expect(graph.nLayers).toBe(2);
+    expect(graph.row[graph.index.get("E_11_1")!]).toBe(0);
+    expect(graph.row[graph.index.get("1_3_1")!]).toBe(2);
+    expect(graph.row[graph.index.get("3_42_1")!]).toBe(3);
+  });
+
+  it("accepts the old error id form in links and drops links it cannot use", () => {
+    expect(graph.index.get("0_1_1")).toBe(graph.index.get("1_-1_1"));
+    expect(graph.nEdges).toBe(7);
+    expect(graph.dropped.links).toBe(2);
+  });
+
+  it("keeps every adjacency segment sorted by |weight| descending", () => {
+    const logit = graph.index.get("3_42_1")!;
+    const weights = [];
+    for (let j = graph.inStart[logit]!; j < graph.inStart[logit + 1]!; j++) {
+      weights.push(graph.edgeWeight[graph.inEdges[j]!]);
+    }
+    expect(weights).toEqual([4, 1.5, 0.5]);
+    const cat = graph.index.get("0_7_1")!;
+    expect(graph.outStart[cat + 1]! - graph.outStart[cat]!).toBe(2);
+  });
+
+  it("computes each edge's share of its target's input", () => {
+    const feature = graph.index.get("1_3_1")!;
+    const e = graph.inEdges[graph.inStart[feature]!]!;
+    expect(edgeShare(graph, e)).toBeCloseTo(2 / 3);
+  });
+
+  it("reads logit tokens and probabilities from the clerp", () => {
+    expect(logitToken('Output " sat" (p=0.612)')).toBe(" sat");
+    const logit = graph.nodes[graph.index.get("3_42_1")!]!;
+    expect(logit.token).toBe(" sat");
+    expect(logit.tokenProb).toBeCloseTo(0.612);
+  });
+
+  it("labels embeddings and errors from the prompt tokens", () => {
+    expect(nodeLabel(graph.nodes[graph.index.get("E_11_1")!]!)).toBe('Emb: " cat"');
+    expect(nodeLabel(graph.nodes[graph.index.get("0_5_0")!]!, "mine")).toBe("mine");
+  });
+
+  it("refuses input that is not a graph, and survives hostile node entries", () => {
+    expect(() => buildGraph(null)).toThrow(GraphFormatError);
+    expect(() => buildGraph({ nodes: "x", links: [] })).toThrow(GraphFormatError);
+    expect(() => buildGraph({ nodes: [null, 3, {}], links: [] })).toThrow(GraphFormatError);
+    const messy = buildGraph({
+      nodes: [
+        { node_id: "0_1_0", layer: 0, ctx_idx: 0, feature_type: "cross layer transcoder", feature: 1 },
+        { node_id: "0_1_0", layer: 0, ctx_idx: 0 },
+        { node_id: "<script>", layer: "x", ctx_idx: -4 },
+        { node_id: "1_2_0", layer: 1, ctx_idx: 1e12 },
+      ],
+      links: [{ source: "0_1_0", target: "0_1_0", weight: 1e400 }, "junk"],
+    });
+    expect(messy.n).toBe(1);
+    expect(messy.dropped.nodes).toBe(3);
+    expect(messy.nEdges).toBe(0);
+  });
+});

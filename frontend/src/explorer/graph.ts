@@ -1,0 +1,336 @@
+// The attribution graph in the form the explorer draws from: node records plus typed arrays.
+//
+// Input is the circuit-tracer / Neuronpedia graph JSON (schema v1: metadata, qParams, nodes,
+// links). Everything is validated here, once: a node or link that does not make sense is dropped
+// (and counted), never allowed to break the page later. Adjacency is built once into CSR arrays
+// whose segments are already sorted by |weight| descending, so "top inputs of node i" is a slice.
+
+export const Kind = { Embedding: 0, Feature: 1, Error: 2, Logit: 3 } as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+export interface NodeInfo {
+  id: string; // node_id as in the JSON; the id pins, labels and URLs use
+  kind: Kind;
+  layer: number; // transcoder layer; -1 for embeddings, nLayers for logits
+  ctx: number; // prompt position
+  feature: number | null; // transcoder feature index (features only)
+  clerp: string; // label from the file (logits: 'Output " x" (p=0.4)')
+  token: string; // prompt token at ctx, or the logit's output token
+  influence: number; // cumulative influence (NaN when absent)
+  activation: number; // NaN when absent
+  tokenProb: number; // logits only, NaN otherwise
+  raw: Record<string, unknown>; // the original object, for a faithful export
+}
+
+export interface GraphMetadata {
+  slug: string;
+  scan: string;
+  prompt: string;
+  promptTokens: string[];
+  transcoderSet: string;
+  nodeThreshold: number | null;
+  raw: Record<string, unknown>;
+}
+
+export interface Graph {
+  metadata: GraphMetadata;
+  qParams: Record<string, unknown>;
+  nodes: NodeInfo[];
+  index: Map<string, number>; // node id -> node index (also the old error-id form)
+  n: number;
+  kind: Uint8Array;
+  row: Int16Array; // 0 = embeddings, layer + 1 for features/errors, nLayers + 1 for logits
+  ctx: Int32Array;
+  influence: Float64Array;
+  nLayers: number; // transcoder layers seen (max feature/error layer + 1)
+  nCtx: number;
+  // Edges in one global order: by |weight| descending.
+  nEdges: number;
+  edgeSrc: Int32Array;
+  edgeDst: Int32Array;
+  edgeWeight: Float64Array;
+  // Share of the total |weight| held by the edges before this one (edge pruning threshold).
+  edgeCumBefore: Float32Array;
+  // CSR: out edges of i are outEdges[outStart[i] .. outStart[i+1]), sorted by |weight| desc.
+  outStart: Int32Array;
+  outEdges: Int32Array;
+  inStart: Int32Array;
+  inEdges: Int32Array;
+  inputAbsSum: Float64Array; // per target: sum of |weight| of its inputs
+  dropped: { nodes: number; links: number };
+}
+
+export class GraphFormatError extends Error {}
+
+const MAX_LABEL = 500;
+
+function asRecord(value: unknown): Record<string, unknown> | null {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : null;
+}
+
+function str(value: unknown, fallback = ""): string {
+  if (typeof value === "string") return value.slice(0, MAX_LABEL);
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  return fallback;
+}
+
+function num(value: unknown): number {
+  if (typeof value === "number") return Number.isFinite(value) ? value : NaN;
+  if (typeof value === "string" && value.trim() !== "") {
+    const parsed = Number(value);
+    return Number.isFinite(parsed) ? parsed : NaN;
+  }
+  return NaN;
+}
+
+export function kindOf(featureType: string, id: string): Kind {
+  const type = featureType.toLowerCase();
+  if (type === "embedding" || id.startsWith("E_")) return Kind.Embedding;
+  if (type === "logit") return Kind.Logit;
+  if (type.includes("error")) return Kind.Error;
+  return Kind.Feature;
+}
+
+/** The output token of a logit node, from its clerp ('Output " floor" (p=0.111)'). */
+export function logitToken(clerp: string): string {
+  const quoted = /"(.*)"/s.exec(clerp);
+  if (quoted?.[1] !== undefined) return quoted[1];
+  const single = /'(.*)'/s.exec(clerp);
+  return single?.[1] ?? clerp;
+}
+
+/** The other spelling of an error node id: `{layer}_-1_{pos}` <-> old `0_{layer}_{pos}`. */
+export function errorIdAliases(layer: number, ctx: number): string[] {
+  return [`${layer}_-1_${ctx}`, `0_${layer}_${ctx}`];
+}
+
+function parseMetadata(value: unknown): GraphMetadata {
+  const meta = asRecord(value) ?? {};
+  const tokens = Array.isArray(meta["prompt_tokens"])
+    ? (meta["prompt_tokens"] as unknown[]).slice(0, 100_000).map((t) => str(t))
+    : [];
+  const details = asRecord(meta["feature_details"]) ?? {};
+  const threshold = num(meta["node_threshold"] ?? asRecord(meta["pruning_settings"])?.["node_threshold"]);
+  return {
+    slug: str(meta["slug"]),
+    scan: str(meta["scan"]),
+    prompt: str(meta["prompt"]),
+    promptTokens: tokens,
+    transcoderSet: str(details["neuronpedia_source_set"] ?? meta["transcoder_set"]),
+    nodeThreshold: Number.isFinite(threshold) ? threshold : null,
+    raw: meta,
+  };
+}
+
+interface RawNodeResult {
+  info: NodeInfo;
+  layerKnown: boolean;
+}
+
+function parseNode(value: unknown, tokens: string[]): RawNodeResult | null {
+  const raw = asRecord(value);
+  if (!raw) return null;
+  const id = str(raw["node_id"]);
+  if (!id || id.length > 200) return null;
+  const kind = kindOf(str(raw["feature_type"]), id);
+  const ctx = num(raw["ctx_idx"]);
+  if (!Number.isInteger(ctx) || ctx < 0 || ctx > 1_000_000) return null;
+  let layer = num(raw["layer"]);
+  if (kind === Kind.Error && !Number.isFinite(layer)) layer = num(id.split("_")[0]);
+  const layerKnown = Number.isInteger(layer) && layer >= 0 && layer < 10_000;
+  if (!layerKnown && kind !== Kind.Embedding && kind !== Kind.Logit) return null;
+  const clerp = str(raw["clerp"]);
+  const feature = num(raw["feature"]);
+  const token = kind === Kind.Logit ? logitToken(clerp) : (tokens[ctx] ?? "");
+  return {
+    layerKnown,
+    info: {
+      id,
+      kind,
+      layer: layerKnown ? layer : -1,
+      ctx,
+      feature: kind === Kind.Feature && Number.isFinite(feature) ? feature : null,
+      clerp,
+      token,
+      influence: num(raw["influence"]),
+      activation: num(raw["activation"]),
+      tokenProb: kind === Kind.Logit ? num(raw["token_prob"] ?? /p=([0-9.eE+-]+)/.exec(clerp)?.[1]) : NaN,
+      raw,
+    },
+  };
+}
+
+/** Parse and index a graph JSON object. Throws GraphFormatError only when nothing is usable. */
+export function buildGraph(json: unknown): Graph {
+  const root = asRecord(json);
+  if (!root || !Array.isArray(root["nodes"]) || !Array.isArray(root["links"])) {
+    throw new GraphFormatError("not an attribution graph: expected an object with nodes and links");
+  }
+  const metadata = parseMetadata(root["metadata"]);
+  const rawNodes = root["nodes"] as unknown[];
+  const rawLinks = root["links"] as unknown[];
+
+  const nodes: NodeInfo[] = [];
+  const index = new Map<string, number>();
+  let droppedNodes = 0;
+  let maxLayer = -1;
+  for (const value of rawNodes) {
+    const parsed = parseNode(value, metadata.promptTokens);
+    if (!parsed || index.has(parsed.info.id)) {
+      droppedNodes++;
+      continue;
+    }
+    const { info } = parsed;
+    if (info.kind === Kind.Feature || info.kind === Kind.Error) maxLayer = Math.max(maxLayer, info.layer);
+    index.set(info.id, nodes.length);
+    nodes.push(info);
+  }
+  if (nodes.length === 0) throw new GraphFormatError("the graph has no usable nodes");
+  // Accept either spelling of error ids in links, pins and URLs.
+  for (const [i, node] of nodes.entries()) {
+    if (node.kind !== Kind.Error) continue;
+    for (const alias of errorIdAliases(node.layer, node.ctx)) if (!index.has(alias)) index.set(alias, i);
+  }
+
+  const n = nodes.length;
+  const nLayers = maxLayer + 1;
+  const kind = new Uint8Array(n);
+  const row = new Int16Array(n);
+  const ctx = new Int32Array(n);
+  const influence = new Float64Array(n);
+  let nCtx = metadata.promptTokens.length;
+  for (let i = 0; i < n; i++) {
+    const node = nodes[i]!;
+    kind[i] = node.kind;
+    if (node.kind === Kind.Embedding) node.layer = -1;
+    if (node.kind === Kind.Logit) node.layer = nLayers;
+    row[i] = node.layer + 1;
+    ctx[i] = node.ctx;
+    influence[i] = node.influence;
+    nCtx = Math.max(nCtx, node.ctx + 1);
+  }
+
+  // Links: validate into scratch arrays, then order globally by |weight| descending.
+  const m = rawLinks.length;
+  const src = new Int32Array(m);
+  const dst = new Int32Array(m);
+  const weight = new Float64Array(m);
+  let kept = 0;
+  for (const value of rawLinks) {
+    const link = asRecord(value);
+    if (!link) continue;
+    const s = index.get(link["source"] as string);
+    const t = index.get(link["target"] as string);
+    const w = link["weight"];
+    if (s === undefined || t === undefined || typeof w !== "number" || !Number.isFinite(w)) continue;
+    src[kept] = s;
+    dst[kept] = t;
+    weight[kept] = w;
+    kept++;
+  }
+  const order = new Int32Array(kept);
+  for (let e = 0; e < kept; e++) order[e] = e;
+  const absW = new Float64Array(kept);
+  for (let e = 0; e < kept; e++) absW[e] = Math.abs(weight[e]!);
+  order.sort((a, b) => absW[b]! - absW[a]!);
+
+  const edgeSrc = new Int32Array(kept);
+  const edgeDst = new Int32Array(kept);
+  const edgeWeight = new Float64Array(kept);
+  const edgeCumBefore = new Float32Array(kept);
+  let total = 0;
+  for (let e = 0; e < kept; e++) total += absW[e]!;
+  let running = 0;
+  for (let e = 0; e < kept; e++) {
+    const o = order[e]!;
+    edgeSrc[e] = src[o]!;
+    edgeDst[e] = dst[o]!;
+    edgeWeight[e] = weight[o]!;
+    edgeCumBefore[e] = total > 0 ? running / total : 0;
+    running += absW[o]!;
+  }
+
+  const outStart = new Int32Array(n + 1);
+  const inStart = new Int32Array(n + 1);
+  const inputAbsSum = new Float64Array(n);
+  for (let e = 0; e < kept; e++) {
+    outStart[edgeSrc[e]! + 1]!++;
+    inStart[edgeDst[e]! + 1]!++;
+    inputAbsSum[edgeDst[e]!]! += Math.abs(edgeWeight[e]!);
+  }
+  for (let i = 0; i < n; i++) {
+    outStart[i + 1]! += outStart[i]!;
+    inStart[i + 1]! += inStart[i]!;
+  }
+  const outEdges = new Int32Array(kept);
+  const inEdges = new Int32Array(kept);
+  const outFill = outStart.slice(0, n);
+  const inFill = inStart.slice(0, n);
+  // Filling in global order keeps every segment sorted by |weight| descending.
+  for (let e = 0; e < kept; e++) {
+    outEdges[outFill[edgeSrc[e]!]!++] = e;
+    inEdges[inFill[edgeDst[e]!]!++] = e;
+  }
+
+  return {
+    metadata,
+    qParams: asRecord(root["qParams"]) ?? {},
+    nodes,
+    index,
+    n,
+    kind,
+    row,
+    ctx,
+    influence,
+    nLayers,
+    nCtx,
+    nEdges: kept,
+    edgeSrc,
+    edgeDst,
+    edgeWeight,
+    edgeCumBefore,
+    outStart,
+    outEdges,
+    inStart,
+    inEdges,
+    inputAbsSum,
+    dropped: { nodes: droppedNodes, links: m - kept },
+  };
+}
+
+/** Share of the target's total |input| this edge carries, signed (-1..1). */
+export function edgeShare(graph: Graph, e: number): number {
+  const sum = graph.inputAbsSum[graph.edgeDst[e]!]!;
+  return sum > 0 ? graph.edgeWeight[e]! / sum : 0;
+}
+
+/** "L12/3456" for features, "Emb" / "Err L3" / "Logit" otherwise. */
+export function featureKey(node: NodeInfo): string {
+  switch (node.kind) {
+    case Kind.Feature:
+      return `L${node.layer}/${node.feature ?? "?"}`;
+    case Kind.Error:
+      return `Err L${node.layer}`;
+    case Kind.Embedding:
+      return "Emb";
+    default:
+      return "Logit";
+  }
+}
+
+/** What a node is called in lists: the user's label, else the file's clerp, else a description. */
+export function nodeLabel(node: NodeInfo, userLabel?: string): string {
+  if (userLabel) return userLabel;
+  switch (node.kind) {
+    case Kind.Embedding:
+      return `Emb: "${node.token}"`;
+    case Kind.Error:
+      return `Error: L${node.layer} "${node.token}"`;
+    case Kind.Logit:
+      return node.clerp || `Output "${node.token}"`;
+    default:
+      return node.clerp || featureKey(node);
+  }
+}

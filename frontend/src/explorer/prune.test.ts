@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { buildGraph } from "./graph";
+import { tinyGraphJson } from "./fixture";
+import { countAtMost, countVisibleEdges, edgeVisible, pruneIndex, visibleNodes } from "./prune";
+
+describe("pruning", () => {
+  const graph = buildGraph(tinyGraphJson());
+  const index = pruneIndex(graph);
+  const mask = new Uint8Array(graph.n);
+  const id = (s: string): number => graph.index.get(s)!;
+
+  it("counts with a binary search over the sorted influences", () => {
+    expect(countAtMost(new Float64Array([0.1, 0.3, 0.6, 0.9]), 0.3)).toBe(2);
+    expect(countAtMost(new Float64Array([0.1, 0.3]), 0)).toBe(0);
+    expect(countAtMost(new Float64Array([0.1, 0.3]), 5)).toBe(2);
+  });
+
+  it("keeps the nodes whose cumulative influence is under the threshold, and never prunes embeddings or logits", () => {
+    expect(visibleNodes(graph, index, { node: 0.5, edge: 1, density: 1 }, mask)).toBe(5);
+    expect(mask[id("0_7_1")]).toBe(1);
+    expect(mask[id("1_3_1")]).toBe(0);
+    expect(mask[id("E_10_0")]).toBe(1);
+    expect(mask[id("3_42_1")]).toBe(1);
+  });
+
+  it("shows fewer nodes as the slider goes down and all of them at 1", () => {
+    const counts = [0, 0.2, 0.5, 0.8, 1].map((t) => visibleNodes(graph, index, { node: t, edge: 1, density: 1 }, mask));
+    expect(counts).toEqual([3, 4, 5, 6, 7]);
+  });
+
+  it("keeps pinned nodes visible whatever the threshold", () => {
+    visibleNodes(graph, index, { node: 0, edge: 1, density: 1 }, mask, null, [id("1_3_1")]);
+    expect(mask[id("1_3_1")]).toBe(1);
+  });
+
+  it("hides features denser than the density threshold when densities are known", () => {
+    const density = new Float32Array(graph.n).fill(Number.NaN);
+    density[id("0_5_0")] = 0.5;
+    density[id("0_7_1")] = 0.001;
+    visibleNodes(graph, index, { node: 1, edge: 1, density: 0.01 }, mask, density);
+    expect(mask[id("0_5_0")]).toBe(0);
+    expect(mask[id("0_7_1")]).toBe(1);
+    expect(mask[id("1_3_1")]).toBe(1); // unknown density: kept
+  });
+
+  it("drops edges past the cumulative weight threshold and edges to hidden nodes", () => {
+    visibleNodes(graph, index, { node: 1, edge: 1, density: 1 }, mask);
+    expect(countVisibleEdges(graph, mask, 1)).toBe(7);
+    // |w| sorted: 5 4 3 2 1.5 1 0.5 (total 17): 0.5 keeps edges starting before 8.5 → 5, 4
+    expect(countVisibleEdges(graph, mask, 0.5)).toBe(2);
+    expect(edgeVisible(graph, 0, mask, 0.01)).toBe(true);
+    visibleNodes(graph, index, { node: 0.2, edge: 1, density: 1 }, mask);
+    expect(countVisibleEdges(graph, mask, 1)).toBe(2); // E_11→0_7 and 0_7→logit
+  });
+});
