@@ -148,7 +148,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Vite names its chunks name-<8+ char hash>.ext; those never change, so cache them forever.
-WHITENOISE_IMMUTABLE_FILE_TEST = r"^dist/assets/.+-[0-9A-Za-z_-]{8,}\.[0-9a-z.]+$"
+WHITENOISE_IMMUTABLE_FILE_TEST = r"/dist/assets/[^/]+-[0-9A-Za-z_-]{8,}\.[0-9a-z.]+$"
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 

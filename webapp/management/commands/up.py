@@ -10,6 +10,7 @@ embedded servers it owns.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -37,7 +38,7 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     pump: threading.Thread | None = field(default=None, repr=False)
 
-    def start(self, out: IO[str], lock: threading.Lock, width: int) -> None:
+    def spawn(self) -> None:
         self.process = subprocess.Popen(
             self.command,
             stdout=subprocess.PIPE,
@@ -46,7 +47,10 @@ class Child:
             # Own process group: Ctrl-C reaches only us, and we stop each child with its own
             # workers (Celery's pool processes) in one signal.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
+
+    def copy_output_to(self, out: IO[str], lock: threading.Lock, width: int) -> None:
         self.pump = threading.Thread(target=self._copy_output, args=(out, lock, width), daemon=True)
         self.pump.start()
 
@@ -77,6 +81,18 @@ class Child:
         except subprocess.TimeoutExpired:
             return False
         return True
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when `up` dies, even by SIGKILL.
+
+    Children run in their own sessions, so without this a killed `up` would leave the web server
+    holding the port and block the next start. Elsewhere this is a no-op.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _ensure_port_free(host: str, port: int) -> None:
@@ -129,8 +145,12 @@ class Command(BaseCommand):
 
         lock = threading.Lock()
         width = max(len(child.name) for child in children)
+        # Spawn every child before any output thread exists: preexec_fn is only safe to run
+        # in a fork of a single-threaded process.
         for child in children:
-            child.start(sys.stdout, lock, width)
+            child.spawn()
+        for child in children:
+            child.copy_output_to(sys.stdout, lock, width)
 
         try:
             failed = self._supervise(children, stop, f"http://{self._url_host(host)}:{port}", lock)

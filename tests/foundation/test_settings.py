@@ -1,0 +1,136 @@
+"""Malformed settings stop start-up with ImproperlyConfigured naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from webapp import env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _import_settings(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "ATLAS_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        **overrides,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "import webapp.settings"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DEBUG", "yes please", "DEBUG must be one of"),
+        ("DATABASE_URL", "mysql://db/app", "DATABASE_URL must start with postgres://"),
+        ("DATABASE_URL", "postgres://host:notaport/db", "DATABASE_URL is not a valid URL"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL must start with redis://"),
+        ("PORT", "eighty", "PORT must be an integer"),
+        ("PORT", "70000", "PORT must be at most 65535"),
+        ("ATLAS_ENV", "staging", "ATLAS_ENV must be one of"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of"),
+    ],
+)
+def test_it_refuses_a_malformed_value_naming_the_variable(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    result = _import_settings(tmp_path, **{variable: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
+    result = _import_settings(tmp_path, ATLAS_ENV="production", SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when ATLAS_ENV=production" in result.stderr
+
+
+def test_production_starts_with_a_secret_key_and_debug_off(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.DEBUG)"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "webapp.settings",
+            "ATLAS_VAR_DIR": str(tmp_path),
+            "ATLAS_ENV": "production",
+            "SECRET_KEY": "x" * 50,
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_local_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
+    script = "from django.conf import settings; print(settings.SECRET_KEY)"
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webapp.settings",
+        "ATLAS_VAR_DIR": str(tmp_path),
+        "SECRET_KEY": "",
+    }
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert len(runs[0].stdout.strip()) >= 50
+    assert runs[0].stdout == runs[1].stdout
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_manage_py_reports_bad_settings_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, "ATLAS_VAR_DIR": str(tmp_path), "DEBUG": "maybe"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "ImproperlyConfigured: DEBUG must be one of true/false/1/0/yes/no/on/off, got 'maybe'"
+    ]
+
+
+def test_env_helpers_accept_the_documented_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAG", " Yes ")
+    monkeypatch.setenv("COUNT", "12")
+    monkeypatch.setenv("HOSTS", "a.example, b.example,,")
+    monkeypatch.setenv("URL", "redis://127.0.0.1:6380/2")
+    assert env.env_bool("FLAG", False) is True
+    assert env.env_int("COUNT", 0, minimum=1) == 12
+    assert env.env_list("HOSTS", []) == ["a.example", "b.example"]
+    assert env.env_url("URL", ("redis",)) == "redis://127.0.0.1:6380/2"
+    assert env.env_url("UNSET_URL", ("redis",)) is None
+    monkeypatch.setenv("COUNT", "0")
+    with pytest.raises(ImproperlyConfigured, match="COUNT must be at least 1"):
+        env.env_int("COUNT", 5, minimum=1)
