@@ -1,0 +1,35 @@
+"""Attribution engine: pure torch + transformers, no Django. Public API re-exported here."""
+
+from .adapters import ADAPTERS, ModelAdapter, UnsupportedModelError, adapter_for
+from .attribution import PHASES, AttributionCancelled, CustomTarget, LogitDiff, attribute
+from .export import GraphFormatError, graph_to_json, load_raw, save_raw, validate_graph_json
+from .graph import Graph
+from .pruning import PruneResult, graph_scores, prune
+from .replacement import ModelLoadError, ReplacementModel
+from .transcoders import TranscoderLoadError, Transcoders, load_transcoders
+
+__all__ = [
+    "ADAPTERS",
+    "PHASES",
+    "AttributionCancelled",
+    "CustomTarget",
+    "Graph",
+    "GraphFormatError",
+    "LogitDiff",
+    "ModelAdapter",
+    "ModelLoadError",
+    "PruneResult",
+    "ReplacementModel",
+    "TranscoderLoadError",
+    "Transcoders",
+    "UnsupportedModelError",
+    "adapter_for",
+    "attribute",
+    "graph_scores",
+    "graph_to_json",
+    "load_raw",
+    "load_transcoders",
+    "prune",
+    "save_raw",
+    "validate_graph_json",
+]

@@ -1,0 +1,279 @@
+"""Graph artifacts: circuit-tracer/Neuronpedia JSON (schema v1) and raw safetensors.
+
+Node ids in JSON (docs/graph-format.md has the full schema):
+- feature ``{layer}_{index}_{pos}``, with ``feature`` = Cantor pairing of (layer, index)
+- error ``{layer}_-1_{pos}`` (the older ``0_{layer}_{pos}`` is accepted on import)
+- token ``E_{token_id}_{pos}``
+- logit ``{n_layers + 1}_{vocab_id}_{last_pos}`` (vocab_id >= vocab_size for custom targets)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .graph import Graph
+from .pruning import PruneResult, prune
+
+SCHEMA_VERSION = 1
+GENERATOR = {"name": "circuit-atlas", "version": "0.1.0"}
+RAW_FORMAT = "circuit-atlas-raw/1"
+_RAW_TENSORS = (
+    "adjacency",
+    "active_features",
+    "selected_features",
+    "activation_values",
+    "logit_tokens",
+    "logit_probabilities",
+    "input_tokens",
+)
+
+
+class GraphFormatError(ValueError):
+    """A graph JSON or raw file does not follow the schema; the message says where."""
+
+
+def cantor_pair(x: int, y: int) -> int:
+    return (x + y) * (x + y + 1) // 2 + y
+
+
+def _display(token: str) -> str:
+    return token.replace("\n", "⏎").replace("\t", "→").replace("\r", "↵")
+
+
+def _node(node_id: str, feature: int, layer: str, ctx_idx: int, kind: str, **extra: Any) -> dict:
+    return {
+        "node_id": node_id,
+        "feature": feature,
+        "layer": layer,
+        "ctx_idx": ctx_idx,
+        "feature_type": kind,
+        "jsNodeId": extra.pop("jsNodeId", node_id),
+        "clerp": extra.pop("clerp", ""),
+        "influence": extra.pop("influence", None),
+        "activation": extra.pop("activation", None),
+        "token_prob": extra.pop("token_prob", 0.0),
+        "is_target_logit": extra.pop("is_target_logit", False),
+        "run_idx": 0,
+        "reverse_ctx_idx": 0,
+    }
+
+
+def _nodes(graph: Graph, keep: torch.Tensor, influence: torch.Tensor) -> dict[int, dict]:
+    nodes: dict[int, dict] = {}
+    for idx in keep.nonzero().squeeze(1).tolist():
+        inf = float(influence[idx])
+        if idx < graph.error_offset:
+            active = int(graph.selected_features[idx])
+            layer, pos, feat = graph.active_features[active].tolist()
+            nodes[idx] = _node(
+                f"{layer}_{feat}_{pos}",
+                cantor_pair(layer, feat),
+                str(layer),
+                pos,
+                "cross layer transcoder",
+                jsNodeId=f"{layer}_{feat}-0",
+                influence=inf,
+                activation=float(graph.activation_values[active]),
+            )
+        elif idx < graph.token_offset:
+            layer, pos = divmod(idx - graph.error_offset, graph.n_pos)
+            nodes[idx] = _node(
+                f"{layer}_-1_{pos}", -1, str(layer), pos, "mlp reconstruction error", influence=inf
+            )
+        elif idx < graph.logit_offset:
+            pos = idx - graph.token_offset
+            tok = int(graph.input_tokens[pos])
+            nodes[idx] = _node(
+                f"E_{tok}_{pos}",
+                pos,
+                "E",
+                pos,
+                "embedding",
+                jsNodeId=f"E_{tok}-{pos}",
+                influence=inf,
+            )
+        else:
+            i = idx - graph.logit_offset
+            vocab_id, prob, last = (
+                int(graph.logit_tokens[i]),
+                float(graph.logit_probabilities[i]),
+                graph.n_pos - 1,
+            )
+            nodes[idx] = _node(
+                f"{graph.n_layers + 1}_{vocab_id}_{last}",
+                vocab_id,
+                str(graph.n_layers + 1),
+                last,
+                "logit",
+                jsNodeId=f"L_{vocab_id}-{last}",
+                clerp=f'Output "{_display(graph.logit_labels[i])}" (p={prob:.3f})',
+                token_prob=prob,
+                is_target_logit=i == 0,
+                influence=inf,
+            )
+    return nodes
+
+
+def graph_to_json(
+    graph: Graph,
+    pruned: PruneResult | None = None,
+    *,
+    slug: str,
+    node_threshold: float = 0.8,
+    edge_threshold: float = 0.98,
+    scan: str | None = None,
+    create_time_ms: int | None = None,
+) -> dict[str, Any]:
+    """The pruned graph as a circuit-tracer/Neuronpedia schema-v1 dict (json.dumps-ready)."""
+    if pruned is None:
+        pruned = prune(graph, node_threshold, edge_threshold)
+    nodes = _nodes(graph, pruned.node_mask, pruned.influence)
+    links = []
+    connected: set[int] = set()
+    for t, s, w in zip(
+        pruned.edge_targets.tolist(),
+        pruned.edge_sources.tolist(),
+        pruned.edge_weights.tolist(),
+        strict=True,
+    ):
+        if t in nodes and s in nodes:
+            links.append(
+                {"source": nodes[s]["node_id"], "target": nodes[t]["node_id"], "weight": w}
+            )
+            connected.update((t, s))
+    used = [
+        node
+        for idx, node in nodes.items()
+        if idx in connected or node["feature_type"] in ("embedding", "logit")
+    ]
+    metadata = {
+        "slug": slug,
+        "scan": scan if scan is not None else (graph.scan or ""),
+        "transcoder_list": [],
+        "prompt_tokens": [_display(t) for t in graph.input_token_strings],
+        "prompt": graph.input_string,
+        "node_threshold": node_threshold,
+        "schema_version": SCHEMA_VERSION,
+        "info": {
+            "generator": GENERATOR,
+            "create_time_ms": create_time_ms
+            if create_time_ms is not None
+            else int(time.time() * 1000),
+            "model": graph.model_name,
+        },
+        "generation_settings": dict(graph.settings),
+        "pruning_settings": {"node_threshold": node_threshold, "edge_threshold": edge_threshold},
+        "scores": {
+            "replacement_score": pruned.replacement_score,
+            "completeness_score": pruned.completeness_score,
+        },
+    }
+    q_params = {
+        "pinnedIds": [],
+        "supernodes": [],
+        "linkType": "both",
+        "clickedId": "",
+        "sg_pos": "",
+    }
+    return {"metadata": metadata, "qParams": q_params, "nodes": used, "links": links}
+
+
+_ID_PATTERNS = {
+    "cross layer transcoder": re.compile(r"^(\d+)_(\d+)_(\d+)$"),
+    "mlp reconstruction error": re.compile(r"^(\d+)_-1_(\d+)$"),
+    "embedding": re.compile(r"^E_(\d+)_(\d+)$"),
+    "logit": re.compile(r"^(\d+)_(\d+)_(\d+)$"),
+}
+_LEGACY_ERROR = re.compile(r"^0_(\d+)_(\d+)$")
+_FEATURE_TYPES = {"transcoder", "cross layer transcoder", "per layer transcoder"}
+
+
+def validate_graph_json(data: Any) -> dict[str, Any]:
+    """Check a schema-v1 graph dict; returns it with legacy error ids rewritten.
+
+    Raises GraphFormatError with the first problem found.
+    """
+    if not isinstance(data, dict):
+        raise GraphFormatError("graph JSON must be an object")
+    for key, expected in (("metadata", dict), ("nodes", list), ("links", list)):
+        if not isinstance(data.get(key), expected):
+            raise GraphFormatError(f"missing or malformed {key!r}")
+    meta = data["metadata"]
+    for key in ("slug", "prompt_tokens"):
+        if key not in meta:
+            raise GraphFormatError(f"metadata.{key} is missing")
+    renamed: dict[str, str] = {}
+    ids: set[str] = set()
+    for i, node in enumerate(data["nodes"]):
+        if not isinstance(node, dict) or not isinstance(node.get("node_id"), str):
+            raise GraphFormatError(f"nodes[{i}] has no node_id")
+        kind = str(node.get("feature_type"))
+        node_id: str = node["node_id"]
+        legacy = _LEGACY_ERROR.match(node_id)
+        if kind == "mlp reconstruction error" and legacy:
+            renamed[node_id] = f"{legacy.group(1)}_-1_{legacy.group(2)}"
+            node["node_id"] = node_id = renamed[node_id]
+        pattern = _ID_PATTERNS.get("cross layer transcoder" if kind in _FEATURE_TYPES else kind)
+        if pattern is None:
+            raise GraphFormatError(f"nodes[{i}] has unknown feature_type {kind!r}")
+        if not pattern.match(node_id):
+            raise GraphFormatError(f"nodes[{i}] id {node_id!r} does not fit feature_type {kind!r}")
+        if not isinstance(node.get("ctx_idx"), int):
+            raise GraphFormatError(f"nodes[{i}] has no integer ctx_idx")
+        if node_id in ids:
+            raise GraphFormatError(f"duplicate node id {node_id!r}")
+        ids.add(node_id)
+    for i, link in enumerate(data["links"]):
+        if not isinstance(link, dict) or not isinstance(link.get("weight"), (int, float)):
+            raise GraphFormatError(f"links[{i}] needs source, target and a numeric weight")
+        for end in ("source", "target"):
+            ref = str(link.get(end))
+            link[end] = renamed.get(ref, ref)
+            if link[end] not in ids:
+                raise GraphFormatError(f"links[{i}].{end} {link[end]!r} is not a node")
+    return data
+
+
+def save_raw(graph: Graph, path: str | Path) -> None:
+    """Full unpruned graph as safetensors (tensors + string metadata); never pickle."""
+    tensors = {name: getattr(graph, name).contiguous() for name in _RAW_TENSORS}
+    metadata = {
+        "format": RAW_FORMAT,
+        "input_string": graph.input_string,
+        "input_token_strings": json.dumps(graph.input_token_strings),
+        "logit_labels": json.dumps(graph.logit_labels),
+        "n_layers": str(graph.n_layers),
+        "vocab_size": str(graph.vocab_size),
+        "scan": graph.scan or "",
+        "model_name": graph.model_name,
+        "settings": json.dumps(graph.settings),
+    }
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def load_raw(path: str | Path) -> Graph:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != RAW_FORMAT:
+        raise GraphFormatError(f"{path} is not a {RAW_FORMAT} file")
+    tensors = load_file(str(path))
+    return Graph(
+        input_string=meta["input_string"],
+        input_token_strings=json.loads(meta["input_token_strings"]),
+        logit_labels=json.loads(meta["logit_labels"]),
+        n_layers=int(meta["n_layers"]),
+        vocab_size=int(meta["vocab_size"]),
+        scan=meta["scan"] or None,
+        model_name=meta["model_name"],
+        settings=json.loads(meta["settings"]),
+        **{name: tensors[name] for name in _RAW_TENSORS},
+    )

@@ -1,0 +1,363 @@
+"""The local replacement model: an HF causal LM + transcoders, linearised for one prompt.
+
+`linearised(model)` runs one forward pass in which
+- attention patterns are detached (queries and keys enter the family's own eager attention
+  detached, so only the value path carries gradient),
+- every residual-path norm uses its forward-pass denominator as a constant,
+- each MLP output (at the transcoders' output hook) is replaced by a fresh leaf tensor holding
+  ``output - skip`` plus the live skip path ``x_in @ W_skip``, so gradient reaches earlier layers
+  only through the skip and the leaf's gradient is exactly the gradient at the output hook,
+- the token embedding output is a fresh leaf.
+The model is then linear in those leaves, and one backward pass from a target direction gives
+every direct effect at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+from transformers.modeling_utils import AttentionInterface
+
+from .adapters import ModelAdapter, adapter_for, resolve
+from .transcoders import Transcoders, load_transcoders
+
+FROZEN_ATTENTION = "circuit_atlas_frozen"
+
+
+class ModelLoadError(ValueError):
+    """The model folder or hub id cannot be loaded."""
+
+
+def _frozen_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    *args: Any,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    # Each HF modeling file defines its family's eager attention (softcapping, sinks, GQA):
+    # run exactly that with detached queries and keys, so the pattern is a constant.
+    eager = sys.modules[type(module).__module__].eager_attention_forward
+    result: tuple[torch.Tensor, torch.Tensor | None] = eager(
+        module, query.detach(), key.detach(), value, *args, **kwargs
+    )
+    return result
+
+
+AttentionInterface.register(FROZEN_ATTENTION, _frozen_attention)
+AttentionMaskInterface.register(FROZEN_ATTENTION, eager_mask)
+
+
+@dataclass
+class ReplacementModel:
+    """A loaded HF model, its tokenizer (optional for token-id prompts) and transcoders."""
+
+    model: PreTrainedModel
+    adapter: ModelAdapter
+    transcoders: Transcoders
+    tokenizer: Any = None
+    name: str = ""
+
+    @classmethod
+    def load(
+        cls,
+        model_path: str | Path,
+        transcoders_path: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> ReplacementModel:
+        """Load from a local folder or a hub id (hub cache), and transcoders (see transcoders.py)."""
+        name = str(model_path)
+        try:
+            config = AutoConfig.from_pretrained(name)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load model config from {name!r}: {exc}") from exc
+        # Refuse an unknown architecture before loading any weights.
+        adapter_for((config.architectures or [type(config).__name__])[0])
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+        except (OSError, ValueError, TypeError):
+            tokenizer = None  # token-id prompts still work
+        return cls.from_parts(model, load_transcoders(transcoders_path), tokenizer, name, device)
+
+    @classmethod
+    def from_parts(
+        cls,
+        model: PreTrainedModel,
+        transcoders: Transcoders,
+        tokenizer: Any = None,
+        name: str = "",
+        device: str | torch.device = "cpu",
+    ) -> ReplacementModel:
+        architecture = (model.config.architectures or [type(model).__name__])[0]
+        adapter = adapter_for(architecture)
+        nn.Module.to(model, device)  # PreTrainedModel.to's stub rejects a plain device
+        model.eval()
+        model.requires_grad_(False)  # only the leaves below carry gradient
+        dtype = next(model.parameters()).dtype
+        replacement = cls(model, adapter, transcoders.to(device, dtype), tokenizer, name)
+        transcoders.validate(replacement.n_layers, replacement.d_model)
+        return replacement
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        layers = resolve(self.model, self.adapter.layers)
+        assert isinstance(layers, nn.ModuleList)
+        return layers
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.text_config.hidden_size)
+
+    @property
+    def text_config(self) -> Any:
+        config = self.model.config
+        return getattr(config, "text_config", None) or config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def unembed_weight(self) -> torch.Tensor:
+        """(vocab, d_model): the lm_head rows the logits read."""
+        weight = resolve(self.model, self.adapter.unembed).weight
+        assert isinstance(weight, torch.Tensor)
+        return weight
+
+    def special_token_ids(self) -> list[int]:
+        """Candidates for the prepended special token, in circuit-tracer's order."""
+        if self.tokenizer is not None:
+            tok = self.tokenizer
+            ids = [tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, *tok.all_special_ids]
+        else:
+            cfg = self.text_config
+            ids = [cfg.bos_token_id, cfg.pad_token_id, cfg.eos_token_id]
+        flat: list[int] = []
+        for i in ids:
+            flat.extend(i if isinstance(i, list) else [i])
+        return [i for i in flat if i is not None]
+
+    def tokenize(self, prompt: str | list[int] | torch.Tensor) -> torch.Tensor:
+        """1-D token ids with a special first token (prepended unless already there)."""
+        if isinstance(prompt, str):
+            if self.tokenizer is None:
+                raise ValueError("this model has no tokenizer; pass token ids")
+            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            tokens = torch.tensor(ids, dtype=torch.long)
+        else:
+            tokens = torch.as_tensor(prompt, dtype=torch.long).reshape(-1)
+        if tokens.numel() == 0:
+            raise ValueError("the prompt is empty")
+        vocab = self.unembed_weight.shape[0]
+        if int(tokens.min()) < 0 or int(tokens.max()) >= vocab:
+            raise ValueError(f"token ids must be in [0, {vocab})")
+        special = self.special_token_ids()
+        if not special:
+            raise ValueError("the model defines no special token to prepend")
+        if int(tokens[0]) not in special:
+            tokens = torch.cat([torch.tensor([special[0]]), tokens])
+        return tokens
+
+    def decode_token(self, token_id: int) -> str:
+        if self.tokenizer is None or token_id >= len(self.tokenizer):
+            return f"<{token_id}>"
+        return str(self.tokenizer.decode([token_id]))
+
+
+@dataclass
+class LinearisedForward:
+    """What one linearised forward pass leaves behind (batch dimension 1 kept on graph tensors).
+
+    ``feature_inputs[l]`` (1, n_pos, d): the transcoder input at layer l, in the autograd graph.
+    ``output_leaves[l]`` (1, n_pos, d): leaf at the output hook; its grad is the hook's grad.
+    ``outputs[l]`` (n_pos, d): the true output-hook value (detached).
+    ``embed_leaf`` (1, n_pos, d): the token embedding output, a leaf.
+    ``final_resid`` (1, n_pos, d): the lm_head input (final norm output), in the graph.
+    ``logits`` (vocab,): the model's logits at the last position (after any softcap).
+    """
+
+    feature_inputs: list[torch.Tensor] = field(default_factory=list)
+    output_leaves: list[torch.Tensor] = field(default_factory=list)
+    outputs: list[torch.Tensor] = field(default_factory=list)
+    embed_leaf: torch.Tensor | None = None
+    final_resid: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+def _frozen_norm_forward(
+    module: nn.Module, kind: str, on_normalized: Callable[[torch.Tensor], None] | None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    eps = float(getattr(module, "variance_epsilon", getattr(module, "eps", 1e-6)))
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        weight: torch.Tensor = module.weight  # type: ignore[assignment]
+        if kind == "layernorm":
+            centered = x - x.mean(-1, keepdim=True)  # centring is linear: it stays in the graph
+            scale = torch.rsqrt(x.detach().var(-1, keepdim=True, unbiased=False) + eps)
+            normalized = centered * scale
+            if on_normalized is not None:
+                on_normalized(normalized)
+            bias: torch.Tensor | None = module.bias  # type: ignore[assignment]
+            return normalized * weight + bias if bias is not None else normalized * weight
+        xf = x.float()
+        normalized = xf * torch.rsqrt(xf.detach().pow(2).mean(-1, keepdim=True) + eps)
+        if on_normalized is not None:
+            on_normalized(normalized)
+        if kind == "rms_plus_one":
+            return (normalized * (1.0 + weight.float())).type_as(x)
+        return weight * normalized.to(x.dtype)
+
+    return forward
+
+
+@contextmanager
+def _patched_forward(module: nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
+    module.forward = forward
+    try:
+        yield
+    finally:
+        del module.forward  # back to the class's forward
+
+
+@contextmanager
+def _hook(handle: torch.utils.hooks.RemovableHandle) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def _attention_implementation(model: PreTrainedModel, name: str) -> Iterator[None]:
+    configs = [model.config]
+    text_config = getattr(model.config, "text_config", None)
+    if text_config is not None:
+        configs.append(text_config)
+    previous = [c._attn_implementation for c in configs]
+    try:
+        for c in configs:
+            c._attn_implementation = name
+        yield
+    finally:
+        for c, p in zip(configs, previous, strict=True):
+            c._attn_implementation = p
+
+
+def _first_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    value = args[0] if args else kwargs.get("hidden_states", kwargs.get("input"))
+    assert isinstance(value, torch.Tensor)
+    return value
+
+
+@contextmanager
+def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
+    """Install the freezes for one forward pass; every hook and patch is removed on exit."""
+    adapter, tc = rm.adapter, rm.transcoders
+    trace = LinearisedForward(
+        feature_inputs=[torch.empty(0)] * rm.n_layers,
+        output_leaves=[torch.empty(0)] * rm.n_layers,
+        outputs=[torch.empty(0)] * rm.n_layers,
+    )
+    in_path, in_kind = adapter.hook(tc.feature_input_hook)
+    out_path, _ = adapter.hook(tc.feature_output_hook)
+
+    def store_input(layer: int) -> Callable[[torch.Tensor], None]:
+        def store(value: torch.Tensor) -> None:
+            trace.feature_inputs[layer] = value
+
+        return store
+
+    def input_pre_hook(layer: int) -> Callable[..., None]:
+        def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            trace.feature_inputs[layer] = _first_arg(args, kwargs)
+
+        return hook
+
+    def output_hook(layer: int) -> Callable[..., torch.Tensor]:
+        def hook(_m: nn.Module, _args: Any, output: torch.Tensor) -> torch.Tensor:
+            skip_w = tc.skip[layer]
+            skip = None
+            if skip_w is not None:
+                skip = (trace.feature_inputs[layer] @ skip_w.to(output.dtype)).to(output.dtype)
+            trace.outputs[layer] = output.detach()[0]
+            base = output.detach() if skip is None else (output - skip).detach()
+            leaf = base.requires_grad_(True)
+            trace.output_leaves[layer] = leaf
+            return leaf if skip is None else leaf + skip
+
+        return hook
+
+    def embed_hook(_m: nn.Module, _args: Any, output: torch.Tensor) -> torch.Tensor:
+        leaf = output.detach().requires_grad_(True)
+        trace.embed_leaf = leaf
+        return leaf
+
+    def unembed_pre_hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        trace.final_resid = _first_arg(args, kwargs)
+
+    with ExitStack() as stack:
+        stack.enter_context(_attention_implementation(rm.model, FROZEN_ATTENTION))
+        final_norm = resolve(rm.model, adapter.final_norm)
+        stack.enter_context(
+            _patched_forward(final_norm, _frozen_norm_forward(final_norm, adapter.norm_kind, None))
+        )
+        for layer, block in enumerate(rm.blocks):
+            for norm_path in adapter.block_norms:
+                norm = resolve(block, norm_path)
+                capture = (
+                    store_input(layer) if in_kind == "normalized" and norm_path == in_path else None
+                )
+                forward = _frozen_norm_forward(norm, adapter.norm_kind, capture)
+                stack.enter_context(_patched_forward(norm, forward))
+            if in_kind == "input":
+                handle = resolve(block, in_path).register_forward_pre_hook(
+                    input_pre_hook(layer), with_kwargs=True
+                )
+                stack.enter_context(_hook(handle))
+            handle = resolve(block, out_path).register_forward_hook(output_hook(layer))
+            stack.enter_context(_hook(handle))
+        embed = resolve(rm.model, adapter.embed)
+        stack.enter_context(_hook(embed.register_forward_hook(embed_hook)))
+        unembed = resolve(rm.model, adapter.unembed)
+        stack.enter_context(
+            _hook(unembed.register_forward_pre_hook(unembed_pre_hook, with_kwargs=True))
+        )
+        yield trace
+
+
+def run_linearised(rm: ReplacementModel, tokens: torch.Tensor) -> LinearisedForward:
+    """One forward pass under `linearised`; the returned tensors keep their autograd graph."""
+    with torch.enable_grad(), linearised(rm) as trace:
+        out = rm.model(input_ids=tokens[None].to(rm.device), use_cache=False)
+    trace.logits = out.logits[0, -1].detach().float()
+    return trace
+
+
+__all__ = [
+    "LinearisedForward",
+    "ModelLoadError",
+    "ReplacementModel",
+    "linearised",
+    "run_linearised",
+]
