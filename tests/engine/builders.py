@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,11 @@ def save_tokenizer(folder: Path) -> None:
         tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
     )
     fast.save_pretrained(folder)
+    # transformers 5 names its own backend class; name the class both 4.x and 5.x load.
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config))
 
 
 def save_model(family: str, folder: Path, *, seed: int = 0) -> Path:
