@@ -213,18 +213,62 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_ALWAYS_EAGER = False
 
+def _rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as ``60/hour``; anything else stops start-up."""
+    value = env_str(name, default)
+    count, _, period = value.partition("/")
+    if not count.isdigit() or period not in {"s", "sec", "m", "min", "h", "hour", "d", "day"}:
+        raise ImproperlyConfigured(f"{name} must look like 60/min or 1000/hour, got {value!r}")
+    return value
+
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # Bearer first: an anonymous API call then gets 401 with WWW-Authenticate: Bearer.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "webapp.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "webapp.api.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "webapp.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "writes": _rate("API_WRITE_RATE", "300/hour"),
+        "uploads": _rate("API_UPLOAD_RATE", "60/hour"),
+        "lookups": _rate("API_LOOKUP_RATE", "6000/hour"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Circuit Atlas API",
     "DESCRIPTION": "Attribution graphs, features, annotations and jobs.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SECURITY": [{"bearerAuth": []}, {"cookieAuth": []}],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer"},
+            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
+        }
+    },
 }
+
+# Graph uploads and imports (graphs/schema.py): bounded before anything is parsed.
+GRAPH_UPLOAD_MAX_BYTES = env_int("GRAPH_UPLOAD_MAX_BYTES", 100 * 1024 * 1024, minimum=1024)
+GRAPH_MAX_NODES = env_int("GRAPH_MAX_NODES", 100_000, minimum=10)
+GRAPH_MAX_LINKS = env_int("GRAPH_MAX_LINKS", 2_000_000, minimum=10)
+# Bulk feature lookup: most keys one request may ask for.
+FEATURE_LOOKUP_MAX_KEYS = env_int("FEATURE_LOOKUP_MAX_KEYS", 10_000, minimum=1)
+# A 10,000-key lookup body is ~1 MB of JSON; uploads go through FILE_UPLOAD_* instead.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024, minimum=1024)
 
 # Production hardening: behind a TLS-terminating proxy.
 if PRODUCTION:

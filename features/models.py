@@ -1,0 +1,242 @@
+"""Models, transcoder sets and their features: the dashboards the explorer and the site show.
+
+Millions of features must stay fast to look up, so ``Feature`` is keyed by a unique
+(transcoder_set, layer, index) index, its small arrays (logits, histogram) are JSON on the row,
+and per-token activation values are stored as ``real[]`` (4 bytes a value, not 8).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.db.models import Q
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+class Visibility(models.TextChoices):
+    """Who may see a thing. Private things are 404 to everyone but the owner and staff."""
+
+    PRIVATE = "private", "Private"
+    UNLISTED = "unlisted", "Unlisted (anyone with the link)"
+    PUBLIC = "public", "Public"
+
+
+def is_staff(user: AbstractBaseUser | AnonymousUser | None) -> bool:
+    return bool(user is not None and user.is_authenticated and getattr(user, "is_staff", False))
+
+
+class RealField(models.FloatField):
+    """A 4-byte ``real`` column: activations do not need double precision."""
+
+    def db_type(self, connection: Any) -> str:
+        return "real"
+
+
+class LanguageModelQuerySet(models.QuerySet["LanguageModel"]):
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser | None) -> LanguageModelQuerySet:
+        """Public and unlisted models for everyone; private ones for staff only."""
+        if is_staff(user):
+            return self
+        return self.exclude(visibility=Visibility.PRIVATE)
+
+    def listed_for(self, user: AbstractBaseUser | AnonymousUser | None) -> LanguageModelQuerySet:
+        if is_staff(user):
+            return self
+        return self.filter(visibility=Visibility.PUBLIC)
+
+
+class LanguageModel(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    display_name = models.CharField(max_length=200)
+    # A Hugging Face id ("google/gemma-2-2b") or a local path to the weights.
+    source = models.CharField(max_length=500, blank=True)
+    n_layers = models.PositiveSmallIntegerField()
+    d_model = models.PositiveIntegerField()
+    vocab_size = models.PositiveIntegerField()
+    # Tokenizer facts the web side needs without loading it: name/path, bos token, etc.
+    tokenizer = models.JSONField(default=dict, blank=True)
+    # Longest prompt (in tokens) a graph may be generated for on this model.
+    max_prompt_tokens = models.PositiveIntegerField(default=64)
+    visibility = models.CharField(
+        max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC
+    )
+    default_transcoder_set = models.ForeignKey(
+        "TranscoderSet", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LanguageModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class TranscoderSet(models.Model):
+    class Kind(models.TextChoices):
+        PLT = "plt", "Per-layer transcoders"
+        CLT = "clt", "Cross-layer transcoder"
+
+    model = models.ForeignKey(
+        LanguageModel, on_delete=models.CASCADE, related_name="transcoder_sets"
+    )
+    slug = models.SlugField(max_length=100)
+    display_name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=3, choices=Kind.choices, default=Kind.PLT)
+    feature_input_hook = models.CharField(max_length=200, blank=True)
+    feature_output_hook = models.CharField(max_length=200, blank=True)
+    # Features per layer (d_transcoder).
+    features_per_layer = models.PositiveIntegerField()
+    # A local path or an hf:// URI the worker loads the weights from.
+    source = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model__slug", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "slug"], name="transcoder_set_slug_per_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.slug}/{self.slug}"
+
+
+class FeatureQuerySet(models.QuerySet["Feature"]):
+    def for_set(self, transcoder_set: TranscoderSet) -> FeatureQuerySet:
+        return self.filter(transcoder_set=transcoder_set)
+
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser | None) -> FeatureQuerySet:
+        if is_staff(user):
+            return self
+        return self.exclude(transcoder_set__model__visibility=Visibility.PRIVATE)
+
+    def with_explanations(self) -> FeatureQuerySet:
+        return self.prefetch_related("explanations")
+
+    def with_top_logit(self, token: str) -> FeatureQuerySet:
+        return self.filter(top_logits__contains=[token])
+
+
+class Feature(models.Model):
+    transcoder_set = models.ForeignKey(
+        TranscoderSet, on_delete=models.CASCADE, related_name="features"
+    )
+    layer = models.PositiveSmallIntegerField()
+    index = models.PositiveIntegerField()
+    # Fraction of tokens on which the feature fires.
+    density = RealField(null=True, blank=True)
+    act_min = RealField(null=True, blank=True)
+    act_max = RealField(null=True, blank=True)
+    max_activation = RealField(null=True, blank=True)
+    # Counts per bin over [act_min, act_max], as in circuit-tracer's feature JSON.
+    histogram = models.JSONField(null=True, blank=True)
+    quantile_values = models.JSONField(null=True, blank=True)
+    top_logits = models.JSONField(default=list, blank=True)
+    bottom_logits = models.JSONField(default=list, blank=True)
+
+    objects = FeatureQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["transcoder_set", "layer", "index"], name="feature_key")
+        ]
+        indexes = [GinIndex(fields=["top_logits"], name="feature_top_logits_gin")]
+
+    def __str__(self) -> str:
+        return f"{self.transcoder_set_id}:L{self.layer}/{self.index}"
+
+
+class ActivationExample(models.Model):
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="examples")
+    # Position in the dashboard: 0 is the top example.
+    rank = models.PositiveSmallIntegerField(default=0)
+    quantile = models.CharField(max_length=100, blank=True)
+    tokens = ArrayField(models.TextField())
+    values = ArrayField(RealField())
+    max_value = RealField()
+    max_index = models.PositiveIntegerField()
+    # Where the example's attention window starts in its training document (circuit-tracer).
+    train_token_ind = models.IntegerField(null=True, blank=True)
+    is_repeated_datapoint = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["feature", "rank"], name="example_feature_rank")]
+
+    def __str__(self) -> str:
+        return f"example {self.rank} of feature {self.feature_id}"
+
+
+class ExplanationQuerySet(models.QuerySet["Explanation"]):
+    def search(self, text: str) -> ExplanationQuerySet:
+        from django.contrib.postgres.search import SearchQuery, SearchRank
+
+        query = SearchQuery(text, config="english", search_type="websearch")
+        return (
+            self.filter(search_vector=query)
+            .annotate(rank=SearchRank(models.F("search_vector"), query))
+            .order_by("-rank", "id")
+        )
+
+
+class Explanation(models.Model):
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="explanations")
+    text = models.TextField()
+    # How it was made: "autointerp", "human", "clerp" ...
+    method = models.CharField(max_length=100, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="explanations",
+    )
+    score = RealField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("text", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    objects = ExplanationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-score", "id"]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="explanation_search"),
+            models.Index(fields=["feature", "-score"], name="explanation_feature_score"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(text=""), name="explanation_text_not_empty")
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class FeatureImport(models.Model):
+    """A dashboard file imported into a set, so a rerun of ``import_features`` skips it."""
+
+    transcoder_set = models.ForeignKey(TranscoderSet, on_delete=models.CASCADE, related_name="+")
+    path = models.CharField(max_length=1000)
+    size = models.PositiveBigIntegerField()
+    mtime = models.BigIntegerField()
+    features = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["transcoder_set", "path"], name="feature_import_path")
+        ]
+
+    def __str__(self) -> str:
+        return self.path

@@ -1,0 +1,154 @@
+"""The stored graph artifact: normalised circuit-tracer JSON, gzipped, in Django storage.
+
+Why this form: the browser already decompresses gzip natively, so the stored bytes are served
+as they are (``Content-Encoding: gzip``, ETag = SHA-256 of the JSON, conditional GET) with no
+work per request; and it is the same schema users export, so there is one format to keep right.
+Graphs too large to ship whole are read through ``neighbourhood()``, which keeps a parsed,
+indexed copy of the few most recently used graphs in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+_CACHE_GRAPHS = 4
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    name: str
+    sha256: str
+    raw_bytes: int
+    gzip_bytes: int
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def write(document: dict[str, Any], *, model_slug: str, slug: str) -> StoredArtifact:
+    raw = encode(document)
+    # mtime=0: the same graph always gzips to the same bytes.
+    packed = gzip.compress(raw, compresslevel=6, mtime=0)
+    name = f"graphs/{model_slug}/{slug}-{uuid.uuid4().hex[:8]}.json.gz"
+    saved = default_storage.save(name, ContentFile(packed))
+    return StoredArtifact(saved, hashlib.sha256(raw).hexdigest(), len(raw), len(packed))
+
+
+def delete(name: str) -> None:
+    if name:
+        default_storage.delete(name)
+
+
+def read_gzip(name: str) -> bytes:
+    with default_storage.open(name, "rb") as handle:
+        return handle.read()
+
+
+def read_document(name: str) -> dict[str, Any]:
+    return json.loads(gzip.decompress(read_gzip(name)))
+
+
+def with_annotations(
+    document: dict[str, Any],
+    *,
+    pinned_ids: list[str],
+    supernodes: list[list[str]],
+    node_labels: dict[str, str],
+    clicked_id: str = "",
+) -> dict[str, Any]:
+    """The document with a subgraph's pins, supernodes and labels, as other tools read them."""
+    out = dict(document)
+    q = dict(document.get("qParams") or {})
+    q.update(pinnedIds=list(pinned_ids), supernodes=[list(s) for s in supernodes])
+    if clicked_id:
+        q["clickedId"] = clicked_id
+    out["qParams"] = q
+    if node_labels:
+        out["nodes"] = [
+            {**node, "clerp": node_labels[node["node_id"]]}
+            if node["node_id"] in node_labels
+            else node
+            for node in document["nodes"]
+        ]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Neighbourhoods of one node, for graphs the browser should not download whole.
+
+
+@dataclass
+class _Indexed:
+    nodes: dict[str, dict[str, Any]]
+    incoming: dict[str, list[tuple[str, float]]]
+    outgoing: dict[str, list[tuple[str, float]]]
+    metadata: dict[str, Any]
+
+
+_cache: OrderedDict[str, _Indexed] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _indexed(name: str, sha256: str) -> _Indexed:
+    key = f"{name}:{sha256}"
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    document = read_document(name)
+    incoming: dict[str, list[tuple[str, float]]] = {}
+    outgoing: dict[str, list[tuple[str, float]]] = {}
+    for link in document["links"]:
+        incoming.setdefault(link["target"], []).append((link["source"], link["weight"]))
+        outgoing.setdefault(link["source"], []).append((link["target"], link["weight"]))
+    for edges in (*incoming.values(), *outgoing.values()):
+        edges.sort(key=lambda edge: -abs(edge[1]))
+    index = _Indexed(
+        {n["node_id"]: n for n in document["nodes"]}, incoming, outgoing, document["metadata"]
+    )
+    with _lock:
+        _cache[key] = index
+        while len(_cache) > _CACHE_GRAPHS:
+            _cache.popitem(last=False)
+    return index
+
+
+def neighbourhood(
+    name: str, sha256: str, node_ids: list[str], *, direction: str, limit: int
+) -> dict[str, Any] | None:
+    """The nodes, their strongest ``limit`` links each way, and the nodes at the other ends.
+
+    None when any of ``node_ids`` is not in the graph.
+    """
+    index = _indexed(name, sha256)
+    if any(node_id not in index.nodes for node_id in node_ids):
+        return None
+    links: list[dict[str, Any]] = []
+    seen = dict.fromkeys(node_ids)
+    for node_id in node_ids:
+        if direction in ("in", "both"):
+            for source, weight in index.incoming.get(node_id, [])[:limit]:
+                links.append({"source": source, "target": node_id, "weight": weight})
+                seen[source] = None
+        if direction in ("out", "both"):
+            for target, weight in index.outgoing.get(node_id, [])[:limit]:
+                links.append({"source": node_id, "target": target, "weight": weight})
+                seen[target] = None
+    return {
+        "node_ids": node_ids,
+        "nodes": [index.nodes[node_id] for node_id in seen],
+        "links": links,
+        "in_degree": {n: len(index.incoming.get(n, [])) for n in node_ids},
+        "out_degree": {n: len(index.outgoing.get(n, [])) for n in node_ids},
+    }

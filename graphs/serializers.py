@@ -1,0 +1,227 @@
+"""Thin serializers for graphs and subgraphs: shapes and input bounds, no queries of their own."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from features.models import Visibility
+from graphs.models import Graph, GraphNode, Subgraph
+
+MAX_LABEL_CHARS = 200
+MAX_NODE_ID_CHARS = 100
+MAX_PINNED = 5000
+MAX_SUPERNODES = 1000
+
+
+class GraphSerializer(serializers.ModelSerializer[Graph]):
+    model: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    transcoder_set: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    owner: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    urls = serializers.SerializerMethodField()
+    etag = serializers.CharField(source="artifact_sha256", read_only=True)
+
+    class Meta:
+        model = Graph
+        fields = [
+            "model",
+            "transcoder_set",
+            "slug",
+            "title",
+            "prompt",
+            "prompt_tokens",
+            "target",
+            "generation_settings",
+            "pruning_settings",
+            "scores",
+            "n_nodes",
+            "n_links",
+            "n_features",
+            "owner",
+            "visibility",
+            "featured",
+            "source",
+            "created_at",
+            "artifact_bytes",
+            "artifact_gzip_bytes",
+            "etag",
+            "urls",
+        ]
+        read_only_fields = fields
+
+    def get_urls(self, graph: Graph) -> dict[str, str]:
+        # Optimization: f-strings, not reverse(), for list pages of many graphs.
+        base = f"/api/v1/graphs/{graph.model.slug}/{graph.slug}"
+        return {
+            "api": base,
+            "artifact": f"{base}/artifact",
+            "neighbourhood": f"{base}/neighbourhood",
+            "subgraphs": f"{base}/subgraphs",
+            "page": f"/graphs/{graph.model.slug}/{graph.slug}",
+        }
+
+
+class GraphUpdateSerializer(serializers.ModelSerializer[Graph]):
+    class Meta:
+        model = Graph
+        fields = ["title", "visibility", "featured"]
+
+    def validate_featured(self, value: bool) -> bool:
+        request = self.context.get("request")
+        if value and not (request and request.user.is_staff):
+            raise serializers.ValidationError("only staff can feature a graph")
+        return value
+
+
+class GraphUploadSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField(
+        help_text="circuit-tracer / Neuronpedia graph JSON (optionally gzipped)."
+    )
+    model = serializers.SlugField(
+        required=False, help_text="Model slug; default: the file's metadata.scan."
+    )
+    transcoder_set = serializers.SlugField(required=False)
+    slug = serializers.SlugField(
+        required=False, max_length=100, help_text="Default: metadata.slug or the prompt."
+    )
+    title = serializers.CharField(required=False, max_length=200, allow_blank=True)
+    visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.PRIVATE)
+
+
+class FeatureGraphSerializer(serializers.ModelSerializer[GraphNode]):
+    """A graph that contains a feature, with where and how strongly it appears there."""
+
+    graph = GraphSerializer(read_only=True)
+
+    class Meta:
+        model = GraphNode
+        fields = ["graph", "node_id", "position", "activation", "influence"]
+
+
+def _check_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NODE_ID_CHARS:
+        raise serializers.ValidationError(f"{where}: expected a node id (1-100 characters)")
+    return value
+
+
+class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
+    graph = serializers.SerializerMethodField()
+    owner: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Subgraph
+        fields = [
+            "share_slug",
+            "graph",
+            "owner",
+            "title",
+            "pinned_ids",
+            "supernodes",
+            "node_labels",
+            "thresholds",
+            "clicked_id",
+            "notes",
+            "visibility",
+            "version",
+            "created_at",
+            "updated_at",
+            "url",
+        ]
+        read_only_fields = ["share_slug", "graph", "owner", "version", "created_at", "updated_at"]
+        extra_kwargs = {"notes": {"max_length": 10_000}, "clicked_id": {"max_length": 100}}
+
+    def get_graph(self, subgraph: Subgraph) -> dict[str, str]:
+        return {"model": subgraph.graph.model.slug, "slug": subgraph.graph.slug}
+
+    def get_url(self, subgraph: Subgraph) -> str:
+        return reverse("api-subgraph", kwargs={"share_slug": subgraph.share_slug})
+
+    def validate_title(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("a subgraph needs a title")
+        return value.strip()
+
+    def validate_pinned_ids(self, value: Any) -> list[str]:
+        if not isinstance(value, list):
+            raise serializers.ValidationError("expected a list of node ids")
+        if len(value) > MAX_PINNED:
+            raise serializers.ValidationError(f"at most {MAX_PINNED} pinned nodes")
+        return [_check_id(v, f"[{i}]") for i, v in enumerate(value)]
+
+    def validate_supernodes(self, value: Any) -> list[list[str]]:
+        if not isinstance(value, list) or len(value) > MAX_SUPERNODES:
+            raise serializers.ValidationError(
+                f"expected a list of at most {MAX_SUPERNODES} [label, node_id, ...] lists"
+            )
+        out = []
+        for i, group in enumerate(value):
+            if not isinstance(group, list) or not group or not isinstance(group[0], str):
+                raise serializers.ValidationError(f"[{i}]: expected [label, node_id, ...]")
+            if len(group[0]) > MAX_LABEL_CHARS:
+                raise serializers.ValidationError(
+                    f"[{i}]: a label is at most {MAX_LABEL_CHARS} characters"
+                )
+            if len(group) > MAX_PINNED + 1:
+                raise serializers.ValidationError(f"[{i}]: too many nodes in one supernode")
+            out.append(
+                [group[0], *(_check_id(v, f"[{i}][{j + 1}]") for j, v in enumerate(group[1:]))]
+            )
+        return out
+
+    def validate_node_labels(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("expected an object {node_id: label}")
+        if len(value) > MAX_PINNED:
+            raise serializers.ValidationError(f"at most {MAX_PINNED} labels")
+        for key, label in value.items():
+            _check_id(key, "key")
+            if not isinstance(label, str):
+                raise serializers.ValidationError(f"{key}: a label must be a string")
+            if len(label) > MAX_LABEL_CHARS:
+                raise serializers.ValidationError(
+                    f"{key}: a label is at most {MAX_LABEL_CHARS} characters"
+                )
+        return dict(value)
+
+    def validate_thresholds(self, value: Any) -> dict[str, float]:
+        if not isinstance(value, dict) or len(value) > 10:
+            raise serializers.ValidationError("expected an object of at most 10 numbers")
+        for key, number in value.items():
+            if (
+                not isinstance(key, str)
+                or len(key) > 50
+                or isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not math.isfinite(number)
+            ):
+                raise serializers.ValidationError(f"{str(key)[:50]}: expected a finite number")
+        return dict(value)
+
+
+class SubgraphWriteSerializer(SubgraphSerializer):
+    """Updates may name the version they read in the body instead of If-Match."""
+
+    version = serializers.IntegerField(required=False, min_value=1)
+
+    class Meta(SubgraphSerializer.Meta):
+        read_only_fields = ["share_slug", "graph", "owner", "created_at", "updated_at"]
+
+
+class NeighbourhoodSerializer(serializers.Serializer[Any]):
+    node_ids = serializers.ListField(child=serializers.CharField())
+    nodes = serializers.ListField(child=serializers.DictField())
+    links = serializers.ListField(child=serializers.DictField())
+    in_degree = serializers.DictField(child=serializers.IntegerField())
+    out_degree = serializers.DictField(child=serializers.IntegerField())

@@ -1,0 +1,249 @@
+"""Writes that touch several models or storage: storing a graph, deleting it, saving subgraphs.
+
+``store_graph`` is the one way a graph gets in (upload, ``import_graph``, the generation worker):
+validate, write the artifact, then the ``Graph`` row and its ``GraphNode`` index in one
+transaction. If the transaction fails the artifact is deleted, so nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+
+from features.models import LanguageModel, TranscoderSet, Visibility
+from graphs import artifacts
+from graphs.models import Graph, GraphNode, Subgraph
+from graphs.schema import (
+    GraphValidationError,
+    Limits,
+    NormalisedGraph,
+    parse_json,
+    read_limited,
+    validate_graph,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+_NODE_BATCH = 5000
+
+
+def limits() -> Limits:
+    return Limits(
+        max_bytes=settings.GRAPH_UPLOAD_MAX_BYTES,
+        max_nodes=settings.GRAPH_MAX_NODES,
+        max_links=settings.GRAPH_MAX_LINKS,
+    )
+
+
+def resolve_model(slug: str | None, metadata: dict[str, Any] | None = None) -> LanguageModel:
+    """The model named by ``slug``, else by the document's ``metadata.scan``."""
+    name = slug or (metadata or {}).get("scan") or ""
+    model = LanguageModel.objects.filter(slug=name).first() if name else None
+    if model is None:
+        field = "model" if slug or not metadata else "metadata.scan"
+        known = ", ".join(LanguageModel.objects.values_list("slug", flat=True)[:20]) or "none yet"
+        raise GraphValidationError({field: f"unknown model {name!r} (known: {known})"})
+    return model
+
+
+def resolve_transcoder_set(
+    model: LanguageModel, slug: str | None, metadata: dict[str, Any] | None = None
+) -> TranscoderSet | None:
+    details = (metadata or {}).get("feature_details") or {}
+    name = slug or (details.get("neuronpedia_source_set") if isinstance(details, dict) else None)
+    if name:
+        found = model.transcoder_sets.filter(slug=name).first()
+        if found is None:
+            raise GraphValidationError(
+                {"transcoder_set": f"model {model.slug!r} has no transcoder set {name!r}"}
+            )
+        return found
+    if model.default_transcoder_set_id is not None:
+        return model.default_transcoder_set
+    return model.transcoder_sets.first()
+
+
+def free_slug(model: LanguageModel, wanted: str) -> str:
+    """``wanted`` slugified, with -2, -3 ... appended until no graph of ``model`` has it."""
+    base = slugify(wanted)[:90] or "graph"
+    taken = set(
+        Graph.objects.filter(model=model, slug__regex=rf"^{re.escape(base)}(-\d+)?$").values_list(
+            "slug", flat=True
+        )
+    )
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def store_graph(
+    graph: NormalisedGraph,
+    *,
+    model: LanguageModel,
+    transcoder_set: TranscoderSet | None,
+    slug: str,
+    owner: User | None,
+    visibility: str = Visibility.PRIVATE,
+    source: str = Graph.Source.UPLOAD,
+    title: str = "",
+    target: dict[str, Any] | None = None,
+    scores: dict[str, Any] | None = None,
+    generation_settings: dict[str, Any] | None = None,
+    pruning_settings: dict[str, Any] | None = None,
+    raw_artifact_name: str = "",
+) -> Graph:
+    """Store a validated graph: artifact, ``Graph`` row and ``GraphNode`` index, atomically.
+
+    Raises ``GraphValidationError({"slug": ...})`` when the slug is taken.
+    """
+    metadata = graph.metadata
+    metadata["slug"] = slug
+    metadata["scan"] = model.slug
+    if transcoder_set is not None:
+        details = metadata.get("feature_details") or {}
+        metadata["feature_details"] = {**details, "neuronpedia_source_set": transcoder_set.slug}
+    generation = generation_settings or metadata.get("generation_settings") or {}
+    pruning = pruning_settings or metadata.get("pruning_settings") or {}
+    if not pruning and metadata.get("node_threshold") is not None:
+        pruning = {"node_threshold": metadata["node_threshold"]}
+    if generation:
+        metadata["generation_settings"] = generation
+    if pruning:
+        metadata["pruning_settings"] = pruning
+
+    stored = artifacts.write(graph.document, model_slug=model.slug, slug=slug)
+    try:
+        with transaction.atomic():
+            row = Graph.objects.create(
+                model=model,
+                transcoder_set=transcoder_set,
+                slug=slug,
+                title=title[:200],
+                prompt=metadata["prompt"],
+                prompt_tokens=metadata["prompt_tokens"],
+                target=target,
+                generation_settings=generation,
+                pruning_settings=pruning,
+                scores=scores or {},
+                n_nodes=graph.n_nodes,
+                n_links=graph.n_links,
+                n_features=len(graph.feature_nodes),
+                owner=owner,
+                visibility=visibility,
+                source=source,
+                artifact=stored.name,
+                artifact_bytes=stored.raw_bytes,
+                artifact_gzip_bytes=stored.gzip_bytes,
+                artifact_sha256=stored.sha256,
+                raw_artifact=raw_artifact_name,
+            )
+            _index_nodes(row, graph)
+    except IntegrityError as exc:
+        artifacts.delete(stored.name)
+        if "graph_slug_per_model" in str(exc):
+            raise GraphValidationError(
+                {"slug": f"model {model.slug!r} already has a graph called {slug!r}"}
+            ) from None
+        raise
+    except BaseException:
+        artifacts.delete(stored.name)
+        raise
+    return row
+
+
+def _index_nodes(row: Graph, graph: NormalisedGraph) -> None:
+    nodes = [
+        GraphNode(
+            graph=row,
+            transcoder_set_id=row.transcoder_set_id,
+            node_id=node.node_id,
+            layer=node.layer,
+            position=node.position,
+            feature_index=node.feature_index,
+            activation=node.activation,
+            influence=node.influence,
+        )
+        for node in graph.feature_nodes
+    ]
+    GraphNode.objects.bulk_create(nodes, batch_size=_NODE_BATCH)
+
+
+def import_graph_bytes(
+    data: bytes,
+    *,
+    model_slug: str | None,
+    transcoder_set_slug: str | None = None,
+    slug: str | None = None,
+    owner: User | None,
+    visibility: str = Visibility.PRIVATE,
+    source: str = Graph.Source.UPLOAD,
+    title: str = "",
+) -> Graph:
+    """Validate a graph file (JSON or gzipped JSON) and store it. The model comes from
+    ``model_slug`` or the file's ``metadata.scan``; the slug from ``slug``, the file's
+    ``metadata.slug`` or the prompt (made unique only when not given explicitly)."""
+    lim = limits()
+    # Parse once, find the model (maybe from metadata.scan), then validate against its layers.
+    parsed = parse_json(read_limited(io.BytesIO(data), lim.max_bytes))
+    metadata = parsed.get("metadata") if isinstance(parsed, dict) else None
+    metadata = metadata if isinstance(metadata, dict) else None
+    model = resolve_model(model_slug, metadata)
+    graph = validate_graph(parsed, n_layers=model.n_layers, limits=lim)
+    transcoder_set = resolve_transcoder_set(model, transcoder_set_slug, graph.metadata)
+    if slug:
+        if slugify(slug) != slug:
+            raise GraphValidationError({"slug": "use only letters, numbers, hyphens, underscores"})
+        final_slug = slug
+    else:
+        wanted = graph.metadata.get("slug") or graph.metadata["prompt"][:60] or "graph"
+        final_slug = free_slug(model, wanted)
+    return store_graph(
+        graph,
+        model=model,
+        transcoder_set=transcoder_set,
+        slug=final_slug,
+        owner=owner,
+        visibility=visibility,
+        source=source,
+        title=title,
+    )
+
+
+def delete_graph(graph: Graph) -> None:
+    name, raw = graph.artifact.name, graph.raw_artifact.name
+    graph.delete()
+
+    def _remove() -> None:
+        artifacts.delete(name or "")
+        artifacts.delete(raw or "")
+
+    transaction.on_commit(_remove)
+
+
+# ---------------------------------------------------------------------------------------------
+# Subgraphs
+
+
+def update_subgraph(subgraph: Subgraph, expected_version: int, changes: dict[str, Any]) -> bool:
+    """Apply ``changes`` only if the row is still at ``expected_version``; True when it was.
+
+    A compare-and-set update, so two editors never overwrite each other silently.
+    """
+    fields = {key: value for key, value in changes.items() if key != "version"}
+    updated = Subgraph.objects.filter(pk=subgraph.pk, version=expected_version).update(
+        version=F("version") + 1, updated_at=timezone.now(), **fields
+    )
+    if updated:
+        subgraph.refresh_from_db()
+    return updated == 1

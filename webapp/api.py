@@ -1,0 +1,166 @@
+"""Shared REST plumbing: one JSON error shape, pagination, throttles, conditional requests.
+
+Every error body is ``{"error": "<one readable sentence>", "detail": {field: message}}``; the
+field map is empty when the error is not about a field. Throttled requests get 429 with
+``Retry-After`` (DRF sets the header; this handler keeps it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, pagination, status, throttling
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, str]:
+    """DRF's nested error detail as {"field.sub[0]": "message"}."""
+    if isinstance(detail, dict):
+        out: dict[str, str] = {}
+        for key, value in detail.items():
+            name = str(key) if not prefix else f"{prefix}.{key}"
+            if key == "non_field_errors" and not prefix:
+                name = "non_field_errors"
+            out.update(_flatten(value, name))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or "non_field_errors": " ".join(str(item) for item in detail)}
+        out = {}
+        for i, item in enumerate(detail):
+            if item:
+                out.update(_flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix or "non_field_errors": str(detail)}
+
+
+_TITLES = {
+    400: "invalid request",
+    401: "authentication required",
+    403: "permission denied",
+    404: "not found",
+    405: "method not allowed",
+    406: "not acceptable",
+    409: "conflict",
+    413: "too large",
+    415: "unsupported media type",
+    429: "too many requests",
+}
+
+
+def error_body(error: str, detail: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"error": error, "detail": detail or {}, **extra}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        first_field, first_message = next(iter(fields.items()), ("", "invalid request"))
+        error = (
+            first_message
+            if first_field == "non_field_errors"
+            else f"{first_field}: {first_message}"
+        )
+        response.data = error_body(error, fields)
+    elif isinstance(exc, exceptions.Throttled):
+        seconds = getattr(exc, "wait", None)
+        wait = math.ceil(seconds) if seconds is not None else None
+        message = "too many requests" + (f"; try again in {wait} s" if wait is not None else "")
+        response.data = error_body(message, retry_after=wait)
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        if isinstance(detail, dict) and "error" in detail:
+            response.data = detail
+        else:
+            message = (
+                str(detail)
+                if not isinstance(detail, dict | list)
+                else _TITLES.get(response.status_code, "error")
+            )
+            fields = _flatten(detail) if isinstance(detail, dict | list) else {}
+            response.data = error_body(message, fields)
+    return response
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "conflict"
+    default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "too large"
+    default_code = "too_large"
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class WriteThrottle(throttling.ScopedRateThrottle):
+    """Writes (create/update/delete) share one budget per user or IP; reads are free."""
+
+    scope_attr = "throttle_scope"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        if getattr(view, self.scope_attr, None) is None:
+            view.throttle_scope = "writes"
+        return super().allow_request(request, view)
+
+
+class UploadThrottle(throttling.SimpleRateThrottle):
+    scope = "uploads"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if request.method != "POST":
+            return None
+        ident = (
+            request.user.pk
+            if request.user and request.user.is_authenticated
+            else self.get_ident(request)
+        )
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class LookupThrottle(throttling.SimpleRateThrottle):
+    scope = "lookups"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        ident = (
+            request.user.pk
+            if request.user and request.user.is_authenticated
+            else self.get_ident(request)
+        )
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version named by an If-Match header: ``"3"``, ``W/"3"`` or ``3``; None when absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    if value.startswith("v"):
+        value = value[1:]
+    if not value.isdigit() or len(value) > 9:
+        raise exceptions.ValidationError({"If-Match": 'expected the version number, e.g. "3"'})
+    return int(value)
