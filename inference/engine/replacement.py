@@ -79,18 +79,22 @@ class ReplacementModel:
     ) -> ReplacementModel:
         """Load from a local folder or a hub id (hub cache), and transcoders (see transcoders.py)."""
         name = str(model_path)
+        looks_local = Path(name).is_absolute() or name.startswith((".", "~"))
+        if looks_local and not Path(name).expanduser().is_dir():
+            raise ModelLoadError(f"model folder not found: {name}")
         try:
             config = AutoConfig.from_pretrained(name)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load model config from {name!r}: {exc}") from exc
-        # Refuse an unknown architecture before loading any weights.
+        # Refuse an unknown architecture or bad transcoders before loading any weights.
         adapter_for((config.architectures or [type(config).__name__])[0])
+        transcoders = load_transcoders(transcoders_path)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager")
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)
         except (OSError, ValueError, TypeError):
             tokenizer = None  # token-id prompts still work
-        return cls.from_parts(model, load_transcoders(transcoders_path), tokenizer, name, device)
+        return cls.from_parts(model, transcoders, tokenizer, name, device)
 
     @classmethod
     def from_parts(

@@ -1,0 +1,80 @@
+"""`python -m inference attribute`: output files, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from inference.cli import main
+from inference.engine import load_raw, validate_graph_json
+
+from .builders import save_model, save_plt
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    save_model("llama", root / "model")
+    save_plt(root / "tc")
+    return root
+
+
+def _run(files: Path, *extra: str) -> int:
+    return main(
+        ["attribute", "--model", str(files / "model"), "--transcoders", str(files / "tc"), *extra]
+    )
+
+
+def test_it_writes_the_pruned_json_and_the_raw_graph(files: Path, tmp_path: Path) -> None:
+    out, raw = tmp_path / "g.json", tmp_path / "g.safetensors"
+    code = _run(files, "--prompt", "w5 w9 w7", "--out", str(out), "--raw", str(raw), "--slug", "s1")
+    assert code == 0
+    data = validate_graph_json(json.loads(out.read_text()))
+    assert data["metadata"]["slug"] == "s1"
+    assert data["metadata"]["prompt_tokens"] == ["<bos>", "w5", "w9", "w7"]
+    assert load_raw(raw).input_tokens.tolist() == [1, 5, 9, 7]
+
+
+def test_token_ids_are_used_as_given(files: Path, tmp_path: Path) -> None:
+    out = tmp_path / "g.json"
+    assert _run(files, "--token-ids", "2,5,6", "--max-feature-nodes", "5", "--out", str(out)) == 0
+    tokens = [n for n in json.loads(out.read_text())["nodes"] if n["feature_type"] == "embedding"]
+    assert [n["node_id"] for n in tokens] == ["E_2_0", "E_5_1", "E_6_2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prompt", "  "], "prompt is empty"),
+        (["--token-ids", "5,999"], "token ids must be in"),
+        (["--prompt", "w5", "--transcoders", "/nonexistent/tc"], "transcoders not found"),
+        (["--prompt", "w5", "--model", "/nonexistent/model"], "model folder not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code = _run(files, "--out", str(tmp_path / "g.json"), *args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_mismatched_transcoder_shapes_exit_2(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_plt(tmp_path / "small", d_model=16)
+    code = _run(
+        files,
+        "--prompt",
+        "w5",
+        "--transcoders",
+        str(tmp_path / "small"),
+        "--out",
+        str(tmp_path / "g.json"),
+    )
+    assert code == 2
+    assert "d_model" in capsys.readouterr().err
