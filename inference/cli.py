@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 EXIT_BAD_INPUT = 2
 
@@ -116,7 +117,7 @@ def run_attribute(args: argparse.Namespace, progress: Callable[[str, float], Non
     model = ReplacementModel.load(
         args.model, args.transcoders, device=args.device, dtype=getattr(torch, args.dtype)
     )
-    prompt: str | list[int] = args.token_ids if args.prompt is None else str(args.prompt)
+    prompt = cast(str | list[int], args.prompt if args.prompt is not None else args.token_ids)
     graph = attribute(
         prompt,
         model,
