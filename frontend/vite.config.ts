@@ -8,7 +8,7 @@ export default defineConfig({
     emptyOutDir: true,
     manifest: true,
     target: "es2022",
-    rollupOptions: { input: { main: "src/main.ts" } },
+    rollupOptions: { input: { main: "src/main.ts", explorer: "src/explorer/main.ts" } },
   },
   test: { environment: "node", include: ["src/**/*.test.ts"] },
 });

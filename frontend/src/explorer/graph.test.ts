@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildGraph, edgeShare, GraphFormatError, Kind, logitToken, nodeLabel } from "./graph";
+import { buildGraph, cantorIndex, edgeShare, featureIndex, GraphFormatError, Kind, logitToken, nodeLabel } from "./graph";
 import { tinyGraphJson } from "./fixture";
 
 describe("buildGraph", () => {
@@ -41,6 +41,15 @@ describe("buildGraph", () => {
     const feature = graph.index.get("1_3_1")!;
     const e = graph.inEdges[graph.inStart[feature]!]!;
     expect(edgeShare(graph, e)).toBeCloseTo(2 / 3);
+  });
+
+  it("reads the transcoder index from the node id, else from a Cantor-paired feature field", () => {
+    expect(graph.nodes[graph.index.get("0_7_1")!]!.feature).toBe(7);
+    expect(featureIndex("3_123_4", 3, 9999, true)).toBe(123);
+    const cantor = ((5 + 77) * (5 + 77 + 1)) / 2 + 77; // cantor(layer 5, index 77)
+    expect(cantorIndex(cantor)).toBe(77);
+    expect(featureIndex("weird-id", 5, cantor, true)).toBe(77);
+    expect(featureIndex("weird-id", 5, 77, false)).toBe(77);
   });
 
   it("reads logit tokens and probabilities from the clerp", () => {

@@ -129,7 +129,24 @@ interface RawNodeResult {
   layerKnown: boolean;
 }
 
-function parseNode(value: unknown, tokens: string[]): RawNodeResult | null {
+/** Inverse of the Cantor pairing schema v1 uses for `feature`: cantor(layer, index) -> index. */
+export function cantorIndex(value: number): number {
+  const w = Math.floor((Math.sqrt(8 * value + 1) - 1) / 2);
+  return value - (w * w + w) / 2;
+}
+
+/**
+ * A feature's transcoder index. The id `{layer}_{index}_{pos}` says it plainly; otherwise schema
+ * v1 files store cantor(layer, index) in `feature`, and older ones the index itself.
+ */
+export function featureIndex(id: string, layer: number, feature: number, cantor: boolean): number {
+  const parts = /^(\d+)_(\d+)_(\d+)$/.exec(id);
+  if (parts && Number(parts[1]) === layer) return Number(parts[2]);
+  if (!Number.isInteger(feature) || feature < 0) return NaN;
+  return cantor ? cantorIndex(feature) : feature;
+}
+
+function parseNode(value: unknown, tokens: string[], cantorFeatures: boolean): RawNodeResult | null {
   const raw = asRecord(value);
   if (!raw) return null;
   const id = str(raw["node_id"]);
@@ -142,7 +159,7 @@ function parseNode(value: unknown, tokens: string[]): RawNodeResult | null {
   const layerKnown = Number.isInteger(layer) && layer >= 0 && layer < 10_000;
   if (!layerKnown && kind !== Kind.Embedding && kind !== Kind.Logit) return null;
   const clerp = str(raw["clerp"]);
-  const feature = num(raw["feature"]);
+  const feature = kind === Kind.Feature ? featureIndex(id, layer, num(raw["feature"]), cantorFeatures) : NaN;
   const token = kind === Kind.Logit ? logitToken(clerp) : (tokens[ctx] ?? "");
   return {
     layerKnown,
@@ -169,6 +186,7 @@ export function buildGraph(json: unknown): Graph {
     throw new GraphFormatError("not an attribution graph: expected an object with nodes and links");
   }
   const metadata = parseMetadata(root["metadata"]);
+  const cantorFeatures = metadata.raw["schema_version"] === 1;
   const rawNodes = root["nodes"] as unknown[];
   const rawLinks = root["links"] as unknown[];
 
@@ -177,7 +195,7 @@ export function buildGraph(json: unknown): Graph {
   let droppedNodes = 0;
   let maxLayer = -1;
   for (const value of rawNodes) {
-    const parsed = parseNode(value, metadata.promptTokens);
+    const parsed = parseNode(value, metadata.promptTokens, cantorFeatures);
     if (!parsed || index.has(parsed.info.id)) {
       droppedNodes++;
       continue;

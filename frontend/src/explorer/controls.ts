@@ -1,0 +1,137 @@
+// The toolbar: pruning sliders (node influence, edge weight, density) with visible counts,
+// link type, fit, and the search box with its results.
+
+import { featureKey, nodeLabel } from "./graph";
+import { searchGraph } from "./search";
+import { select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
+import type { LinkType } from "./urlState";
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text = ""): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
+function slider(name: string, label: string, min: number, max: number, step: number): { wrap: HTMLElement; input: HTMLInputElement; value: HTMLElement } {
+  const wrap = el("label", "slider");
+  const input = el("input");
+  input.type = "range";
+  input.name = name;
+  input.min = String(min);
+  input.max = String(max);
+  input.step = String(step);
+  const value = el("span", "slider-value");
+  wrap.append(el("span", "slider-label", label), input, value);
+  return { wrap, input, value };
+}
+
+export function setUpPruning(element: HTMLElement, store: ExplorerStore): void {
+  element.classList.add("pruning");
+  const node = slider("node-threshold", "Node influence", 0.05, 1, 0.01);
+  node.wrap.title = "Keep the nodes that together hold this share of the influence on the logits";
+  const edge = slider("edge-threshold", "Edge weight", 0.05, 1, 0.01);
+  edge.wrap.title = "Keep the strongest edges that together hold this share of total |weight|";
+  const density = slider("density-threshold", "Max density", -6, 0, 0.1);
+  density.wrap.title = "Hide features that fire more often than this (log10 of activation density; needs feature data)";
+  const counts = el("span", "counts");
+  counts.setAttribute("data-testid", "counts");
+  const linkType = el("select");
+  linkType.name = "link-type";
+  for (const [value, text] of [["both", "inputs + outputs"], ["input", "inputs"], ["output", "outputs"]] as const) {
+    const option = el("option", "", text);
+    option.value = value;
+    linkType.appendChild(option);
+  }
+  element.append(node.wrap, edge.wrap, density.wrap, linkType, counts);
+
+  node.input.addEventListener("input", () => {
+    const t = store.get().thresholds;
+    store.set({ thresholds: { ...t, node: Number(node.input.value) } });
+  });
+  edge.input.addEventListener("input", () => {
+    const t = store.get().thresholds;
+    store.set({ thresholds: { ...t, edge: Number(edge.input.value) } });
+  });
+  density.input.addEventListener("input", () => {
+    const t = store.get().thresholds;
+    const v = Number(density.input.value);
+    store.set({ thresholds: { ...t, density: v >= 0 ? 1 : 10 ** v } });
+  });
+  linkType.addEventListener("change", () => store.set({ linkType: linkType.value as LinkType }));
+
+  const update = (s: ExplorerState): void => {
+    const t = s.thresholds;
+    node.input.value = String(t.node);
+    node.value.textContent = t.node.toFixed(2);
+    edge.input.value = String(t.edge);
+    edge.value.textContent = t.edge.toFixed(2);
+    density.input.value = String(t.density >= 1 ? 0 : Math.log10(Math.max(t.density, 1e-6)));
+    density.value.textContent = t.density >= 1 ? "all" : t.density.toExponential(0);
+    density.input.disabled = s.density === null && t.density >= 1;
+    linkType.value = s.linkType;
+    counts.textContent = `${s.view.nVisible.toLocaleString()} / ${s.graph.n.toLocaleString()} nodes · ${s.view.nVisibleEdges.toLocaleString()} / ${s.graph.nEdges.toLocaleString()} edges`;
+  };
+  store.watch(["thresholds", "view", "linkType", "density"], update);
+  update(store.get());
+}
+
+export function setUpSearch(element: HTMLElement, store: ExplorerStore, explanation: (i: number) => string | undefined): HTMLInputElement {
+  element.classList.add("search");
+  const input = el("input");
+  input.type = "search";
+  input.placeholder = "Search: label, token, explanation, L12/3456  ( / )";
+  input.setAttribute("aria-label", "Search in the graph");
+  const results = el("ol", "search-results");
+  results.hidden = true;
+  element.append(input, results);
+
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const run = (): void => {
+    const s = store.get();
+    const hits = searchGraph(s.graph, input.value, { labels: s.labels, explanation });
+    store.set({ searchQuery: input.value, searchResults: hits });
+  };
+  input.addEventListener("input", () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(run, 80);
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      run();
+      const first = store.get().searchResults[0];
+      if (first !== undefined) select(store, first);
+    } else if (event.key === "Escape") {
+      input.value = "";
+      run();
+      input.blur();
+    }
+  });
+  results.addEventListener("click", (event) => {
+    const item = (event.target as HTMLElement).closest<HTMLElement>("li[data-node]");
+    if (!item) return;
+    const i = Number(item.dataset["node"]);
+    if (event.ctrlKey || event.metaKey) togglePin(store, i);
+    else select(store, i);
+  });
+  results.addEventListener("mouseover", (event) => {
+    const item = (event.target as HTMLElement).closest<HTMLElement>("li[data-node]");
+    if (item) store.set({ hovered: Number(item.dataset["node"]) });
+  });
+
+  store.watch(["searchResults", "selected", "pinned"], (s) => {
+    results.hidden = s.searchQuery.trim() === "";
+    const items = s.searchResults.slice(0, 100).map((i) => {
+      const node = s.graph.nodes[i]!;
+      const li = el("li");
+      li.dataset["node"] = String(i);
+      li.className = `${i === s.selected ? "is-selected" : ""}${s.pinned.includes(i) ? " is-pinned" : ""}`;
+      li.append(el("span", "search-key", `${featureKey(node)} @${node.ctx}`), el("span", "search-label", nodeLabel(node, s.labels.get(i))));
+      return li;
+    });
+    if (!items.length && !results.hidden) items.push(el("li", "search-empty", "no match"));
+    else if (s.searchResults.length > 100) items.push(el("li", "search-empty", `… ${s.searchResults.length - 100} more`));
+    results.replaceChildren(...items);
+  });
+  return input;
+}

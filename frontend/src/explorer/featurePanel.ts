@@ -1,0 +1,182 @@
+// Feature detail for the hovered (else selected) node: what the graph file says about it, then
+// what the features API knows (explanations, top activating examples with token highlighting,
+// top/bottom output tokens, density, activation histogram with this node's activation marked).
+// Every string from data is set with textContent.
+
+import { keyString, type FeatureLookup, type FeatureResult } from "../api/features";
+import type { FeatureDetail, FeatureKey } from "../api/types";
+import { featureKey, Kind, nodeLabel, type Graph, type NodeInfo } from "./graph";
+import { showToken } from "./linkGraph";
+import { setLabel, type ExplorerState, type ExplorerStore } from "./state";
+import { formatNumber } from "./style";
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text = ""): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
+export function featureKeyOf(graph: Graph, node: NodeInfo, model: string, set: string): FeatureKey | null {
+  if (node.kind !== Kind.Feature || node.feature === null) return null;
+  return { model: model || graph.metadata.scan, set: set || graph.metadata.transcoderSet, layer: node.layer, index: node.feature };
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function histogram(detail: FeatureDetail, activation: number): SVGSVGElement | null {
+  const h = detail.histogram;
+  if (!h || h.counts.length === 0 || h.edges.length < 2) return null;
+  const width = 280;
+  const height = 64;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("class", "histogram");
+  const lo = h.edges[0]!;
+  const hi = h.edges[h.edges.length - 1]!;
+  const span = hi - lo || 1;
+  const max = Math.max(...h.counts.map((c) => Math.log1p(c)), 1);
+  const barW = width / h.counts.length;
+  h.counts.forEach((count, k) => {
+    const bar = document.createElementNS(SVG, "rect");
+    const bh = (Math.log1p(count) / max) * (height - 8);
+    bar.setAttribute("x", String(k * barW));
+    bar.setAttribute("y", String(height - bh));
+    bar.setAttribute("width", String(Math.max(barW - 0.5, 0.5)));
+    bar.setAttribute("height", String(bh));
+    svg.appendChild(bar);
+  });
+  if (Number.isFinite(activation)) {
+    const x = Math.min(width, Math.max(0, ((activation - lo) / span) * width));
+    const marker = document.createElementNS(SVG, "line");
+    marker.setAttribute("x1", String(x));
+    marker.setAttribute("x2", String(x));
+    marker.setAttribute("y1", "0");
+    marker.setAttribute("y2", String(height));
+    marker.setAttribute("class", "histogram-marker");
+    svg.appendChild(marker);
+  }
+  return svg;
+}
+
+function logitList(title: string, logits: [string, number][], cls: string): HTMLElement | null {
+  if (!logits.length) return null;
+  const box = el("div", `logits ${cls}`);
+  box.appendChild(el("h4", "", title));
+  for (const [token, value] of logits.slice(0, 10)) {
+    const chip = el("span", "logit-chip", showToken(token));
+    if (Number.isFinite(value)) chip.title = formatNumber(value);
+    box.appendChild(chip);
+  }
+  return box;
+}
+
+function examples(detail: FeatureDetail): HTMLElement | null {
+  if (!detail.activations.length) return null;
+  const box = el("div", "examples");
+  box.appendChild(el("h4", "", "Top activations"));
+  const globalMax = detail.max_activation ?? Math.max(...detail.activations.flatMap((a) => a.values), 1e-9);
+  for (const example of detail.activations) {
+    const line = el("div", "example");
+    const peak = example.values.indexOf(Math.max(...example.values));
+    // A window around the peak keeps long contexts readable.
+    const from = Math.max(0, peak - 24);
+    const to = Math.min(example.tokens.length, peak + 8);
+    for (let t = from; t < to; t++) {
+      const value = example.values[t] ?? 0;
+      const span = el("span", "tok", showToken(example.tokens[t] ?? ""));
+      if (value > 0) {
+        span.style.backgroundColor = `rgba(224, 112, 27, ${Math.min(1, value / globalMax).toFixed(2)})`;
+        span.title = formatNumber(value);
+      }
+      line.appendChild(span);
+    }
+    box.appendChild(line);
+  }
+  return box;
+}
+
+export function setUpFeaturePanel(element: HTMLElement, store: ExplorerStore, lookup: FeatureLookup | null, model: string, set: string): void {
+  element.classList.add("feature-panel");
+  let shown = -2;
+  let shownSelected = -2;
+  let labelsVersion: ReadonlyMap<number, string> | null = null;
+
+  const render = (s: ExplorerState): void => {
+    const i = s.hovered >= 0 ? s.hovered : s.selected;
+    if (i === shown && s.selected === shownSelected && s.labels === labelsVersion) return;
+    shown = i;
+    shownSelected = s.selected;
+    labelsVersion = s.labels;
+    if (i < 0) {
+      element.replaceChildren(el("div", "panel-title", "Hover or click a node to see its feature"));
+      return;
+    }
+    const node = s.graph.nodes[i]!;
+    const header = el("div", "feature-header");
+    const title = el("div", "panel-title", nodeLabel(node, s.labels.get(i)));
+    const facts = el("div", "feature-facts");
+    const parts = [featureKey(node), `position ${node.ctx} "${showToken(node.token)}"`];
+    if (!Number.isNaN(node.activation)) parts.push(`activation ${formatNumber(node.activation)}`);
+    if (!Number.isNaN(node.influence)) parts.push(`influence ${formatNumber(node.influence)}`);
+    facts.textContent = parts.join(" · ");
+    header.append(title, facts);
+    const children: Node[] = [header];
+    if (i === s.selected) {
+      // Inline, plain-text label editing for the selected node.
+      const edit = el("input", "label-edit");
+      edit.type = "text";
+      edit.maxLength = 200;
+      edit.placeholder = "Your label for this node";
+      edit.value = s.labels.get(i) ?? "";
+      edit.setAttribute("aria-label", "Node label");
+      edit.addEventListener("change", () => setLabel(store, i, edit.value));
+      edit.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") edit.blur();
+        event.stopPropagation();
+      });
+      children.push(edit);
+    }
+    const body = el("div", "feature-body");
+    children.push(body);
+    element.replaceChildren(...children);
+
+    const key = featureKeyOf(s.graph, node, model, set);
+    if (!key) return;
+    if (!lookup) {
+      body.appendChild(el("p", "muted", "Feature details are not available on this server."));
+      return;
+    }
+    const fill = (result: FeatureResult): void => {
+      if (shown !== i) return;
+      if (result === "missing") {
+        body.replaceChildren(el("p", "muted", `No dashboard stored for ${keyString(key)}.`));
+        return;
+      }
+      if (result === "error") {
+        body.replaceChildren(el("p", "muted", "Could not load feature details."));
+        return;
+      }
+      const parts: (Node | null)[] = [];
+      for (const explanation of result.explanations.slice(0, 3)) {
+        const p = el("p", "explanation", explanation.text);
+        if (explanation.author || explanation.method) p.title = [explanation.author, explanation.method].filter(Boolean).join(" · ");
+        parts.push(p);
+      }
+      if (result.density !== null) parts.push(el("p", "density", `density ${result.density.toExponential(2)}`));
+      parts.push(histogram(result, node.activation));
+      parts.push(logitList("Top outputs", result.top_logits, "pos"));
+      parts.push(logitList("Bottom outputs", result.bottom_logits, "neg"));
+      parts.push(examples(result));
+      body.replaceChildren(...parts.filter((p): p is Node => p !== null));
+    };
+    const cached = lookup.peek(key);
+    if (cached) fill(cached);
+    else {
+      body.appendChild(el("p", "muted", "loading…"));
+      void lookup.get(key).then(fill);
+    }
+  };
+  store.watch(["hovered", "selected", "labels"], render);
+  render(store.get());
+}

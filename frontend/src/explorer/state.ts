@@ -1,0 +1,180 @@
+// The explorer's state, the view derived from it (visibility, layout, hit-test grid), and the
+// mapping to and from the URL. Pure apart from the Store it is kept in.
+
+import type { Graph } from "./graph";
+import { computeLayout, type Layout } from "./layout";
+import { countVisibleEdges, DEFAULT_THRESHOLDS, pruneIndex, visibleNodes, type PruneIndex, type Thresholds } from "./prune";
+import { buildGrid, type Grid } from "./spatial";
+import { Store } from "./store";
+import type { Group } from "./supernodes";
+import { cleanLabel, type LinkType, type UrlState, type Viewport } from "./urlState";
+
+export interface View {
+  visible: Uint8Array;
+  nVisible: number;
+  nVisibleEdges: number;
+  layout: Layout;
+  grid: Grid;
+  millis: number; // time the last recompute took
+}
+
+export interface ExplorerState {
+  graph: Graph;
+  prune: PruneIndex;
+  hovered: number; // node index or -1
+  selected: number;
+  pinned: readonly number[];
+  groups: readonly Group[];
+  labels: ReadonlyMap<number, string>;
+  thresholds: Thresholds;
+  linkType: LinkType;
+  viewport: Viewport | null; // null: fit to screen on next draw
+  searchQuery: string;
+  searchResults: readonly number[];
+  grouping: readonly number[]; // nodes picked with g+click, waiting to be grouped
+  density: Float32Array | null; // per node, from feature lookups (NaN unknown)
+  view: View;
+  helpOpen: boolean;
+}
+
+export type ExplorerStore = Store<ExplorerState>;
+
+export function computeView(
+  graph: Graph,
+  prune: PruneIndex,
+  thresholds: Thresholds,
+  keep: Iterable<number>,
+  density: Float32Array | null,
+): View {
+  const start = performance.now();
+  const visible = new Uint8Array(graph.n);
+  const nVisible = visibleNodes(graph, prune, thresholds, visible, density, keep);
+  const nVisibleEdges = countVisibleEdges(graph, visible, thresholds.edge);
+  const layout = computeLayout(graph, visible);
+  const grid = buildGrid(layout.x, layout.y);
+  return { visible, nVisible, nVisibleEdges, layout, grid, millis: performance.now() - start };
+}
+
+export function initialState(graph: Graph): ExplorerState {
+  const prune = pruneIndex(graph);
+  const thresholds: Thresholds = {
+    ...DEFAULT_THRESHOLDS,
+    node: graph.metadata.nodeThreshold ?? DEFAULT_THRESHOLDS.node,
+  };
+  return {
+    graph,
+    prune,
+    hovered: -1,
+    selected: -1,
+    pinned: [],
+    groups: [],
+    labels: new Map(),
+    thresholds,
+    linkType: "both",
+    viewport: null,
+    searchQuery: "",
+    searchResults: [],
+    grouping: [],
+    density: null,
+    view: computeView(graph, prune, thresholds, [], null),
+    helpOpen: false,
+  };
+}
+
+export function createStore(graph: Graph): ExplorerStore {
+  const store = new Store(initialState(graph));
+  // Recompute what is visible when anything that decides it changes.
+  store.watch(["thresholds", "pinned", "density", "selected"], (s, prev) => {
+    const selectionOnly =
+      s.thresholds === prev.thresholds && s.pinned === prev.pinned && s.density === prev.density;
+    if (selectionOnly && (s.selected < 0 || s.view.visible[s.selected] === 1)) return;
+    const keep = s.selected >= 0 ? [...s.pinned, s.selected] : s.pinned;
+    store.set({ view: computeView(s.graph, s.prune, s.thresholds, keep, s.density) });
+  });
+  return store;
+}
+
+/** The part of the state a link carries. */
+export function toUrlState(s: ExplorerState): UrlState {
+  const id = (i: number): string => s.graph.nodes[i]!.id;
+  return {
+    clickedId: s.selected >= 0 ? id(s.selected) : null,
+    pinnedIds: s.pinned.map(id),
+    supernodes: s.groups.map((g) => ({ name: g.name, ids: g.members.map(id) })),
+    labels: [...s.labels].map(([i, label]) => [id(i), label]),
+    linkType: s.linkType,
+    pruningThreshold: s.thresholds.node,
+    edgeThreshold: s.thresholds.edge,
+    densityThreshold: s.thresholds.density < 1 ? s.thresholds.density : null,
+    viewport: s.viewport,
+  };
+}
+
+/** State fields from a parsed URL; ids the graph does not have are dropped. */
+export function fromUrlState(graph: Graph, url: UrlState, defaults: Thresholds): Partial<ExplorerState> {
+  const known = (ids: readonly string[]): number[] => {
+    const out: number[] = [];
+    const seen = new Set<number>();
+    for (const id of ids) {
+      const i = graph.index.get(id);
+      if (i !== undefined && !seen.has(i)) {
+        seen.add(i);
+        out.push(i);
+      }
+    }
+    return out;
+  };
+  const groups: Group[] = [];
+  const grouped = new Set<number>();
+  for (const supernode of url.supernodes) {
+    const members = known(supernode.ids).filter((i) => !grouped.has(i));
+    members.forEach((i) => grouped.add(i));
+    if (members.length) groups.push({ name: cleanLabel(supernode.name) || "group", members });
+  }
+  const pinned = known(url.pinnedIds);
+  // Group members are pinned by definition (Neuronpedia's files sometimes omit them).
+  for (const g of groups) for (const i of g.members) if (!pinned.includes(i)) pinned.push(i);
+  const labels = new Map<number, string>();
+  for (const [id, label] of url.labels) {
+    const i = graph.index.get(id);
+    if (i !== undefined && label) labels.set(i, label);
+  }
+  const selected = url.clickedId !== null ? (graph.index.get(url.clickedId) ?? -1) : -1;
+  return {
+    selected,
+    pinned,
+    groups,
+    labels,
+    linkType: url.linkType,
+    thresholds: {
+      node: url.pruningThreshold ?? defaults.node,
+      edge: url.edgeThreshold ?? defaults.edge,
+      density: url.densityThreshold ?? defaults.density,
+    },
+    viewport: url.viewport,
+  };
+}
+
+export function togglePin(store: ExplorerStore, i: number): void {
+  const { pinned, groups } = store.get();
+  if (pinned.includes(i)) {
+    store.set({
+      pinned: pinned.filter((p) => p !== i),
+      groups: groups.map((g) => ({ ...g, members: g.members.filter((m) => m !== i) })).filter((g) => g.members.length > 0),
+    });
+  } else {
+    store.set({ pinned: [...pinned, i] });
+  }
+}
+
+export function select(store: ExplorerStore, i: number): void {
+  store.set({ selected: i });
+}
+
+export function setLabel(store: ExplorerStore, i: number, label: string): void {
+  const labels = new Map(store.get().labels);
+  const clean = cleanLabel(label);
+  if (clean) labels.set(i, clean);
+  else labels.delete(i);
+  store.set({ labels });
+}

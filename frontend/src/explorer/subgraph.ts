@@ -1,0 +1,305 @@
+// The subgraph: pinned nodes (and supernodes grouping them) laid out by layer and position, which
+// you can drag; edges between units are aggregated. g+click (or the buttons) groups nodes; a
+// double-click renames a group or labels a node, inline, as plain text. Drawn as SVG: it is small
+// (pinned nodes only) and exports as it is.
+
+import { featureKey, Kind, nodeLabel } from "./graph";
+import { select, setLabel, togglePin, type ExplorerState, type ExplorerStore } from "./state";
+import { COLORS, formatNumber, nodeFill } from "./style";
+import { aggregate, groupNodes, ungroup, type Aggregate } from "./supernodes";
+
+const SVG = "http://www.w3.org/2000/svg";
+const PAD = 40;
+
+export interface Point {
+  x: number;
+  y: number;
+}
+
+/** Layered start positions: y by (mean) layer, x by (mean) prompt position, then spread apart. */
+export function layeredPositions(s: ExplorerState, agg: Aggregate, width: number, height: number): Point[] {
+  const g = s.graph;
+  const rows = g.nLayers + 1;
+  const ctxMax = Math.max(g.nCtx - 1, 1);
+  const pts = agg.units.map((unit) => {
+    let row = 0;
+    let ctx = 0;
+    for (const i of unit.members) {
+      row += g.row[i]!;
+      ctx += g.ctx[i]!;
+    }
+    row /= unit.members.length;
+    ctx /= unit.members.length;
+    return { x: PAD + (ctx / ctxMax) * (width - 2 * PAD), y: height - PAD - (row / rows) * (height - 2 * PAD) };
+  });
+  // Push apart units that overlap on the same row (a few relaxation passes).
+  const minGap = 70;
+  for (let pass = 0; pass < 30; pass++) {
+    let moved = false;
+    for (let a = 0; a < pts.length; a++) {
+      for (let b = a + 1; b < pts.length; b++) {
+        const pa = pts[a]!;
+        const pb = pts[b]!;
+        if (Math.abs(pa.y - pb.y) > 26) continue;
+        const dx = pb.x - pa.x;
+        if (Math.abs(dx) >= minGap) continue;
+        const push = (minGap - Math.abs(dx)) / 2 + 0.5;
+        const dir = dx >= 0 ? 1 : -1;
+        pa.x -= dir * push;
+        pb.x += dir * push;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  for (const p of pts) {
+    p.x = Math.min(width - 20, Math.max(20, p.x));
+    p.y = Math.min(height - 16, Math.max(16, p.y));
+  }
+  return pts;
+}
+
+function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>): SVGElementTagNameMap[K] {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
+export interface SubgraphHandle {
+  svg: SVGSVGElement;
+}
+
+export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): SubgraphHandle {
+  element.classList.add("subgraph");
+  const bar = document.createElement("div");
+  bar.className = "subgraph-bar";
+  const hint = document.createElement("span");
+  hint.className = "muted";
+  const groupButton = document.createElement("button");
+  groupButton.type = "button";
+  groupButton.textContent = "Group";
+  groupButton.title = "Group the nodes picked with g+click (or all selected pins)";
+  const ungroupButton = document.createElement("button");
+  ungroupButton.type = "button";
+  ungroupButton.textContent = "Ungroup";
+  const clearButton = document.createElement("button");
+  clearButton.type = "button";
+  clearButton.textContent = "Clear pins";
+  const relayoutButton = document.createElement("button");
+  relayoutButton.type = "button";
+  relayoutButton.textContent = "Re-layout";
+  bar.append(hint, groupButton, ungroupButton, relayoutButton, clearButton);
+  const stage = document.createElement("div");
+  stage.className = "subgraph-stage";
+  const svg = svgEl("svg", { class: "subgraph-svg", xmlns: SVG });
+  stage.appendChild(svg);
+  element.append(bar, stage);
+
+  const positions = new Map<string, Point>(); // by unit key; survives re-renders, reset by Re-layout
+  let agg: Aggregate | null = null;
+  let editing: HTMLInputElement | null = null;
+
+  const unitIndexOfSelected = (s: ExplorerState): number => (s.selected >= 0 && agg ? (agg.unitOf.get(s.selected) ?? -1) : -1);
+
+  const render = (): void => {
+    const s = store.get();
+    const width = Math.max(stage.clientWidth, 200);
+    const height = Math.max(stage.clientHeight, 160);
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("width", String(width));
+    svg.setAttribute("height", String(height));
+    agg = aggregate(s.graph, s.pinned, s.groups);
+    const start = layeredPositions(s, agg, width, height);
+    const pts = agg.units.map((unit, u) => {
+      const known = positions.get(unit.key);
+      if (known) return known;
+      const p = start[u]!;
+      positions.set(unit.key, p);
+      return p;
+    });
+    hint.textContent = s.pinned.length
+      ? `${s.pinned.length} pinned · ${s.groups.length} groups${s.grouping.length ? ` · ${s.grouping.length} picked` : ""}`
+      : "Ctrl/Cmd-click nodes to pin them here";
+    groupButton.disabled = s.grouping.length < 2;
+    ungroupButton.disabled = !(unitIndexOfSelected(s) >= 0 && agg.units[unitIndexOfSelected(s)]!.group >= 0);
+    clearButton.disabled = s.pinned.length === 0;
+
+    const children: SVGElement[] = [];
+    const maxW = Math.max(...agg.edges.map((e) => Math.abs(e.weight)), 1e-9);
+    for (const edge of agg.edges) {
+      const a = pts[edge.from]!;
+      const b = pts[edge.to]!;
+      const [r, g, bl] = edge.weight >= 0 ? COLORS.positive : COLORS.negative;
+      const line = svgEl("line", {
+        x1: a.x,
+        y1: a.y,
+        x2: b.x,
+        y2: b.y,
+        stroke: `rgba(${r},${g},${bl},0.7)`,
+        "stroke-width": (0.8 + 5 * Math.sqrt(Math.abs(edge.weight) / maxW)).toFixed(2),
+        class: "sg-edge",
+      });
+      const title = svgEl("title", {});
+      title.textContent = `${formatNumber(edge.weight)} (${edge.count} edge${edge.count === 1 ? "" : "s"})`;
+      line.appendChild(title);
+      children.push(line);
+    }
+    const selectedUnit = unitIndexOfSelected(s);
+    agg.units.forEach((unit, u) => {
+      const p = pts[u]!;
+      const first = unit.members[0]!;
+      const node = s.graph.nodes[first]!;
+      const isGroup = unit.group >= 0;
+      const group = svgEl("g", { class: `sg-unit${u === selectedUnit ? " is-selected" : ""}${unit.members.some((m) => s.grouping.includes(m)) ? " is-picked" : ""}`, transform: `translate(${p.x},${p.y})` });
+      group.dataset["unit"] = String(u);
+      const shape = isGroup
+        ? svgEl("rect", { x: -16, y: -10, width: 32, height: 20, rx: 6, fill: "#e8f0fa", stroke: COLORS.pinned, "stroke-width": 1.5 })
+        : node.kind === Kind.Feature
+          ? svgEl("circle", { r: 7, fill: nodeFill(node.kind), stroke: COLORS.featureStroke })
+          : svgEl("rect", { x: -7, y: -7, width: 14, height: 14, fill: nodeFill(node.kind) });
+      const label = svgEl("text", { y: isGroup ? 24 : 20, "text-anchor": "middle", class: "sg-label" });
+      const name = isGroup ? s.groups[unit.group]!.name : nodeLabel(node, s.labels.get(first));
+      label.textContent = name.length > 28 ? `${name.slice(0, 27)}…` : name;
+      const tip = svgEl("title", {});
+      tip.textContent = isGroup
+        ? `${name}: ${unit.members.map((m) => featureKey(s.graph.nodes[m]!)).join(", ")}`
+        : `${name} (${featureKey(node)} @${node.ctx})`;
+      group.append(shape, label, tip);
+      if (isGroup) {
+        const count = svgEl("text", { y: 4, "text-anchor": "middle", class: "sg-count" });
+        count.textContent = String(unit.members.length);
+        group.appendChild(count);
+      }
+      children.push(group);
+    });
+    svg.replaceChildren(...children);
+  };
+
+  const startEdit = (u: number): void => {
+    const s = store.get();
+    if (!agg) return;
+    const unit = agg.units[u];
+    if (!unit) return;
+    const p = positions.get(unit.key)!;
+    editing?.remove();
+    const input = document.createElement("input");
+    input.className = "sg-edit";
+    input.maxLength = 200;
+    input.value = unit.group >= 0 ? s.groups[unit.group]!.name : (s.labels.get(unit.members[0]!) ?? "");
+    input.placeholder = unit.group >= 0 ? "group name" : "label";
+    input.style.left = `${p.x - 80}px`;
+    input.style.top = `${p.y + 8}px`;
+    stage.appendChild(input);
+    editing = input;
+    input.focus();
+    input.select();
+    const commit = (): void => {
+      if (editing !== input) return;
+      editing = null;
+      input.remove();
+      const now = store.get();
+      if (unit.group >= 0) {
+        const groups = now.groups.map((g, k) => (k === unit.group ? { ...g, name: input.value.trim().slice(0, 200) || g.name } : g));
+        store.set({ groups });
+      } else {
+        setLabel(store, unit.members[0]!, input.value);
+      }
+    };
+    input.addEventListener("keydown", (event) => {
+      event.stopPropagation();
+      if (event.key === "Enter") commit();
+      if (event.key === "Escape") {
+        editing = null;
+        input.remove();
+      }
+    });
+    input.addEventListener("blur", commit);
+  };
+
+  // Drag units; click selects; Ctrl/Cmd-click unpins; g+click picks for grouping.
+  let drag: { u: number; key: string; dx: number; dy: number; moved: boolean } | null = null;
+  const localPoint = (event: PointerEvent | MouseEvent): Point => {
+    const rect = svg.getBoundingClientRect();
+    return { x: event.clientX - rect.left, y: event.clientY - rect.top };
+  };
+  svg.addEventListener("pointerdown", (event) => {
+    const target = (event.target as Element).closest<SVGGElement>("g.sg-unit");
+    if (!target || !agg) return;
+    const u = Number(target.dataset["unit"]);
+    const unit = agg.units[u]!;
+    const p = positions.get(unit.key)!;
+    const q = localPoint(event);
+    drag = { u, key: unit.key, dx: p.x - q.x, dy: p.y - q.y, moved: false };
+    svg.setPointerCapture(event.pointerId);
+  });
+  svg.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    const q = localPoint(event);
+    const p = positions.get(drag.key)!;
+    const next = { x: q.x + drag.dx, y: q.y + drag.dy };
+    if (!drag.moved && Math.abs(next.x - p.x) + Math.abs(next.y - p.y) < 3) return;
+    drag.moved = true;
+    positions.set(drag.key, next);
+    const node = svg.querySelector<SVGGElement>(`g.sg-unit[data-unit="${drag.u}"]`);
+    node?.setAttribute("transform", `translate(${next.x},${next.y})`);
+    // Re-render edges cheaply: a full render is small (pinned nodes only).
+    render();
+  });
+  // Double-click is detected here: a click re-renders the SVG, so the browser's dblclick would
+  // land on a replaced element.
+  let lastClick = { key: "", at: 0 };
+  svg.addEventListener("pointerup", (event) => {
+    const d = drag;
+    drag = null;
+    if (!d || d.moved || !agg) return;
+    const unit = agg.units[d.u]!;
+    const now = performance.now();
+    if (lastClick.key === unit.key && now - lastClick.at < 450) {
+      lastClick = { key: "", at: 0 };
+      startEdit(d.u);
+      return;
+    }
+    lastClick = { key: unit.key, at: now };
+    const s = store.get();
+    if (element.dataset["grouping"] === "1" || event.shiftKey) {
+      const picked = new Set(s.grouping);
+      const all = unit.members.every((m) => picked.has(m));
+      for (const m of unit.members) {
+        if (all) picked.delete(m);
+        else picked.add(m);
+      }
+      store.set({ grouping: [...picked] });
+    } else if (event.ctrlKey || event.metaKey) {
+      for (const m of unit.members) togglePin(store, m);
+    } else {
+      select(store, unit.members[0]!);
+    }
+  });
+
+  groupButton.addEventListener("click", () => {
+    const s = store.get();
+    if (s.grouping.length < 2) return;
+    const name = `group ${s.groups.length + 1}`;
+    store.set({ groups: groupNodes(s.groups, s.grouping, name), grouping: [] });
+    // Open the name editor on the new group.
+    const u = agg?.units.findIndex((unit) => unit.group === store.get().groups.length - 1) ?? -1;
+    if (u >= 0) startEdit(u);
+  });
+  ungroupButton.addEventListener("click", () => {
+    const s = store.get();
+    const u = unitIndexOfSelected(s);
+    if (u < 0 || !agg) return;
+    const unit = agg.units[u]!;
+    if (unit.group >= 0) store.set({ groups: ungroup(s.groups, unit.group) });
+  });
+  clearButton.addEventListener("click", () => store.set({ pinned: [], groups: [], grouping: [] }));
+  relayoutButton.addEventListener("click", () => {
+    positions.clear();
+    render();
+  });
+
+  store.watch(["pinned", "groups", "labels", "selected", "grouping"], render);
+  new ResizeObserver(() => render()).observe(stage);
+  render();
+  return { svg };
+}

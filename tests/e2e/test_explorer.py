@@ -1,0 +1,196 @@
+"""The graph explorer in a real browser: open a graph, hover, click, pin, group, label, share the
+URL, prune, search, and survive hostile URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import import_synthetic
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+# Helpers evaluated in the page, through the handle the explorer exposes for tests and benchmarks.
+NODE_AT = """id => {
+  const e = window.__explorer; const i = e.store.get().graph.index.get(id);
+  return i === undefined ? null : e.linkGraph.clientPosition(i);
+}"""
+BUSY_FEATURES = """n => {
+  const s = window.__explorer.store.get(); const g = s.graph; const out = [];
+  for (let i = 0; i < g.n; i++) {
+    if (g.kind[i] !== 1 || s.view.visible[i] !== 1) continue;
+    out.push([g.inStart[i + 1] - g.inStart[i] + g.outStart[i + 1] - g.outStart[i], g.nodes[i].id]);
+  }
+  out.sort((a, b) => b[0] - a[0]);
+  return out.slice(0, n).map(x => x[1]);
+}"""
+STATE = """() => {
+  const s = window.__explorer.store.get(); const id = i => s.graph.nodes[i].id;
+  return {
+    selected: s.selected >= 0 ? id(s.selected) : null,
+    pinned: s.pinned.map(id),
+    groups: s.groups.map(g => [g.name, ...g.members.map(id)]),
+    labels: [...s.labels].map(([i, l]) => [id(i), l]),
+    nodeThreshold: s.thresholds.node,
+  };
+}"""
+
+
+@pytest.fixture
+def graph_url(live_server: Any) -> str:
+    graph = import_synthetic(1000, 12000, slug="demo-graph")
+    return f"{live_server.url}/graphs/{graph.model.slug}/{graph.slug}"
+
+
+def open_explorer(page: Any, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#explorer[data-ready='1']", timeout=20_000)
+
+
+def click_node(page: Any, node_id: str, *, modifiers: list[str] | None = None) -> None:
+    at = page.evaluate(NODE_AT, node_id)
+    assert at is not None, f"{node_id} is not drawn"
+    page.mouse.move(at["x"], at["y"])
+    if modifiers:
+        for key in modifiers:
+            page.keyboard.down(key)
+    page.mouse.click(at["x"], at["y"])
+    if modifiers:
+        for key in modifiers:
+            page.keyboard.up(key)
+
+
+def test_hovering_and_clicking_a_node_shows_its_tooltip_feature_and_connections(
+    page: Any, graph_url: str, output_dir: Path
+) -> None:
+    open_explorer(page, graph_url)
+    page.screenshot(path=str(output_dir / "explorer-open.png"))
+    first = page.evaluate(BUSY_FEATURES, 1)[0]
+    at = page.evaluate(NODE_AT, first)
+    page.mouse.move(at["x"], at["y"])
+    tooltip = page.locator(".lg-tooltip")
+    tooltip.wait_for(state="visible")
+    assert "L" in tooltip.inner_text()
+    click_node(page, first)
+    assert page.evaluate(STATE)["selected"] == first
+    rows = page.locator(".connections .vrow[data-node]")
+    rows.first.wait_for()
+    assert rows.count() > 3
+    assert "Inputs (" in page.locator(".connections").inner_text()
+    # The feature panel loads the dashboard through the bulk lookup API (or says it has none).
+    page.locator(".feature-body").filter(has_not_text="loading").wait_for()
+    page.mouse.move(5, 5)
+    page.screenshot(path=str(output_dir / "explorer-selected.png"))
+    assert page.errors == []
+
+
+def test_pins_groups_and_labels_survive_a_copied_link(
+    page: Any, browser: Any, graph_url: str, output_dir: Path
+) -> None:
+    open_explorer(page, graph_url)
+    a, b, c = page.evaluate(BUSY_FEATURES, 3)
+    click_node(page, a, modifiers=["Control"])
+    click_node(page, b, modifiers=["Control"])
+    assert page.evaluate(STATE)["pinned"] == [a, b]
+    # g + click on both pinned nodes in the link graph, release g: they become one group.
+    page.keyboard.down("g")
+    click_node(page, a)
+    click_node(page, b)
+    page.keyboard.up("g")
+    assert page.evaluate(STATE)["groups"] == [["group 1", a, b]]
+    # Rename the group inline in the subgraph.
+    page.locator("g.sg-unit").first.dblclick()
+    page.locator(".sg-edit").fill("Texas things")
+    page.locator(".sg-edit").press("Enter")
+    # Select a third node and label it.
+    click_node(page, c)
+    page.locator(".label-edit").fill("my <b>label</b>")
+    page.locator(".label-edit").press("Enter")
+    page.mouse.move(5, 5)
+    state = page.evaluate(STATE)
+    assert state["groups"] == [["Texas things", a, b]]
+    assert state["labels"] == [[c, "my <b>label</b>"]]
+    page.wait_for_timeout(300)  # URL writes of continuous changes are throttled
+    page.screenshot(path=str(output_dir / "explorer-subgraph.png"), full_page=True)
+    url = page.url
+    for param in ("pinnedIds=", "supernodes=", "clerps="):
+        assert param in url
+
+    other = browser.new_context(viewport={"width": 1400, "height": 950}).new_page()
+    open_explorer(other, url)
+    assert other.evaluate(STATE) == state
+    assert "Texas things" in other.locator(".subgraph").inner_text()
+    # Labels are text, never HTML.
+    assert other.locator(".subgraph b").count() == 0
+    other.context.close()
+
+
+def test_back_and_forward_move_between_selections(page: Any, graph_url: str) -> None:
+    open_explorer(page, graph_url)
+    a, b = page.evaluate(BUSY_FEATURES, 2)
+    click_node(page, a)
+    click_node(page, b)
+    assert page.evaluate(STATE)["selected"] == b
+    page.go_back()
+    page.wait_for_function(
+        f"window.__explorer.store.get().graph.nodes[window.__explorer.store.get().selected]?.id === '{a}'"
+    )
+    page.go_forward()
+    page.wait_for_function(
+        f"window.__explorer.store.get().graph.nodes[window.__explorer.store.get().selected]?.id === '{b}'"
+    )
+
+
+def test_the_pruning_slider_shows_fewer_nodes(page: Any, graph_url: str) -> None:
+    open_explorer(page, graph_url)
+    counts = page.locator("[data-testid=counts]")
+    before = int(counts.inner_text().split(" / ")[0].replace(",", ""))
+    page.locator("input[name=node-threshold]").fill("0.3")
+    page.wait_for_function(
+        f"parseInt(document.querySelector('[data-testid=counts]').textContent.replace(/,/g, '')) < {before}"
+    )
+    assert page.evaluate(STATE)["nodeThreshold"] == pytest.approx(0.3)
+
+
+def test_search_finds_a_feature_by_id_and_selects_it(
+    page: Any, graph_url: str, output_dir: Path
+) -> None:
+    open_explorer(page, graph_url)
+    target = page.evaluate(BUSY_FEATURES, 1)[0]
+    layer, index, _pos = target.split("_")
+    page.keyboard.press("/")
+    page.keyboard.type(f"L{layer}/{index}")
+    result = page.locator(".search-results li[data-node]").first
+    result.wait_for()
+    page.screenshot(path=str(output_dir / "explorer-search.png"))
+    result.click()
+    assert page.evaluate(STATE)["selected"] == target
+    page.keyboard.press("Escape")  # leaves the search box
+    page.locator("body").press("Escape")
+    assert page.evaluate(STATE)["selected"] is None
+
+
+def test_the_help_overlay_lists_the_shortcuts(page: Any, graph_url: str) -> None:
+    open_explorer(page, graph_url)
+    page.locator("body").press("?")
+    overlay = page.locator(".help-overlay")
+    overlay.wait_for(state="visible")
+    assert "Ctrl/Cmd + click" in overlay.inner_text()
+    page.locator("body").press("Escape")
+    overlay.wait_for(state="hidden")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?clickedId=%3Cscript%3Ealert(1)%3C/script%3E&pinnedIds=,,,%00",
+        "?supernodes=%5B%5B%22x%22%2C%7B%7D%5D%5D&clerps=%7B%22a%22%3A1%7D&view=NaN,1,0",
+        "?pruningThreshold=-1e999&edgeThreshold=abc&linkType=%22&supernodes=" + "%5B" * 5000,
+    ],
+)
+def test_hostile_url_parameters_never_break_the_page(page: Any, graph_url: str, query: str) -> None:
+    open_explorer(page, graph_url + query)
+    assert page.locator(".link-graph canvas").count() == 3
+    assert page.errors == []
