@@ -8,6 +8,9 @@ export const NODE_SPACING = 14; // world units between neighbours in a cell
 export const ROW_HEIGHT = 56;
 export const MIN_COLUMN = 56;
 export const COLUMN_GAP = 18;
+// Rows are spread so the picture is about this high for its width: wide graphs (many nodes per
+// cell) would otherwise fit the screen as a thin band.
+export const ASPECT = 0.5;
 
 export interface Layout {
   x: Float32Array;
@@ -53,8 +56,9 @@ export function computeLayout(graph: Graph, visible: Uint8Array): Layout {
     columnWidth[c] = Math.max(MIN_COLUMN, columnMax[c]! * NODE_SPACING);
     cursor += columnWidth[c]! + COLUMN_GAP;
   }
+  const rowHeight = Math.max(ROW_HEIGHT, ((cursor - COLUMN_GAP) * ASPECT) / Math.max(nRows - 1, 1));
   const rowY = new Float32Array(nRows);
-  for (let r = 0; r < nRows; r++) rowY[r] = (nRows - 1 - r) * ROW_HEIGHT;
+  for (let r = 0; r < nRows; r++) rowY[r] = (nRows - 1 - r) * rowHeight;
 
   const x = new Float32Array(graph.n).fill(Number.NaN);
   const y = new Float32Array(graph.n).fill(Number.NaN);
@@ -80,6 +84,6 @@ export function computeLayout(graph: Graph, visible: Uint8Array): Layout {
     columnWidth,
     rowY,
     width: Math.max(cursor - COLUMN_GAP, 1),
-    height: (nRows - 1) * ROW_HEIGHT,
+    height: (nRows - 1) * rowHeight,
   };
 }

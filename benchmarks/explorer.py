@@ -1,0 +1,261 @@
+"""Benchmark the graph explorer in headless Chromium on synthetic graphs.
+
+    .venv/bin/python benchmarks/explorer.py            # 10,000 nodes / 200,000 links and 1,000 nodes
+    .venv/bin/python benchmarks/explorer.py --sizes 1000:12000
+
+Measures, per graph: page open to first interactive draw (navigation start to the first painted
+frame with every panel set up, graph download and parse included), hover repaint (hit test +
+store update + the hover layer's repaint, p50/p95 over many nodes), pruning slider update (input
+event to repainted frame), tab memory (renderer process RSS and JS heap), and the explorer's JS/CSS
+size gzipped. The page is the built bundle (static/dist, `cd frontend && npm run build`) in a
+harness that mirrors graphs/templates/graphs/explorer.html, served by a local HTTP server that
+sends the graph gzipped as the artifact endpoint does; no database is needed. Results go to
+test-output/benchmarks/explorer.json and a screenshot per graph next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gzip
+import http.server
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.synthetic_graph import synthetic_graph  # noqa: E402
+
+DIST = ROOT / "static" / "dist"
+OUT = ROOT / "test-output" / "benchmarks"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+HOVER = """async (count) => {
+  const e = window.__explorer; const s = e.store.get(); const g = s.graph;
+  const canvas = document.querySelector('.lg-hover');
+  const nodes = [];
+  for (let i = 0; i < g.n; i++) if (s.view.visible[i] === 1) nodes.push(i);
+  // Half random nodes, half the busiest ones (most edges to draw).
+  const degree = i => g.inStart[i + 1] - g.inStart[i] + g.outStart[i + 1] - g.outStart[i];
+  const busiest = [...nodes].sort((a, b) => degree(b) - degree(a)).slice(0, count / 2);
+  let seed = 7; const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  const picks = [...busiest, ...Array.from({length: count / 2}, () => nodes[Math.floor(rand() * nodes.length)])];
+  const frame = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  const out = []; const latency = []; let hits = 0;
+  for (const i of picks) {
+    const p = e.linkGraph.clientPosition(i);
+    if (!p) continue;
+    const t0 = performance.now();
+    canvas.dispatchEvent(new PointerEvent('pointermove', {clientX: p.x, clientY: p.y, bubbles: true}));
+    const handler = performance.now() - t0;
+    await frame();
+    const last = e.linkGraph.scheduler.stats.frames.at(-1);
+    if (e.store.get().hovered >= 0) hits++;
+    out.push(handler + (last && last.layers.includes('hover') ? last.ms : 0));
+    latency.push(last ? last.latencyMs + handler : NaN);
+  }
+  return {repaint: out, latency, hits, degreeMax: degree(busiest[0] ?? 0)};
+}"""
+
+SLIDER = """async (values) => {
+  const e = window.__explorer;
+  const input = document.querySelector('input[name=node-threshold]');
+  const frame = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  // Something selected and pinned, as in real use: the focus layer has edges to redraw too.
+  const s = e.store.get(); let busiest = -1, best = -1;
+  for (let i = 0; i < s.graph.n; i++) {
+    const d = s.graph.outStart[i + 1] - s.graph.outStart[i];
+    if (s.view.visible[i] === 1 && d > best) { best = d; busiest = i; }
+  }
+  e.store.set({selected: busiest});
+  await frame();
+  const out = []; const counts = [];
+  for (const v of values) {
+    const t0 = performance.now();
+    input.value = String(v);
+    input.dispatchEvent(new Event('input', {bubbles: true}));
+    const sync = performance.now() - t0;
+    await frame();
+    const last = e.linkGraph.scheduler.stats.frames.at(-1);
+    out.push(sync + (last ? last.ms : 0));
+    counts.push(e.store.get().view.nVisible);
+  }
+  return {ms: out, counts};
+}"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def harness(manifest: dict[str, Any]) -> str:
+    entry = manifest["src/explorer/main.ts"]
+    css = "".join(f'<link rel="stylesheet" href="/dist/{c}">' for c in entry.get("css", []))
+    site_css = "".join(
+        f'<link rel="stylesheet" href="/dist/{c}">' for c in manifest["src/main.ts"].get("css", [])
+    )
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">{site_css}{css}
+<script type="module" src="/dist/{entry["file"]}"></script></head>
+<body><main><div id="explorer" data-graph-url="/graph.json" data-model="synthetic" data-set="clt">
+<p class="explorer-status">Loading graph…</p></div></main></body></html>"""
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/graph.json"):
+            body = (Path(self.directory) / "graph.json.gz").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+
+def renderer_rss_mb(browser_pid: int | None) -> float:
+    """Largest RSS among Chromium renderer processes (the explorer tab), in MB."""
+    best = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            if "--type=renderer" not in cmdline or "chrom" not in cmdline:
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    best = max(best, int(line.split()[1]))
+        except OSError:
+            continue
+    return best / 1024
+
+
+def bundle_sizes(manifest: dict[str, Any]) -> dict[str, int]:
+    entry = manifest["src/explorer/main.ts"]
+    files = [entry["file"], *entry.get("css", [])]
+    raw = sum((DIST / f).stat().st_size for f in files)
+    gz = sum(len(gzip.compress((DIST / f).read_bytes(), 9)) for f in files)
+    return {"raw_bytes": raw, "gzip_bytes": gz}
+
+
+def run_one(browser: Any, root: Path, n_nodes: int, n_links: int) -> dict[str, Any]:
+    document = synthetic_graph(n_nodes, n_links, slug=f"bench-{n_nodes}")
+    data = json.dumps(document).encode()
+    (root / "graph.json.gz").write_bytes(gzip.compress(data, 6))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    try:
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        opens = []
+        for _ in range(3):  # the first open also pays for compiling the bundle
+            page.goto(url)
+            page.wait_for_selector("#explorer[data-ready='1']", timeout=60_000)
+            opens.append(
+                page.evaluate(
+                    "() => ({ready: window.__explorer.linkGraph.scheduler.stats.firstDrawAt,"
+                    " load: window.__explorer.loadMs})"
+                )
+            )
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(OUT / f"explorer-{n_nodes}.png"))
+        hover = page.evaluate(HOVER, 200)
+        slider_values = [round(0.95 - 0.05 * k, 2) for k in range(16)] + [0.8]
+        slider = page.evaluate(SLIDER, slider_values)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(OUT / f"explorer-{n_nodes}-selected.png"))
+        heap = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : null")
+        rss = renderer_rss_mb(None)
+        context.close()
+    finally:
+        server.shutdown()
+    return {
+        "nodes": n_nodes,
+        "links": n_links,
+        "json_mb": round(len(data) / 1e6, 1),
+        "open_to_first_draw_ms": [round(o["ready"], 1) for o in opens],
+        "open_breakdown_ms": {k: round(v, 1) for k, v in opens[-1]["load"].items()},
+        "hover_repaint_ms": {
+            "p50": round(statistics.median(hover["repaint"]), 2),
+            "p95": round(percentile(hover["repaint"], 0.95), 2),
+            "max": round(max(hover["repaint"]), 2),
+            "samples": len(hover["repaint"]),
+            "hits": hover["hits"],
+            "busiest_node_edges": hover["degreeMax"],
+        },
+        "hover_event_to_painted_ms_p95": round(percentile(hover["latency"], 0.95), 2),
+        "slider_update_ms": {
+            "p50": round(statistics.median(slider["ms"]), 2),
+            "p95": round(percentile(slider["ms"], 0.95), 2),
+            "max": round(max(slider["ms"]), 2),
+            "visible_nodes": [slider["counts"][0], slider["counts"][-2]],
+        },
+        "tab_rss_mb": round(rss, 1),
+        "js_heap_mb": round(heap / 1e6, 1) if heap else None,
+        "page_errors": errors,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", default="10000:200000,1000:12000", help="nodes:links, comma-separated"
+    )
+    args = parser.parse_args()
+    manifest_path = DIST / ".vite" / "manifest.json"
+    if not manifest_path.exists():
+        sys.exit("build the frontend first: cd frontend && npm run build")
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"no Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    manifest = json.loads(manifest_path.read_text())
+    OUT.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"bundle": bundle_sizes(manifest), "cpus": os.cpu_count(), "runs": []}
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        root = Path(tmp)
+        (root / "index.html").write_text(harness(manifest))
+        (root / "dist").symlink_to(DIST)
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=[*ARGS, "--enable-precise-memory-info"]
+        )
+        for size in args.sizes.split(","):
+            n_nodes, n_links = (int(x) for x in size.split(":"))
+            print(f"graph {n_nodes:,} nodes / {n_links:,} links …", flush=True)
+            results["runs"].append(run_one(browser, root, n_nodes, n_links))
+        browser.close()
+    (OUT / "explorer.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
