@@ -2,7 +2,17 @@
 // made in the same few milliseconds go out as one POST /api/v1/features/lookup (at most 100 keys),
 // and every answer (found or missing) is remembered for the page's life.
 
-import type { ActivationExample, Explanation, FeatureDetail, FeatureKey, LookupRequest } from "./types";
+import type {
+  ActivationExample,
+  Explanation,
+  FeatureDetail,
+  FeatureKey,
+  Include,
+  LookupRequest,
+  ServerExample,
+  ServerExplanation,
+  ServerFeature,
+} from "./types";
 
 export type FeatureResult = FeatureDetail | "missing" | "error";
 
@@ -59,45 +69,57 @@ function parseHistogram(raw: unknown, lo: number | null, hi: number | null): Fea
   return null;
 }
 
+// Field names come from the generated schema: renaming one on the server fails the typecheck.
+const featureField = (r: Record<string, unknown>, key: keyof ServerFeature): unknown => r[key];
+const exampleField = (r: Record<string, unknown>, key: keyof ServerExample): unknown => r[key];
+const explanationField = (r: Record<string, unknown>, key: keyof ServerExplanation): unknown => r[key];
+
 /** Normalise one result object from the server; anything unexpected becomes empty, not a crash. */
 export function normaliseFeature(raw: unknown): FeatureDetail | null {
   if (typeof raw !== "object" || raw === null) return null;
   const r = raw as Record<string, unknown>;
-  const explanations: Explanation[] = Array.isArray(r["explanations"])
-    ? (r["explanations"] as unknown[])
+  const rawExplanations = featureField(r, "explanations");
+  const explanations: Explanation[] = Array.isArray(rawExplanations)
+    ? (rawExplanations as unknown[])
         .filter((e): e is Record<string, unknown> => typeof e === "object" && e !== null && typeof (e as Record<string, unknown>)["text"] === "string")
         .slice(0, 20)
-        .map((e) => ({
-          text: String(e["text"]).slice(0, 1000),
-          ...(typeof e["method"] === "string" ? { method: e["method"] } : {}),
-          ...(typeof e["author"] === "string" ? { author: e["author"] } : {}),
-          score: finite(e["score"]),
-        }))
+        .map((e) => {
+          const method = explanationField(e, "method");
+          const author = explanationField(e, "author");
+          return {
+            text: String(explanationField(e, "text")).slice(0, 1000),
+            ...(typeof method === "string" && method ? { method } : {}),
+            ...(typeof author === "string" && author ? { author } : {}),
+            score: finite(explanationField(e, "score")),
+          };
+        })
     : [];
-  const activations: ActivationExample[] = Array.isArray(r["activations"] ?? r["examples"])
-    ? ((r["activations"] ?? r["examples"]) as unknown[])
+  const rawExamples = featureField(r, "examples") ?? r["activations"];
+  const activations: ActivationExample[] = Array.isArray(rawExamples)
+    ? (rawExamples as unknown[])
         .filter((a): a is Record<string, unknown> => typeof a === "object" && a !== null)
         .slice(0, 20)
         .map((a) => {
           const example: ActivationExample = {
-            tokens: strings(a["tokens"]),
-            values: numbers(a["values"] ?? a["tokens_acts_list"]),
+            tokens: strings(exampleField(a, "tokens")),
+            values: numbers(exampleField(a, "values") ?? a["tokens_acts_list"]),
           };
-          const max = finite(a["max_value"]);
+          const max = finite(exampleField(a, "max_value"));
           if (max !== null) example.max_value = max;
-          if (typeof a["quantile"] === "string") example.quantile = a["quantile"];
+          const quantile = exampleField(a, "quantile");
+          if (typeof quantile === "string") example.quantile = quantile;
           return example;
         })
     : [];
-  const histogram = parseHistogram(r["histogram"], finite(r["act_min"]), finite(r["act_max"]));
+  const histogram = parseHistogram(featureField(r, "histogram"), finite(featureField(r, "act_min")), finite(featureField(r, "act_max")));
   return {
-    layer: finite(r["layer"]) ?? -1,
-    index: finite(r["index"]) ?? -1,
-    density: finite(r["density"]),
-    max_activation: finite(r["max_activation"]),
+    layer: finite(featureField(r, "layer")) ?? -1,
+    index: finite(featureField(r, "index")) ?? -1,
+    density: finite(featureField(r, "density")),
+    max_activation: finite(featureField(r, "max_activation")),
     explanations,
-    top_logits: logits(r["top_logits"]),
-    bottom_logits: logits(r["bottom_logits"]),
+    top_logits: logits(featureField(r, "top_logits")),
+    bottom_logits: logits(featureField(r, "bottom_logits")),
     histogram,
     activations,
   };
@@ -157,7 +179,7 @@ export class FeatureLookup {
     }
   }
 
-  private async post(keys: FeatureKey[], include: LookupRequest["include"], maxActivations: number): Promise<Map<string, FeatureDetail>> {
+  private async post(keys: FeatureKey[], include: Include[], maxActivations: number): Promise<Map<string, FeatureDetail>> {
     const body: LookupRequest = { features: keys, include, max_activations: maxActivations };
     this.requests++;
     const response = await this.fetcher(this.url, {

@@ -1,15 +1,26 @@
-// API types the explorer relies on. `npm run api-types` regenerates ./schema.d.ts from the
-// OpenAPI schema (manage.py spectacular --file ../var/openapi.yaml); until the features API
-// lands, these hand-written shapes follow issue 5's contract and are checked at runtime by
-// ./features.ts, so a server that answers differently degrades the panel, not the page.
+// API types the explorer relies on, taken from the generated OpenAPI types (./schema.d.ts), so a
+// server change breaks `npm run typecheck`, not the page. Regenerate after an API change:
+//   npm run api-schema   (the Python side: manage.py spectacular --file src/api/openapi.yaml)
+//   npm run api-types    (openapi-typescript src/api/openapi.yaml -o src/api/schema.d.ts)
 
-export interface FeatureKey {
-  model: string;
-  set: string;
-  layer: number;
-  index: number;
-}
+import type { components, paths } from "./schema";
 
+type Schemas = components["schemas"];
+
+export type FeatureKey = Schemas["FeatureKeyRequest"];
+export type LookupRequest = Schemas["LookupRequestRequest"];
+export type LookupResponse = Schemas["LookupResponse"];
+export type ServerFeature = Schemas["Feature"];
+export type ServerExample = Schemas["Example"];
+export type ServerExplanation = Schemas["Explanation"];
+export type Include = Schemas["IncludeEnum"];
+
+/** The endpoints the page calls; a renamed path fails the typecheck. */
+export const LOOKUP_PATH = "/api/v1/features/lookup" satisfies keyof paths;
+export const ARTIFACT_PATH = "/api/v1/graphs/{model}/{slug}/artifact" satisfies keyof paths;
+
+// What the feature panel shows, normalised from ServerFeature by ./features.ts (which checks
+// every field at runtime too: a server that answers differently degrades the panel only).
 export interface Explanation {
   text: string;
   method?: string;
@@ -34,10 +45,4 @@ export interface FeatureDetail {
   bottom_logits: [string, number][];
   histogram: { edges: number[]; counts: number[] } | null;
   activations: ActivationExample[];
-}
-
-export interface LookupRequest {
-  features: FeatureKey[];
-  include: ("explanations" | "logits" | "activations" | "histogram")[];
-  max_activations: number;
 }
