@@ -252,13 +252,6 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "SECURITY": [{"bearerAuth": []}, {"cookieAuth": []}],
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "bearerAuth": {"type": "http", "scheme": "bearer"},
-            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
-        }
-    },
 }
 
 # Graph uploads and imports (graphs/schema.py): bounded before anything is parsed.

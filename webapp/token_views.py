@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.urls import path
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions, serializers
 from rest_framework.request import Request
@@ -70,3 +71,13 @@ urlpatterns = [
     path("tokens", TokenListView.as_view(), name="api-tokens"),
     path("tokens/<int:pk>", TokenDetailView.as_view(), name="api-token"),
 ]
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Tells drf-spectacular how ``Authorization: Bearer <token>`` looks in the OpenAPI schema."""
+
+    target_class = "webapp.auth.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "An API token (ca_...)."}
