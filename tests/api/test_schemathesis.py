@@ -22,7 +22,6 @@ from features.models import Explanation, Feature
 from tests.api.conftest import make_graph
 from webapp.auth import create_token
 
-
 # Loaded at import (pytest-django has configured Django by then); fetching the schema needs no
 # database. schemathesis' lazy ``from_fixture`` would avoid that but does not support pytest 9.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())
