@@ -34,7 +34,7 @@ describe("export", () => {
     const hostile = tinyGraphJson();
     (hostile["metadata"] as { prompt_tokens: string[] }).prompt_tokens = ["<script>", "&"];
     const store = createStore(buildGraph(hostile));
-    const svg = linkGraphSvg(store.get(), { x: -50, y: -50, k: 1 }, 800, 400);
+    const svg = linkGraphSvg(store.get(), { x: -50, y: -50, k: 1, ky: 1 }, 800, 400);
     expect(svg).not.toContain("<script>");
     expect(svg).toContain("&#60;script&#62;");
   });

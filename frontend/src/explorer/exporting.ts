@@ -41,16 +41,16 @@ export function linkGraphSvg(s: ExplorerState, vp: Viewport, width: number, heig
   const g = s.graph;
   const { x, y, rowY, columnStart, columnWidth } = s.view.layout;
   const sx = (i: number): number => (x[i]! - vp.x) * vp.k;
-  const sy = (i: number): number => (y[i]! - vp.y) * vp.k;
+  const sy = (i: number): number => (y[i]! - vp.y) * vp.ky;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="#fbfbf8"/>`,
   ];
   for (let r = 0; r < rowY.length; r++) {
-    const yy = ((rowY[r]! - vp.y) * vp.k).toFixed(1);
+    const yy = ((rowY[r]! - vp.y) * vp.ky).toFixed(1);
     parts.push(`<line x1="0" x2="${width}" y1="${yy}" y2="${yy}" stroke="#e6e7e2"/>`);
   }
-  const tokenY = ((rowY[0]! - vp.y) * vp.k + 22).toFixed(1);
+  const tokenY = ((rowY[0]! - vp.y) * vp.ky + 22).toFixed(1);
   for (let c = 0; c < columnStart.length; c++) {
     const cx = (columnStart[c]! + columnWidth[c]! / 2 - vp.x) * vp.k;
     if (cx < -50 || cx > width + 50) continue;

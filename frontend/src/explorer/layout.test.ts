@@ -42,6 +42,8 @@ describe("computeLayout", () => {
     const target = id("1_3_1");
     expect(nearest(grid, layout.x[target]! + 2, layout.y[target]! - 1, 8)).toBe(target);
     expect(nearest(grid, -500, -500, 8)).toBe(-1);
+    // With y drawn 10x larger than x, a node 2 world y-units away is 20 pixels away: no hit.
+    expect(nearest(grid, layout.x[target]!, layout.y[target]! + 2, 8, 10)).toBe(-1);
     expect(inRect(grid, -1e6, -1e6, 1e6, 1e6).length).toBe(graph.n);
   });
 });

@@ -11,7 +11,7 @@ import { select, togglePin, type ExplorerState, type ExplorerStore } from "./sta
 import { bucketStyle, COLORS, edgeBucket, formatNumber, N_BUCKETS, nodeFill, nodeRadius } from "./style";
 import type { LinkType, Viewport } from "./urlState";
 
-export const MARGIN = { left: 56, right: 24, top: 96, bottom: 46 };
+export const MARGIN = { left: 56, right: 64, top: 96, bottom: 46 };
 const MAX_EDGES_PER_NODE = 4000; // strongest first; the tail is sub-pixel anyway
 
 export interface LinkGraphHandle {
@@ -31,9 +31,11 @@ export function fitViewport(s: ExplorerState, width: number, height: number): Vi
   const { layout } = s.view;
   const w = Math.max(width - MARGIN.left - MARGIN.right, 10);
   const h = Math.max(height - MARGIN.top - MARGIN.bottom, 10);
-  const k = Math.min(w / Math.max(layout.width, 1), h / Math.max(layout.height, 1), 4);
+  // x and y scale separately, so the graph fills the canvas whatever its shape.
+  const k = Math.min(w / Math.max(layout.width, 1), 4);
+  const ky = Math.min(h / Math.max(layout.height, 1), 4 * Math.max(1, h / w));
   const extraX = (w - layout.width * k) / 2;
-  return { x: -(MARGIN.left + extraX) / k, y: -MARGIN.top / k, k };
+  return { x: -(MARGIN.left + extraX) / k, y: -MARGIN.top / ky, k, ky };
 }
 
 interface Ctx2D {
@@ -76,9 +78,9 @@ function collectEdges(
       const bucket = edgeBucket(w, edgeShare(g, e), Math.abs(w) / maxAbs);
       buckets[bucket]!.push(
         (x[a]! - vp.x) * vp.k,
-        (y[a]! - vp.y) * vp.k,
+        (y[a]! - vp.y) * vp.ky,
         (x[b]! - vp.x) * vp.k,
-        (y[b]! - vp.y) * vp.k,
+        (y[b]! - vp.y) * vp.ky,
       );
     }
   };
@@ -106,8 +108,8 @@ function strokeBuckets(ctx: CanvasRenderingContext2D, buckets: number[][]): void
 function ring(ctx: CanvasRenderingContext2D, s: ExplorerState, i: number, vp: Viewport, r: number): void {
   const { x, y } = s.view.layout;
   if (Number.isNaN(x[i]!)) return;
-  ctx.moveTo((x[i]! - vp.x) * vp.k + r, (y[i]! - vp.y) * vp.k);
-  ctx.arc((x[i]! - vp.x) * vp.k, (y[i]! - vp.y) * vp.k, r, 0, Math.PI * 2);
+  ctx.moveTo((x[i]! - vp.x) * vp.k + r, (y[i]! - vp.y) * vp.ky);
+  ctx.arc((x[i]! - vp.x) * vp.k, (y[i]! - vp.y) * vp.ky, r, 0, Math.PI * 2);
 }
 
 function glyph(ctx: CanvasRenderingContext2D, kind: number, sx: number, sy: number, r: number): void {
@@ -156,23 +158,23 @@ function paintBase(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport
   ctx.lineWidth = 1;
   ctx.beginPath();
   for (let r = 0; r < nRows; r++) {
-    const sy = Math.round((layout.rowY[r]! - vp.y) * vp.k) + 0.5;
+    const sy = Math.round((layout.rowY[r]! - vp.y) * vp.ky) + 0.5;
     ctx.moveTo(MARGIN.left - 8, sy);
     ctx.lineTo(width, sy);
   }
   ctx.stroke();
   ctx.fillStyle = COLORS.muted;
   ctx.textAlign = "right";
-  const labelEvery = Math.max(1, Math.ceil(14 / Math.max(vp.k * (layout.rowY[0]! - (layout.rowY[1] ?? 0)), 1)));
+  const labelEvery = Math.max(1, Math.ceil(14 / Math.max(vp.ky * (layout.rowY[0]! - (layout.rowY[1] ?? 0)), 1)));
   for (let r = 0; r < nRows; r++) {
     if (r !== 0 && r !== nRows - 1 && r % labelEvery !== 0) continue;
-    const sy = (layout.rowY[r]! - vp.y) * vp.k;
+    const sy = (layout.rowY[r]! - vp.y) * vp.ky;
     const label = r === 0 ? "Emb" : r === nRows - 1 ? "Logit" : `L${r - 1}`;
     ctx.fillText(label, MARGIN.left - 12, sy);
   }
   // Prompt tokens under their columns.
   ctx.textAlign = "center";
-  const tokenY = (layout.rowY[0]! - vp.y) * vp.k + 22;
+  const tokenY = (layout.rowY[0]! - vp.y) * vp.ky + 22;
   for (let c = 0; c < layout.columnStart.length; c++) {
     const left = (layout.columnStart[c]! - vp.x) * vp.k;
     const w = layout.columnWidth[c]! * vp.k;
@@ -187,8 +189,8 @@ function paintBase(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport
   const { x, y } = layout;
   const x0 = vp.x - 10 / vp.k;
   const x1 = vp.x + (width + 10) / vp.k;
-  const y0 = vp.y - 10 / vp.k;
-  const y1 = vp.y + (height + 10) / vp.k;
+  const y0 = vp.y - 10 / vp.ky;
+  const y1 = vp.y + (height + 10) / vp.ky;
   for (const kind of [Kind.Error, Kind.Embedding, Kind.Feature, Kind.Logit]) {
     ctx.beginPath();
     for (let i = 0; i < g.n; i++) {
@@ -196,7 +198,7 @@ function paintBase(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport
       const wx = x[i]!;
       const wy = y[i]!;
       if (wx < x0 || wx > x1 || wy < y0 || wy > y1) continue;
-      glyph(ctx, kind, (wx - vp.x) * vp.k, (wy - vp.y) * vp.k, kind === Kind.Error ? r * 0.8 : r);
+      glyph(ctx, kind, (wx - vp.x) * vp.k, (wy - vp.y) * vp.ky, kind === Kind.Error ? r * 0.8 : r);
     }
     ctx.fillStyle = nodeFill(kind);
     ctx.globalAlpha = kind === Kind.Error ? 0.7 : 1;
@@ -219,7 +221,7 @@ function paintBase(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport
   for (const i of logits) {
     const node = g.nodes[i]!;
     const sx = (x[i]! - vp.x) * vp.k;
-    const sy = (y[i]! - vp.y) * vp.k - r - 6;
+    const sy = (y[i]! - vp.y) * vp.ky - r - 6;
     if (sx < -50 || sx > width + 50) continue;
     if (labelled.some((other) => Math.abs(other - sx) < 11)) continue;
     labelled.push(sx);
@@ -289,6 +291,12 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
   element.classList.add("link-graph");
   element.tabIndex = 0;
   const layers = { base: makeLayer(element, "base"), focus: makeLayer(element, "focus"), hover: makeLayer(element, "hover") };
+  const fitButton = document.createElement("button");
+  fitButton.type = "button";
+  fitButton.className = "lg-fit";
+  fitButton.textContent = "Fit";
+  fitButton.title = "Fit to screen (0)";
+  element.appendChild(fitButton);
   const tooltip = document.createElement("div");
   tooltip.className = "lg-tooltip";
   tooltip.hidden = true;
@@ -363,11 +371,12 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
     zoomBy(factor, cx = width / 2, cy = height / 2) {
       const vp = viewport();
       const k = Math.min(200, Math.max(0.002, vp.k * factor));
-      setViewport({ x: vp.x + cx / vp.k - cx / k, y: vp.y + cy / vp.k - cy / k, k });
+      const ky = vp.ky * (k / vp.k);
+      setViewport({ x: vp.x + cx / vp.k - cx / k, y: vp.y + cy / vp.ky - cy / ky, k, ky });
     },
     panBy(dx, dy) {
       const vp = viewport();
-      setViewport({ x: vp.x - dx / vp.k, y: vp.y - dy / vp.k, k: vp.k });
+      setViewport({ x: vp.x - dx / vp.k, y: vp.y - dy / vp.ky, k: vp.k, ky: vp.ky });
     },
     size: () => ({ width, height }),
     clientPosition(i) {
@@ -377,7 +386,7 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
       const wy = s.view.layout.y[i];
       if (wx === undefined || wy === undefined || Number.isNaN(wx)) return null;
       const rect = layers.hover.canvas.getBoundingClientRect();
-      return { x: rect.left + (wx - vp.x) * vp.k, y: rect.top + (wy - vp.y) * vp.k };
+      return { x: rect.left + (wx - vp.x) * vp.k, y: rect.top + (wy - vp.y) * vp.ky };
     },
     composite() {
       scheduler.flush();
@@ -392,6 +401,8 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
     },
   };
 
+  fitButton.addEventListener("click", () => handle.fit());
+
   // Pointer: hover via the grid index, drag to pan, click to select, Ctrl/Cmd-click to pin.
   const target = layers.hover.canvas;
   let drag: { x: number; y: number; vp: Viewport; moved: boolean } | null = null;
@@ -402,7 +413,7 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
     const sx = clientX - rect.left;
     const sy = clientY - rect.top;
     const radius = Math.max(nodeRadius(vp.k) + 3, 7) / vp.k;
-    const hit = nearest(store.get().view.grid, vp.x + sx / vp.k, vp.y + sy / vp.k, radius);
+    const hit = nearest(store.get().view.grid, vp.x + sx / vp.k, vp.y + sy / vp.ky, radius, vp.ky / vp.k);
     if (hitTestMs.length > 2000) hitTestMs.shift();
     hitTestMs.push(performance.now() - t0);
     return hit;
@@ -420,7 +431,7 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
       const dy = event.clientY - drag.y;
       if (drag.moved || Math.abs(dx) + Math.abs(dy) > 4) {
         drag.moved = true;
-        setViewport({ x: drag.vp.x - dx / drag.vp.k, y: drag.vp.y - dy / drag.vp.k, k: drag.vp.k });
+        setViewport({ x: drag.vp.x - dx / drag.vp.k, y: drag.vp.y - dy / drag.vp.ky, k: drag.vp.k, ky: drag.vp.ky });
         return;
       }
     }

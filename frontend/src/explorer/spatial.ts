@@ -48,13 +48,18 @@ export function buildGrid(x: Float32Array, y: Float32Array, cell = 16): Grid {
   return { cell, cols, rows, minX, minY, start, items, x, y };
 }
 
-/** The node nearest (wx, wy) within `radius` world units, or -1. */
-export function nearest(grid: Grid, wx: number, wy: number, radius: number): number {
+/**
+ * The node nearest (wx, wy) within `radius` world x-units, or -1. `yScale` is how much larger a
+ * world y-unit is than an x-unit on screen (the view scales x and y separately), so distances are
+ * measured as the eye sees them.
+ */
+export function nearest(grid: Grid, wx: number, wy: number, radius: number, yScale = 1): number {
   const { cell, cols, rows, minX, minY, start, items, x, y } = grid;
+  const ry = radius / yScale;
   const c0 = Math.max(0, Math.floor((wx - radius - minX) / cell));
   const c1 = Math.min(cols - 1, Math.floor((wx + radius - minX) / cell));
-  const r0 = Math.max(0, Math.floor((wy - radius - minY) / cell));
-  const r1 = Math.min(rows - 1, Math.floor((wy + radius - minY) / cell));
+  const r0 = Math.max(0, Math.floor((wy - ry - minY) / cell));
+  const r1 = Math.min(rows - 1, Math.floor((wy + ry - minY) / cell));
   let best = -1;
   let bestD = radius * radius;
   for (let r = r0; r <= r1; r++) {
@@ -63,7 +68,7 @@ export function nearest(grid: Grid, wx: number, wy: number, radius: number): num
       for (let j = start[k]!; j < start[k + 1]!; j++) {
         const i = items[j]!;
         const dx = x[i]! - wx;
-        const dy = y[i]! - wy;
+        const dy = (y[i]! - wy) * yScale;
         const d = dx * dx + dy * dy;
         if (d <= bestD) {
           bestD = d;

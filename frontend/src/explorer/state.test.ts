@@ -16,7 +16,7 @@ describe("explorer state and the URL", () => {
       groups: [{ name: "early", members: [id("0_5_0"), id("0_7_1")] }],
       labels: new Map([[id("3_42_1"), "the answer"]]),
       thresholds: { node: 0.5, edge: 0.9, density: 1 },
-      viewport: { x: 1, y: 2, k: 3 },
+      viewport: { x: 1, y: 2, k: 3, ky: 4 },
     });
     const link = serialiseUrlState(toUrlState(store.get()));
     const other = createStore(graph);

@@ -11,7 +11,7 @@ describe("URL state", () => {
     pruningThreshold: 0.6,
     edgeThreshold: 0.9,
     densityThreshold: 0.01,
-    viewport: { x: -12.5, y: 40, k: 1.75 },
+    viewport: { x: -12.5, y: 40, k: 1.75, ky: 2.5 },
   };
 
   it("round-trips every field", () => {
@@ -62,6 +62,11 @@ describe("URL state", () => {
     const labels = parseUrlState(hostile[6]!).labels;
     expect(labels).toHaveLength(1);
     expect(labels[0]![1]).toHaveLength(200);
+  });
+
+  it("reads a three-number view (one scale for x and y) as well", () => {
+    expect(parseUrlState("?view=1,2,3").viewport).toEqual({ x: 1, y: 2, k: 3, ky: 3 });
+    expect(parseUrlState("?view=1,2,3,0").viewport).toBeNull();
   });
 
   it("caps the number of pinned ids and strips control characters from labels", () => {

@@ -10,7 +10,8 @@ export type LinkType = "both" | "input" | "output";
 export interface Viewport {
   x: number; // world coordinate at the left edge of the canvas
   y: number; // world coordinate at the top edge
-  k: number; // pixels per world unit
+  k: number; // pixels per world x-unit
+  ky: number; // pixels per world y-unit
 }
 
 export interface Supernode {
@@ -122,10 +123,12 @@ export function parseLabels(value: unknown): [string, string][] {
 function parseViewport(text: string | null): Viewport | null {
   if (!text || text.length > 100) return null;
   const parts = text.split(",").map(Number);
-  if (parts.length !== 3 || !parts.every(Number.isFinite)) return null;
+  if ((parts.length !== 3 && parts.length !== 4) || !parts.every(Number.isFinite)) return null;
   const [x, y, k] = parts as [number, number, number];
-  if (k <= 0 || k > 1000 || Math.abs(x) > 1e7 || Math.abs(y) > 1e7) return null;
-  return { x, y, k };
+  const ky = parts[3] ?? k;
+  const scaleOk = (v: number): boolean => v > 0 && v <= 1000;
+  if (!scaleOk(k) || !scaleOk(ky) || Math.abs(x) > 1e7 || Math.abs(y) > 1e7) return null;
+  return { x, y, k, ky };
 }
 
 export function parseUrlState(search: string): UrlState {
@@ -170,8 +173,8 @@ export function serialiseUrlState(state: UrlState, keep: URLSearchParams = new U
   if (state.edgeThreshold !== null) params.set("edgeThreshold", round(state.edgeThreshold, 4));
   if (state.densityThreshold !== null) params.set("densityThreshold", round(state.densityThreshold, 6));
   if (state.viewport) {
-    const { x, y, k } = state.viewport;
-    params.set("view", `${round(x, 1)},${round(y, 1)},${round(k, 4)}`);
+    const { x, y, k, ky } = state.viewport;
+    params.set("view", `${round(x, 1)},${round(y, 1)},${round(k, 5)},${round(ky, 5)}`);
   }
   return params.toString();
 }
