@@ -3,6 +3,7 @@ URL, prune, search, and survive hostile URLs."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,39 @@ def test_hostile_url_parameters_never_break_the_page(page: Any, graph_url: str, 
     open_explorer(page, graph_url + query)
     assert page.locator(".link-graph canvas").count() == 3
     assert page.errors == []
+
+
+def test_exports_carry_the_view(page: Any, graph_url: str, output_dir: Path) -> None:
+    open_explorer(page, graph_url)
+    busy = page.evaluate(BUSY_FEATURES, 6)
+    for node in busy:
+        click_node(page, node, modifiers=["Control"])
+    page.mouse.move(5, 5)
+    page.screenshot(path=str(output_dir / "explorer-pinned.png"), full_page=True)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="JSON", exact=True).click()
+    document = json.loads(Path(download.value.path()).read_text())
+    assert document["qParams"]["pinnedIds"] == busy
+    assert len(document["nodes"]) == 1000
+    for name, suffix in (
+        ("SVG", ".svg"),
+        ("PNG", ".png"),
+        ("Subgraph SVG", ".svg"),
+        ("Subgraph PNG", ".png"),
+    ):
+        with page.expect_download() as download:
+            page.get_by_role("button", name=name, exact=True).click()
+        target = output_dir / f"export-{name.lower().replace(' ', '-')}{suffix}"
+        download.value.save_as(target)
+        assert target.stat().st_size > 500, name
+    assert page.errors == []
+
+
+def test_the_density_filter_hides_dense_features_once_dashboards_are_loaded(
+    page: Any, graph_url: str
+) -> None:
+    open_explorer(page, graph_url)
+    page.wait_for_function("window.__explorer.store.get().density !== null")
+    before = page.evaluate("window.__explorer.store.get().view.nVisible")
+    page.locator("input[name=density-threshold]").fill("-3")
+    page.wait_for_function(f"window.__explorer.store.get().view.nVisible < {before}")

@@ -10,41 +10,47 @@ import { aggregate, groupNodes, ungroup, type Aggregate } from "./supernodes";
 
 const SVG = "http://www.w3.org/2000/svg";
 const PAD = 40;
+const LABEL_CHARS = 22;
 
 export interface Point {
   x: number;
   y: number;
 }
 
-/** Layered start positions: y by (mean) layer, x by (mean) prompt position, then spread apart. */
+/**
+ * Layered start positions: rows are the layers the units occupy, columns the prompt positions they
+ * occupy (only those, so a few pins spread over the panel), then units sharing a row are pushed
+ * apart and the whole picture is scaled back into the panel.
+ */
 export function layeredPositions(s: ExplorerState, agg: Aggregate, width: number, height: number): Point[] {
   const g = s.graph;
-  const rows = g.nLayers + 1;
-  const ctxMax = Math.max(g.nCtx - 1, 1);
-  const pts = agg.units.map((unit) => {
+  const mean = agg.units.map((unit) => {
     let row = 0;
     let ctx = 0;
     for (const i of unit.members) {
       row += g.row[i]!;
       ctx += g.ctx[i]!;
     }
-    row /= unit.members.length;
-    ctx /= unit.members.length;
-    return { x: PAD + (ctx / ctxMax) * (width - 2 * PAD), y: height - PAD - (row / rows) * (height - 2 * PAD) };
+    return { row: row / unit.members.length, ctx: ctx / unit.members.length };
   });
-  // Push apart units that overlap on the same row (a few relaxation passes).
-  const minGap = 70;
-  for (let pass = 0; pass < 30; pass++) {
+  const rows = [...new Set(mean.map((m) => m.row))].sort((a, b) => a - b);
+  const ctxs = [...new Set(mean.map((m) => m.ctx))].sort((a, b) => a - b);
+  const pts = mean.map((m) => ({
+    x: PAD + ((ctxs.indexOf(m.ctx) + 0.5) / ctxs.length) * (width - 2 * PAD),
+    y: rows.length > 1 ? height - PAD - (rows.indexOf(m.row) / (rows.length - 1)) * (height - 2 * PAD) : height / 2,
+  }));
+  const minGap = 120;
+  for (let pass = 0; pass < 40; pass++) {
     let moved = false;
     for (let a = 0; a < pts.length; a++) {
       for (let b = a + 1; b < pts.length; b++) {
         const pa = pts[a]!;
         const pb = pts[b]!;
-        if (Math.abs(pa.y - pb.y) > 26) continue;
+        if (Math.abs(pa.y - pb.y) > 30) continue;
         const dx = pb.x - pa.x;
         if (Math.abs(dx) >= minGap) continue;
         const push = (minGap - Math.abs(dx)) / 2 + 0.5;
-        const dir = dx >= 0 ? 1 : -1;
+        const dir = dx > 0 || (dx === 0 && a < b) ? 1 : -1;
         pa.x -= dir * push;
         pb.x += dir * push;
         moved = true;
@@ -52,9 +58,16 @@ export function layeredPositions(s: ExplorerState, agg: Aggregate, width: number
     }
     if (!moved) break;
   }
+  // Fit horizontally: shift into the panel, or scale down when the rows got too wide.
+  const xs = pts.map((p) => p.x);
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  const room = width - 2 * PAD - 60;
+  const scale = hi - lo > room ? room / (hi - lo) : 1;
+  const offset = PAD + 30 + (room - (hi - lo) * scale) / 2;
   for (const p of pts) {
-    p.x = Math.min(width - 20, Math.max(20, p.x));
-    p.y = Math.min(height - 16, Math.max(16, p.y));
+    p.x = offset + (p.x - lo) * scale;
+    p.y = Math.min(height - 24, Math.max(16, p.y));
   }
   return pts;
 }
@@ -95,7 +108,8 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
   stage.appendChild(svg);
   element.append(bar, stage);
 
-  const positions = new Map<string, Point>(); // by unit key; survives re-renders, reset by Re-layout
+  const positions = new Map<string, Point>(); // by unit key, as last drawn
+  const dragged = new Set<string>(); // units the user moved: they keep their place until Re-layout
   let agg: Aggregate | null = null;
   let editing: HTMLInputElement | null = null;
 
@@ -110,13 +124,25 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
     svg.setAttribute("height", String(height));
     agg = aggregate(s.graph, s.pinned, s.groups);
     const start = layeredPositions(s, agg, width, height);
+    // Units the user dragged stay where they were put; the others follow the layout.
     const pts = agg.units.map((unit, u) => {
-      const known = positions.get(unit.key);
-      if (known) return known;
-      const p = start[u]!;
+      const p = (dragged.has(unit.key) && positions.get(unit.key)) || start[u]!;
       positions.set(unit.key, p);
       return p;
     });
+    // Alternate labels above and below along each row so neighbours' labels do not collide.
+    const labelAbove = new Set<number>();
+    const byRow = new Map<number, number[]>();
+    pts.forEach((p, u) => {
+      const row = Math.round(p.y / 20);
+      byRow.set(row, [...(byRow.get(row) ?? []), u]);
+    });
+    for (const units of byRow.values()) {
+      units.sort((a, b) => pts[a]!.x - pts[b]!.x);
+      units.forEach((u, k) => {
+        if (k % 2 === 1) labelAbove.add(u);
+      });
+    }
     hint.textContent = s.pinned.length
       ? `${s.pinned.length} pinned · ${s.groups.length} groups${s.grouping.length ? ` · ${s.grouping.length} picked` : ""}`
       : "Ctrl/Cmd-click nodes to pin them here";
@@ -157,9 +183,10 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
         : node.kind === Kind.Feature
           ? svgEl("circle", { r: 7, fill: nodeFill(node.kind), stroke: COLORS.featureStroke })
           : svgEl("rect", { x: -7, y: -7, width: 14, height: 14, fill: nodeFill(node.kind) });
-      const label = svgEl("text", { y: isGroup ? 24 : 20, "text-anchor": "middle", class: "sg-label" });
+      const below = isGroup ? 24 : 20;
+      const label = svgEl("text", { y: labelAbove.has(u) ? -(below - 6) : below, "text-anchor": "middle", class: "sg-label" });
       const name = isGroup ? s.groups[unit.group]!.name : nodeLabel(node, s.labels.get(first));
-      label.textContent = name.length > 28 ? `${name.slice(0, 27)}…` : name;
+      label.textContent = name.length > LABEL_CHARS ? `${name.slice(0, LABEL_CHARS - 1)}…` : name;
       const tip = svgEl("title", {});
       tip.textContent = isGroup
         ? `${name}: ${unit.members.map((m) => featureKey(s.graph.nodes[m]!)).join(", ")}`
@@ -239,6 +266,7 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
     const next = { x: q.x + drag.dx, y: q.y + drag.dy };
     if (!drag.moved && Math.abs(next.x - p.x) + Math.abs(next.y - p.y) < 3) return;
     drag.moved = true;
+    dragged.add(drag.key);
     positions.set(drag.key, next);
     const node = svg.querySelector<SVGGElement>(`g.sg-unit[data-unit="${drag.u}"]`);
     node?.setAttribute("transform", `translate(${next.x},${next.y})`);
@@ -294,7 +322,7 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
   });
   clearButton.addEventListener("click", () => store.set({ pinned: [], groups: [], grouping: [] }));
   relayoutButton.addEventListener("click", () => {
-    positions.clear();
+    dragged.clear();
     render();
   });
 
