@@ -85,13 +85,15 @@ def _select(include: set[str], max_examples: int, max_explanations: int) -> tupl
         parts += ["'histogram', f.histogram", "'quantile_values', f.quantile_values"]
     if "explanations" in include:
         parts.append(
+            # Most explanations are imported (no author): look the username up only when set.
             """'explanations', (SELECT coalesce(json_agg(json_build_object(
                     'id', e.id, 'text', e.text, 'method', e.method, 'score', e.score,
-                    'author', u.username, 'created_at', e.created_at)
+                    'author', CASE WHEN e.author_id IS NULL THEN NULL ELSE
+                        (SELECT u.username FROM auth_user u WHERE u.id = e.author_id) END,
+                    'created_at', e.created_at)
                     ORDER BY e.score DESC NULLS LAST, e.id), '[]'::json)
                 FROM (SELECT * FROM features_explanation e0 WHERE e0.feature_id = f.id
-                      ORDER BY e0.score DESC NULLS LAST, e0.id LIMIT %s) e
-                LEFT JOIN auth_user u ON u.id = e.author_id)"""
+                      ORDER BY e0.score DESC NULLS LAST, e0.id LIMIT %s) e)"""
         )
         params.append(max_explanations)
     if "activations" in include:

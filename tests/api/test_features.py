@@ -332,3 +332,19 @@ def test_signed_in_users_add_attributed_explanations(
     assert response.json()["text"] == "<b>cats</b>"
     assert client_for(alice).post(url, {"text": " "}, format="json").status_code == 400
     assert client_for(None).get(url).json()[0]["text"] == "<b>cats</b>"
+
+
+def test_tokens_with_quotes_backslashes_tabs_and_nul_survive_the_import(
+    model: Any, tmp_path: Path
+) -> None:
+    tokens = ['"quoted"', "back\\slash", "tab\there", "new\nline", "{brace,comma}", "nul\x00"]
+    obj = dashboard(0)
+    obj["examples_quantiles"][0]["examples"] = [
+        {"tokens": tokens, "tokens_acts_list": [1.0] * len(tokens), "train_token_ind": 0}
+    ]
+    obj["top_logits"] = ['"', "\\", "\x00x"]
+    path = write_jsonl_gz(tmp_path / "layer_0.jsonl.gz", [obj])
+    call_command("import_features", path, model="tiny", stdout=io.StringIO())
+    stored = ActivationExample.objects.get()
+    assert stored.tokens == [*tokens[:-1], "nul"]
+    assert Feature.objects.get().top_logits == ['"', "\\", "x"]
