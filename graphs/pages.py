@@ -8,6 +8,11 @@ from django.urls import reverse
 
 from graphs.models import Graph
 
+# Above this many links the page asks for the graph without links and loads the links of the
+# nodes in focus from the neighbourhood endpoint. (The artifact endpoint must honour ?links=none;
+# until it does, it sends the whole graph and the page simply uses it.)
+LINKS_ON_DEMAND_ABOVE = 1_000_000
+
 
 def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
     """The graph explorer. The page is a shell: the script downloads the graph artifact and
@@ -17,9 +22,14 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
         model__slug=model,
         slug=slug,
     )
+    names = {"model": model, "slug": slug}
+    graph_url = reverse("api-graph-artifact", kwargs=names)
+    if graph.n_links > LINKS_ON_DEMAND_ABOVE:
+        graph_url += "?links=none"
     context = {
         "graph": graph,
-        "graph_url": reverse("api-graph-artifact", kwargs={"model": model, "slug": slug}),
+        "graph_url": graph_url,
+        "neighbourhood_url": reverse("api-graph-neighbourhood", kwargs=names),
         "lookup_url": reverse("api-feature-lookup"),
         "transcoder_set": graph.transcoder_set.slug if graph.transcoder_set else "",
     }

@@ -231,3 +231,25 @@ def test_the_density_filter_hides_dense_features_once_dashboards_are_loaded(
     before = page.evaluate("window.__explorer.store.get().view.nVisible")
     page.locator("input[name=density-threshold]").fill("-3")
     page.wait_for_function(f"window.__explorer.store.get().view.nVisible < {before}")
+
+
+def test_a_graph_without_links_loads_them_for_the_nodes_in_focus(page: Any, graph_url: str) -> None:
+    # Serve the artifact without its links, as for a graph too large to ship whole.
+    def strip_links(route: Any) -> None:
+        response = route.fetch()
+        document = response.json()
+        del document["links"]
+        route.fulfill(response=response, json=document)
+
+    page.route("**/artifact*", strip_links)
+    open_explorer(page, graph_url)
+    assert page.evaluate("window.__explorer.store.get().graph.nEdges") == 0
+    assert "links are loaded" in page.locator(".explorer-note").inner_text()
+    node = page.evaluate(
+        "() => { const s = window.__explorer.store.get(); const g = s.graph;"
+        " for (let i = 0; i < g.n; i++) if (g.kind[i] === 1 && s.view.visible[i]) return g.nodes[i].id; }"
+    )
+    click_node(page, node)
+    page.wait_for_function("window.__explorer.store.get().graph.nEdges > 0")
+    page.locator(".connections .vrow[data-node]").first.wait_for()
+    assert page.errors == []

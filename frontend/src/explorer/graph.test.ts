@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildGraph, cantorIndex, edgeShare, featureIndex, GraphFormatError, Kind, logitToken, nodeLabel } from "./graph";
+import { buildGraph, cantorIndex, edgeShare, featureIndex, mergeLinks, GraphFormatError, Kind, logitToken, nodeLabel } from "./graph";
 import { tinyGraphJson } from "./fixture";
 
 describe("buildGraph", () => {
@@ -80,5 +80,30 @@ describe("buildGraph", () => {
     expect(messy.n).toBe(1);
     expect(messy.dropped.nodes).toBe(3);
     expect(messy.nEdges).toBe(0);
+  });
+});
+
+describe("mergeLinks", () => {
+  it("adds links loaded later, once, and keeps the adjacency sorted", () => {
+    const json = tinyGraphJson();
+    delete json["links"];
+    const partial = buildGraph(json);
+    expect(partial.partial).toBe(true);
+    expect(partial.nEdges).toBe(0);
+    const more = mergeLinks(partial, [
+      { source: "0_7_1", target: "1_3_1", weight: 2 },
+      { source: "0_5_0", target: "1_3_1", weight: -3 },
+    ]);
+    const again = mergeLinks(more, [
+      { source: "0_7_1", target: "1_3_1", weight: 2 },
+      { source: "E_11_1", target: "0_7_1", weight: 5 },
+      { source: "ghost", target: "0_7_1", weight: 1 },
+    ]);
+    expect(again.nEdges).toBe(3);
+    const target = again.index.get("1_3_1")!;
+    const weights = [];
+    for (let j = again.inStart[target]!; j < again.inStart[target + 1]!; j++) weights.push(again.edgeWeight[again.inEdges[j]!]);
+    expect(weights).toEqual([-3, 2]);
+    expect(mergeLinks(again, [])).toBe(again);
   });
 });

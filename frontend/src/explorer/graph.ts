@@ -57,8 +57,14 @@ export interface Graph {
   inStart: Int32Array;
   inEdges: Int32Array;
   inputAbsSum: Float64Array; // per target: sum of |weight| of its inputs
+  partial: boolean; // links were left out of the file: they come per node, on demand
   dropped: { nodes: number; links: number };
 }
+
+type EdgeFields = Pick<
+  Graph,
+  "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeCumBefore" | "outStart" | "outEdges" | "inStart" | "inEdges" | "inputAbsSum"
+>;
 
 export class GraphFormatError extends Error {}
 
@@ -182,13 +188,15 @@ function parseNode(value: unknown, tokens: string[], cantorFeatures: boolean): R
 /** Parse and index a graph JSON object. Throws GraphFormatError only when nothing is usable. */
 export function buildGraph(json: unknown): Graph {
   const root = asRecord(json);
-  if (!root || !Array.isArray(root["nodes"]) || !Array.isArray(root["links"])) {
+  // `links` may be left out: a graph too large to ship whole comes as nodes only, and the page
+  // loads the links of the nodes in focus from the neighbourhood API (see ./neighbourhood.ts).
+  if (!root || !Array.isArray(root["nodes"]) || (root["links"] !== undefined && !Array.isArray(root["links"]))) {
     throw new GraphFormatError("not an attribution graph: expected an object with nodes and links");
   }
   const metadata = parseMetadata(root["metadata"]);
   const cantorFeatures = metadata.raw["schema_version"] === 1;
   const rawNodes = root["nodes"] as unknown[];
-  const rawLinks = root["links"] as unknown[];
+  const rawLinks = Array.isArray(root["links"]) ? (root["links"] as unknown[]) : [];
 
   const nodes: NodeInfo[] = [];
   const index = new Map<string, number>();
@@ -230,12 +238,48 @@ export function buildGraph(json: unknown): Graph {
     nCtx = Math.max(nCtx, node.ctx + 1);
   }
 
-  // Links: validate into scratch arrays, then order globally by |weight| descending.
-  const m = rawLinks.length;
+  const edges = indexEdges(n, index, rawLinks);
+
+  return {
+    metadata,
+    qParams: asRecord(root["qParams"]) ?? {},
+    nodes,
+    index,
+    n,
+    kind,
+    row,
+    ctx,
+    influence,
+    nLayers,
+    nCtx,
+    ...edges,
+    partial: !Array.isArray(root["links"]),
+    dropped: { nodes: droppedNodes, links: rawLinks.length - edges.nEdges },
+  };
+}
+
+/**
+ * Validate links and index them: one global order by |weight| descending, then CSR arrays filled
+ * in that order so every node's segment is sorted too. With `base`, its edges come first and a
+ * pair already there is not added twice.
+ */
+function indexEdges(n: number, index: Map<string, number>, rawLinks: unknown[], base?: EdgeFields): EdgeFields {
+  const extra = base?.nEdges ?? 0;
+  const m = rawLinks.length + extra;
   const src = new Int32Array(m);
   const dst = new Int32Array(m);
   const weight = new Float64Array(m);
   let kept = 0;
+  const seen = base ? new Set<number>() : null;
+  if (base) {
+    for (let e = 0; e < base.nEdges; e++) {
+      src[kept] = base.edgeSrc[e]!;
+      dst[kept] = base.edgeDst[e]!;
+      weight[kept] = base.edgeWeight[e]!;
+      seen!.add(src[kept]! * n + dst[kept]!);
+      kept++;
+    }
+  }
   for (const value of rawLinks) {
     const link = asRecord(value);
     if (!link) continue;
@@ -243,6 +287,10 @@ export function buildGraph(json: unknown): Graph {
     const t = index.get(link["target"] as string);
     const w = link["weight"];
     if (s === undefined || t === undefined || typeof w !== "number" || !Number.isFinite(w)) continue;
+    if (seen) {
+      if (seen.has(s * n + t)) continue;
+      seen.add(s * n + t);
+    }
     src[kept] = s;
     dst[kept] = t;
     weight[kept] = w;
@@ -292,30 +340,13 @@ export function buildGraph(json: unknown): Graph {
     inEdges[inFill[edgeDst[e]!]!++] = e;
   }
 
-  return {
-    metadata,
-    qParams: asRecord(root["qParams"]) ?? {},
-    nodes,
-    index,
-    n,
-    kind,
-    row,
-    ctx,
-    influence,
-    nLayers,
-    nCtx,
-    nEdges: kept,
-    edgeSrc,
-    edgeDst,
-    edgeWeight,
-    edgeCumBefore,
-    outStart,
-    outEdges,
-    inStart,
-    inEdges,
-    inputAbsSum,
-    dropped: { nodes: droppedNodes, links: m - kept },
-  };
+  return { nEdges: kept, edgeSrc, edgeDst, edgeWeight, edgeCumBefore, outStart, outEdges, inStart, inEdges, inputAbsSum };
+}
+
+/** The same graph with more links (from the neighbourhood API); pairs already present are kept once. */
+export function mergeLinks(graph: Graph, links: unknown[]): Graph {
+  const edges = indexEdges(graph.n, graph.index, links, graph);
+  return edges.nEdges === graph.nEdges ? graph : { ...graph, ...edges };
 }
 
 /** Share of the target's total |input| this edge carries, signed (-1..1). */

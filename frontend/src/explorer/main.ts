@@ -10,6 +10,7 @@ import { buildGraph, type Graph } from "./graph";
 import { setUpLinkGraph, type LinkGraphHandle } from "./linkGraph";
 import { setUpNodeConnections } from "./connections";
 import { createStore, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
+import { NeighbourhoodLoader, setUpNeighbourhood } from "./neighbourhood";
 import { setUpSubgraph, type SubgraphHandle } from "./subgraph";
 import { emptyUrlState, parseLabels, parseSupernodes, parseUrlState, serialiseUrlState, validId, type UrlState } from "./urlState";
 import { groupNodes } from "./supernodes";
@@ -309,6 +310,13 @@ async function start(root: HTMLElement): Promise<void> {
   lower.append(connectionsEl, subgraphEl);
   const help = helpOverlay();
   root.replaceChildren(top, pruningEl, main, lower, help);
+  const neighbourhoodUrl = root.dataset["neighbourhoodUrl"] ?? "";
+  if (graph.partial) {
+    const text = neighbourhoodUrl
+      ? "This graph is large: links are loaded for the nodes you hover, select or pin."
+      : "This graph came without links.";
+    root.insertBefore(el("p", "explorer-note", text), main);
+  }
   if (graph.dropped.nodes || graph.dropped.links) {
     const note = el("p", "explorer-note", `${graph.dropped.nodes} nodes and ${graph.dropped.links} links in the file were unusable and were skipped.`);
     root.insertBefore(note, main);
@@ -331,6 +339,7 @@ async function start(root: HTMLElement): Promise<void> {
     help.hidden = !s.helpOpen;
   });
   syncUrl(store);
+  if (graph.partial && neighbourhoodUrl) setUpNeighbourhood(store, new NeighbourhoodLoader(neighbourhoodUrl));
   loadMs["setup"] = performance.now() - t2;
 
   window.__explorer = { store, linkGraph, lookup, loadMs };

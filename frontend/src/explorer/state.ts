@@ -84,9 +84,9 @@ export function initialState(graph: Graph): ExplorerState {
 export function createStore(graph: Graph): ExplorerStore {
   const store = new Store(initialState(graph));
   // Recompute what is visible when anything that decides it changes.
-  store.watch(["thresholds", "pinned", "density", "selected"], (s, prev) => {
+  store.watch(["thresholds", "pinned", "density", "selected", "graph"], (s, prev) => {
     const selectionOnly =
-      s.thresholds === prev.thresholds && s.pinned === prev.pinned && s.density === prev.density;
+      s.thresholds === prev.thresholds && s.pinned === prev.pinned && s.density === prev.density && s.graph === prev.graph;
     if (selectionOnly && (s.selected < 0 || s.view.visible[s.selected] === 1)) return;
     const keep = s.selected >= 0 ? [...s.pinned, s.selected] : s.pinned;
     store.set({ view: computeView(s.graph, s.prune, s.thresholds, keep, s.density) });
