@@ -25,7 +25,7 @@ from features.serializers import (
     LookupRequestSerializer,
     LookupResponseSerializer,
 )
-from webapp.api import LookupThrottle, WriteThrottle
+from webapp.api import LookupThrottle, WriteThrottle, query_param
 
 _MAX_INDEX = 2**31 - 1
 
@@ -84,9 +84,9 @@ def parse_lookup_body(data: Any) -> tuple[list[services.FeatureKey], set[str], i
             errors[path] = "expected an object with model, set, layer, index"
         else:
             model, set_slug = item.get("model"), item.get("set")
-            if not isinstance(model, str) or not 0 < len(model) <= 100:
+            if not isinstance(model, str) or not 0 < len(model) <= 100 or "\x00" in model:
                 errors[f"{path}.model"] = "expected a model slug"
-            if not isinstance(set_slug, str) or not 0 < len(set_slug) <= 100:
+            if not isinstance(set_slug, str) or not 0 < len(set_slug) <= 100 or "\x00" in set_slug:
                 errors[f"{path}.set"] = "expected a transcoder set slug"
             layer = _int(item.get("layer"), f"{path}.layer", 0, 10_000, errors)
             index = _int(item.get("index"), f"{path}.index", 0, _MAX_INDEX, errors)
@@ -204,14 +204,13 @@ class FeatureSearchView(generics.ListAPIView[Feature]):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        params = self.request.query_params
-        qs = Feature.objects.visible_to(self.request.user).select_related("transcoder_set__model")
-        if params.get("model"):
-            qs = qs.filter(transcoder_set__model__slug=params["model"])
-        if params.get("set"):
-            qs = qs.filter(transcoder_set__slug=params["set"])
-        if params.get("layer") not in (None, ""):
-            layer = params["layer"]
+        request = self.request
+        qs = Feature.objects.visible_to(request.user).select_related("transcoder_set__model")
+        if model := query_param(request, "model", max_length=100):
+            qs = qs.filter(transcoder_set__model__slug=model)
+        if set_slug := query_param(request, "set", max_length=100):
+            qs = qs.filter(transcoder_set__slug=set_slug)
+        if layer := query_param(request, "layer", max_length=10):
             if not layer.isdigit() or int(layer) > 10_000:
                 raise ValidationError({"layer": "expected a non-negative integer"})
             qs = qs.filter(layer=int(layer))
@@ -219,10 +218,15 @@ class FeatureSearchView(generics.ListAPIView[Feature]):
             qs = qs.filter(density__gte=low)
         if (high := self._float("max_density")) is not None:
             qs = qs.filter(density__lte=high)
-        if params.get("logit"):
-            qs = qs.with_top_logit(params["logit"][:200])
+        if "logit" in request.query_params:
+            # Not stripped: top-logit tokens often start with a space.
+            logit = request.query_params["logit"][:200]
+            if "\x00" in logit:
+                raise ValidationError({"logit": "must not contain NUL characters"})
+            if logit:
+                qs = qs.with_top_logit(logit)
         explanations = Explanation.objects.order_by(F("score").desc(nulls_last=True), "id")
-        text = (params.get("q") or "").strip()[:500]
+        text = query_param(request, "q")
         if text:
             query = SearchQuery(text, config="english", search_type="websearch")
             best = (

@@ -225,6 +225,9 @@ def _string(
     if len(value) > max_chars:
         errors.add(path, f"longer than {max_chars} characters")
         return ""
+    if "\x00" in value:
+        errors.add(path, "contains a NUL character")
+        return ""
     return value
 
 
@@ -241,8 +244,8 @@ def _validate_metadata(raw: Any, errors: _Errors, limits: Limits) -> dict[str, A
     elif len(tokens) > limits.max_prompt_tokens:
         errors.add("metadata.prompt_tokens", f"more than {limits.max_prompt_tokens} tokens")
         tokens = []
-    elif not all(isinstance(t, str) for t in tokens):
-        errors.add("metadata.prompt_tokens", "expected a list of strings")
+    elif not all(isinstance(t, str) and "\x00" not in t for t in tokens):
+        errors.add("metadata.prompt_tokens", "expected a list of strings (without NUL)")
     metadata["prompt_tokens"] = tokens
     for key in ("slug", "scan"):
         if key in raw:
@@ -252,6 +255,8 @@ def _validate_metadata(raw: Any, errors: _Errors, limits: Limits) -> dict[str, A
     for key in ("info", "generation_settings", "pruning_settings", "feature_details"):
         if key in raw and not isinstance(raw[key], dict):
             errors.add(f"metadata.{key}", "expected an object")
+        elif key in raw and "\\u0000" in json.dumps(raw[key]):
+            errors.add(f"metadata.{key}", "contains a NUL character")
     metadata["schema_version"] = 1
     return metadata
 

@@ -108,8 +108,20 @@ class FeatureGraphSerializer(serializers.ModelSerializer[GraphNode]):
 
 
 def _check_id(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_NODE_ID_CHARS:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NODE_ID_CHARS or "\x00" in value:
         raise serializers.ValidationError(f"{where}: expected a node id (1-100 characters)")
+    return value
+
+
+def _check_label(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise serializers.ValidationError(f"{where}: a label must be a string")
+    if len(value) > MAX_LABEL_CHARS:
+        raise serializers.ValidationError(
+            f"{where}: a label is at most {MAX_LABEL_CHARS} characters"
+        )
+    if "\x00" in value:
+        raise serializers.ValidationError(f"{where}: a label must not contain NUL characters")
     return value
 
 
@@ -169,10 +181,7 @@ class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
         for i, group in enumerate(value):
             if not isinstance(group, list) or not group or not isinstance(group[0], str):
                 raise serializers.ValidationError(f"[{i}]: expected [label, node_id, ...]")
-            if len(group[0]) > MAX_LABEL_CHARS:
-                raise serializers.ValidationError(
-                    f"[{i}]: a label is at most {MAX_LABEL_CHARS} characters"
-                )
+            _check_label(group[0], f"[{i}]")
             if len(group) > MAX_PINNED + 1:
                 raise serializers.ValidationError(f"[{i}]: too many nodes in one supernode")
             out.append(
@@ -187,12 +196,7 @@ class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
             raise serializers.ValidationError(f"at most {MAX_PINNED} labels")
         for key, label in value.items():
             _check_id(key, "key")
-            if not isinstance(label, str):
-                raise serializers.ValidationError(f"{key}: a label must be a string")
-            if len(label) > MAX_LABEL_CHARS:
-                raise serializers.ValidationError(
-                    f"{key}: a label is at most {MAX_LABEL_CHARS} characters"
-                )
+            _check_label(label, key)
         return dict(value)
 
     def validate_thresholds(self, value: Any) -> dict[str, float]:
@@ -202,6 +206,7 @@ class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
             if (
                 not isinstance(key, str)
                 or len(key) > 50
+                or "\x00" in key
                 or isinstance(number, bool)
                 or not isinstance(number, int | float)
                 or not math.isfinite(number)

@@ -14,7 +14,7 @@ urlpatterns = [
         name="api-graph-neighbourhood",
     ),
     path(f"{_GRAPH}/subgraphs", views.GraphSubgraphsView.as_view(), name="api-graph-subgraphs"),
-    path("subgraphs/<str:share_slug>", views.SubgraphDetailView.as_view(), name="api-subgraph"),
+    path("subgraphs/<slug:share_slug>", views.SubgraphDetailView.as_view(), name="api-subgraph"),
     path(
         "features/<slug:model>/<slug:set_slug>/<int:layer>/<int:index>/graphs",
         views.FeatureGraphsView.as_view(),

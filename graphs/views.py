@@ -31,7 +31,14 @@ from graphs.serializers import (
     SubgraphSerializer,
     SubgraphWriteSerializer,
 )
-from webapp.api import PayloadTooLarge, UploadThrottle, WriteThrottle, error_body, parse_if_match
+from webapp.api import (
+    PayloadTooLarge,
+    UploadThrottle,
+    WriteThrottle,
+    error_body,
+    parse_if_match,
+    query_param,
+)
 
 
 def _graph_or_404(request: Request, model: str, slug: str) -> Graph:
@@ -79,27 +86,27 @@ class GraphListView(generics.ListCreateAPIView[Graph]):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
-        params = self.request.query_params
-        user = self.request.user
+        request = self.request
+        user = request.user
         qs = Graph.objects.listed_for(user).select_related("model", "transcoder_set", "owner")
-        if params.get("model"):
-            qs = qs.filter(model__slug=params["model"][:100])
-        owner = params.get("owner")
+        if model := query_param(request, "model", max_length=100):
+            qs = qs.filter(model__slug=model)
+        owner = query_param(request, "owner", max_length=150)
         if owner == "me":
             qs = qs.owned_by(user)
         elif owner:
-            qs = qs.filter(owner__username=owner[:150])
-        if params.get("q"):
-            qs = qs.filter(prompt__icontains=params["q"][:500])
-        if params.get("featured") in ("1", "true"):
+            qs = qs.filter(owner__username=owner)
+        if text := query_param(request, "q"):
+            qs = qs.filter(prompt__icontains=text)
+        if query_param(request, "featured") in ("1", "true"):
             qs = qs.filter(featured=True)
-        if params.get("feature"):
-            key = parse_short(params["feature"])
+        if feature := query_param(request, "feature", max_length=50):
+            key = parse_short(feature)
             if key is None:
                 raise ValidationError({"feature": "expected a feature like L12/3456"})
             nodes = GraphNode.objects.filter(layer=key[0], feature_index=key[1])
-            if params.get("set"):
-                nodes = nodes.filter(transcoder_set__slug=params["set"][:100])
+            if set_slug := query_param(request, "set", max_length=100):
+                nodes = nodes.filter(transcoder_set__slug=set_slug)
             qs = qs.filter(id__in=nodes.values("graph_id"))
         return qs
 
@@ -208,7 +215,7 @@ class GraphArtifactView(generics.GenericAPIView[Graph]):
     )
     def get(self, request: Request, model: str, slug: str) -> HttpResponseBase:
         graph = _graph_or_404(request, model, slug)
-        share = request.query_params.get("subgraph")
+        share = query_param(request, "subgraph", max_length=32)
         if share:
             return self._annotated(request, graph, share)
         etag = graph.etag

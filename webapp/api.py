@@ -151,6 +151,17 @@ class LookupThrottle(throttling.SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
+def query_param(request: Request, name: str, *, max_length: int = 500) -> str:
+    """A query parameter, stripped and cut to ``max_length``; "" when absent.
+
+    A NUL character is a 400 here: Postgres text cannot hold one, so it would otherwise be a 500.
+    """
+    value = request.query_params.get(name) or ""
+    if "\x00" in value:
+        raise exceptions.ValidationError({name: "must not contain NUL characters"})
+    return value.strip()[:max_length]
+
+
 def parse_if_match(value: str | None) -> int | None:
     """The version named by an If-Match header: ``"3"``, ``W/"3"`` or ``3``; None when absent."""
     if not value:

@@ -339,3 +339,23 @@ def test_a_failed_import_leaves_no_artifact_behind(alice: Any, model: Any) -> No
     with pytest.raises(Exception, match="slug"):
         make_graph(alice, slug="cat")
     assert set(default_storage.listdir("graphs/tiny")[1]) == before
+
+
+def test_nul_characters_are_a_400_not_a_database_error(alice: Any, model: Any) -> None:
+    document = graph_json()
+    document["metadata"]["prompt"] = "The\x00 cat"
+    response = upload(client_for(alice), document, model="tiny")
+    assert response.status_code == 400
+    assert "metadata.prompt" in response.json()["detail"]
+    assert client_for(alice).get("/api/v1/graphs?q=a%00b").status_code == 400
+    assert client_for(alice).get("/api/v1/features/search?q=a%00b").status_code == 400
+    assert client_for(alice).get("/api/v1/features/search?logit=%00").status_code == 400
+    body = {"features": [{"model": "ti\x00ny", "set": "plt", "layer": 0, "index": 0}]}
+    assert client_for(alice).post("/api/v1/features/lookup", body, format="json").status_code == 400
+    make_graph(alice)
+    response = client_for(alice).post(
+        "/api/v1/graphs/tiny/cat/subgraphs",
+        {"title": "t", "node_labels": {"0_7_1": "a\x00"}},
+        format="json",
+    )
+    assert response.status_code == 400
