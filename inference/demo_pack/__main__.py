@@ -1,0 +1,228 @@
+"""Build the demo pack: `python -m inference.demo_pack [--out inference/packs/demo] [--seed 0]`.
+
+Stages: corpus + tokenizer, model, transcoders, dashboards, card. Progress bars live here only;
+the library modules report through callbacks.
+"""
+
+import argparse
+import dataclasses
+import itertools
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from inference.demo_pack import card, corpus, dashboards, evaluate, train_model, train_transcoders
+from inference.demo_pack.activations import mlp_io
+from inference.demo_pack.tokenizer import train_tokenizer
+
+
+@dataclasses.dataclass(frozen=True)
+class PackConfig:
+    seed: int = 0
+    # Vocabulary budget; BPE stops earlier once every corpus word is one token.
+    vocab_size: int = 2048
+    # Documents (6 joined sentences each) the tokenizer is trained on.
+    tokenizer_documents: int = 20_000
+    # Rows of held-out text for transcoder training activations and for dashboards + metrics.
+    transcoder_rows: int = 4096
+    dashboard_rows: int = 1024
+    model: train_model.ModelConfig = dataclasses.field(default_factory=train_model.ModelConfig)
+    training: train_model.TrainConfig = dataclasses.field(default_factory=train_model.TrainConfig)
+    transcoder: train_transcoders.TranscoderConfig = dataclasses.field(
+        default_factory=train_transcoders.TranscoderConfig
+    )
+    dashboard: dashboards.DashboardConfig = dataclasses.field(
+        default_factory=dashboards.DashboardConfig
+    )
+
+
+def _parse() -> tuple[Path, PackConfig]:
+    parser = argparse.ArgumentParser(prog="python -m inference.demo_pack", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("inference/packs/demo"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, help="model training steps")
+    parser.add_argument("--transcoder-steps", type=int)
+    parser.add_argument("--features", type=int, help="features per transcoder")
+    parser.add_argument("--transcoder-rows", type=int)
+    parser.add_argument("--dashboard-rows", type=int)
+    parser.add_argument("--tiny", action="store_true", help="seconds-long settings for development")
+    args = parser.parse_args()
+    config = PackConfig(seed=args.seed)
+    if args.tiny:
+        config = dataclasses.replace(
+            config,
+            tokenizer_documents=2000,
+            transcoder_rows=256,
+            dashboard_rows=64,
+            training=dataclasses.replace(config.training, steps=20, warmup_steps=5),
+            transcoder=dataclasses.replace(config.transcoder, steps=20, n_features=256),
+        )
+    if args.steps is not None:
+        config = dataclasses.replace(
+            config, training=dataclasses.replace(config.training, steps=args.steps)
+        )
+    if args.transcoder_steps is not None:
+        config = dataclasses.replace(
+            config, transcoder=dataclasses.replace(config.transcoder, steps=args.transcoder_steps)
+        )
+    if args.features is not None:
+        config = dataclasses.replace(
+            config, transcoder=dataclasses.replace(config.transcoder, n_features=args.features)
+        )
+    if args.transcoder_rows is not None:
+        config = dataclasses.replace(config, transcoder_rows=args.transcoder_rows)
+    if args.dashboard_rows is not None:
+        config = dataclasses.replace(config, dashboard_rows=args.dashboard_rows)
+    return args.out, config
+
+
+def main() -> None:
+    out, config = _parse()
+    # One thread: results are reproducible run to run, and on a shared machine a second
+    # OpenMP thread spends its time waiting at barriers (measured 8x slower under load).
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(config.seed)
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[stage] = now - clock
+        clock = now
+
+    corpus_config = corpus.CorpusConfig(seed=config.seed)
+    stream = corpus.sentences(corpus_config, "train")
+    documents = [
+        " ".join(s.text for s in itertools.islice(stream, 6))
+        for _ in range(config.tokenizer_documents)
+    ]
+    tokenizer = train_tokenizer(documents, vocab_size=config.vocab_size)
+    n_rows = config.training.steps * config.training.batch_size
+    rows = train_model.token_rows(
+        corpus.sentences(corpus_config, "train"),
+        tokenizer,
+        n_rows=n_rows,
+        context=config.model.context,
+    )
+    lap("corpus and tokenizer")
+
+    model = train_model.build_model(config.model, tokenizer)
+    with tqdm(total=config.training.steps, desc="model", unit="step") as bar:
+
+        def on_step(_step: int, loss: float) -> None:
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            bar.update()
+
+        losses = train_model.train_model(model, rows, config.training, on_step=on_step)
+    (out / "model").mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    sets = corpus.evaluation_sets(corpus_config)
+    accuracy = evaluate.accuracy_by_family(model, tokenizer, sets)
+    tqdm.write("accuracy: " + ", ".join(f"{k} {v:.1%}" for k, v in accuracy.items()))
+    lap("model")
+
+    context = config.model.context
+    transcoder_rows = train_model.token_rows(
+        corpus.sentences(corpus_config, "transcoders"),
+        tokenizer,
+        n_rows=config.transcoder_rows,
+        context=context,
+    )
+    resid_mid, mlp_out = mlp_io(model, transcoder_rows)
+    held_out_rows = train_model.token_rows(
+        corpus.sentences(corpus_config, "dashboards"),
+        tokenizer,
+        n_rows=config.dashboard_rows,
+        context=context,
+    )
+    held_resid, held_out = mlp_io(model, held_out_rows)
+    not_bos = torch.ones(held_out_rows.shape, dtype=torch.bool)
+    not_bos[:, 0] = False
+    not_bos = not_bos.flatten()
+    transcoders = []
+    stats = []
+    for layer in range(config.model.n_layers):
+        with tqdm(total=config.transcoder.steps, desc=f"transcoder {layer}", unit="step") as bar:
+
+            def on_transcoder_step(_step: int, loss: float) -> None:
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                bar.update()
+
+            transcoder = train_transcoders.train_transcoder(
+                resid_mid[layer],
+                mlp_out[layer],
+                config.transcoder,
+                seed=config.seed * 100 + layer,
+                on_step=on_transcoder_step,
+            )
+        transcoders.append(transcoder)
+        stats.append(
+            train_transcoders.transcoder_stats(
+                transcoder, held_resid[layer][not_bos], held_out[layer][not_bos]
+            )
+        )
+        tqdm.write(f"layer {layer}: {stats[-1]}")
+    del resid_mid, mlp_out
+    train_transcoders.save_transcoder_set(transcoders, out / "transcoders")
+    lap("transcoders")
+
+    for layer, transcoder in enumerate(transcoders):
+        with tqdm(
+            total=config.transcoder.n_features, desc=f"dashboards {layer}", unit="feature"
+        ) as bar:
+            dashboards.write_layer_dashboards(
+                out / "features" / f"layer_{layer}.jsonl.gz",
+                layer,
+                transcoder,
+                held_resid[layer],
+                held_out_rows,
+                model,
+                tokenizer,
+                config.dashboard,
+                seed=config.seed,
+                on_feature=lambda _f: bar.update(),
+            )
+    lap("dashboards")
+
+    samples = card.sample_prompts(model, tokenizer)
+    (out / "prompts.json").write_text(json.dumps(samples, indent=2, ensure_ascii=False) + "\n")
+    card.save_loss_curve(losses, out / "loss_curve.png")
+    (out / "training_log.json").write_text(
+        json.dumps(
+            {
+                "losses": [round(loss, 5) for loss in losses],
+                "accuracy": accuracy,
+                "transcoders": [dataclasses.asdict(s) for s in stats],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    lap("card")
+    card.write_card(
+        out / "card.md",
+        card.CardFigures(
+            command=shlex.join(["python", "-m", "inference.demo_pack", *sys.argv[1:]]),
+            accuracy=accuracy,
+            eval_sizes={name: len(items) for name, items in sets.items()},
+            transcoder_stats=stats,
+            samples=samples,
+            settings=dataclasses.asdict(config),
+            n_params=sum(p.numel() for p in model.parameters()),
+            vocab_size=len(tokenizer),
+            final_loss=sum(losses[-50:]) / len(losses[-50:]),
+            timings=timings,
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
