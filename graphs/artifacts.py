@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import heapq
 import json
 import threading
 import uuid
@@ -94,6 +95,9 @@ class _Indexed:
     incoming: dict[str, list[tuple[str, float]]]
     outgoing: dict[str, list[tuple[str, float]]]
     metadata: dict[str, Any]
+    qparams: dict[str, Any]
+    links: list[dict[str, Any]]
+    skeletons: dict[int, bytes]
 
 
 _cache: OrderedDict[str, _Indexed] = OrderedDict()
@@ -115,13 +119,39 @@ def _indexed(name: str, sha256: str) -> _Indexed:
     for edges in (*incoming.values(), *outgoing.values()):
         edges.sort(key=lambda edge: -abs(edge[1]))
     index = _Indexed(
-        {n["node_id"]: n for n in document["nodes"]}, incoming, outgoing, document["metadata"]
+        nodes={n["node_id"]: n for n in document["nodes"]},
+        incoming=incoming,
+        outgoing=outgoing,
+        metadata=document["metadata"],
+        qparams=document.get("qParams") or {},
+        links=document["links"],
+        skeletons={},
     )
     with _lock:
         _cache[key] = index
         while len(_cache) > _CACHE_GRAPHS:
             _cache.popitem(last=False)
     return index
+
+
+def skeleton(name: str, sha256: str, *, max_links: int) -> bytes:
+    """The graph with only its ``max_links`` strongest links (0: none), gzipped JSON.
+
+    For graphs too large to ship whole: the page draws every node, then asks for the links of
+    the nodes in focus with ``neighbourhood()``. ``links_total`` says how many there are.
+    """
+    index = _indexed(name, sha256)
+    if max_links not in index.skeletons:
+        links = heapq.nlargest(max_links, index.links, key=lambda link: abs(link["weight"]))
+        document = {
+            "metadata": index.metadata,
+            "qParams": index.qparams,
+            "nodes": list(index.nodes.values()),
+            "links": links,
+            "links_total": len(index.links),
+        }
+        index.skeletons[max_links] = gzip.compress(encode(document), compresslevel=6, mtime=0)
+    return index.skeletons[max_links]
 
 
 def neighbourhood(

@@ -182,6 +182,18 @@ class GraphDetailView(generics.RetrieveUpdateDestroyAPIView[Graph]):
         services.delete_graph(instance)
 
 
+def _max_links(request: Request) -> int | None:
+    """``?links=none`` -> 0, ``?max_links=N`` -> N, neither -> None (the whole graph)."""
+    if query_param(request, "links", max_length=10) == "none":
+        return 0
+    raw = query_param(request, "max_links", max_length=10)
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) > 1_000_000:
+        raise ValidationError({"max_links": "expected an integer from 0 to 1,000,000"})
+    return int(raw)
+
+
 def _accepts_gzip(request: Request) -> bool:
     return "gzip" in request.META.get("HTTP_ACCEPT_ENCODING", "")
 
@@ -210,6 +222,12 @@ class GraphArtifactView(generics.GenericAPIView[Graph]):
         parameters=[
             OpenApiParameter("subgraph", str, description="Share slug of a subgraph to merge."),
             OpenApiParameter("download", bool, description="Send as an attachment."),
+            OpenApiParameter(
+                "links", str, enum=["none"], description="`none`: nodes only (big graphs)."
+            ),
+            OpenApiParameter(
+                "max_links", int, description="Only the N strongest links; adds `links_total`."
+            ),
         ],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Graph JSON"), 304: None},
     )
@@ -218,6 +236,9 @@ class GraphArtifactView(generics.GenericAPIView[Graph]):
         share = query_param(request, "subgraph", max_length=32)
         if share:
             return self._annotated(request, graph, share)
+        max_links = _max_links(request)
+        if max_links is not None:
+            return self._skeleton(request, graph, max_links)
         etag = graph.etag
         if _etag_matches(request, etag):
             response: HttpResponseBase = HttpResponse(status=304)
@@ -235,6 +256,23 @@ class GraphArtifactView(generics.GenericAPIView[Graph]):
             response["Content-Disposition"] = (
                 f'attachment; filename="{graph.model.slug}-{graph.slug}.json"'
             )
+        return response
+
+    def _skeleton(self, request: Request, graph: Graph, max_links: int) -> HttpResponseBase:
+        etag = f'"{graph.artifact_sha256}-links{max_links}"'
+        if _etag_matches(request, etag):
+            response: HttpResponseBase = HttpResponse(status=304)
+        else:
+            packed = artifacts.skeleton(
+                graph.artifact_name, graph.artifact_sha256, max_links=max_links
+            )
+            if _accepts_gzip(request):
+                response = HttpResponse(packed, content_type="application/json")
+                response["Content-Encoding"] = "gzip"
+            else:
+                response = HttpResponse(gzip.decompress(packed), content_type="application/json")
+        response["ETag"] = etag
+        _cache_headers(response, graph)
         return response
 
     def _annotated(self, request: Request, graph: Graph, share: str) -> HttpResponseBase:

@@ -359,3 +359,26 @@ def test_nul_characters_are_a_400_not_a_database_error(alice: Any, model: Any) -
         format="json",
     )
     assert response.status_code == 400
+
+
+def test_big_graphs_can_be_fetched_without_links_or_with_the_strongest_only(
+    alice: Any, model: Any
+) -> None:
+    make_graph(alice)
+    client = client_for(alice)
+    body = json.loads(
+        client.get("/api/v1/graphs/tiny/cat/artifact?links=none", HTTP_ACCEPT_ENCODING="").content
+    )
+    assert body["links"] == []
+    assert body["links_total"] == 4
+    assert len(body["nodes"]) == 7
+    response = client.get(
+        "/api/v1/graphs/tiny/cat/artifact?max_links=1", HTTP_ACCEPT_ENCODING="gzip"
+    )
+    assert response["Content-Encoding"] == "gzip"
+    body = json.loads(gzip.decompress(response.content))
+    assert [link["weight"] for link in body["links"]] == [1.5]
+    etag = response["ETag"]
+    again = client.get("/api/v1/graphs/tiny/cat/artifact?max_links=1", HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304
+    assert client.get("/api/v1/graphs/tiny/cat/artifact?max_links=lots").status_code == 400
