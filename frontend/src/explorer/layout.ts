@@ -22,32 +22,42 @@ export interface Layout {
   height: number;
 }
 
+/**
+ * Every node in drawing order: by row, then prompt position, then within the cell logits by
+ * probability and others by influence. Sorted once per graph; a layout is then one pass.
+ */
+const orders = new WeakMap<Graph["nodes"], Int32Array>();
+export function layoutOrder(graph: Graph): Int32Array {
+  let order = orders.get(graph.nodes);
+  if (order) return order;
+  const nCtx = Math.max(graph.nCtx, 1);
+  const cell = new Float64Array(graph.n);
+  const rank = new Float64Array(graph.n);
+  for (let i = 0; i < graph.n; i++) {
+    const node = graph.nodes[i]!;
+    cell[i] = graph.row[i]! * nCtx + graph.ctx[i]!;
+    const v = node.kind === Kind.Logit ? -node.tokenProb : graph.influence[i]!;
+    rank[i] = Number.isNaN(v) ? Number.POSITIVE_INFINITY : v;
+  }
+  order = new Int32Array(graph.n);
+  for (let i = 0; i < graph.n; i++) order[i] = i;
+  order.sort((a, b) => cell[a]! - cell[b]! || rank[a]! - rank[b]! || a - b);
+  orders.set(graph.nodes, order);
+  return order;
+}
+
 export function computeLayout(graph: Graph, visible: Uint8Array): Layout {
   const nRows = graph.nLayers + 2;
   const nCtx = Math.max(graph.nCtx, 1);
   const cells = nRows * nCtx;
-  const counts = new Int32Array(cells + 1);
+  const counts = new Int32Array(cells);
   for (let i = 0; i < graph.n; i++) {
-    if (visible[i] === 1) counts[graph.row[i]! * nCtx + graph.ctx[i]! + 1]!++;
+    if (visible[i] === 1) counts[graph.row[i]! * nCtx + graph.ctx[i]!]!++;
   }
   const columnMax = new Int32Array(nCtx);
   for (let r = 0; r < nRows; r++) {
-    for (let c = 0; c < nCtx; c++) columnMax[c] = Math.max(columnMax[c]!, counts[r * nCtx + c + 1]!);
+    for (let c = 0; c < nCtx; c++) columnMax[c] = Math.max(columnMax[c]!, counts[r * nCtx + c]!);
   }
-  for (let k = 0; k < cells; k++) counts[k + 1]! += counts[k]!;
-
-  // Bucket visible nodes by cell, then order each cell: logits by probability, others by influence.
-  const members = new Int32Array(counts[cells]!);
-  const fill = counts.slice(0, cells);
-  for (let i = 0; i < graph.n; i++) {
-    if (visible[i] === 1) members[fill[graph.row[i]! * nCtx + graph.ctx[i]!]!++] = i;
-  }
-  const rank = (i: number): number => {
-    const node = graph.nodes[i]!;
-    const v = node.kind === Kind.Logit ? -node.tokenProb : graph.influence[i]!;
-    return Number.isNaN(v) ? Number.POSITIVE_INFINITY : v;
-  };
-
   const columnStart = new Float32Array(nCtx);
   const columnWidth = new Float32Array(nCtx);
   let cursor = 0;
@@ -60,22 +70,18 @@ export function computeLayout(graph: Graph, visible: Uint8Array): Layout {
   const rowY = new Float32Array(nRows);
   for (let r = 0; r < nRows; r++) rowY[r] = (nRows - 1 - r) * rowHeight;
 
+  // One pass in the precomputed order: the k-th visible node of a cell takes its k-th slot.
   const x = new Float32Array(graph.n).fill(Number.NaN);
   const y = new Float32Array(graph.n).fill(Number.NaN);
-  for (let cell = 0; cell < cells; cell++) {
-    const start = counts[cell]!;
-    const end = counts[cell + 1]!;
-    if (end === start) continue;
-    const segment = members.subarray(start, end);
-    if (segment.length > 1) segment.sort((a, b) => rank(a) - rank(b));
-    const r = Math.floor(cell / nCtx);
-    const c = cell % nCtx;
-    const step = columnWidth[c]! / segment.length;
-    for (let k = 0; k < segment.length; k++) {
-      const i = segment[k]!;
-      x[i] = columnStart[c]! + (k + 0.5) * step;
-      y[i] = rowY[r]!;
-    }
+  const slot = new Int32Array(cells);
+  for (const i of layoutOrder(graph)) {
+    if (visible[i] !== 1) continue;
+    const r = graph.row[i]!;
+    const c = graph.ctx[i]!;
+    const cell = r * nCtx + c;
+    const k = slot[cell]!++;
+    x[i] = columnStart[c]! + ((k + 0.5) * columnWidth[c]!) / counts[cell]!;
+    y[i] = rowY[r]!;
   }
   return {
     x,
