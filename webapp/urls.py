@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("features.urls")),
     path("api/v1/", include("graphs.urls")),
+    path("api/v1/", include("jobs.urls")),
     path("api/v1/", include("webapp.token_views")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
