@@ -3,6 +3,11 @@
 Queues: ``default`` for light jobs (imports, indexing, health probes) and ``gpu`` for attribution
 and steering; per-model GPU queues (``gpu.<model-slug>``) are added by the job system. The web
 process sends tasks by their explicit name, so it never imports worker code (or torch).
+
+Jobs (docs/jobs.md): the web process sends ``inference.*`` tasks to the model's own queue,
+``gpu.<model-slug>`` (jobs/services.py ``queue_for``); a worker consumes the queues of the models
+it serves. Workers import ``inference.tasks`` (which loads the engine lazily in the pool child)
+and run the job reaper on their timer (jobs/worker.py).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from jobs.worker import JobsTimer
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
 app = Celery("webapp")
@@ -19,3 +26,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("default"), Queue("gpu"))
 app.conf.task_routes = {"inference.*": {"queue": "gpu"}}
 app.autodiscover_tasks()
+# Only workers import these (web processes send by name): the bridge to the engine.
+app.conf.imports = ("inference.tasks",)
+app.steps["worker"].add(JobsTimer)

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "webapp",
     "features",
     "graphs",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -191,7 +192,10 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "atlas:ws"},
+        # redis-py 8 reads with a 5 s socket timeout by default, and channels_redis blocks 5 s
+        # (BZPOPMIN) waiting for messages: an idle socket's reader then times out and the
+        # consumer dies. A read timeout above the blocking time keeps idle sockets alive.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "atlas:ws"},
     }
 }
 
@@ -212,6 +216,49 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
 }
 CELERY_TASK_ALWAYS_EAGER = False
+
+
+def _time_limits(name: str) -> dict[str, tuple[int, int]]:
+    """Per-model job time limits: ``slug=soft:hard,slug2=soft:hard`` (seconds, soft < hard)."""
+    limits: dict[str, tuple[int, int]] = {}
+    for item in env_list(name, []):
+        slug, _, pair = item.partition("=")
+        soft, _, hard = pair.partition(":")
+        if not slug.strip() or not soft.isdigit() or not hard.isdigit() or int(soft) >= int(hard):
+            raise ImproperlyConfigured(
+                f"{name} must look like gemma-2-2b=600:660,demo=60:90 (soft < hard), got {item!r}"
+            )
+        limits[slug.strip()] = (int(soft), int(hard))
+    return limits
+
+
+# Jobs (jobs/, inference/tasks.py; docs/jobs.md). Workers write a heartbeat on their running job;
+# a job whose heartbeat is older than the timeout is re-queued once, then failed.
+JOBS_MAX_ACTIVE_PER_USER = env_int("JOBS_MAX_ACTIVE_PER_USER", 200, minimum=1)
+JOBS_BATCH_MAX_PROMPTS = env_int("JOBS_BATCH_MAX_PROMPTS", 100, minimum=1, maximum=1000)
+JOBS_MAX_PROMPT_CHARS = env_int("JOBS_MAX_PROMPT_CHARS", 8000, minimum=10)
+JOBS_MAX_FEATURE_NODES = env_int("JOBS_MAX_FEATURE_NODES", 10_000, minimum=1)
+JOBS_MAX_ATTEMPTS = env_int("JOBS_MAX_ATTEMPTS", 2, minimum=1, maximum=10)
+JOBS_HEARTBEAT_INTERVAL_S = env_int("JOBS_HEARTBEAT_INTERVAL_S", 2, minimum=1)
+JOBS_HEARTBEAT_TIMEOUT_S = env_int("JOBS_HEARTBEAT_TIMEOUT_S", 20, minimum=3)
+JOBS_REAP_INTERVAL_S = env_int("JOBS_REAP_INTERVAL_S", 10, minimum=1)
+# Progress rows and websocket events are written at most this often (phase changes always are).
+JOBS_PROGRESS_INTERVAL_MS = env_int("JOBS_PROGRESS_INTERVAL_MS", 250, minimum=0)
+JOBS_SOFT_TIME_LIMIT_S = env_int("JOBS_SOFT_TIME_LIMIT_S", 1800, minimum=1)
+JOBS_HARD_TIME_LIMIT_S = env_int("JOBS_HARD_TIME_LIMIT_S", 1860, minimum=2)
+if JOBS_HARD_TIME_LIMIT_S <= JOBS_SOFT_TIME_LIMIT_S:
+    raise ImproperlyConfigured("JOBS_HARD_TIME_LIMIT_S must be above JOBS_SOFT_TIME_LIMIT_S")
+JOBS_TIME_LIMITS = _time_limits("JOBS_TIME_LIMITS")
+JOBS_TOKENIZE_TIMEOUT_S = env_int("JOBS_TOKENIZE_TIMEOUT_S", 10, minimum=1)
+JOBS_TOKENIZE_CACHE_S = env_int("JOBS_TOKENIZE_CACHE_S", 3600, minimum=0)
+# Worker side: models kept loaded per worker process, and where/how they run.
+JOBS_WORKER_MODEL_CACHE = env_int("JOBS_WORKER_MODEL_CACHE", 2, minimum=1)
+JOBS_WORKER_DEVICE = env_choice("JOBS_WORKER_DEVICE", "auto", ("auto", "cpu", "cuda"))
+JOBS_WORKER_DTYPE = env_choice("JOBS_WORKER_DTYPE", "float32", ("float32", "bfloat16", "float16"))
+# The local all-in-one worker (manage.py up) also starts consuming the queue of any model added
+# while it runs.
+JOBS_WORKER_SERVE_ALL_MODELS = env_bool("JOBS_WORKER_SERVE_ALL_MODELS", False)
+
 
 def _rate(name: str, default: str) -> str:
     """A DRF throttle rate such as ``60/hour``; anything else stops start-up."""

@@ -1,0 +1,288 @@
+"""The only bridge between the web side and the engine: Celery tasks in, engine calls, rows out.
+
+Tasks are registered under explicit names (``inference.attribute``, ``inference.tokenize``) and
+the web process sends them by name, so it never imports this module. Nothing here imports torch
+or the engine at module level: the worker's parent process stays free of CUDA, and each pool
+child loads the engine, and the models it is asked for, on first use. A child keeps the last
+``JOBS_WORKER_MODEL_CACHE`` models loaded (LRU).
+
+Failures end as a failed job with a readable message, never as an exception that leaves the row
+"running": CUDA OOM, the soft time limit, a prompt too long for the model, bad targets, model
+files that do not load. A hard time limit or a killed worker leaves a stale heartbeat that the
+reaper (jobs/services.py) turns into a re-queue or a failure.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from features.models import LanguageModel, TranscoderSet
+    from inference.engine import ReplacementModel
+    from jobs.services import Run
+
+log = logging.getLogger(__name__)
+
+# (model id, model source, set id, set source) -> loaded replacement model, most recent last.
+_models: OrderedDict[tuple[Any, ...], ReplacementModel] = OrderedDict()
+_models_lock = threading.Lock()
+
+
+class JobInputError(ValueError):
+    """The job's input cannot run on this model; the message is shown to the user as is."""
+
+
+def _resolve(source: str) -> str:
+    """A relative local path is relative to the project root; hub ids and URIs pass through."""
+    if not source or source.startswith("hf://"):
+        return source
+    path = Path(source)
+    if path.is_absolute():
+        return source
+    candidate = Path(settings.BASE_DIR) / path
+    return str(candidate) if candidate.exists() else source
+
+
+def _device() -> str:
+    import torch
+
+    if settings.JOBS_WORKER_DEVICE == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(settings.JOBS_WORKER_DEVICE)
+
+
+def load_model(model: LanguageModel, transcoder_set: TranscoderSet) -> ReplacementModel:
+    """The replacement model for (model, set), from this process's LRU cache or loaded now."""
+    key = (model.pk, model.source, transcoder_set.pk, transcoder_set.source)
+    with _models_lock:
+        if key in _models:
+            _models.move_to_end(key)
+            return _models[key]
+    import torch
+
+    from inference.engine import ReplacementModel
+
+    dtype = getattr(torch, settings.JOBS_WORKER_DTYPE)
+    loaded = ReplacementModel.load(
+        _resolve(model.source), _resolve(transcoder_set.source), device=_device(), dtype=dtype
+    )
+    with _models_lock:
+        _models[key] = loaded
+        while len(_models) > settings.JOBS_WORKER_MODEL_CACHE:
+            _models.popitem(last=False)
+    if len(_models) >= settings.JOBS_WORKER_MODEL_CACHE:
+        _free_memory()
+    return loaded
+
+
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# Attribution
+
+
+def _target_id(rm: ReplacementModel, item: int | str, field: str) -> int:
+    if isinstance(item, int):
+        return item
+    if rm.tokenizer is None:
+        raise JobInputError(f"target.{field}: this model has no tokenizer; give token ids")
+    ids = rm.tokenizer(item, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise JobInputError(
+            f"target.{field}: {item!r} is {len(ids)} tokens for this model; give one token "
+            "(or its id)"
+        )
+    return int(ids[0])
+
+
+def _targets(rm: ReplacementModel, target: dict[str, Any] | None) -> Any:
+    from inference.engine import LogitDiff
+
+    if not target:
+        return None
+    if "logit_diff" in target:
+        a, b = (_target_id(rm, item, "logit_diff") for item in target["logit_diff"])
+        return LogitDiff(token=a, baseline=b)
+    return [_target_id(rm, item, "tokens") for item in target["tokens"]]
+
+
+def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
+    """Run the engine for the job and return its graph as circuit-tracer JSON."""
+    from inference import engine
+
+    job, params = run.job, run.job.params
+    try:
+        tokens = rm.tokenize(params["prompt"])
+    except ValueError as exc:
+        raise JobInputError(f"prompt: {exc}") from None
+    if len(tokens) > job.model.max_prompt_tokens:
+        raise JobInputError(
+            f"prompt: the prompt has {len(tokens)} tokens; {job.model.slug} allows at most "
+            f"{job.model.max_prompt_tokens}"
+        )
+    options: dict[str, Any] = {
+        "max_n_logits": params.get("max_n_logits", 10),
+        "desired_logit_prob": params.get("desired_logit_prob", 0.95),
+        "max_feature_nodes": params.get("max_feature_nodes"),
+    }
+    if params.get("batch_size"):
+        options["batch_size"] = params["batch_size"]
+    graph = engine.attribute(
+        tokens,
+        rm,
+        attribution_targets=_targets(rm, params.get("target")),
+        on_progress=run.progress,
+        should_stop=run.should_stop,
+        **options,
+    )
+    node_threshold = params.get("node_threshold", 0.8)
+    edge_threshold = params.get("edge_threshold", 0.98)
+    pruned = engine.prune(graph, node_threshold, edge_threshold)
+    document: dict[str, Any] = engine.graph_to_json(
+        graph,
+        pruned,
+        slug=params.get("slug") or "generated",
+        node_threshold=node_threshold,
+        edge_threshold=edge_threshold,
+        scan=job.model.slug,
+    )
+    # The prompt as the user typed it; the engine's copy comes from the token ids.
+    document["metadata"]["prompt"] = params["prompt"]
+    return document
+
+
+def run_attribution(job_id: str, worker: str) -> str:
+    """Claim and run one attribution job; returns what happened (for logs and tests)."""
+    from jobs import services
+
+    job = services.claim(job_id, worker)
+    if job is None:
+        return "skipped"  # redelivered, duplicate, cancelled or finished: nothing to do
+    with services.Run(job) as run:
+        return _run(run)
+
+
+def _run(run: Run) -> str:
+    from graphs.schema import GraphValidationError
+    from inference import engine
+    from jobs import services
+
+    job = run.job
+    soft, _ = services.time_limits(job.model)
+    try:
+        if job.transcoder_set is None:
+            raise JobInputError("the job's transcoder set was deleted")
+        run.progress("loading", 0.0)
+        rm = load_model(job.model, job.transcoder_set)
+        document = _attribute_document(run, rm)
+        graph = run.complete_attribution(document)
+    except engine.AttributionCancelled:
+        log.info("job %s stopped: cancelled or taken over", job.id)
+        return "cancelled"
+    except SoftTimeLimitExceeded:
+        run.fail(
+            f"the job took longer than the {soft} s this model allows; "
+            "try fewer tokens or a lower max_feature_nodes"
+        )
+        return "failed"
+    except (JobInputError, engine.ModelLoadError, engine.TranscoderLoadError) as exc:
+        run.fail(str(exc))
+        return "failed"
+    except GraphValidationError as exc:
+        field, message = next(iter(exc.errors.items()), ("graph", str(exc)))
+        run.fail(f"{field}: {message}")
+        return "failed"
+    except Exception as exc:
+        if _is_oom(exc):
+            log.warning("job %s ran out of GPU memory", job.id)
+            _free_memory()
+            run.fail(services.OOM_MESSAGE)
+            return "failed"
+        if isinstance(exc, ValueError):  # the engine's word for bad input
+            run.fail(str(exc))
+            return "failed"
+        log.exception("job %s failed", job.id)
+        run.fail(f"internal error while generating the graph ({type(exc).__name__}: {exc})")
+        return "failed"
+    return "succeeded" if graph is not None else "cancelled"
+
+
+@shared_task(name="inference.attribute", bind=True, ignore_result=True, acks_late=True)
+def attribute(self: Any, job_id: str) -> str:
+    """Generate the attribution graph of job ``job_id`` (the message carries only the id)."""
+    return run_attribution(str(job_id), self.request.hostname or "worker")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenize
+
+
+def tokenize_prompt(model_id: int, prompt: str, top_k: int = 10) -> dict[str, Any]:
+    import torch
+
+    from features.models import LanguageModel
+
+    found = (
+        LanguageModel.objects.filter(pk=model_id).select_related("default_transcoder_set").first()
+    )
+    if found is None:
+        return {"error": "this model no longer exists"}
+    transcoder_set = found.default_transcoder_set or found.transcoder_sets.first()
+    if transcoder_set is None:
+        return {"error": f"model {found.slug!r} has no transcoder set yet"}
+    rm = load_model(found, transcoder_set)
+    try:
+        ids = rm.tokenize(prompt)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    with torch.no_grad():
+        logits = rm.model(ids[None].to(rm.device)).logits[0, -1].float()
+    probs = torch.softmax(logits, dim=-1)
+    top_p, top_ids = torch.topk(probs, min(top_k, probs.shape[0]))
+    cumulative = torch.cumsum(top_p, 0)
+    return {
+        "tokens": [{"id": int(i), "text": rm.decode_token(int(i))} for i in ids],
+        "n_tokens": len(ids),
+        "top": [
+            {
+                "id": int(i),
+                "token": rm.decode_token(int(i)),
+                "prob": float(p),
+                "cumulative": float(c),
+            }
+            for i, p, c in zip(top_ids, top_p, cumulative, strict=True)
+        ],
+    }
+
+
+@shared_task(name="inference.tokenize", ignore_result=False)
+def tokenize(model_id: int, prompt: str, top_k: int = 10) -> dict[str, Any]:
+    """Tokens of ``prompt`` and the top next-token probabilities (see jobs/tokens.py)."""
+    try:
+        return tokenize_prompt(int(model_id), str(prompt), max(1, min(int(top_k), 50)))
+    except Exception as exc:
+        log.exception("tokenize failed for model %s", model_id)
+        return {"error": f"the worker could not tokenize this prompt ({type(exc).__name__})"}

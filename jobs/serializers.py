@@ -1,0 +1,269 @@
+"""Request validation for generation and tokenize, and the job's JSON shape.
+
+Every bad input is a 400 that names its field (the shared handler in webapp/api.py turns these
+errors into ``{"error", "detail": {field: message}}``); unknown fields are refused too, so a typo
+such as ``max_features`` does not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.conf import settings
+from django.utils.text import slugify
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from features.models import LanguageModel, TranscoderSet, Visibility
+from graphs.models import Graph
+from jobs import services, tokens
+from jobs.models import Job
+
+
+class StrictSerializer(serializers.Serializer[Any]):
+    """Refuses fields it does not know."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: "unknown field" for name in unknown[:20]})
+        return super().to_internal_value(data)
+
+
+class FiniteFloatField(serializers.FloatField):
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            raise serializers.ValidationError("must be a finite number")
+        return value
+
+
+def _resolve_model(attrs: dict[str, Any], user: Any) -> LanguageModel:
+    slug = attrs["model"]
+    model = LanguageModel.objects.visible_to(user).filter(slug=slug).first()
+    if model is None:
+        raise serializers.ValidationError({"model": f"unknown model {slug!r}"})
+    return model
+
+
+def _check_prompt_length(model: LanguageModel, prompt: str) -> None:
+    count = tokens.count_tokens(model, prompt)
+    if count is not None and count > model.max_prompt_tokens:
+        raise serializers.ValidationError(
+            {
+                "prompt": f"the prompt has {count} tokens; {model.slug} allows at most "
+                f"{model.max_prompt_tokens}"
+            }
+        )
+
+
+def _prompt_field() -> serializers.CharField:
+    return serializers.CharField(
+        max_length=settings.JOBS_MAX_PROMPT_CHARS, trim_whitespace=False, allow_blank=False
+    )
+
+
+class TargetSerializer(StrictSerializer):
+    """Exactly one of ``tokens`` (explain these output tokens) or ``logit_diff`` ([a, b]: a
+    minus b). A token is its id or its text; text must be one token of the model's vocabulary
+    (the worker checks, since only it has the tokenizer)."""
+
+    tokens = serializers.ListField(
+        child=serializers.JSONField(), min_length=1, max_length=50, required=False
+    )
+    logit_diff = serializers.ListField(
+        child=serializers.JSONField(), min_length=2, max_length=2, required=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("tokens" in attrs) == ("logit_diff" in attrs):
+            raise serializers.ValidationError('give exactly one of "tokens" or "logit_diff"')
+        name = "tokens" if "tokens" in attrs else "logit_diff"
+        vocab = self.context.get("vocab_size")
+        errors: dict[str, str] = {}
+        for i, item in enumerate(attrs[name]):
+            if isinstance(item, bool) or not isinstance(item, int | str):
+                errors[f"{name}[{i}]"] = "expected a token id or the token's text"
+            elif isinstance(item, int) and not 0 <= item < (vocab or 2**31):
+                errors[f"{name}[{i}]"] = f"token id must be in [0, {vocab})"
+            elif isinstance(item, str) and not 0 < len(item) <= 100:
+                errors[f"{name}[{i}]"] = "token text must be 1 to 100 characters"
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class GenerationSettingsSerializer(StrictSerializer):
+    """Settings shared by one generation and a batch."""
+
+    model = serializers.SlugField(max_length=100)
+    transcoder_set = serializers.SlugField(max_length=100, required=False)
+    max_n_logits = serializers.IntegerField(min_value=1, max_value=50, default=10)
+    desired_logit_prob = FiniteFloatField(min_value=0.01, max_value=1.0, default=0.95)
+    max_feature_nodes = serializers.IntegerField(min_value=1, default=5000)
+    node_threshold = FiniteFloatField(min_value=0.0, max_value=1.0, default=0.8)
+    edge_threshold = FiniteFloatField(min_value=0.0, max_value=1.0, default=0.98)
+    batch_size = serializers.IntegerField(min_value=1, max_value=1024, required=False)
+    target = serializers.JSONField(required=False)
+    visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.PRIVATE)
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    def validate_max_feature_nodes(self, value: int) -> int:
+        if value > settings.JOBS_MAX_FEATURE_NODES:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {settings.JOBS_MAX_FEATURE_NODES}."
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user = self.context["request"].user
+        model = _resolve_model(attrs, user)
+        attrs["model"] = model
+        set_slug = attrs.pop("transcoder_set", None)
+        transcoder_set: TranscoderSet | None
+        if set_slug:
+            transcoder_set = model.transcoder_sets.filter(slug=set_slug).first()
+            if transcoder_set is None:
+                raise serializers.ValidationError(
+                    {"transcoder_set": f"model {model.slug!r} has no transcoder set {set_slug!r}"}
+                )
+        else:
+            transcoder_set = model.default_transcoder_set or model.transcoder_sets.first()
+            if transcoder_set is None:
+                raise serializers.ValidationError(
+                    {"transcoder_set": f"model {model.slug!r} has no transcoder set yet"}
+                )
+        attrs["transcoder_set"] = transcoder_set
+        if "target" in attrs:
+            if not isinstance(attrs["target"], dict):
+                raise serializers.ValidationError(
+                    {"target": 'expected {"tokens": [...]} or {"logit_diff": [a, b]}'}
+                )
+            target = TargetSerializer(
+                data=attrs["target"], context={"vocab_size": model.vocab_size}
+            )
+            if not target.is_valid():
+                raise serializers.ValidationError({"target": target.errors})
+            attrs["target"] = dict(target.validated_data)
+        return attrs
+
+    def job_params(self) -> dict[str, Any]:
+        """The JSON-ready settings stored on each job row."""
+        data = dict(self.validated_data)
+        data.pop("model")
+        data.pop("transcoder_set")
+        data.pop("prompt", None)
+        data.pop("prompts", None)
+        data.setdefault("title", "")
+        return data
+
+
+class GenerateSerializer(GenerationSettingsSerializer):
+    prompt = _prompt_field()
+    slug = serializers.CharField(max_length=100, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        model: LanguageModel = attrs["model"]
+        if not attrs["prompt"].strip():
+            raise serializers.ValidationError({"prompt": "the prompt is empty"})
+        _check_prompt_length(model, attrs["prompt"])
+        slug = attrs.get("slug")
+        if slug is not None:
+            if slugify(slug) != slug or not slug:
+                raise serializers.ValidationError(
+                    {"slug": "use only lowercase letters, numbers, hyphens and underscores"}
+                )
+            taken = Graph.objects.filter(model=model, slug=slug).exists() or (
+                Job.objects.active().filter(model=model, params__slug=slug).exists()
+            )
+            if taken:
+                raise serializers.ValidationError(
+                    {"slug": f"model {model.slug!r} already has a graph called {slug!r}"}
+                )
+        return attrs
+
+
+class GenerateBatchSerializer(GenerationSettingsSerializer):
+    prompts = serializers.ListField(child=_prompt_field(), min_length=1)
+
+    def validate_prompts(self, value: list[str]) -> list[str]:
+        limit = settings.JOBS_BATCH_MAX_PROMPTS
+        if len(value) > limit:
+            raise serializers.ValidationError(f"at most {limit} prompts in one batch")
+        for i, prompt in enumerate(value):
+            if not prompt.strip():
+                raise serializers.ValidationError(f"prompt {i} is empty")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        for i, prompt in enumerate(attrs["prompts"]):
+            try:
+                _check_prompt_length(attrs["model"], prompt)
+            except serializers.ValidationError as exc:
+                detail = exc.detail if isinstance(exc.detail, dict) else {}
+                raise serializers.ValidationError(
+                    {f"prompts[{i}]": detail.get("prompt", "too long")}
+                ) from None
+        return attrs
+
+
+class TokenizeSerializer(StrictSerializer):
+    model = serializers.SlugField(max_length=100)
+    prompt = _prompt_field()
+    top_k = serializers.IntegerField(min_value=1, max_value=50, default=10)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs["model"] = _resolve_model(attrs, self.context["request"].user)
+        return attrs
+
+
+class JobGraphSerializer(serializers.Serializer[Graph]):
+    model = serializers.CharField()
+    slug = serializers.CharField()
+    page_url = serializers.CharField(help_text="The graph in the explorer.")
+    url = serializers.CharField(help_text="The graph's API resource.")
+    artifact_url = serializers.CharField()
+
+
+class JobSerializer(serializers.ModelSerializer[Job]):
+    model: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    transcoder_set: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    owner: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    position = serializers.SerializerMethodField(
+        help_text="1 = next on its queue; null when not queued."
+    )
+    graph = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    websocket = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "status", "phase", "percent", "position", "params", "model",
+            "transcoder_set", "owner", "graph", "error", "batch_id", "worker", "attempts",
+            "created_at", "started_at", "finished_at", "url", "websocket",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_position(self, job: Job) -> int | None:
+        return services.queue_position(job)
+
+    @extend_schema_field(JobGraphSerializer(allow_null=True))
+    def get_graph(self, job: Job) -> dict[str, str] | None:
+        return services.graph_links(job.graph) if job.graph is not None else None
+
+    def get_url(self, job: Job) -> str:
+        return f"/api/v1/jobs/{job.id}"
+
+    def get_websocket(self, job: Job) -> str:
+        return f"/ws/jobs/{job.id}/"

@@ -1,0 +1,280 @@
+"""End to end with a real worker process, the real broker and the real database, on a tiny
+random Llama on CPU: submit, watch the websocket, open the graph; tokenize; cancel while running;
+a duplicated message; a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels.testing.websocket import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+from rest_framework.test import APIClient
+
+from features.models import LanguageModel
+from graphs.models import Graph, GraphNode
+from jobs.models import Job
+from jobs.services import ATTRIBUTE_TASK
+from tests.jobs.conftest import Worker, job_status, register_model, start_worker, wait_for
+from webapp.asgi import application
+from webapp.celery import app
+
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SLUG = "tiny-e2e"
+# First job on a fresh worker imports torch and loads the model: generous on a busy machine.
+FIRST_JOB_S = 180
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    worker = start_worker([f"gpu.{SLUG}"], tmp_path_factory.mktemp("worker"))
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def tiny(tiny_pack: tuple[Path, Path], transactional_db: None) -> LanguageModel:
+    return register_model(SLUG, tiny_pack)
+
+
+def session_headers(user: User) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    return [(b"origin", b"http://localhost"), (b"cookie", cookie.encode())]
+
+
+async def collect_events(
+    communicator: WebsocketCommunicator, until: set[str], timeout: float
+) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            event = await communicator.receive_json_from(
+                timeout=max(0.1, deadline - time.monotonic())
+            )
+        except TimeoutError:
+            break
+        events.append(event)
+        if event["type"] in until or (event["type"] == "state" and event["status"] in until):
+            break
+    return events
+
+
+def test_a_submitted_prompt_streams_progress_and_becomes_a_stored_graph(
+    worker: Worker, tiny: LanguageModel, alice: User, as_alice: APIClient
+) -> None:
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        response = await asyncio.to_thread(
+            as_alice.post,
+            "/api/v1/graphs/generate",
+            {"model": SLUG, "prompt": "w5 w6 w7 w8", "batch_size": 8, "slug": "first-graph",
+             "visibility": "unlisted"},
+            format="json",
+        )  # fmt: skip
+        assert response.status_code == 202, response.json()
+        job = response.json()
+        communicator = WebsocketCommunicator(
+            application, job["websocket"], headers=await asyncio.to_thread(session_headers, alice)
+        )
+        connected, _ = await communicator.connect()
+        assert connected
+        events = await collect_events(communicator, {"done", "failed", "succeeded"}, FIRST_JOB_S)
+        await communicator.disconnect()
+        return job, events
+
+    job, events = asyncio.run(scenario())
+    types = [event["type"] for event in events]
+    assert types[0] == "state", events
+    assert types[-1] == "done" or events[-1].get("status") == "succeeded", (
+        events,
+        worker.output()[-3000:],
+    )
+    assert all(event["job"] == job["id"] for event in events)
+    # In order: queued/state, running, progress through the phases, done; percent never drops.
+    progress = [event for event in events if event["type"] == "progress"]
+    if events[0]["status"] == "queued":
+        assert "running" in types
+        assert types.index("running") < types.index("progress")
+        phases = [event["phase"] for event in progress]
+        order = ["loading", "forward", "logits", "features", "storing"]
+        assert sorted(set(phases), key=order.index) == [p for p in order if p in phases]
+        assert [order.index(p) for p in phases] == sorted(order.index(p) for p in phases)
+        assert {"forward", "features", "storing"} <= set(phases)
+    percents = [event["percent"] for event in progress]
+    assert percents == sorted(percents)
+
+    row = Job.objects.get(pk=job["id"])
+    assert row.status == "succeeded", row.error
+    assert row.attempts == 1
+    assert row.worker == worker.hostname
+    graph = row.graph
+    assert graph is not None
+    assert (graph.slug, graph.visibility, graph.source, graph.owner_id) == (
+        "first-graph",
+        "unlisted",
+        "generated",
+        row.owner_id,
+    )
+    assert graph.prompt == "w5 w6 w7 w8"
+    assert graph.n_features == GraphNode.objects.filter(graph=graph).count() > 0
+    assert graph.generation_settings["batch_size"] == 8
+    assert graph.pruning_settings == {"node_threshold": 0.8, "edge_threshold": 0.98}
+
+    body = as_alice.get(f"/api/v1/jobs/{job['id']}").json()
+    assert body["status"] == "succeeded"
+    assert body["percent"] == 100
+    assert body["graph"]["slug"] == "first-graph"
+    artifact = as_alice.get(body["graph"]["artifact_url"])
+    assert artifact.status_code == 200
+    raw = (
+        b"".join(getattr(artifact, "streaming_content", []))
+        if artifact.streaming
+        else artifact.content
+    )
+    if artifact.get("Content-Encoding") == "gzip":
+        raw = gzip.decompress(raw)
+    document = json.loads(raw)
+    assert document["metadata"]["slug"] == "first-graph"
+    assert document["metadata"]["scan"] == SLUG
+    assert {node["feature_type"] for node in document["nodes"]} >= {"embedding", "logit"}
+    assert document["links"]
+
+    # A page that connects after the end catches up from the row.
+    async def late() -> dict[str, Any]:
+        communicator = WebsocketCommunicator(
+            application, job["websocket"], headers=await asyncio.to_thread(session_headers, alice)
+        )
+        await communicator.connect()
+        state = await communicator.receive_json_from(timeout=10)
+        await communicator.disconnect()
+        return state
+
+    state = asyncio.run(late())
+    assert state["type"] == "state"
+    assert state["status"] == "succeeded"
+    assert state["graph"]["slug"] == "first-graph"
+
+
+def test_someone_else_cannot_follow_a_job(tiny: LanguageModel, alice: User, bob: User) -> None:
+    job = Job.objects.create(owner=alice, model=tiny, queue="nowhere", params={"prompt": "w5"})
+
+    async def scenario() -> tuple[bool, Any]:
+        communicator = WebsocketCommunicator(
+            application,
+            f"/ws/jobs/{job.pk}/",
+            headers=await asyncio.to_thread(session_headers, bob),
+        )
+        connected, code = await communicator.connect()
+        await communicator.disconnect()
+        return connected, code
+
+    assert asyncio.run(scenario()) == (False, 4404)
+
+
+def test_tokenize_answers_from_a_worker_and_then_from_the_cache(
+    worker: Worker, tiny: LanguageModel, as_alice: APIClient
+) -> None:
+    body = {"model": SLUG, "prompt": "w5 w6 w7", "top_k": 5}
+    first = wait_for(
+        lambda: (r := as_alice.post("/api/v1/tokenize", body, format="json")).status_code == 200 and r,
+        FIRST_JOB_S, "a tokenize answer", worker,
+    )  # fmt: skip
+    result = first.json()
+    assert [t["text"] for t in result["tokens"]] == ["<bos>", "w5", "w6", "w7"]
+    assert result["n_tokens"] == 4
+    assert len(result["top"]) == 5
+    cumulative = [t["cumulative"] for t in result["top"]]
+    assert cumulative == sorted(cumulative)
+    assert cumulative[-1] <= 1.0001
+    started = time.monotonic()
+    again = as_alice.post("/api/v1/tokenize", body, format="json")
+    assert again.json() == result
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_running_job_can_be_cancelled(
+    worker: Worker, tiny: LanguageModel, as_alice: APIClient
+) -> None:
+    # batch_size 1: one backward pass per feature, so the job runs long enough to cancel.
+    job_id = as_alice.post(
+        "/api/v1/graphs/generate",
+        {"model": SLUG, "prompt": "w5 w6 w7 w8 w9 w10", "batch_size": 1},
+        format="json",
+    ).json()["id"]
+    wait_for(
+        lambda: Job.objects.filter(pk=job_id, status="running", phase="features").exists(),
+        FIRST_JOB_S, "the job to reach the features phase", worker,
+    )  # fmt: skip
+    response = as_alice.post(f"/api/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    # The worker stops at its next batch and takes the next job; nothing is stored.
+    follow_up = as_alice.post(
+        "/api/v1/graphs/generate", {"model": SLUG, "prompt": "w5 w6"}, format="json"
+    ).json()["id"]
+    wait_for(lambda: job_status(follow_up, "succeeded"), 60, "the next job", worker)
+    cancelled = Job.objects.get(pk=job_id)
+    assert cancelled.status == "cancelled"
+    assert cancelled.graph is None
+    assert Graph.objects.count() == 1
+
+
+def test_a_message_delivered_twice_makes_one_graph(
+    worker: Worker, tiny: LanguageModel, as_alice: APIClient
+) -> None:
+    job_id = as_alice.post(
+        "/api/v1/graphs/generate", {"model": SLUG, "prompt": "w7 w8 w9"}, format="json"
+    ).json()["id"]
+    # The same message again, as a broker redelivery would: the second claim finds it taken.
+    app.send_task(ATTRIBUTE_TASK, args=[job_id], queue=f"gpu.{SLUG}")
+    job = wait_for(lambda: job_status(job_id, "succeeded", "failed"), 60, "the job", worker)
+    assert job.status == "succeeded", job.error
+    app.send_task(ATTRIBUTE_TASK, args=[job_id], queue=f"gpu.{SLUG}")  # and once more, late
+    marker = as_alice.post(
+        "/api/v1/graphs/generate", {"model": SLUG, "prompt": "w5"}, format="json"
+    ).json()["id"]
+    wait_for(lambda: job_status(marker, "succeeded", "failed"), 60, "the marker job", worker)
+    job.refresh_from_db()
+    assert job.attempts == 1
+    assert Graph.objects.filter(prompt="w7 w8 w9").count() == 1
+
+
+def test_a_batch_runs_every_prompt(
+    worker: Worker, tiny: LanguageModel, as_alice: APIClient
+) -> None:
+    batch = as_alice.post(
+        "/api/v1/graphs/generate-batch",
+        {"model": SLUG, "prompts": ["w5 w6", "w6 w7", "w7 w8"], "max_feature_nodes": 20},
+        format="json",
+    ).json()
+    wait_for(
+        lambda: as_alice.get(batch["url"]).json()["counts"] == {"succeeded": 3},
+        90, "the batch", worker,
+    )  # fmt: skip
+    jobs = as_alice.get(batch["url"]).json()["jobs"]
+    assert [job["graph"]["slug"] for job in jobs] == ["w5-w6", "w6-w7", "w7-w8"]
+
+
+def test_input_only_the_worker_can_check_fails_the_job_readably(
+    worker: Worker, tiny: LanguageModel, as_alice: APIClient
+) -> None:
+    job_id = as_alice.post(
+        "/api/v1/graphs/generate",
+        {"model": SLUG, "prompt": "w5 w6", "target": {"tokens": ["w5 w6"]}},
+        format="json",
+    ).json()["id"]
+    job = wait_for(lambda: job_status(job_id, "failed", "succeeded"), 60, "the job", worker)
+    assert job.status == "failed"
+    assert (
+        job.error == "target.tokens: 'w5 w6' is 2 tokens for this model; give one token (or its id)"
+    )
