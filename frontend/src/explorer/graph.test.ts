@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildGraph, cantorIndex, edgeShare, featureIndex, mergeLinks, GraphFormatError, Kind, logitToken, nodeLabel } from "./graph";
+import { buildGraph, cantorIndex, edgeShare, featureIndex, mergeLinks, orderByDescending, GraphFormatError, Kind, logitToken, nodeLabel } from "./graph";
 import { tinyGraphJson } from "./fixture";
 
 describe("buildGraph", () => {
@@ -105,5 +105,18 @@ describe("mergeLinks", () => {
     for (let j = again.inStart[target]!; j < again.inStart[target + 1]!; j++) weights.push(again.edgeWeight[again.inEdges[j]!]);
     expect(weights).toEqual([-3, 2]);
     expect(mergeLinks(again, [])).toBe(again);
+  });
+});
+
+describe("orderByDescending", () => {
+  it("orders like a comparator sort", () => {
+    let seed = 3;
+    const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const values = Float64Array.from({ length: 5000 }, () => Math.abs((rand() - 0.5) * 10 ** (rand() * 8 - 4)));
+    values[7] = 0;
+    const order = Array.from(orderByDescending(values));
+    const expected = Array.from(values.keys()).sort((a, b) => values[b]! - values[a]!);
+    expect(order.map((i) => Math.fround(values[i]!))).toEqual(expected.map((i) => Math.fround(values[i]!)));
+    expect(new Set(order).size).toBe(5000);
   });
 });
