@@ -39,16 +39,29 @@ def _listed_q(user: User, prefix: str = "") -> Q:
     return q
 
 
+def _own_q(user: User) -> Q:
+    if user is None or not user.is_authenticated:
+        return Q(pk__in=[])
+    return Q(owner=user)
+
+
+def _others_q(q: Q) -> Q:
+    return q & ~Q(model__visibility=Visibility.PRIVATE)
+
+
 class GraphQuerySet(models.QuerySet["Graph"]):
     def visible_to(self, user: User) -> GraphQuerySet:
+        """Graphs this user may open: their own, and others' public or unlisted ones (except
+        on private models)."""
         if is_staff(user):
             return self
-        return self.filter(_visible_q(user)).exclude(model__visibility=Visibility.PRIVATE)
+        return self.filter(_others_q(_visible_q(None)) | _own_q(user))
 
     def listed_for(self, user: User) -> GraphQuerySet:
+        """Graphs shown in lists: their own and others' public ones (except on private models)."""
         if is_staff(user):
             return self
-        return self.filter(_listed_q(user)).exclude(model__visibility=Visibility.PRIVATE)
+        return self.filter(_others_q(_listed_q(None)) | _own_q(user))
 
     def owned_by(self, user: User) -> GraphQuerySet:
         if user is None or not user.is_authenticated:

@@ -382,3 +382,14 @@ def test_big_graphs_can_be_fetched_without_links_or_with_the_strongest_only(
     again = client.get("/api/v1/graphs/tiny/cat/artifact?max_links=1", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304
     assert client.get("/api/v1/graphs/tiny/cat/artifact?max_links=lots").status_code == 400
+
+
+def test_graphs_on_a_private_model_are_hidden_from_others_but_not_their_owner(
+    alice: Any, bob: Any, model: Any
+) -> None:
+    make_graph(alice, visibility="public")
+    model.visibility = "private"
+    model.save(update_fields=["visibility"])
+    assert client_for(bob).get("/api/v1/graphs/tiny/cat").status_code == 404
+    assert client_for(bob).get("/api/v1/graphs").json()["results"] == []
+    assert client_for(alice).get("/api/v1/graphs/tiny/cat").status_code == 200
