@@ -240,7 +240,13 @@ def main() -> None:
 
     manifest = json.loads(manifest_path.read_text())
     OUT.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"bundle": bundle_sizes(manifest), "cpus": os.cpu_count(), "runs": []}
+    results: dict[str, Any] = {
+        "bundle": bundle_sizes(manifest),
+        "cpus": os.cpu_count(),
+        # Other work on the machine skews every figure; the load average says how much there was.
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         root = Path(tmp)
         (root / "index.html").write_text(harness(manifest))
@@ -253,6 +259,7 @@ def main() -> None:
             print(f"graph {n_nodes:,} nodes / {n_links:,} links …", flush=True)
             results["runs"].append(run_one(browser, root, n_nodes, n_links))
         browser.close()
+    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     (OUT / "explorer.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

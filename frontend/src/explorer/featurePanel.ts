@@ -119,6 +119,7 @@ export function setUpFeaturePanel(element: HTMLElement, store: ExplorerStore, lo
     const parts = [featureKey(node), `position ${node.ctx} "${showToken(node.token)}"`];
     if (!Number.isNaN(node.activation)) parts.push(`activation ${formatNumber(node.activation)}`);
     if (!Number.isNaN(node.influence)) parts.push(`influence ${formatNumber(node.influence)}`);
+    if (!Number.isNaN(node.tokenProb)) parts.push(`p ${formatNumber(node.tokenProb)}`);
     facts.textContent = parts.join(" · ");
     header.append(title, facts);
     const children: Node[] = [header];
