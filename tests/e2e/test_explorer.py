@@ -27,6 +27,17 @@ BUSY_FEATURES = """n => {
   out.sort((a, b) => b[0] - a[0]);
   return out.slice(0, n).map(x => x[1]);
 }"""
+NEIGHBOURS = """([id, n]) => {
+  const s = window.__explorer.store.get(); const g = s.graph; const i = g.index.get(id); const out = [];
+  for (const [start, edges, end] of [[g.inStart, g.inEdges, g.edgeSrc], [g.outStart, g.outEdges, g.edgeDst]]) {
+    let k = 0;
+    for (let j = start[i]; j < start[i + 1] && k < n; j++) {
+      const other = end[edges[j]];
+      if (s.view.visible[other] === 1 && g.kind[other] === 1) { out.push(g.nodes[other].id); k++; }
+    }
+  }
+  return out;
+}"""
 STATE = """() => {
   const s = window.__explorer.store.get(); const id = i => s.graph.nodes[i].id;
   return {
@@ -199,9 +210,18 @@ def test_hostile_url_parameters_never_break_the_page(page: Any, graph_url: str, 
 
 def test_exports_carry_the_view(page: Any, graph_url: str, output_dir: Path) -> None:
     open_explorer(page, graph_url)
-    busy = page.evaluate(BUSY_FEATURES, 6)
+    centre = page.evaluate(BUSY_FEATURES, 1)[0]
+    busy = [centre, *page.evaluate(NEIGHBOURS, [centre, 3])]
     for node in busy:
         click_node(page, node, modifiers=["Control"])
+    # Group the two strongest inputs with g + click in the subgraph, and name the group.
+    page.keyboard.down("g")
+    for node in busy[1:3]:
+        click_node(page, node)
+    page.keyboard.up("g")
+    page.locator("g.sg-unit").first.dblclick()
+    page.locator(".sg-edit").fill("strong inputs")
+    page.locator(".sg-edit").press("Enter")
     page.mouse.move(5, 5)
     page.screenshot(path=str(output_dir / "explorer-pinned.png"), full_page=True)
     with page.expect_download() as download:
