@@ -251,6 +251,9 @@ def test_the_density_filter_hides_dense_features_once_dashboards_are_loaded(
     before = page.evaluate("window.__explorer.store.get().view.nVisible")
     page.locator("input[name=density-threshold]").fill("-3")
     page.wait_for_function(f"window.__explorer.store.get().view.nVisible < {before}")
+    # The loaded explanations are searchable too.
+    page.locator(".search input").fill("mentions of city")
+    page.locator(".search-results li[data-node]").first.wait_for()
 
 
 def test_a_graph_without_links_loads_them_for_the_nodes_in_focus(page: Any, graph_url: str) -> None:

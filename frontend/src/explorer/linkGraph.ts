@@ -345,8 +345,9 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
   store.watch(["hovered", "labels"], (s) => showTooltip(s));
 
   let pointer = { x: 0, y: 0 };
+  let pointerInside = false; // hovers from the lists highlight the node but show no tooltip here
   function showTooltip(s: ExplorerState): void {
-    if (s.hovered < 0) {
+    if (s.hovered < 0 || !pointerInside) {
       tooltip.hidden = true;
       return;
     }
@@ -426,6 +427,7 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
   target.addEventListener("pointermove", (event) => {
     const rect = target.getBoundingClientRect();
     pointer = { x: event.clientX - rect.left, y: event.clientY - rect.top };
+    pointerInside = true;
     if (drag) {
       const dx = event.clientX - drag.x;
       const dy = event.clientY - drag.y;
@@ -437,7 +439,10 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
     }
     store.set({ hovered: hitTest(event.clientX, event.clientY) });
   });
-  target.addEventListener("pointerleave", () => store.set({ hovered: -1 }));
+  target.addEventListener("pointerleave", () => {
+    pointerInside = false;
+    store.set({ hovered: -1 });
+  });
   target.addEventListener("pointerup", (event) => {
     const wasDrag = drag?.moved ?? false;
     drag = null;
