@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,7 @@ _REFERENCE_SCRIPT = textwrap.dedent(
         args["model"], tc, device=torch.device("cpu"), dtype=torch.float32)
     t1 = time.perf_counter()
     graph = attribute(torch.tensor(args["tokens"]), model, batch_size=args["batch_size"],
-                      max_feature_nodes=args["max_feature_nodes"])
+                      max_feature_nodes=args["max_feature_nodes"], verbose=True)
     t2 = time.perf_counter()
     node_mask, edge_mask, cumulative = prune_graph(graph, args["node_threshold"], args["edge_threshold"])
     t3 = time.perf_counter()
@@ -123,7 +124,13 @@ def run_circuit_tracer(
     )
     if done.returncode != 0:
         raise RuntimeError(f"circuit-tracer failed:\n{done.stderr[-4000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    # With verbose=True circuit-tracer logs "<Phase> completed in 1.23s" per phase to stderr.
+    result["phases"] = {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(r"^(.+?) completed in ([\d.]+)s", done.stderr, re.MULTILINE)
+    }
+    return result
 
 
 def _edge_set(targets: torch.Tensor, sources: torch.Tensor) -> set[tuple[int, int]]:

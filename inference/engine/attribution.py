@@ -38,9 +38,6 @@ from .replacement import LinearisedForward, ReplacementModel, run_linearised
 PHASES = ("forward", "logits", "features")
 ProgressCallback = Callable[[str, float], None]
 
-# Elements in one gathered (batch, features, d_model) block when contracting decoder rows.
-_CONTRACT_BUDGET = 1 << 24
-
 
 class AttributionCancelled(Exception):
     """`should_stop()` returned True between two backward batches."""
@@ -125,6 +122,34 @@ def _select_targets(
     return for_ids(ids)
 
 
+@dataclass
+class _DecoderBlock:
+    """The scaled decoder rows of one source layer's features, padded per position.
+
+    ``padded[o, p, slot]`` is ``a * W_dec`` (into output layer src + o) of the feature in that
+    slot at position p, so contracting with gradients is a batched GEMM over positions instead
+    of a gather of (batch, features, d_model) blocks.
+    """
+
+    start: int  # column of the layer's first feature
+    pos: torch.Tensor  # (k,) position of each feature
+    slot: torch.Tensor  # (k,) its slot among the features at that position
+    padded: torch.Tensor  # (n_out_layers, n_pos, max_per_position, d_model)
+
+    @classmethod
+    def build(
+        cls, start: int, pos: torch.Tensor, scaled: torch.Tensor, n_pos: int
+    ) -> _DecoderBlock:
+        counts = torch.bincount(pos, minlength=n_pos)
+        first = torch.cumsum(counts, 0) - counts  # features are sorted by position
+        slot = torch.arange(len(pos), device=pos.device) - first[pos]
+        n_out, d = scaled.shape[1], scaled.shape[2]
+        width = int(counts.max()) if len(pos) else 0
+        padded = scaled.new_zeros(n_out, n_pos, width, d)
+        padded[:, pos, slot] = scaled.transpose(0, 1)
+        return cls(start, pos, slot, padded)
+
+
 class _RowComputer:
     """Contracts batched gradients with every source vector: one row per target."""
 
@@ -154,7 +179,7 @@ class _RowComputer:
             features.append(torch.stack([torch.full_like(pos, layer), pos, feat], 1))
             values.append(vals)
             encoders.append(tc.W_enc[layer][feat])
-            blocks.append((start, pos, scaled))
+            blocks.append(_DecoderBlock.build(start, pos, scaled, n_pos))
             start += len(pos)
         self.active_features = torch.cat(features).cpu()
         self.activation_values = torch.cat(values).cpu()
@@ -220,14 +245,12 @@ class _RowComputer:
         return row
 
     def _add_feature_effects(self, row: torch.Tensor, g: torch.Tensor, src: int, dst: int) -> None:
-        start, pos, scaled = self.blocks[src]
-        if len(pos) == 0:
+        block = self.blocks[src]
+        if len(block.pos) == 0:
             return
-        vecs = scaled[:, dst - src]  # (k, d): a_s * W_dec of each layer-src feature into dst
-        chunk = max(1, _CONTRACT_BUDGET // (g.shape[0] * g.shape[2]))
-        for c in range(0, len(pos), chunk):
-            block = g[:, pos[c : c + chunk]]  # (B, chunk, d)
-            row[:, start + c : start + c + block.shape[1]] += (block * vecs[c : c + chunk]).sum(-1)
+        # One GEMM per position: (B, d) grads x (d, k_pos) decoders, batched over positions.
+        out = torch.bmm(g.transpose(0, 1), block.padded[dst - src].transpose(1, 2))
+        row[:, block.start : block.start + len(block.pos)] += out[block.pos, :, block.slot].T
 
 
 def partial_influences(
@@ -293,7 +316,12 @@ def attribute(
     n_logits = len(targets.labels)
     total_nodes = logit_offset + n_logits
     n_keep = n_active if max_feature_nodes is None else min(max_feature_nodes, n_active)
-    edge_matrix = torch.zeros(n_keep + n_logits, total_nodes)
+    keep_all = n_keep == n_active
+    # With every feature kept, rows go straight to their final place in the (N, N) adjacency.
+    # When selecting, logit rows come first, then feature rows in visit order (the ranking
+    # reads them); columns and order are fixed at the end.
+    buffer = torch.zeros(total_nodes if keep_all else n_keep + n_logits, total_nodes)
+    logit_row = total_nodes - n_logits if keep_all else 0
     row_to_node = torch.zeros(n_keep + n_logits, dtype=torch.long)
     device = model.device
 
@@ -306,7 +334,7 @@ def attribute(
         rows = computer.rows(
             torch.full((k,), n_layers), torch.full((k,), n_pos - 1, device=device), vecs
         )
-        edge_matrix[i : i + k, :logit_offset] = rows.cpu()
+        buffer[logit_row + i : logit_row + i + k, :logit_offset] = rows.cpu()
         row_to_node[i : i + k] = torch.arange(i, i + k) + logit_offset
         progress("logits", (i + k) / n_logits)
 
@@ -316,11 +344,11 @@ def attribute(
     visited = torch.zeros(n_active, dtype=torch.bool)
     n_visited, row = 0, n_logits
     while n_visited < n_keep:
-        if n_keep == n_active:
+        if keep_all:
             pending = torch.arange(n_active)
         else:
             influence = partial_influences(
-                edge_matrix[:row], targets.probabilities.float(), row_to_node[:row]
+                buffer[:row], targets.probabilities.float(), row_to_node[:row]
             )
             rank = torch.argsort(influence[:n_active], descending=True)
             pending = rank[~visited[rank]][: min(update_interval * batch_size, n_keep - n_visited)]
@@ -331,8 +359,11 @@ def attribute(
             rows = computer.rows(
                 feat_layers[idx], feat_pos[on_device], computer.encoder_rows[on_device]
             )
-            edge_matrix[row : row + len(idx), :logit_offset] = rows.cpu()
-            row_to_node[row : row + len(idx)] = idx
+            if keep_all:
+                buffer[idx, :logit_offset] = rows.cpu()
+            else:
+                buffer[row : row + len(idx), :logit_offset] = rows.cpu()
+                row_to_node[row : row + len(idx)] = idx
             visited[idx] = True
             row += len(idx)
             n_visited += len(idx)
@@ -340,13 +371,15 @@ def attribute(
     del trace, computer.trace  # frees the autograd graph of the forward pass
 
     selected = visited.nonzero().squeeze(1)
-    if n_keep < n_active:
-        edge_matrix = edge_matrix[:, torch.cat([selected, torch.arange(n_active, total_nodes)])]
-    edge_matrix = edge_matrix[row_to_node.argsort()]  # features by index, then logits
-    n_nodes = edge_matrix.shape[1]
-    adjacency = torch.zeros(n_nodes, n_nodes)
-    adjacency[:n_keep] = edge_matrix[:n_keep]
-    adjacency[n_nodes - n_logits :] = edge_matrix[n_keep:]
+    if keep_all:
+        adjacency = buffer
+    else:
+        columns = torch.cat([selected, torch.arange(n_active, total_nodes)])
+        ordered = buffer[row_to_node.argsort()][:, columns]  # features by index, then logits
+        n_nodes = len(columns)
+        adjacency = torch.zeros(n_nodes, n_nodes)
+        adjacency[:n_keep] = ordered[:n_keep]
+        adjacency[n_nodes - n_logits :] = ordered[n_keep:]
 
     token_strings = [model.decode_token(int(t)) for t in tokens]
     if isinstance(prompt, str):

@@ -27,6 +27,7 @@ from .graph import Graph
 
 _HIST_BINS = 1024
 _SORT_LIMIT = 1 << 16  # candidates sorted exactly once the crossing bin holds this few
+_CHUNK = 1 << 24  # scores processed per step, bounding temporary memory
 
 
 @dataclass
@@ -40,17 +41,24 @@ class PruneResult:
     completeness_score: float
 
 
-def _row_block(graph: Graph) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the rows that can be non-zero (features, logits) and those rows."""
+def _block_rows(graph: Graph) -> torch.Tensor:
+    """Indices of the rows that can be non-zero: features, then logits."""
     n = graph.n_nodes
-    rows = torch.cat([torch.arange(graph.n_features), torch.arange(n - graph.n_logits, n)])
-    return rows, graph.adjacency[rows]
+    return torch.cat([torch.arange(graph.n_features), torch.arange(n - graph.n_logits, n)])
 
 
-def _normalize(block: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
-    out = block.abs()
-    out /= out.sum(dim=1, keepdim=True).clamp(min=eps)
-    return out
+def _abs_rows(graph: Graph, rows: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    out = (
+        torch.index_select(graph.adjacency, 0, rows, out=out)
+        if out is not None
+        else graph.adjacency[rows]
+    )
+    return out.abs_()
+
+
+def _normalize_(block: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Row-normalise |A| in place."""
+    return block.div_(block.sum(dim=1, keepdim=True).clamp(min=eps))
 
 
 def _influence(
@@ -67,42 +75,64 @@ def _influence(
     raise RuntimeError("influence did not converge; the adjacency has a cycle")
 
 
+def _chunks(flat: torch.Tensor) -> list[torch.Tensor]:
+    return list(torch.split(flat, _CHUNK))
+
+
 def cumulative_threshold(scores: torch.Tensor, threshold: float) -> float:
     """circuit-tracer's `find_threshold` without sorting every score.
 
     Returns the score at which the descending cumulative sum of `scores` first reaches
-    `threshold` of their total. A value histogram narrows the search to the bin where the sum
-    crosses, until few enough candidates remain to sort.
+    `threshold` of their total. A value histogram (accumulated chunk by chunk, so no copy of
+    the scores is made) narrows the search to the bin where the sum crosses, until few enough
+    candidates remain to sort.
     """
-    flat = scores.reshape(-1)
-    if flat.numel() == 0:
+    chunks = _chunks(scores.reshape(-1))
+    if not chunks:
         return 0.0
-    target = threshold * float(flat.sum(dtype=torch.float64))
+    target = threshold * sum(float(c.sum(dtype=torch.float64)) for c in chunks)
     lo, hi = 0.0, math.inf  # the answer lies in [lo, hi)
     above = 0.0  # sum of the scores >= hi
     while True:
-        values = flat[(flat >= lo) & (flat < hi)].double()
-        if len(values) <= _SORT_LIMIT or float(values.max()) == float(values.min()):
+        in_range = [c[(c >= lo) & (c < hi)] for c in chunks] if hi != math.inf else None
+        count = sum(len(v) for v in in_range) if in_range is not None else None
+        if in_range is not None and count is not None and count <= _SORT_LIMIT:
+            values = torch.cat(in_range).double()
+            if len(values) == 0:
+                return lo
             ordered = torch.sort(values, descending=True).values
             cumulative = torch.cumsum(ordered, 0) + above
             crossing = int(torch.searchsorted(cumulative, torch.tensor([target]).double()))
             return float(ordered[min(crossing, len(ordered) - 1)])
-        vmin, vmax = float(values.min()), float(values.max())
-        width = (vmax - vmin) / _HIST_BINS
-        bins = ((values - vmin) / width).floor().clamp(0, _HIST_BINS - 1).long()
-        sums = torch.bincount(bins, weights=values, minlength=_HIST_BINS)
+        ranges = in_range if in_range is not None else [c[c >= lo] for c in chunks]
+        vmin = min((float(v.min()) for v in ranges if len(v)), default=lo)
+        vmax = max((float(v.max()) for v in ranges if len(v)), default=lo)
+        if vmax == vmin:
+            return vmin
+        # Bin edges as float32 values, so binning and the range tests below agree exactly.
+        edges = torch.linspace(vmin, vmax, _HIST_BINS + 1, dtype=torch.float64).float()
+        edges[0], edges[-1] = vmin, vmax
+        sums = torch.zeros(_HIST_BINS, dtype=torch.float64)
+        for v in ranges:
+            bins = (torch.bucketize(v.float(), edges, right=True) - 1).clamp_(0, _HIST_BINS - 1)
+            sums += torch.bincount(bins, weights=v.double(), minlength=_HIST_BINS)
+        del ranges, in_range
         from_top = torch.flip(torch.cumsum(torch.flip(sums, [0]), 0), [0]) + above
         reached = (from_top >= target).nonzero()
         b = int(reached.max()) if len(reached) else 0
-        lo, hi = vmin + b * width, hi if b == _HIST_BINS - 1 else vmin + (b + 1) * width
+        lo = float(edges[b])
+        if b < _HIST_BINS - 1:
+            hi = float(edges[b + 1])
+        elif hi == math.inf:
+            hi = float(torch.nextafter(edges[-1], torch.tensor(math.inf)))  # list the top values
         # Recount from the values themselves so the next range and `above` agree exactly.
-        above = float(flat[flat >= hi].sum(dtype=torch.float64)) if hi != math.inf else 0.0
+        above = sum(float(c[c >= hi].sum(dtype=torch.float64)) for c in chunks)
 
 
 def graph_scores(graph: Graph) -> tuple[float, float]:
     """(replacement score, completeness score) of the unpruned graph."""
-    rows, block = _row_block(graph)
-    norm = _normalize(block)
+    rows = _block_rows(graph)
+    norm = _normalize_(_abs_rows(graph, rows))
     weights = graph.logit_weights
     influence = _influence(norm, rows, weights)
     err = slice(graph.error_offset, graph.token_offset)
@@ -123,26 +153,28 @@ def prune(graph: Graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
     n, n_feat = graph.n_nodes, graph.n_features
     n_fixed = graph.n_logits + graph.n_pos  # tokens and logits: always kept
     weights = graph.logit_weights
-    rows, block = _row_block(graph)
+    rows = _block_rows(graph)
 
-    node_influence = _influence(_normalize(block), rows, weights)
+    # One (rows x N) work buffer, reused in place: |A| normalised, then pruned, then scores.
+    work = _normalize_(_abs_rows(graph, rows))
+    node_influence = _influence(work, rows, weights)
     sorted_inf, order = torch.sort(node_influence, descending=True)
     cumulative = torch.cumsum(sorted_inf, 0) / sorted_inf.sum()
     cut = min(int(torch.searchsorted(cumulative, node_threshold)), n - 1)
     node_mask = node_influence >= sorted_inf[cut]
     node_mask[n - n_fixed :] = True
 
-    pruned = block.clone()
-    pruned[~node_mask[rows]] = 0
-    pruned[:, ~node_mask] = 0
-    norm_pruned = _normalize(pruned)
-    target_influence = _influence(norm_pruned, rows, weights) + weights
-    scores = norm_pruned * target_influence[rows][:, None]
+    _abs_rows(graph, rows, out=work)
+    work[~node_mask[rows]] = 0
+    work[:, ~node_mask] = 0
+    _normalize_(work)
+    target_influence = _influence(work, rows, weights) + weights
+    scores = work.mul_(target_influence[rows][:, None])
     # A zero threshold would keep every zero-score entry; edges need a non-zero score.
-    edge_mask = (scores >= cumulative_threshold(scores, edge_threshold)) & (scores > 0)
+    edge_mask = scores >= cumulative_threshold(scores, edge_threshold)
+    edge_mask &= scores > 0
+    del work, scores
 
-    row_pos = torch.full((n,), -1, dtype=torch.long)
-    row_pos[rows] = torch.arange(len(rows))
     while True:
         before = node_mask.clone()
         node_mask[: n - n_fixed] &= edge_mask.any(0)[: n - n_fixed]  # needs an outgoing edge
@@ -155,12 +187,13 @@ def prune(graph: Graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
     influence = torch.zeros(n)
     influence[order] = cumulative
     r, sources = edge_mask.nonzero(as_tuple=True)
+    del edge_mask
     replacement, completeness = graph_scores(graph)
     return PruneResult(
         node_mask=node_mask,
         edge_targets=rows[r],
         edge_sources=sources,
-        edge_weights=block[r, sources],
+        edge_weights=graph.adjacency[rows[r], sources],
         influence=influence,
         replacement_score=replacement,
         completeness_score=completeness,

@@ -88,11 +88,12 @@ def tiny_model(family: str, *, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def save_tokenizer(folder: Path) -> None:
+def save_tokenizer(folder: Path, vocab_size: int = VOCAB) -> None:
+    """A word-level tokenizer: "w5 w9" -> [5, 9]; ids 1, 2, 3 are <bos>, <eos>, <pad>."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     vocab = {"<pad0>": 0, "<bos>": BOS, "<eos>": 2, "<pad>": 3}
-    vocab |= {f"w{i}": i for i in range(4, VOCAB)}
+    vocab |= {f"w{i}": i for i in range(4, vocab_size)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     fast = PreTrainedTokenizerFast(
