@@ -12,6 +12,7 @@ import { bucketStyle, COLORS, edgeBucket, formatNumber, N_BUCKETS, nodeFill, nod
 import type { LinkType, Viewport } from "./urlState";
 
 export const MARGIN = { left: 56, right: 64, top: 96, bottom: 46 };
+const GUTTER = 42; // width of the layer labels' column
 const MAX_EDGES_PER_NODE = 4000; // strongest first; the tail is sub-pixel anyway
 
 export interface LinkGraphHandle {
@@ -163,18 +164,9 @@ function paintBase(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport
     ctx.lineTo(width, sy);
   }
   ctx.stroke();
-  ctx.fillStyle = COLORS.muted;
-  ctx.textAlign = "right";
-  const labelEvery = Math.max(1, Math.ceil(14 / Math.max(vp.ky * (layout.rowY[0]! - (layout.rowY[1] ?? 0)), 1)));
-  for (let r = 0; r < nRows; r++) {
-    if (r !== 0 && r !== nRows - 1 && r % labelEvery !== 0) continue;
-    const sy = (layout.rowY[r]! - vp.y) * vp.ky;
-    const label = r === 0 ? "Emb" : r === nRows - 1 ? "Logit" : `L${r - 1}`;
-    ctx.fillText(label, MARGIN.left - 12, sy);
-  }
-  // Prompt tokens under their columns.
+  // Prompt tokens under their columns; kept at the bottom edge when the embeddings are below it.
   ctx.textAlign = "center";
-  const tokenY = (layout.rowY[0]! - vp.y) * vp.ky + 22;
+  const tokenY = Math.min((layout.rowY[0]! - vp.y) * vp.ky + 22, height - 10);
   for (let c = 0; c < layout.columnStart.length; c++) {
     const left = (layout.columnStart[c]! - vp.x) * vp.k;
     const w = layout.columnWidth[c]! * vp.k;
@@ -209,6 +201,19 @@ function paintBase(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport
       ctx.lineWidth = 0.8;
       ctx.stroke();
     }
+  }
+  // The layer gutter on the left, over the nodes; the focus and hover layers are clipped to the
+  // right of it, so labels stay readable however the view is panned.
+  ctx.fillStyle = "rgba(255,255,255,0.92)";
+  ctx.fillRect(0, 0, GUTTER, height);
+  ctx.fillStyle = COLORS.muted;
+  ctx.textAlign = "right";
+  const labelEvery = Math.max(1, Math.ceil(14 / Math.max(vp.ky * (layout.rowY[0]! - (layout.rowY[1] ?? 0)), 1)));
+  for (let row = 0; row < nRows; row++) {
+    if (row !== 0 && row !== nRows - 1 && row % labelEvery !== 0) continue;
+    const sy = (layout.rowY[row]! - vp.y) * vp.ky;
+    const label = row === 0 ? "Emb" : row === nRows - 1 ? "Logit" : `L${row - 1}`;
+    ctx.fillText(label, GUTTER - 6, sy);
   }
   // Logit tokens and probabilities on top: most probable first, skipping labels that would
   // overlap one already drawn.
@@ -318,9 +323,17 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const s = store.get();
     const vp = viewport();
-    if (layer === "base") paintBase(ctx, s, vp, width, height);
-    else if (layer === "focus") paintFocus(ctx, s, vp, width, height);
+    if (layer === "base") {
+      paintBase(ctx, s, vp, width, height);
+      return;
+    }
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(GUTTER, 0, width - GUTTER, height);
+    ctx.clip();
+    if (layer === "focus") paintFocus(ctx, s, vp, width, height);
     else paintHover(ctx, s, vp, width, height);
+    ctx.restore();
   });
 
   const resize = (): void => {
