@@ -84,7 +84,7 @@ SLIDER = """async (values) => {
   }
   e.store.set({selected: busiest});
   await frame();
-  const out = []; const counts = [];
+  const out = []; const latency = []; const counts = [];
   for (const v of values) {
     const t0 = performance.now();
     input.value = String(v);
@@ -93,9 +93,10 @@ SLIDER = """async (values) => {
     await frame();
     const last = e.linkGraph.scheduler.stats.frames.at(-1);
     out.push(sync + (last ? last.ms : 0));
+    latency.push(last ? last.latencyMs + sync : NaN);
     counts.push(e.store.get().view.nVisible);
   }
-  return {ms: out, counts};
+  return {ms: out, latency, counts};
 }"""
 
 
@@ -219,6 +220,8 @@ def run_one(browser: Any, root: Path, n_nodes: int, n_links: int) -> dict[str, A
             "max": round(max(slider["ms"]), 2),
             "visible_nodes": [slider["counts"][0], slider["counts"][-2]],
         },
+        # Input event to the end of the repaint, waiting for the next animation frame included.
+        "slider_event_to_painted_ms_p95": round(percentile(slider["latency"], 0.95), 2),
         "tab_rss_mb": round(rss, 1),
         "js_heap_mb": round(heap / 1e6, 1) if heap else None,
         "page_errors": errors,
