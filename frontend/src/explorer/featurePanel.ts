@@ -23,6 +23,7 @@ export function featureKeyOf(graph: Graph, node: NodeInfo, model: string, set: s
 }
 
 const SVG = "http://www.w3.org/2000/svg";
+const HOVER_FETCH_DELAY_MS = 150;
 
 function histogram(detail: FeatureDetail, activation: number): SVGSVGElement | null {
   const h = detail.histogram;
@@ -175,7 +176,12 @@ export function setUpFeaturePanel(element: HTMLElement, store: ExplorerStore, lo
     if (cached) fill(cached);
     else {
       body.appendChild(el("p", "muted", "loading…"));
-      void lookup.get(key).then(fill);
+      // A node passed over on the way somewhere else is not worth a request (the lookup API is
+      // rate-limited): hovers wait a moment; a selection asks at once.
+      const delay = i === s.selected ? 0 : HOVER_FETCH_DELAY_MS;
+      setTimeout(() => {
+        if (shown === i) void lookup.get(key).then(fill);
+      }, delay);
     }
   };
   store.watch(["hovered", "selected", "labels"], render);
