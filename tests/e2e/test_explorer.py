@@ -276,3 +276,22 @@ def test_a_graph_without_links_loads_them_for_the_nodes_in_focus(page: Any, grap
     page.wait_for_function("window.__explorer.store.get().graph.nEdges > 0")
     page.locator(".connections .vrow[data-node]").first.wait_for()
     assert page.errors == []
+
+
+def test_the_viewport_follows_the_keyboard_and_reopens_from_the_link(
+    page: Any, browser: Any, graph_url: str
+) -> None:
+    open_explorer(page, graph_url)
+    page.locator(".link-graph").focus()
+    for key in ("+", "+", "ArrowLeft", "ArrowUp"):
+        page.keyboard.press(key)
+    page.wait_for_function("location.search.includes('view=')")
+    viewport = page.evaluate("window.__explorer.store.get().viewport")
+    assert viewport["k"] > 0
+    other = browser.new_context(viewport={"width": 1400, "height": 950}).new_page()
+    open_explorer(other, page.url)
+    reopened = other.evaluate("window.__explorer.store.get().viewport")
+    assert reopened == pytest.approx(viewport, rel=1e-3, abs=0.1)
+    other.keyboard.press("0")
+    assert other.evaluate("window.__explorer.store.get().viewport")["k"] < reopened["k"]
+    other.context.close()
