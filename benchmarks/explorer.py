@@ -100,6 +100,28 @@ SLIDER = """async (values) => {
 }"""
 
 
+SCROLL = """async (steps) => {
+  // The node with the most inputs (a logit), its inputs list scrolled from top to bottom.
+  const e = window.__explorer; const s = e.store.get(); const g = s.graph;
+  let best = -1, node = -1;
+  for (let i = 0; i < g.n; i++) { const d = g.inStart[i + 1] - g.inStart[i]; if (d > best) { best = d; node = i; } }
+  e.store.set({selected: node});
+  const frame = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  await frame();
+  const list = document.querySelector('.connections-column .vlist');
+  const rows = document.querySelectorAll('.connections-column')[0].querySelector('.vlist-spacer').offsetHeight / 24;
+  const out = []; let maxRows = 0;
+  for (let k = 1; k <= steps; k++) {
+    const t0 = performance.now();
+    list.scrollTop = (list.scrollHeight - list.clientHeight) * k / steps;
+    await frame();
+    out.push(performance.now() - t0);
+    maxRows = Math.max(maxRows, list.querySelectorAll('.vrow').length);
+  }
+  return {ms: out, rows, domRows: maxRows};
+}"""
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -194,6 +216,7 @@ def run_one(browser: Any, root: Path, n_nodes: int, n_links: int) -> dict[str, A
         slider = page.evaluate(SLIDER, slider_values)
         page.wait_for_timeout(300)
         page.screenshot(path=str(OUT / f"explorer-{n_nodes}-selected.png"))
+        scroll = page.evaluate(SCROLL, 60)
         heap = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : null")
         rss = renderer_rss_mb(None)
         context.close()
@@ -222,6 +245,14 @@ def run_one(browser: Any, root: Path, n_nodes: int, n_links: int) -> dict[str, A
         },
         # Input event to the end of the repaint, waiting for the next animation frame included.
         "slider_event_to_painted_ms_p95": round(percentile(slider["latency"], 0.95), 2),
+        # Scrolling the inputs list of the node with most inputs, top to bottom in 60 steps: time
+        # from setting scrollTop to the frame after (a frame is ~16.7 ms), and DOM rows alive.
+        "connections_scroll": {
+            "rows": int(scroll["rows"]),
+            "dom_rows_max": scroll["domRows"],
+            "step_to_frame_ms_p95": round(percentile(scroll["ms"], 0.95), 2),
+            "max_ms": round(max(scroll["ms"]), 2),
+        },
         "tab_rss_mb": round(rss, 1),
         "js_heap_mb": round(heap / 1e6, 1) if heap else None,
         "page_errors": errors,
