@@ -120,17 +120,17 @@ def lookup(
 ) -> LookupResult:
     """Features for ``keys`` in request order (repeats repeated); unknown keys in ``missing``."""
     set_ids = visible_sets({(k.model, k.set) for k in keys}, user)
-    ords, ts_ids, layers, indexes = [], [], [], []
+    wanted = []
     for position, key in enumerate(keys):
         ts = set_ids.get((key.model, key.set))
-        if ts is None:
-            continue
-        ords.append(position)
-        ts_ids.append(ts)
-        layers.append(key.layer)
-        indexes.append(key.index)
-    if not ords:
+        if ts is not None:
+            wanted.append((ts, key.layer, key.index, position))
+    if not wanted:
         return LookupResult("[]", list(keys), 0)
+    # Probed in index order (features are stored in that order too), so neighbouring keys hit
+    # the same pages; json_agg puts the results back in request order.
+    wanted.sort()
+    ts_ids, layers, indexes, ords = zip(*wanted, strict=True)
     select, params = _select(set(include), max_examples, max_explanations)
     # The keys go in as array literals ('{1,2,3}'): building the text is C-speed, where
     # adapting 4,000 Python ints one by one cost as much as the query. Model and set slugs
