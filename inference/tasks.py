@@ -176,13 +176,15 @@ def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
 
 def run_attribution(job_id: str, worker: str) -> str:
     """Claim and run one attribution job; returns what happened (for logs and tests)."""
-    from jobs import services
+    from jobs import events, services
 
     job = services.claim(job_id, worker)
     if job is None:
         return "skipped"  # redelivered, duplicate, cancelled or finished: nothing to do
     with services.Run(job) as run:
-        return _run(run)
+        outcome = _run(run)
+    events.flush()  # the last events leave before the task reports done
+    return outcome
 
 
 def _run(run: Run) -> str:

@@ -36,9 +36,9 @@ from graphs import artifacts
 from graphs import services as graph_services
 from graphs.models import Graph
 from graphs.schema import GraphValidationError, validate_graph
+from jobs import events
 from jobs.models import Job
 from webapp.celery import app
-from webapp.realtime import broadcast
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -199,12 +199,8 @@ def snapshot(job: Job) -> dict[str, Any]:
 
 
 def _emit(job: Job, event: dict[str, Any]) -> None:
-    """Push an event to the job's sockets. The row already holds the truth, so a lost event
-    (Redis hiccup) costs a page a catch-up, never the job."""
-    try:
-        broadcast(job.group, {**event, "job": str(job.id)})
-    except Exception:
-        log.warning("could not send a %s event for job %s", event.get("type"), job.id)
+    """Queue an event for the job's sockets (in order, without waiting; see jobs/events.py)."""
+    events.send(job.group, {**event, "job": str(job.id)})
 
 
 def _announce_positions(queue: str) -> None:
@@ -297,17 +293,21 @@ class Run:
         return self._lost.is_set()
 
     def progress(self, phase: str, fraction: float) -> None:
-        """Throttled: a write and an event per phase change, else at most every interval."""
+        """Throttled: an event per phase change, else at most one event and one row write
+        every JOBS_PROGRESS_INTERVAL_MS (a page that reconnects reads the row, so it may lag
+        that much; the heartbeat thread notices a cancel in the meantime)."""
         percent = max(self.percent, overall_percent(phase, fraction))
         now = time.monotonic()
-        interval = settings.JOBS_PROGRESS_INTERVAL_MS / 1000
-        if phase == self._phase and now - self._last_write < interval:
+        due = now - self._last_write >= settings.JOBS_PROGRESS_INTERVAL_MS / 1000
+        if phase == self._phase and not due:
             return
-        self._phase, self._last_write, self.percent = phase, now, percent
-        written = self.mine().update(phase=phase, percent=percent, heartbeat_at=timezone.now())
-        if written == 0:
-            self._lost.set()
-            return
+        self._phase, self.percent = phase, percent
+        if due:
+            self._last_write = now
+            written = self.mine().update(phase=phase, percent=percent, heartbeat_at=timezone.now())
+            if written == 0:
+                self._lost.set()
+                return
         _emit(self.job, {"type": "progress", "phase": phase, "percent": round(percent, 1)})
 
     def fail(self, message: str) -> bool:

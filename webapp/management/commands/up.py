@@ -108,6 +108,19 @@ def _ensure_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def _worker_queues() -> list[str]:
+    """The local worker serves every model: its GPU queue (jobs), plus the shared queues.
+
+    Models registered while ``up`` runs are picked up by the worker itself
+    (JOBS_WORKER_SERVE_ALL_MODELS, set below; see jobs/worker.py).
+    """
+    from features.models import LanguageModel
+    from jobs.services import queue_for
+
+    os.environ["JOBS_WORKER_SERVE_ALL_MODELS"] = "1"
+    return ["default", "gpu", *(queue_for(model) for model in LanguageModel.objects.only("slug"))]
+
+
 def _site_answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2):
@@ -182,7 +195,7 @@ class Command(BaseCommand):
                 "worker",
                 [
                     python, "-m", "celery", "-A", "webapp", "worker",
-                    "--queues", "default,gpu", "--concurrency", "1",
+                    "--queues", ",".join(_worker_queues()), "--concurrency", "1",
                     "--hostname", f"local@{socket.gethostname()}",
                     "--loglevel", "INFO", "--without-gossip", "--without-mingle",
                 ],
