@@ -30,6 +30,8 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
         "graph": graph,
         "graph_url": graph_url,
         "neighbourhood_url": reverse("api-graph-neighbourhood", kwargs=names),
+        # The script appends a share slug (?subgraph=<slug> opens a saved subgraph).
+        "subgraph_url": reverse("api-subgraph", kwargs={"share_slug": "-"})[:-1],
         "lookup_url": reverse("api-feature-lookup"),
         "transcoder_set": graph.transcoder_set.slug if graph.transcoder_set else "",
     }

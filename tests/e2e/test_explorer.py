@@ -295,3 +295,32 @@ def test_the_viewport_follows_the_keyboard_and_reopens_from_the_link(
     other.keyboard.press("0")
     assert other.evaluate("window.__explorer.store.get().viewport")["k"] < reopened["k"]
     other.context.close()
+
+
+def test_a_saved_subgraph_opens_from_its_share_slug(page: Any, graph_url: str) -> None:
+    from django.contrib.auth.models import User
+
+    from features.models import Visibility
+    from graphs.models import Graph, Subgraph
+
+    graph = Graph.objects.get(slug="demo-graph")
+    open_explorer(page, graph_url)
+    a, b = page.evaluate(BUSY_FEATURES, 2)
+    subgraph = Subgraph.objects.create(
+        graph=graph,
+        owner=User.objects.create_user("alice", password="pw-alice-123"),
+        title="saved",
+        pinned_ids=[a, b],
+        supernodes=[["pair", a, b]],
+        node_labels={a: "first"},
+        thresholds={"node": 0.5, "edge": 0.9, "density": 1},
+        clicked_id=b,
+        visibility=Visibility.PUBLIC,
+    )
+    open_explorer(page, f"{graph_url}?subgraph={subgraph.share_slug}")
+    state = page.evaluate(STATE)
+    assert state["selected"] == b
+    assert state["pinned"] == [a, b]
+    assert state["groups"] == [["pair", a, b]]
+    assert state["labels"] == [[a, "first"]]
+    assert state["nodeThreshold"] == 0.5

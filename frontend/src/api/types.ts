@@ -14,10 +14,20 @@ export type ServerFeature = Schemas["Feature"];
 export type ServerExample = Schemas["Example"];
 export type ServerExplanation = Schemas["Explanation"];
 export type Include = Schemas["IncludeEnum"];
+export type ServerSubgraph = Schemas["Subgraph"];
+/** The annotation fields of a Subgraph, as the explorer writes them. */
+export type SubgraphFields = Required<Pick<Schemas["SubgraphRequest"], "pinned_ids" | "supernodes" | "node_labels" | "thresholds" | "clicked_id">> & {
+  pinned_ids: string[];
+  supernodes: string[][];
+  node_labels: Record<string, string>;
+  thresholds: { node: number; edge: number; density: number };
+};
 
 /** The endpoints the page calls; a renamed path fails the typecheck. */
 export const LOOKUP_PATH = "/api/v1/features/lookup" satisfies keyof paths;
 export const ARTIFACT_PATH = "/api/v1/graphs/{model}/{slug}/artifact" satisfies keyof paths;
+export const NEIGHBOURHOOD_PATH = "/api/v1/graphs/{model}/{slug}/neighbourhood" satisfies keyof paths;
+export const SUBGRAPH_PATH = "/api/v1/subgraphs/{share_slug}" satisfies keyof paths;
 
 // What the feature panel shows, normalised from ServerFeature by ./features.ts (which checks
 // every field at runtime too: a server that answers differently degrades the panel only).

@@ -3,6 +3,7 @@
 
 import "./explorer.css";
 import { FeatureLookup, keyString } from "../api/features";
+import type { SubgraphFields } from "../api/types";
 import { setUpPruning, setUpSearch } from "./controls";
 import { download, exportGraphJson, linkGraphSvg, subgraphSvg, svgToPng } from "./exporting";
 import { featureKeyOf, setUpFeaturePanel } from "./featurePanel";
@@ -11,13 +12,21 @@ import { setUpLinkGraph, type LinkGraphHandle } from "./linkGraph";
 import { setUpNodeConnections } from "./connections";
 import { createStore, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
 import { NeighbourhoodLoader, setUpNeighbourhood } from "./neighbourhood";
+import { fetchSubgraph, toSubgraphFields } from "./savedSubgraph";
 import { setUpSubgraph, type SubgraphHandle } from "./subgraph";
 import { emptyUrlState, parseLabels, parseSupernodes, parseUrlState, serialiseUrlState, validId, type UrlState } from "./urlState";
 import { groupNodes } from "./supernodes";
 
 declare global {
   interface Window {
-    __explorer?: { store: ExplorerStore; linkGraph: LinkGraphHandle; lookup: FeatureLookup | null; loadMs: Record<string, number> };
+    __explorer?: {
+      store: ExplorerStore;
+      linkGraph: LinkGraphHandle;
+      lookup: FeatureLookup | null;
+      loadMs: Record<string, number>;
+      /** The current view as a Subgraph's fields, for a save dialog (see ./savedSubgraph.ts). */
+      subgraphFields: () => SubgraphFields;
+    };
   }
 }
 
@@ -282,10 +291,14 @@ async function start(root: HTMLElement): Promise<void> {
   const lookup = lookupUrl ? new FeatureLookup(lookupUrl) : null;
   const explanations = new Map<number, string>();
 
-  // State: the URL wins; a bare URL opens the view saved in the file's qParams.
+  // State: the URL wins; a bare URL opens a saved subgraph (?subgraph=<share slug>) if it names
+  // one, else the view saved in the file's qParams.
   const fromUrl = parseUrlState(location.search);
   const bare = serialiseUrlState(fromUrl) === "";
-  const initial = bare ? urlStateFromQParams(graph.qParams) : fromUrl;
+  const share = new URLSearchParams(location.search).get("subgraph") ?? "";
+  const subgraphApi = root.dataset["subgraphUrl"] ?? "";
+  const saved = bare && subgraphApi && /^[A-Za-z0-9_-]{1,32}$/.test(share) ? await fetchSubgraph(subgraphApi + share) : null;
+  const initial = saved ?? (bare ? urlStateFromQParams(graph.qParams) : fromUrl);
   store.set(fromUrlState(graph, initial, store.get().thresholds));
   loadMs["state"] = performance.now() - t2;
 
@@ -342,7 +355,7 @@ async function start(root: HTMLElement): Promise<void> {
   if (graph.partial && neighbourhoodUrl) setUpNeighbourhood(store, new NeighbourhoodLoader(neighbourhoodUrl));
   loadMs["setup"] = performance.now() - t2;
 
-  window.__explorer = { store, linkGraph, lookup, loadMs };
+  window.__explorer = { store, linkGraph, lookup, loadMs, subgraphFields: () => toSubgraphFields(store.get()) };
   requestAnimationFrame(() => {
     linkGraph.scheduler.flush();
     root.dataset["ready"] = "1";
