@@ -8,10 +8,10 @@ from django.urls import reverse
 
 from graphs.models import Graph
 
-# Above this many links the page asks for the graph without links and loads the links of the
-# nodes in focus from the neighbourhood endpoint. (The artifact endpoint must honour ?links=none;
-# until it does, it sends the whole graph and the page simply uses it.)
-LINKS_ON_DEMAND_ABOVE = 1_000_000
+# Above this many links the page asks for a skeleton (every node, the strongest links) and loads
+# the other links of the nodes in focus from the neighbourhood endpoint.
+LINKS_ON_DEMAND_ABOVE = 500_000
+SKELETON_LINKS = 200_000
 
 
 def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
@@ -25,7 +25,7 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
     names = {"model": model, "slug": slug}
     graph_url = reverse("api-graph-artifact", kwargs=names)
     if graph.n_links > LINKS_ON_DEMAND_ABOVE:
-        graph_url += "?links=none"
+        graph_url += f"?max_links={SKELETON_LINKS}"
     context = {
         "graph": graph,
         "graph_url": graph_url,

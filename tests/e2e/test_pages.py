@@ -72,3 +72,18 @@ def test_a_private_graph_page_is_404_to_others_and_opens_for_its_owner(
 
 def test_an_unknown_graph_is_404() -> None:
     assert Client().get("/graphs/nope/nothing").status_code == 404
+
+
+def test_a_big_graph_page_asks_for_a_skeleton(
+    monkeypatch: pytest.MonkeyPatch, settings: Any, tmp_path: Any
+) -> None:
+    from graphs import pages
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    monkeypatch.setattr(pages, "LINKS_ON_DEMAND_ABOVE", 100)
+    make_graph(None, Visibility.PUBLIC)
+    html = Client().get("/graphs/synthetic/page-test").content.decode()
+    assert (
+        f'data-graph-url="/api/v1/graphs/synthetic/page-test/artifact?max_links={pages.SKELETON_LINKS}"'
+        in html
+    )

@@ -70,9 +70,11 @@ export function setUpPruning(element: HTMLElement, store: ExplorerStore): void {
     density.value.textContent = t.density >= 1 ? "all" : t.density.toExponential(0);
     density.input.disabled = s.density === null && t.density >= 1;
     linkType.value = s.linkType;
-    counts.textContent = `${s.view.nVisible.toLocaleString()} / ${s.graph.n.toLocaleString()} nodes · ${s.view.nVisibleEdges.toLocaleString()} / ${s.graph.nEdges.toLocaleString()} edges`;
+    counts.textContent = `${s.view.nVisible.toLocaleString()} / ${s.graph.n.toLocaleString()} nodes · ${s.view.nVisibleEdges.toLocaleString()} / ${s.graph.nEdges.toLocaleString()} edges${
+      s.graph.partial ? ` loaded of ${s.graph.linksTotal.toLocaleString()}` : ""
+    }`;
   };
-  store.watch(["thresholds", "view", "linkType", "density"], update);
+  store.watch(["thresholds", "view", "linkType", "density", "graph"], update);
   update(store.get());
 }
 

@@ -106,6 +106,15 @@ describe("mergeLinks", () => {
     expect(weights).toEqual([-3, 2]);
     expect(mergeLinks(again, [])).toBe(again);
   });
+
+  it("knows a skeleton (the strongest links only) is partial from links_total", () => {
+    const json = tinyGraphJson();
+    json["links_total"] = 50;
+    const skeleton = buildGraph(json);
+    expect(skeleton.partial).toBe(true);
+    expect(skeleton.linksTotal).toBe(50);
+    expect(buildGraph(tinyGraphJson()).partial).toBe(false);
+  });
 });
 
 describe("orderByDescending", () => {

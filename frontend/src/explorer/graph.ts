@@ -58,6 +58,7 @@ export interface Graph {
   inEdges: Int32Array;
   inputAbsSum: Float64Array; // per target: sum of |weight| of its inputs
   partial: boolean; // links were left out of the file: they come per node, on demand
+  linksTotal: number; // links in the whole graph (more than nEdges while partial)
   dropped: { nodes: number; links: number };
 }
 
@@ -239,6 +240,9 @@ export function buildGraph(json: unknown): Graph {
   }
 
   const edges = indexEdges(n, index, rawLinks);
+  // A skeleton (artifact ?links=none or ?max_links=N) says how many links the whole graph has.
+  const total = root["links_total"];
+  const linksTotal = typeof total === "number" && Number.isInteger(total) && total >= 0 ? total : 0;
 
   return {
     metadata,
@@ -253,7 +257,8 @@ export function buildGraph(json: unknown): Graph {
     nLayers,
     nCtx,
     ...edges,
-    partial: !Array.isArray(root["links"]),
+    partial: !Array.isArray(root["links"]) || linksTotal > edges.nEdges,
+    linksTotal: Math.max(linksTotal, edges.nEdges),
     dropped: { nodes: droppedNodes, links: rawLinks.length - edges.nEdges },
   };
 }
@@ -370,7 +375,8 @@ function indexEdges(n: number, index: Map<string, number>, rawLinks: unknown[], 
 /** The same graph with more links (from the neighbourhood API); pairs already present are kept once. */
 export function mergeLinks(graph: Graph, links: unknown[]): Graph {
   const edges = indexEdges(graph.n, graph.index, links, graph);
-  return edges.nEdges === graph.nEdges ? graph : { ...graph, ...edges };
+  if (edges.nEdges === graph.nEdges) return graph;
+  return { ...graph, ...edges, linksTotal: Math.max(graph.linksTotal, edges.nEdges) };
 }
 
 /** Share of the target's total |input| this edge carries, signed (-1..1). */
