@@ -658,6 +658,9 @@ export interface components {
         JobGraph: {
             model: string;
             slug: string;
+            /** @description The graph in the explorer. */
+            page_url: string;
+            /** @description The graph's API resource. */
             url: string;
             artifact_url: string;
         };
@@ -1243,6 +1246,10 @@ export interface operations {
             query?: {
                 /** @description Send as an attachment. */
                 download?: boolean;
+                /** @description `none`: nodes only (big graphs). */
+                links?: "none";
+                /** @description Only the N strongest links; adds `links_total`. */
+                max_links?: number;
                 /** @description Share slug of a subgraph to merge. */
                 subgraph?: string;
             };
