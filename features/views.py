@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from features import services
+from features.keys import parse_short
 from features.models import Explanation, Feature, LanguageModel
 from features.serializers import (
     ExplanationSerializer,
@@ -172,7 +173,9 @@ class ExplanationCreateView(generics.ListCreateAPIView[Explanation]):
 
 
 _SEARCH_PARAMS = [
-    OpenApiParameter("q", str, description="Words to find in explanations (ranked full-text)."),
+    OpenApiParameter(
+        "q", str, description="Words to find in explanations (ranked full-text), or `L12/3456`."
+    ),
     OpenApiParameter("model", str),
     OpenApiParameter("set", str),
     OpenApiParameter("layer", int),
@@ -227,6 +230,13 @@ class FeatureSearchView(generics.ListAPIView[Feature]):
                 qs = qs.with_top_logit(logit)
         explanations = Explanation.objects.order_by(F("score").desc(nulls_last=True), "id")
         text = query_param(request, "q")
+        if (key := parse_short(text)) is not None:
+            # "L12/3456" in the search box means that feature, not words.
+            return (
+                qs.filter(layer=key[0], index=key[1])
+                .order_by("transcoder_set_id")
+                .prefetch_related(Prefetch("explanations", queryset=explanations))
+            )
         if text:
             query = SearchQuery(text, config="english", search_type="websearch")
             best = (

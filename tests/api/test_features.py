@@ -348,3 +348,11 @@ def test_tokens_with_quotes_backslashes_tabs_and_nul_survive_the_import(
     stored = ActivationExample.objects.get()
     assert stored.tokens == [*tokens[:-1], "nul"]
     assert Feature.objects.get().top_logits == ['"', "\\", "x"]
+
+
+def test_searching_for_l_layer_slash_index_finds_that_feature(model: Any, tmp_path: Path) -> None:
+    import_layers(tmp_path)
+    body = client_for(None).get("/api/v1/features/search?q=L1/3").json()
+    assert [(r["model"], r["set"], r["layer"], r["index"]) for r in body["results"]] == [
+        ("tiny", "plt", 1, 3)
+    ]
