@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -12,8 +14,10 @@ from inference.engine import (
     LogitDiff,
     ReplacementModel,
     attribute,
+    load_transcoders,
 )
 
+from .builders import save_plt, tiny_model
 from .conftest import PROMPT
 
 
@@ -119,3 +123,19 @@ def test_should_stop_cancels_between_batches(llama: ReplacementModel) -> None:
     with pytest.raises(AttributionCancelled):
         attribute(PROMPT, llama, batch_size=8, should_stop=stop)
     assert len(polls) == 4
+
+
+def test_bfloat16_graph_is_close_to_the_float32_graph(tmp_path: Path, llama_graph: Graph) -> None:
+    config = save_plt(tmp_path / "tc", jumprelu=True)
+    rm = ReplacementModel.from_parts(
+        tiny_model("llama").to(torch.bfloat16), load_transcoders(config)
+    )
+    graph = attribute(PROMPT, rm, batch_size=32)
+    assert graph.adjacency.dtype == torch.float32
+    assert graph.logit_tokens[0] == llama_graph.logit_tokens[0]
+    # Token edges depend only on the frozen model, not on which features fire near thresholds.
+    ref = llama_graph.adjacency[
+        llama_graph.logit_offset, llama_graph.token_offset : llama_graph.logit_offset
+    ]
+    low = graph.adjacency[graph.logit_offset, graph.token_offset : graph.logit_offset]
+    torch.testing.assert_close(low, ref, atol=0.03 * float(ref.abs().max()), rtol=0.03)
