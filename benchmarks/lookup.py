@@ -251,6 +251,12 @@ def seed_explanations(ts: Any) -> float:
             """,
             {"w": words, "n": len(words), "ts": ts.pk},
         )
+        cursor.execute("SELECT id FROM features_feature WHERE transcoder_set_id = %s", [ts.pk])
+        ids = [row[0] for row in cursor.fetchall()]
+    from features.models import refresh_explanations
+
+    for start in range(0, len(ids), 50_000):
+        refresh_explanations(ids[start : start + 50_000])
     return time.perf_counter() - started
 
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin
 
 from features.models import (
@@ -7,6 +9,7 @@ from features.models import (
     FeatureImport,
     LanguageModel,
     TranscoderSet,
+    refresh_explanations,
 )
 
 
@@ -56,6 +59,12 @@ class ExplanationAdmin(admin.ModelAdmin):
     search_fields = ("text",)
     raw_id_fields = ("feature", "author")
     show_full_result_count = False
+
+    def delete_queryset(self, request: Any, queryset: Any) -> None:
+        # A bulk delete bypasses Explanation.delete(): refresh the features' cached best ones.
+        feature_ids = list(queryset.values_list("feature_id", flat=True))
+        super().delete_queryset(request, queryset)
+        refresh_explanations(feature_ids)
 
 
 @admin.register(FeatureImport)

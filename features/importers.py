@@ -39,7 +39,7 @@ from typing import IO, Any
 from django.db import connection, transaction
 
 from features.keys import uncantor
-from features.models import FeatureImport, TranscoderSet
+from features.models import FeatureImport, TranscoderSet, refresh_explanations
 
 _LAYER_NAME = re.compile(r"layer[_-]?(\d+)", re.IGNORECASE)
 _SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".tar.gz", ".tgz")
@@ -299,9 +299,9 @@ _COPY_STAGE = """COPY import_feature_stage (layer, index, density, act_min, act_
 _INSERT = """
 INSERT INTO features_feature
     (transcoder_set_id, layer, index, density, act_min, act_max, max_activation,
-     histogram, quantile_values, top_logits, bottom_logits)
+     histogram, quantile_values, top_logits, bottom_logits, top_explanations)
 SELECT %s, layer, index, density, act_min, act_max, max_activation,
-       histogram, quantile_values, top_logits, bottom_logits
+       histogram, quantile_values, top_logits, bottom_logits, '[]'::jsonb
 FROM import_feature_stage
 ON CONFLICT (transcoder_set_id, layer, index) DO {conflict}
 RETURNING id, layer, index, (xmax <> 0) AS replaced
@@ -485,6 +485,7 @@ JOIN features_feature f
 WHERE NOT EXISTS (
     SELECT 1 FROM features_explanation e
     WHERE e.feature_id = f.id AND e.text = u.text AND e.method = u.method)
+RETURNING feature_id
 """
 
 
@@ -548,6 +549,8 @@ def import_explanations(
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_INSERT_EXPLANATIONS, params)
             progress.created += cursor.rowcount
+            feature_ids = [row[0] for row in cursor.fetchall()]
+            refresh_explanations(feature_ids)
         batch.clear()
         if on_progress:
             on_progress(progress)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
-from features.models import LanguageModel, TranscoderSet, Visibility, is_staff
+from features.models import TOP_EXPLANATIONS, LanguageModel, TranscoderSet, Visibility, is_staff
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -83,7 +83,9 @@ def _select(include: set[str], max_examples: int, max_explanations: int) -> tupl
         parts += ["'top_logits', f.top_logits", "'bottom_logits', f.bottom_logits"]
     if "histogram" in include:
         parts += ["'histogram', f.histogram", "'quantile_values', f.quantile_values"]
-    if "explanations" in include:
+    if "explanations" in include and max_explanations <= TOP_EXPLANATIONS:
+        parts.append("'explanations', f.top_explanations")
+    elif "explanations" in include:
         parts.append(
             # Most explanations are imported (no author): look the username up only when set.
             """'explanations', (SELECT coalesce(json_agg(json_build_object(

@@ -356,3 +356,24 @@ def test_searching_for_l_layer_slash_index_finds_that_feature(model: Any, tmp_pa
     assert [(r["model"], r["set"], r["layer"], r["index"]) for r in body["results"]] == [
         ("tiny", "plt", 1, 3)
     ]
+
+
+def test_lookup_sees_explanations_as_soon_as_they_are_added_or_deleted(
+    alice: Any, model: Any, tmp_path: Path
+) -> None:
+    import_layers(tmp_path)
+    lookup = {"features": [key(0, 1)]}
+    client_for(alice).post(
+        "/api/v1/features/tiny/plt/0/1/explanations", {"text": "cats"}, format="json"
+    )
+    weak = Explanation.objects.create(
+        feature=Feature.objects.get(layer=0, index=1), text="x", score=0.1
+    )
+    Explanation.objects.create(feature=weak.feature, text="felines", score=0.9)
+    found = client_for(None).post("/api/v1/features/lookup", lookup, format="json").json()
+    explanations = found["results"][0]["explanations"]
+    assert [e["text"] for e in explanations] == ["felines", "x", "cats"]
+    assert explanations[2]["author"] == "alice"
+    weak.delete()
+    found = client_for(None).post("/api/v1/features/lookup", lookup, format="json").json()
+    assert [e["text"] for e in found["results"][0]["explanations"]] == ["felines", "cats"]
