@@ -133,8 +133,12 @@ def graph_scores(graph: Graph) -> tuple[float, float]:
     """(replacement score, completeness score) of the unpruned graph."""
     rows = _block_rows(graph)
     norm = _normalize_(_abs_rows(graph, rows))
-    weights = graph.logit_weights
-    influence = _influence(norm, rows, weights)
+    return _scores(graph, rows, norm, _influence(norm, rows, graph.logit_weights))
+
+
+def _scores(
+    graph: Graph, rows: torch.Tensor, norm: torch.Tensor, influence: torch.Tensor
+) -> tuple[float, float]:
     err = slice(graph.error_offset, graph.token_offset)
     token_influence = influence[graph.token_offset : graph.logit_offset].sum()
     error_influence = influence[err].sum()
@@ -142,7 +146,7 @@ def graph_scores(graph: Graph) -> tuple[float, float]:
     # Rows that are all zero (errors, tokens) have no error inputs: their fraction is 1.
     non_error = torch.ones(graph.n_nodes)
     non_error[rows] = 1 - norm[:, err].sum(dim=-1)
-    output_influence = influence + weights
+    output_influence = influence + graph.logit_weights
     completeness = (non_error * output_influence).sum() / output_influence.sum()
     return float(replacement), float(completeness)
 
@@ -158,6 +162,7 @@ def prune(graph: Graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
     # One (rows x N) work buffer, reused in place: |A| normalised, then pruned, then scores.
     work = _normalize_(_abs_rows(graph, rows))
     node_influence = _influence(work, rows, weights)
+    replacement, completeness = _scores(graph, rows, work, node_influence)
     sorted_inf, order = torch.sort(node_influence, descending=True)
     cumulative = torch.cumsum(sorted_inf, 0) / sorted_inf.sum()
     cut = min(int(torch.searchsorted(cumulative, node_threshold)), n - 1)
@@ -188,7 +193,6 @@ def prune(graph: Graph, node_threshold: float = 0.8, edge_threshold: float = 0.9
     influence[order] = cumulative
     r, sources = edge_mask.nonzero(as_tuple=True)
     del edge_mask
-    replacement, completeness = graph_scores(graph)
     return PruneResult(
         node_mask=node_mask,
         edge_targets=rows[r],
