@@ -405,7 +405,8 @@ def main() -> None:
             from django.db import connection
 
             with connection.cursor() as cursor:
-                cursor.execute("VACUUM ANALYZE features_feature")
+                # FULL: refreshing the explanation cache rewrote every feature row once.
+                cursor.execute("VACUUM FULL ANALYZE features_feature")
                 cursor.execute("VACUUM ANALYZE features_activationexample")
                 cursor.execute("VACUUM ANALYZE features_explanation")
         else:
