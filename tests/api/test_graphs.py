@@ -393,3 +393,25 @@ def test_graphs_on_a_private_model_are_hidden_from_others_but_not_their_owner(
     assert client_for(bob).get("/api/v1/graphs/tiny/cat").status_code == 404
     assert client_for(bob).get("/api/v1/graphs").json()["results"] == []
     assert client_for(alice).get("/api/v1/graphs/tiny/cat").status_code == 200
+
+
+def test_uploads_have_their_own_rate_limit(alice: Any, model: Any, monkeypatch: Any) -> None:
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"uploads": "1/hour"})
+    client = client_for(alice)
+    assert upload(client, graph_json(slug="one"), model="tiny").status_code == 201
+    response = upload(client, graph_json(slug="two"), model="tiny")
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert client.get("/api/v1/graphs").status_code == 200
+
+
+def test_a_declared_oversized_body_is_refused_before_it_is_read(
+    alice: Any, model: Any, settings: Any
+) -> None:
+    settings.GRAPH_UPLOAD_MAX_BYTES = 2048
+    response = client_for(alice).post(
+        "/api/v1/graphs", b"x", content_type="application/octet-stream", CONTENT_LENGTH="999999999"
+    )
+    assert response.status_code == 413
