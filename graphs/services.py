@@ -201,23 +201,28 @@ def import_graph_bytes(
     model = resolve_model(model_slug, metadata)
     graph = validate_graph(parsed, n_layers=model.n_layers, limits=lim)
     transcoder_set = resolve_transcoder_set(model, transcoder_set_slug, graph.metadata)
-    if slug:
-        if slugify(slug) != slug:
-            raise GraphValidationError({"slug": "use only letters, numbers, hyphens, underscores"})
-        final_slug = slug
-    else:
-        wanted = graph.metadata.get("slug") or graph.metadata["prompt"][:60] or "graph"
-        final_slug = free_slug(model, wanted)
-    return store_graph(
-        graph,
-        model=model,
-        transcoder_set=transcoder_set,
-        slug=final_slug,
-        owner=owner,
-        visibility=visibility,
-        source=source,
-        title=title,
-    )
+    if slug and slugify(slug) != slug:
+        raise GraphValidationError(
+            {"slug": "use only lowercase letters, numbers, hyphens and underscores"}
+        )
+    wanted = graph.metadata.get("slug") or graph.metadata["prompt"][:60] or "graph"
+    for attempt in range(3):
+        try:
+            return store_graph(
+                graph,
+                model=model,
+                transcoder_set=transcoder_set,
+                slug=slug or free_slug(model, wanted),
+                owner=owner,
+                visibility=visibility,
+                source=source,
+                title=title,
+            )
+        except GraphValidationError as exc:
+            # A slug we picked was taken by a concurrent upload in between: pick again.
+            if slug or "slug" not in exc.errors or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def delete_graph(graph: Graph) -> None:
