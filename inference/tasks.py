@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -174,68 +176,117 @@ def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
     return document
 
 
-def run_attribution(job_id: str, worker: str) -> str:
-    """Claim and run one attribution job; returns what happened (for logs and tests)."""
+def run_attribution(job_id: str, worker: str, soft_limit: float | None = None) -> str:
+    """Claim and run one attribution job; returns what happened (for logs and tests).
+
+    ``soft_limit``: the soft time limit the message was sent with, for the failure message.
+    """
     from jobs import events, services
 
     job = services.claim(job_id, worker)
     if job is None:
         return "skipped"  # redelivered, duplicate, cancelled or finished: nothing to do
     with services.Run(job) as run:
-        outcome = _run(run)
+        outcome = _run(run, soft_limit)
     events.flush()  # the last events leave before the task reports done
+    if _engine_broken:
+        # An import interrupted half-way (e.g. by the soft time limit) leaves torch unusable in
+        # this process: exit, and the pool starts a fresh child. The job is already marked
+        # failed, so the message the broker hands back is skipped.
+        log.error("the engine import failed in this process; exiting so the pool replaces it")
+        os._exit(70)
     return outcome
 
 
-def _run(run: Run) -> str:
-    from graphs.schema import GraphValidationError
-    from inference import engine
-    from jobs import services
+class EngineUnavailable(RuntimeError):
+    """The engine (torch, transformers) could not be imported in this process."""
 
+
+_engine_broken = False
+
+
+def _engine() -> Any:
+    global _engine_broken
+    try:
+        from inference import engine
+    except BaseException as exc:
+        _engine_broken = True
+        if isinstance(exc, SoftTimeLimitExceeded):
+            raise
+        raise EngineUnavailable(
+            f"this worker could not load the engine ({type(exc).__name__}: {exc}); "
+            "try again, another worker process will take the job"
+        ) from exc
+    return engine
+
+
+def _run(run: Run, soft_limit: float | None = None) -> str:
     job = run.job
-    soft, _ = services.time_limits(job.model)
     try:
         if job.transcoder_set is None:
             raise JobInputError("the job's transcoder set was deleted")
         run.progress("loading", 0.0)
+        _engine()
         rm = load_model(job.model, job.transcoder_set)
         document = _attribute_document(run, rm)
         graph = run.complete_attribution(document)
-    except engine.AttributionCancelled:
-        log.info("job %s stopped: cancelled or taken over", job.id)
-        return "cancelled"
-    except SoftTimeLimitExceeded:
-        run.fail(
-            f"the job took longer than the {soft} s this model allows; "
+    except Exception as exc:
+        outcome, message = _explain(run, exc, soft_limit)
+        if message is not None:
+            _fail(run, message)
+        return outcome
+    return "succeeded" if graph is not None else "cancelled"
+
+
+def _explain(run: Run, exc: Exception, soft_limit: float | None) -> tuple[str, str | None]:
+    """What a failure means: (outcome, the message the user reads, or None for no write)."""
+    from graphs.schema import GraphValidationError
+    from jobs import services
+
+    engine = None if _engine_broken else sys.modules.get("inference.engine")
+    if engine is not None and isinstance(exc, engine.AttributionCancelled):
+        log.info("job %s stopped: cancelled or taken over", run.job.id)
+        return "cancelled", None
+    if isinstance(exc, SoftTimeLimitExceeded):
+        soft = soft_limit or services.time_limits(run.job.model)[0]
+        return "failed", (
+            f"the job took longer than the {soft:g} s this model allows; "
             "try fewer tokens or a lower max_feature_nodes"
         )
-        return "failed"
-    except (JobInputError, engine.ModelLoadError, engine.TranscoderLoadError) as exc:
-        run.fail(str(exc))
-        return "failed"
-    except GraphValidationError as exc:
+    if isinstance(exc, JobInputError | EngineUnavailable):
+        return "failed", str(exc)
+    if engine is not None and isinstance(exc, engine.ModelLoadError | engine.TranscoderLoadError):
+        return "failed", str(exc)
+    if isinstance(exc, GraphValidationError):
         field, message = next(iter(exc.errors.items()), ("graph", str(exc)))
-        run.fail(f"{field}: {message}")
-        return "failed"
-    except Exception as exc:
-        if _is_oom(exc):
-            log.warning("job %s ran out of GPU memory", job.id)
-            _free_memory()
-            run.fail(services.OOM_MESSAGE)
-            return "failed"
-        if isinstance(exc, ValueError):  # the engine's word for bad input
-            run.fail(str(exc))
-            return "failed"
-        log.exception("job %s failed", job.id)
-        run.fail(f"internal error while generating the graph ({type(exc).__name__}: {exc})")
-        return "failed"
-    return "succeeded" if graph is not None else "cancelled"
+        return "failed", f"{field}: {message}"
+    if not _engine_broken and _is_oom(exc):
+        log.warning("job %s ran out of GPU memory", run.job.id)
+        _free_memory()
+        return "failed", services.OOM_MESSAGE
+    if isinstance(exc, ValueError):  # the engine's word for bad input
+        return "failed", str(exc)
+    log.exception("job %s failed", run.job.id)
+    return "failed", f"internal error while generating the graph ({type(exc).__name__}: {exc})"
+
+
+def _fail(run: Run, message: str) -> None:
+    """Mark the job failed, once more on a fresh connection if an interrupt broke this one."""
+    from django.db import connection
+
+    try:
+        run.fail(message)
+    except Exception:
+        log.warning("retrying the failure write of job %s", run.job.id, exc_info=True)
+        connection.close()
+        run.fail(message)
 
 
 @shared_task(name="inference.attribute", bind=True, ignore_result=True, acks_late=True)
 def attribute(self: Any, job_id: str) -> str:
     """Generate the attribution graph of job ``job_id`` (the message carries only the id)."""
-    return run_attribution(str(job_id), self.request.hostname or "worker")
+    _, soft = self.request.timelimit or (None, None)
+    return run_attribution(str(job_id), self.request.hostname or "worker", soft)
 
 
 # ---------------------------------------------------------------------------------------------

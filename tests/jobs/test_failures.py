@@ -195,3 +195,47 @@ def test_a_worker_killed_mid_job_leaves_the_job_rerun_within_a_minute(
     assert job.attempts == 2
     assert job.worker == rescuer.hostname
     assert job.graph is not None
+
+
+@pytest.mark.django_db
+def test_running_out_of_gpu_memory_fails_the_job_with_the_readable_message(
+    alice: User, tiny: LanguageModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from inference import tasks
+
+    def no_memory(*_: Any) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(tasks, "load_model", no_memory)
+    job = Job.objects.create(
+        owner=alice, model=tiny, transcoder_set=tiny.default_transcoder_set, queue="q",
+        params={"prompt": "w5"},
+    )  # fmt: skip
+    assert tasks.run_attribution(str(job.pk), "gpu@w") == "failed"
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert job.error == (
+        "this prompt needs more GPU memory than this worker has; "
+        "try fewer tokens or a lower max_feature_nodes"
+    )
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_fails_the_job_and_names_it(
+    alice: User, tiny: LanguageModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inference import tasks
+
+    def broken(*_: Any) -> None:
+        raise KeyError("W_enc")
+
+    monkeypatch.setattr(tasks, "load_model", broken)
+    job = Job.objects.create(
+        owner=alice, model=tiny, transcoder_set=tiny.default_transcoder_set, queue="q",
+        params={"prompt": "w5"},
+    )  # fmt: skip
+    assert tasks.run_attribution(str(job.pk), "gpu@w") == "failed"
+    job.refresh_from_db()
+    assert job.error == "internal error while generating the graph (KeyError: 'W_enc')"

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.testing.websocket import WebsocketCommunicator
 from django.contrib.auth.models import User
-from django.test import Client
+from django.db import connections
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from features.models import LanguageModel
@@ -43,6 +45,24 @@ def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture
 def tiny(tiny_pack: tuple[Path, Path], transactional_db: None) -> LanguageModel:
     return register_model(SLUG, tiny_pack)
+
+
+async def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Blocking Django work from the scenario, on a thread whose connection is then closed."""
+
+    def call() -> Any:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(call)
+
+
+async def close_consumer_connections() -> None:
+    """The consumer's database work runs in asgiref's executor thread, whose connection would
+    otherwise stay open and block the test database's teardown."""
+    await database_sync_to_async(connections.close_all)()
 
 
 def session_headers(user: User) -> list[tuple[bytes, bytes]]:
@@ -74,7 +94,7 @@ def test_a_submitted_prompt_streams_progress_and_becomes_a_stored_graph(
     worker: Worker, tiny: LanguageModel, alice: User, as_alice: APIClient
 ) -> None:
     async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        response = await asyncio.to_thread(
+        response = await in_thread(
             as_alice.post,
             "/api/v1/graphs/generate",
             {"model": SLUG, "prompt": "w5 w6 w7 w8", "batch_size": 8, "slug": "first-graph",
@@ -84,12 +104,13 @@ def test_a_submitted_prompt_streams_progress_and_becomes_a_stored_graph(
         assert response.status_code == 202, response.json()
         job = response.json()
         communicator = WebsocketCommunicator(
-            application, job["websocket"], headers=await asyncio.to_thread(session_headers, alice)
+            application, job["websocket"], headers=await in_thread(session_headers, alice)
         )
         connected, _ = await communicator.connect()
         assert connected
         events = await collect_events(communicator, {"done", "failed", "succeeded"}, FIRST_JOB_S)
         await communicator.disconnect()
+        await close_consumer_connections()
         return job, events
 
     job, events = asyncio.run(scenario())
@@ -152,11 +173,12 @@ def test_a_submitted_prompt_streams_progress_and_becomes_a_stored_graph(
     # A page that connects after the end catches up from the row.
     async def late() -> dict[str, Any]:
         communicator = WebsocketCommunicator(
-            application, job["websocket"], headers=await asyncio.to_thread(session_headers, alice)
+            application, job["websocket"], headers=await in_thread(session_headers, alice)
         )
         await communicator.connect()
         state = await communicator.receive_json_from(timeout=10)
         await communicator.disconnect()
+        await close_consumer_connections()
         return state
 
     state = asyncio.run(late())
@@ -172,10 +194,11 @@ def test_someone_else_cannot_follow_a_job(tiny: LanguageModel, alice: User, bob:
         communicator = WebsocketCommunicator(
             application,
             f"/ws/jobs/{job.pk}/",
-            headers=await asyncio.to_thread(session_headers, bob),
+            headers=await in_thread(session_headers, bob),
         )
         connected, code = await communicator.connect()
         await communicator.disconnect()
+        await close_consumer_connections()
         return connected, code
 
     assert asyncio.run(scenario()) == (False, 4404)
@@ -277,4 +300,26 @@ def test_input_only_the_worker_can_check_fails_the_job_readably(
     assert job.status == "failed"
     assert (
         job.error == "target.tokens: 'w5 w6' is 2 tokens for this model; give one token (or its id)"
+    )
+
+
+def test_a_job_past_its_models_soft_time_limit_fails_readably(
+    worker: Worker, tiny: LanguageModel, as_alice: APIClient
+) -> None:
+    # A warm worker first: the limit covers the whole task, imports of a fresh worker included.
+    warm_up = as_alice.post(
+        "/api/v1/graphs/generate", {"model": SLUG, "prompt": "w5"}, format="json"
+    ).json()["id"]
+    wait_for(lambda: job_status(warm_up, "succeeded"), FIRST_JOB_S, "a warm worker", worker)
+    with override_settings(JOBS_TIME_LIMITS={SLUG: (2, 60)}):
+        job_id = as_alice.post(
+            "/api/v1/graphs/generate",
+            {"model": SLUG, "prompt": "w5 w6 w7 w8 w9 w10", "batch_size": 1},
+            format="json",
+        ).json()["id"]
+    job = wait_for(lambda: job_status(job_id, "failed", "succeeded"), 120, "the job", worker)
+    assert job.status == "failed"
+    assert job.error == (
+        "the job took longer than the 2 s this model allows; "
+        "try fewer tokens or a lower max_feature_nodes"
     )
