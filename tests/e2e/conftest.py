@@ -94,6 +94,7 @@ def import_synthetic(
         LanguageModel,
         TranscoderSet,
         Visibility,
+        refresh_explanations,
     )
     from graphs import services
     from tests.e2e.synthetic_graph import WORDS, synthetic_graph
@@ -157,6 +158,8 @@ def import_synthetic(
                 for f in features
             ]
         )
+        # Bulk inserts bypass Explanation.save, which keeps Feature.top_explanations current.
+        refresh_explanations([f.pk for f in features])
         ActivationExample.objects.bulk_create(
             [
                 ActivationExample(

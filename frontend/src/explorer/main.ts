@@ -9,6 +9,7 @@ import { download, exportGraphJson, linkGraphSvg, subgraphSvg, svgToPng } from "
 import { featureKeyOf, setUpFeaturePanel } from "./featurePanel";
 import { buildGraph, type Graph } from "./graph";
 import { setUpLinkGraph, type LinkGraphHandle } from "./linkGraph";
+import type { LoaderReply } from "./loader.worker";
 import { setUpNodeConnections } from "./connections";
 import { createStore, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
 import { NeighbourhoodLoader, setUpNeighbourhood } from "./neighbourhood";
@@ -263,8 +264,43 @@ function prefetchSummaries(graph: Graph, store: ExplorerStore, lookup: FeatureLo
   });
 }
 
-async function start(root: HTMLElement): Promise<void> {
+/** Load and index the graph in a worker (see ./loader.worker.ts); on the main thread without one. */
+async function loadGraph(url: string, loadMs: Record<string, number>): Promise<Graph> {
+  const absolute = new URL(url, location.href).href;
+  if (typeof Worker !== "undefined") {
+    let worker: Worker | null = null;
+    try {
+      worker = new Worker(new URL("./loader.worker.ts", import.meta.url), { type: "module" });
+      const reply = await new Promise<LoaderReply>((resolve, reject) => {
+        worker!.onmessage = (event: MessageEvent<LoaderReply>) => resolve(event.data);
+        worker!.onerror = (event) => reject(new Error(event.message || "worker failed"));
+        worker!.postMessage({ url: absolute });
+      });
+      if (!reply.ok) throw new GraphLoadError(reply.message);
+      loadMs["fetchParse"] = reply.fetchParseMs;
+      loadMs["build"] = reply.buildMs;
+      return reply.graph;
+    } catch (error) {
+      if (error instanceof GraphLoadError) throw error;
+      // No worker (blocked by a policy, say): do it here.
+    } finally {
+      worker?.terminate();
+    }
+  }
   const t0 = performance.now();
+  const response = await fetch(absolute, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+  if (!response.ok) throw new GraphLoadError(`the graph could not be loaded (HTTP ${response.status})`);
+  const json: unknown = await response.json();
+  loadMs["fetchParse"] = performance.now() - t0;
+  const t1 = performance.now();
+  const graph = buildGraph(json);
+  loadMs["build"] = performance.now() - t1;
+  return graph;
+}
+
+class GraphLoadError extends Error {}
+
+async function start(root: HTMLElement): Promise<void> {
   const graphUrl = root.dataset["graphUrl"] ?? "";
   const lookupUrl = root.dataset["lookupUrl"] ?? "";
   const model = root.dataset["model"] ?? "";
@@ -274,13 +310,7 @@ async function start(root: HTMLElement): Promise<void> {
   let graph: Graph;
   const loadMs: Record<string, number> = {};
   try {
-    const response = await fetch(graphUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    if (!response.ok) throw new Error(`the graph could not be loaded (HTTP ${response.status})`);
-    const json: unknown = await response.json();
-    loadMs["fetchParse"] = performance.now() - t0;
-    const t1 = performance.now();
-    graph = buildGraph(json);
-    loadMs["build"] = performance.now() - t1;
+    graph = await loadGraph(graphUrl, loadMs);
   } catch (error) {
     status.textContent = error instanceof Error ? error.message : "the graph could not be loaded";
     status.classList.add("is-error");
