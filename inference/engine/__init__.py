@@ -4,8 +4,10 @@ from .adapters import ADAPTERS, ModelAdapter, UnsupportedModelError, adapter_for
 from .attribution import PHASES, AttributionCancelled, CustomTarget, LogitDiff, attribute
 from .export import GraphFormatError, graph_to_json, load_raw, save_raw, validate_graph_json
 from .graph import Graph
+from .interventions import Intervention, InterventionError, InterventionResult, intervene
 from .pruning import PruneResult, graph_scores, prune
 from .replacement import ModelLoadError, ReplacementModel
+from .steering import SteeringResult, steer_generate
 from .transcoders import TranscoderLoadError, Transcoders, load_transcoders
 
 __all__ = [
@@ -15,11 +17,15 @@ __all__ = [
     "CustomTarget",
     "Graph",
     "GraphFormatError",
+    "Intervention",
+    "InterventionError",
+    "InterventionResult",
     "LogitDiff",
     "ModelAdapter",
     "ModelLoadError",
     "PruneResult",
     "ReplacementModel",
+    "SteeringResult",
     "TranscoderLoadError",
     "Transcoders",
     "UnsupportedModelError",
@@ -27,9 +33,11 @@ __all__ = [
     "attribute",
     "graph_scores",
     "graph_to_json",
+    "intervene",
     "load_raw",
     "load_transcoders",
     "prune",
     "save_raw",
+    "steer_generate",
     "validate_graph_json",
 ]
