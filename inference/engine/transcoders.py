@@ -5,8 +5,9 @@ Formats read:
   ``b_dec`` (d,), optional ``activation_function.threshold`` (F,) (JumpReLU) and ``W_skip`` (d, d)
   applied as ``x @ W_skip.T``.
 - circuit-tracer CLT folder: ``W_enc_{i}.safetensors`` with ``W_enc_{i}`` (F, d), ``b_enc_{i}``,
-  ``b_dec_{i}``, optional ``threshold_{i}``; ``W_dec_{i}.safetensors`` with ``W_dec_{i}`` (F, L-i, d):
-  the decoder of a layer-i feature into layers i..L-1.
+  ``b_dec_{i}``, optional ``threshold_{i}`` and ``W_skip_{i}`` (d, d) applied as ``x @ W_skip_{i}``
+  (circuit-tracer's in-memory CLT orientation); ``W_dec_{i}.safetensors`` with ``W_dec_{i}``
+  (F, L-i, d): the decoder of a layer-i feature into layers i..L-1.
 - GemmaScope ``.npz``: ``W_enc`` (d, F), ``W_dec`` (F, d), ``b_enc``, ``b_dec``, ``threshold``.
 - ``config.yaml``: ``model_kind`` (transcoder_set | cross_layer_transcoder), ``feature_input_hook``,
   ``feature_output_hook``, ``transcoders`` (paths relative to the config's folder, or
@@ -216,7 +217,7 @@ def _read_safetensors(path: Path, skip: Sequence[str] = ()) -> dict[str, torch.T
     return out
 
 
-def _check_plt(layer: int, params: dict[str, torch.Tensor], source: Path) -> None:
+def _check_plt(params: dict[str, torch.Tensor], source: Path) -> None:
     for key in ("W_enc", "b_enc", "b_dec"):
         if key not in params:
             raise TranscoderLoadError(f"{source}: missing {key}")
@@ -225,9 +226,17 @@ def _check_plt(layer: int, params: dict[str, torch.Tensor], source: Path) -> Non
         raise TranscoderLoadError(f"{source}: b_enc/b_dec shapes do not match W_enc {(f_enc, d)}")
 
 
-def load_plt_layer(
-    path: Path, activation: Activation | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Activation, DecoderRows, torch.Tensor | None]:
+@dataclass
+class _Layer:
+    W_enc: torch.Tensor
+    b_enc: torch.Tensor
+    b_dec: torch.Tensor
+    activation: Activation
+    decoder: DecoderRows
+    skip: torch.Tensor | None
+
+
+def load_plt_layer(path: Path, activation: Activation | None = None) -> _Layer:
     """One per-layer transcoder from a circuit-tracer .safetensors or a GemmaScope .npz file."""
     if not path.is_file():
         raise TranscoderLoadError(f"transcoder file not found: {path}")
@@ -241,7 +250,7 @@ def load_plt_layer(
     else:
         params = _read_safetensors(path, skip=("W_dec",))
         decoder = MappedTensor(path, "W_dec")
-    _check_plt(0, params, path)
+    _check_plt(params, path)
     f_enc, d = params["W_enc"].shape
     if tuple(decoder.shape) != (f_enc, d):
         raise TranscoderLoadError(f"{path}: W_dec shape {tuple(decoder.shape)} != {(f_enc, d)}")
@@ -253,7 +262,9 @@ def load_plt_layer(
         if skip.shape != (d, d):
             raise TranscoderLoadError(f"{path}: W_skip shape {tuple(skip.shape)} != {(d, d)}")
         skip = skip.T.contiguous()  # circuit-tracer applies PLT skips as x @ W_skip.T
-    return params["W_enc"], params["b_enc"], params["b_dec"], activation, DecoderRows(decoder), skip
+    return _Layer(
+        params["W_enc"], params["b_enc"], params["b_dec"], activation, DecoderRows(decoder), skip
+    )
 
 
 def load_plt_set(
@@ -265,16 +276,16 @@ def load_plt_set(
     activation: Activation | None = None,
 ) -> Transcoders:
     layers = [load_plt_layer(p, activation) for p in paths]
-    d_transcoders = {w.shape[0] for w, *_ in layers}
+    d_transcoders = {layer.W_enc.shape[0] for layer in layers}
     if len(d_transcoders) != 1:
         raise TranscoderLoadError(f"layers disagree on d_transcoder: {sorted(d_transcoders)}")
     return Transcoders(
-        W_enc=[layer[0] for layer in layers],
-        b_enc=[layer[1] for layer in layers],
-        b_dec=[layer[2] for layer in layers],
-        activations=[layer[3] for layer in layers],
-        decoders=[layer[4] for layer in layers],
-        skip=[layer[5] for layer in layers],
+        W_enc=[layer.W_enc for layer in layers],
+        b_enc=[layer.b_enc for layer in layers],
+        b_dec=[layer.b_dec for layer in layers],
+        activations=[layer.activation for layer in layers],
+        decoders=[layer.decoder for layer in layers],
+        skip=[layer.skip for layer in layers],
         feature_input_hook=feature_input_hook,
         feature_output_hook=feature_output_hook,
         scan=scan,
