@@ -200,6 +200,8 @@ def test_the_help_overlay_lists_the_shortcuts(page: Any, graph_url: str) -> None
         "?clickedId=%3Cscript%3Ealert(1)%3C/script%3E&pinnedIds=,,,%00",
         "?supernodes=%5B%5B%22x%22%2C%7B%7D%5D%5D&clerps=%7B%22a%22%3A1%7D&view=NaN,1,0",
         "?pruningThreshold=-1e999&edgeThreshold=abc&linkType=%22&supernodes=" + "%5B" * 5000,
+        "?subgraph=..%2F..%2Fadmin&view=1e308,1e308,1e308",
+        "?subgraph=nonexistent",
     ],
 )
 def test_hostile_url_parameters_never_break_the_page(page: Any, graph_url: str, query: str) -> None:
