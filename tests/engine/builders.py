@@ -174,6 +174,7 @@ def save_clt(
     d_model: int = D_MODEL,
     d_transcoder: int = D_TRANSCODER,
     jumprelu: bool = False,
+    skip: bool = False,
     seed: int = 0,
     input_hook: str = "hook_resid_mid",
     output_hook: str = "hook_mlp_out",
@@ -188,6 +189,8 @@ def save_clt(
         }
         if jumprelu:
             enc[f"threshold_{i}"] = 0.2 * torch.rand(d_transcoder, generator=g)
+        if skip:
+            enc[f"W_skip_{i}"] = 0.1 * torch.randn(d_model, d_model, generator=g)
         save_file(enc, str(folder / f"W_enc_{i}.safetensors"))
         dec = torch.randn(d_transcoder, n_layers - i, d_model, generator=g) / d_transcoder**0.5
         save_file({f"W_dec_{i}": dec}, str(folder / f"W_dec_{i}.safetensors"))

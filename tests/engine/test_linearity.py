@@ -115,9 +115,10 @@ def test_each_adjacency_column_is_the_frozen_effect_of_its_source(
 
 
 def test_cross_layer_transcoder_columns_are_the_frozen_effects(tmp_path: Path) -> None:
-    config = save_clt(tmp_path / "clt", jumprelu=True)
+    config = save_clt(tmp_path / "clt", jumprelu=True, skip=True)
     rm = ReplacementModel.from_parts(tiny_model("llama"), load_transcoders(config))
     assert rm.transcoders.cross_layer
+    assert rm.transcoders.skip[0] is not None
     graph = attribute(PROMPT, rm, batch_size=16)
     _check_all_sources(rm, graph)
 
