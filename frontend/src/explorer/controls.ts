@@ -45,18 +45,31 @@ export function setUpPruning(element: HTMLElement, store: ExplorerStore): void {
   }
   element.append(node.wrap, edge.wrap, density.wrap, linkType, counts);
 
-  node.input.addEventListener("input", () => {
-    const t = store.get().thresholds;
-    store.set({ thresholds: { ...t, node: Number(node.input.value) } });
-  });
-  edge.input.addEventListener("input", () => {
-    const t = store.get().thresholds;
-    store.set({ thresholds: { ...t, edge: Number(edge.input.value) } });
-  });
+  // A drag fires input events faster than frames: the first is applied at once, later ones in
+  // the same frame collapse into one update at the next frame.
+  let pending: (() => void) | null = null;
+  let cooling = false;
+  const apply = (update: () => void): void => {
+    if (cooling) {
+      pending = update;
+      return;
+    }
+    update();
+    cooling = true;
+    requestAnimationFrame(() => {
+      cooling = false;
+      const next = pending;
+      pending = null;
+      if (next) apply(next);
+    });
+  };
+  const setThreshold = (patch: Partial<ExplorerState["thresholds"]>) => () =>
+    store.set({ thresholds: { ...store.get().thresholds, ...patch } });
+  node.input.addEventListener("input", () => apply(setThreshold({ node: Number(node.input.value) })));
+  edge.input.addEventListener("input", () => apply(setThreshold({ edge: Number(edge.input.value) })));
   density.input.addEventListener("input", () => {
-    const t = store.get().thresholds;
     const v = Number(density.input.value);
-    store.set({ thresholds: { ...t, density: v >= 0 ? 1 : 10 ** v } });
+    apply(setThreshold({ density: v >= 0 ? 1 : 10 ** v }));
   });
   linkType.addEventListener("change", () => store.set({ linkType: linkType.value as LinkType }));
 
