@@ -24,6 +24,9 @@ describe("export", () => {
       clerps: [["0_5_0", "article"]],
       clickedId: "1_3_1",
     });
+    const nodes = out["nodes"] as { node_id: string; clerp: string }[];
+    expect(nodes.find((n) => n.node_id === "0_5_0")!.clerp).toBe("article");
+    expect(nodes.find((n) => n.node_id === "0_7_1")!.clerp).toBe("cats and felines");
     const again = buildGraph(JSON.parse(JSON.stringify(out)));
     expect(again.n).toBe(graph.n);
     expect(again.nEdges).toBe(graph.nEdges);

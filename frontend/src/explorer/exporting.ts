@@ -1,5 +1,5 @@
 // Export: the graph JSON (circuit-tracer/Neuronpedia schema) with the current pins, supernodes,
-// labels and thresholds in qParams; the visible link graph as SVG or PNG; the subgraph likewise.
+// labels and thresholds in qParams (labels in the nodes' clerp too); the visible link graph as SVG or PNG; the subgraph likewise.
 
 import { edgeShare, Kind, type Graph } from "./graph";
 import { edgeVisible } from "./prune";
@@ -27,7 +27,9 @@ export function exportGraphJson(s: ExplorerState): Record<string, unknown> {
       densityThreshold: url.densityThreshold,
       edgeThreshold: url.edgeThreshold,
     },
-    nodes: g.nodes.map((node) => node.raw),
+    // Labels also go into the nodes' clerp, where every tool that reads the schema looks (the
+    // server's subgraph export does the same).
+    nodes: g.nodes.map((node, i) => (s.labels.has(i) ? { ...node.raw, clerp: s.labels.get(i) } : node.raw)),
     links,
   };
 }
