@@ -90,6 +90,8 @@ class TargetSerializer(StrictSerializer):
                 errors[f"{name}[{i}]"] = f"token id must be in [0, {vocab})"
             elif isinstance(item, str) and not 0 < len(item) <= 100:
                 errors[f"{name}[{i}]"] = "token text must be 1 to 100 characters"
+            elif isinstance(item, str) and "\x00" in item:
+                errors[f"{name}[{i}]"] = "token text must not contain NUL characters"
         if errors:
             raise serializers.ValidationError(errors)
         return attrs

@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ATTRIBUTE_TASK = "inference.attribute"
-TOKENIZE_TASK = "inference.tokenize"
 
 OOM_MESSAGE = (
     "this prompt needs more GPU memory than this worker has; "
@@ -468,7 +466,3 @@ def refresh_if_stale(job: Job) -> Job:
     ):
         job.refresh_from_db()
     return job
-
-
-def served_queues(slugs: Iterable[str]) -> list[str]:
-    return [f"gpu.{slug}" for slug in slugs]

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from features.models import LanguageModel
+from jobs.services import queue_for
 from webapp.celery import app
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ def tokenize(model: LanguageModel, prompt: str, top_k: int = 10) -> dict[str, An
     cached: dict[str, Any] | None = cache.get(key)
     if cached is not None:
         return cached
-    from jobs.services import queue_for
-
     timeout = settings.JOBS_TOKENIZE_TIMEOUT_S
     # expires: a message nobody took in time is dropped, not run after the caller gave up.
     result = app.send_task(

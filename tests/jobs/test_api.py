@@ -97,6 +97,9 @@ def test_the_message_is_sent_only_after_the_transaction_commits(
         ({"target": {"logit_diff": [5, 10_000]}}, "target.logit_diff[1]"),
         ({"target": {"tokens": ["w5"], "logit_diff": [5, 6]}}, "target.non_field_errors"),
         ({"target": "w5"}, "target"),
+        ({"target": {"tokens": ["w\x00"]}}, "target.tokens[0]"),
+        ({"prompt": "w5\x00w6"}, "prompt"),
+        ({"title": "x" * 201}, "title"),
         ({"max_features": 10}, "max_features"),
     ],
 )
