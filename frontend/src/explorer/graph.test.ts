@@ -74,11 +74,13 @@ describe("buildGraph", () => {
         { node_id: "0_1_0", layer: 0, ctx_idx: 0 },
         { node_id: "<script>", layer: "x", ctx_idx: -4 },
         { node_id: "1_2_0", layer: 1, ctx_idx: 1e12 },
+        { node_id: "1_3_0", layer: 1, ctx_idx: 999_999, feature_type: "transcoder" },
+        { node_id: "5000_3_0", layer: 5000, ctx_idx: 0, feature_type: "transcoder" },
       ],
       links: [{ source: "0_1_0", target: "0_1_0", weight: 1e400 }, "junk"],
     });
     expect(messy.n).toBe(1);
-    expect(messy.dropped.nodes).toBe(3);
+    expect(messy.dropped.nodes).toBe(5);
     expect(messy.nEdges).toBe(0);
   });
 });

@@ -70,6 +70,8 @@ type EdgeFields = Pick<
 export class GraphFormatError extends Error {}
 
 const MAX_LABEL = 500;
+const MAX_POSITIONS = 4096; // or the prompt's length, when longer
+const MAX_LAYERS = 1000;
 
 function asRecord(value: unknown): Record<string, unknown> | null {
   return typeof value === "object" && value !== null && !Array.isArray(value)
@@ -116,7 +118,7 @@ export function errorIdAliases(layer: number, ctx: number): string[] {
 function parseMetadata(value: unknown): GraphMetadata {
   const meta = asRecord(value) ?? {};
   const tokens = Array.isArray(meta["prompt_tokens"])
-    ? (meta["prompt_tokens"] as unknown[]).slice(0, 100_000).map((t) => str(t))
+    ? (meta["prompt_tokens"] as unknown[]).slice(0, 16_384).map((t) => str(t))
     : [];
   const details = asRecord(meta["feature_details"]) ?? {};
   const threshold = num(meta["node_threshold"] ?? asRecord(meta["pruning_settings"])?.["node_threshold"]);
@@ -160,10 +162,11 @@ function parseNode(value: unknown, tokens: string[], cantorFeatures: boolean): R
   if (!id || id.length > 200) return null;
   const kind = kindOf(str(raw["feature_type"]), id);
   const ctx = num(raw["ctx_idx"]);
-  if (!Number.isInteger(ctx) || ctx < 0 || ctx > 1_000_000) return null;
+  // Bounds keep the layout's (layer x position) grid small whatever a file claims.
+  if (!Number.isInteger(ctx) || ctx < 0 || ctx >= Math.max(tokens.length, MAX_POSITIONS)) return null;
   let layer = num(raw["layer"]);
   if (kind === Kind.Error && !Number.isFinite(layer)) layer = num(id.split("_")[0]);
-  const layerKnown = Number.isInteger(layer) && layer >= 0 && layer < 10_000;
+  const layerKnown = Number.isInteger(layer) && layer >= 0 && layer < MAX_LAYERS;
   if (!layerKnown && kind !== Kind.Embedding && kind !== Kind.Logit) return null;
   const clerp = str(raw["clerp"]);
   const feature = kind === Kind.Feature ? featureIndex(id, layer, num(raw["feature"]), cantorFeatures) : NaN;
