@@ -27,8 +27,10 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# `npm install` honours the lock file like `npm ci` would, but npm 11's `ci` rejects a lock that
+# (correctly) lacks the other platforms' optional rollup binaries.
 $(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
-	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	cd frontend && npm install --no-audit --no-fund --loglevel=error
 
 frontend: $(FRONTEND_BUILT)
 
