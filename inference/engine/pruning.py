@@ -79,54 +79,58 @@ def _chunks(flat: torch.Tensor) -> list[torch.Tensor]:
     return list(torch.split(flat, _CHUNK))
 
 
+def _in_range(chunk: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    return chunk[(chunk >= lo) & (chunk < hi)]
+
+
 def cumulative_threshold(scores: torch.Tensor, threshold: float) -> float:
     """circuit-tracer's `find_threshold` without sorting every score.
 
     Returns the score at which the descending cumulative sum of `scores` first reaches
-    `threshold` of their total. A value histogram (accumulated chunk by chunk, so no copy of
-    the scores is made) narrows the search to the bin where the sum crosses, until few enough
+    `threshold` of their total. A value histogram, streamed chunk by chunk so no copy of the
+    scores is held, narrows the search to the bin where the sum crosses, until few enough
     candidates remain to sort.
     """
     chunks = _chunks(scores.reshape(-1))
     if not chunks:
         return 0.0
     target = threshold * sum(float(c.sum(dtype=torch.float64)) for c in chunks)
-    lo, hi = 0.0, math.inf  # the answer lies in [lo, hi)
+    top = scores.max().float()
+    # The answer is in [lo, hi); bounds are float32 values so comparisons with scores are exact.
+    lo, hi = 0.0, float(torch.nextafter(top, torch.tensor(math.inf)))
     above = 0.0  # sum of the scores >= hi
     while True:
-        in_range = [c[(c >= lo) & (c < hi)] for c in chunks] if hi != math.inf else None
-        count = sum(len(v) for v in in_range) if in_range is not None else None
-        if in_range is not None and count is not None and count <= _SORT_LIMIT:
-            values = torch.cat(in_range).double()
+        count = sum(int(((c >= lo) & (c < hi)).sum()) for c in chunks)
+        if count <= _SORT_LIMIT:
+            values = torch.cat([_in_range(c, lo, hi) for c in chunks]).double()
             if len(values) == 0:
                 return lo
             ordered = torch.sort(values, descending=True).values
             cumulative = torch.cumsum(ordered, 0) + above
             crossing = int(torch.searchsorted(cumulative, torch.tensor([target]).double()))
             return float(ordered[min(crossing, len(ordered) - 1)])
-        ranges = in_range if in_range is not None else [c[c >= lo] for c in chunks]
-        vmin = min((float(v.min()) for v in ranges if len(v)), default=lo)
-        vmax = max((float(v.max()) for v in ranges if len(v)), default=lo)
+        parts = [_in_range(c, lo, hi) for c in chunks]
+        vmin = min(float(v.min()) for v in parts if len(v))
+        vmax = max(float(v.max()) for v in parts if len(v))
+        del parts
         if vmax == vmin:
             return vmin
-        # Bin edges as float32 values, so binning and the range tests below agree exactly.
+        # Bin edges as float32 values, so binning and the range tests agree exactly.
         edges = torch.linspace(vmin, vmax, _HIST_BINS + 1, dtype=torch.float64).float()
         edges[0], edges[-1] = vmin, vmax
         sums = torch.zeros(_HIST_BINS, dtype=torch.float64)
-        for v in ranges:
-            bins = (torch.bucketize(v.float(), edges, right=True) - 1).clamp_(0, _HIST_BINS - 1)
+        for c in chunks:
+            v = _in_range(c, lo, hi)
+            bins = (torch.bucketize(v, edges, right=True) - 1).clamp_(0, _HIST_BINS - 1)
             sums += torch.bincount(bins, weights=v.double(), minlength=_HIST_BINS)
-        del ranges, in_range
         from_top = torch.flip(torch.cumsum(torch.flip(sums, [0]), 0), [0]) + above
         reached = (from_top >= target).nonzero()
         b = int(reached.max()) if len(reached) else 0
         lo = float(edges[b])
         if b < _HIST_BINS - 1:
             hi = float(edges[b + 1])
-        elif hi == math.inf:
-            hi = float(torch.nextafter(edges[-1], torch.tensor(math.inf)))  # list the top values
-        # Recount from the values themselves so the next range and `above` agree exactly.
-        above = sum(float(c[c >= hi].sum(dtype=torch.float64)) for c in chunks)
+            # Recount from the values themselves so `above` and the range agree exactly.
+            above = sum(float(c[c >= hi].sum(dtype=torch.float64)) for c in chunks)
 
 
 def graph_scores(graph: Graph) -> tuple[float, float]:
