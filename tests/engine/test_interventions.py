@@ -29,11 +29,13 @@ FAMILIES = [
     ("gemma2", "ln2.hook_normalized", "hook_mlp_out", {"jumprelu": True}),
     ("gemma3", "mlp.hook_in", "mlp.hook_out", {}),
     ("gpt2", "mlp.hook_in", "mlp.hook_out", {"skip": True}),
+    ("llama-topk", "mlp.hook_in", "mlp.hook_out", {"activation": "topk", "k": 6}),
 ]
 
 
-def _model(family: str) -> PreTrainedModel:
+def _model(family: str, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
     model = cast(PreTrainedModel, tiny_model(family))
+    nn.Module.to(model, dtype)
     # The graph's logit targets are taken before the final softcap; without one, the logits
     # intervene() returns are those targets.
     if getattr(model.config, "final_logit_softcapping", None) is not None:
@@ -98,7 +100,7 @@ def test_constrained_ablation_moves_each_target_logit_by_minus_its_edge_weight(
     tmp_path: Path, family: str, in_hook: str, out_hook: str, options: dict[str, Any]
 ) -> None:
     config = save_plt(tmp_path / "tc", input_hook=in_hook, output_hook=out_hook, **options)
-    rm = ReplacementModel.from_parts(_model(family), load_transcoders(config))
+    rm = ReplacementModel.from_parts(_model(family.split("-")[0]), load_transcoders(config))
     graph = attribute(PROMPT, rm, batch_size=32)
     for k in _strongest_features(graph, 3):
         result = intervene(PROMPT, rm, [Intervention.ablate(*_node(graph, k))], mode="constrained")
@@ -139,6 +141,20 @@ def test_cross_layer_features_write_into_every_downstream_layer(clt: Replacement
     k = early[0]
     result = intervene(PROMPT, clt, [Intervention.ablate(*_node(graph, k))], mode="constrained")
     _assert_edges(graph, k, _target_logit_change(graph, result.logits, result.clean_logits), -1.0)
+
+
+def test_bfloat16_interventions_track_float32(tmp_path: Path) -> None:
+    config = save_plt(tmp_path / "tc", jumprelu=True)
+    full, half = (
+        ReplacementModel.from_parts(_model("llama", dtype), load_transcoders(config))
+        for dtype in (torch.float32, torch.bfloat16)
+    )
+    acts = intervene(PROMPT, full, [], mode="free").clean_activations
+    ablate = [Intervention.ablate(*acts.features[acts.values.argmax()].tolist())]
+    for mode in ("constrained", "free"):
+        expected = intervene(PROMPT, full, ablate, mode=mode).logits
+        got = intervene(PROMPT, half, ablate, mode=mode).logits
+        torch.testing.assert_close(got, expected, atol=0.1, rtol=0.05)
 
 
 def test_no_interventions_leave_the_logits_of_every_mode_unchanged(llama: ReplacementModel) -> None:
