@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from huggingface_hub import hf_hub_download
 
 from .adapters import INPUT_HOOKS, OUTPUT_HOOKS
 
@@ -343,22 +344,28 @@ def load_clt(
 
 
 _HF_URI = re.compile(r"^hf://(?P<repo>[^/]+/[^/@]+)/(?P<file>[^@]+?)(?:@(?P<rev>.+))?$")
+_HUB_ID = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>.+))?$")
 
 
-def resolve_path(entry: str, base: Path) -> Path:
-    """A config entry: a path relative to the config's folder, or an ``hf://`` URI (hub cache)."""
-    match = _HF_URI.match(entry)
+def _fetch(repo: str, filename: str, revision: str | None, what: str) -> Path:
+    try:
+        return Path(hf_hub_download(repo, filename, revision=revision))
+    except Exception as exc:
+        raise TranscoderLoadError(f"cannot fetch {what}: {exc}") from exc
+
+
+def resolve_path(entry: str, base: Path | str) -> Path:
+    """A config entry: a path relative to the config's folder (or, for a config from the hub,
+    a file in its repo "org/repo[@revision]"), or an ``hf://org/repo/path[@revision]`` URI."""
     if entry.startswith("hf://"):
+        match = _HF_URI.match(entry)
         if match is None:
             raise TranscoderLoadError(f"malformed hf:// URI {entry!r} (want hf://org/repo/path)")
-        from huggingface_hub import hf_hub_download
-
-        try:
-            return Path(
-                hf_hub_download(match["repo"], match["file"], revision=match["rev"] or None)
-            )
-        except Exception as exc:
-            raise TranscoderLoadError(f"cannot fetch {entry}: {exc}") from exc
+        return _fetch(match["repo"], match["file"], match["rev"], entry)
+    if isinstance(base, str):
+        hub = _HUB_ID.match(base)
+        assert hub is not None
+        return _fetch(hub["repo"], entry, hub["rev"], f"{entry} from {base}")
     path = Path(entry)
     return path if path.is_absolute() else base / path
 
@@ -369,12 +376,18 @@ def _layer_number(path: Path) -> int:
 
 
 def load_transcoders(path: str | Path) -> Transcoders:
-    """Load a config.yaml, a CLT folder, or a folder of ``layer_{i}.safetensors`` files.
+    """Load a config.yaml, a CLT folder, a folder of ``layer_{i}.safetensors`` files, or a hub
+    repo ``org/repo[@revision]`` holding a config.yaml (files come from the hub cache).
 
     Bare folders carry no hook names; they default to circuit-tracer's defaults for its own
     formats (``mlp.hook_in`` -> ``mlp.hook_out`` for PLT sets, ``hook_resid_mid`` ->
     ``hook_mlp_out`` for CLTs).
     """
+    if not Path(path).exists() and _HUB_ID.match(str(path)):
+        # A hub id: its config.yaml names the files, relative to the repo.
+        repo, revision = _hub_parts(str(path))
+        config_path = _fetch(repo, "config.yaml", revision, f"config.yaml of {path}")
+        return _load_from_config(config_path, base=str(path))
     path = Path(path)
     if path.is_dir() and (path / "config.yaml").is_file():
         path = path / "config.yaml"
@@ -390,7 +403,13 @@ def load_transcoders(path: str | Path) -> Transcoders:
     return load_plt_set(files, "mlp.hook_in", "mlp.hook_out", scan=path.name)
 
 
-def _load_from_config(config_path: Path) -> Transcoders:
+def _hub_parts(hub_id: str) -> tuple[str, str | None]:
+    match = _HUB_ID.match(hub_id)
+    assert match is not None
+    return match["repo"], match["rev"]
+
+
+def _load_from_config(config_path: Path, base: Path | str | None = None) -> Transcoders:
     try:
         config = yaml.safe_load(config_path.read_text())
     except yaml.YAMLError as exc:
@@ -412,8 +431,9 @@ def _load_from_config(config_path: Path) -> Transcoders:
     entries = config["transcoders"]
     if isinstance(entries, str):
         entries = [entries]
-    paths = [resolve_path(str(e), config_path.parent) for e in entries]
-    scan = config.get("scan") or config_path.parent.name
+    root = base if base is not None else config_path.parent
+    paths = [resolve_path(str(e), root) for e in entries]
+    scan = config.get("scan") or (base if isinstance(base, str) else config_path.parent.name)
     hooks = (config["feature_input_hook"], config["feature_output_hook"])
     if config["model_kind"] == "transcoder_set":
         return load_plt_set(paths, *hooks, scan=scan, activation=activation)

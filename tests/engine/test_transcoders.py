@@ -9,7 +9,13 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from inference.engine import ReplacementModel, TranscoderLoadError, attribute, load_transcoders
+from inference.engine import (
+    ReplacementModel,
+    TranscoderLoadError,
+    attribute,
+    load_transcoders,
+    transcoders,
+)
 from inference.engine.transcoders import JumpReLU, MappedTensor, ReLU, TopK
 
 from .builders import (
@@ -119,3 +125,21 @@ def test_transcoders_for_another_model_are_refused(tmp_path: Path) -> None:
     config = save_plt(tmp_path / "tc", n_layers=N_LAYERS - 1)
     with pytest.raises(TranscoderLoadError, match="layers"):
         ReplacementModel.from_parts(tiny_model("llama"), load_transcoders(config))
+
+
+def test_a_hub_id_loads_its_config_and_files_from_that_repo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_plt(tmp_path / "repo")
+    fetched: list[tuple[str, str, str | None]] = []
+
+    def fake_download(repo: str, filename: str, revision: str | None = None) -> str:
+        fetched.append((repo, filename, revision))
+        return str(tmp_path / "repo" / filename)
+
+    monkeypatch.setattr(transcoders, "hf_hub_download", fake_download)
+    tc = load_transcoders("org/plt-set@v1")
+    assert tc.n_layers == N_LAYERS
+    assert fetched[0] == ("org/plt-set", "config.yaml", "v1")
+    assert fetched[1] == ("org/plt-set", "layer_0.safetensors", "v1")
+    assert tc.scan == "org/plt-set@v1"
