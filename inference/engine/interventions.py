@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -132,6 +132,30 @@ class InterventionResult:
     def clean_probabilities(self) -> torch.Tensor:
         return torch.softmax(self.clean_logits, dim=-1)
 
+    def logit_table(
+        self,
+        top_k: int = 10,
+        tokens: Sequence[int] = (),
+        decode: Callable[[int], str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Before/after rows for a bar chart: the top_k tokens of either run plus `tokens` (e.g.
+        the graph's target logits), most probable before the intervention first."""
+        before, after = self.clean_probabilities, self.probabilities
+        ids = set(torch.topk(before, top_k).indices.tolist())
+        ids |= set(torch.topk(after, top_k).indices.tolist()) | {int(t) for t in tokens}
+        rows = [
+            {
+                "token": i,
+                "text": decode(i) if decode is not None else None,
+                "clean_probability": float(before[i]),
+                "probability": float(after[i]),
+                "clean_logit": float(self.clean_logits[i]),
+                "logit": float(self.logits[i]),
+            }
+            for i in ids
+        ]
+        return sorted(rows, key=lambda r: (-r["clean_probability"], r["token"]))
+
 
 # ---------------------------------------------------------------------------------------------
 # Validation
@@ -222,11 +246,23 @@ def validate_interventions(
     return [_one(item, f"interventions[{i}]", rm, n_pos) for i, item in enumerate(interventions)]
 
 
+def context_length(rm: ReplacementModel) -> int | None:
+    """The model's context (positions it has embeddings or was configured for), if it says."""
+    n = getattr(rm.text_config, "max_position_embeddings", None)
+    return int(n) if isinstance(n, int) else None
+
+
 def tokenize_prompt(rm: ReplacementModel, prompt: str | list[int] | torch.Tensor) -> torch.Tensor:
     try:
-        return rm.tokenize(prompt)
+        tokens = rm.tokenize(prompt)
     except (ValueError, TypeError) as exc:
         raise InterventionError("prompt", str(exc)) from exc
+    context = context_length(rm)
+    if context is not None and len(tokens) > context:
+        raise InterventionError(
+            "prompt", f"{len(tokens)} tokens is more than the model's context ({context})"
+        )
+    return tokens
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,7 +390,9 @@ class InterventionHooks:
     positions: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     generated: bool = False
     inputs: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (B, n, d) x_in
-    activations: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (B, n, F)
+    # layer -> (B, n, F) while the layer runs; then `recorded[row]` keeps its non-zero entries
+    activations: dict[int, torch.Tensor] = field(default_factory=dict)
+    recorded: list[list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=list)
     _by_layer: dict[int, _LayerOps] = field(default_factory=dict)
     _pending: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (n, d) delta
 
@@ -377,6 +415,7 @@ class InterventionHooks:
         self.generated = generated
         self.inputs.clear()
         self.activations.clear()
+        self.recorded = [[], []]
         self._pending.clear()
 
     def _mask(self, op: _Op) -> torch.Tensor:
@@ -427,8 +466,27 @@ class InterventionHooks:
         if self.record_activations:
             self.activations[layer] = self.rm.transcoders.encode(layer, x).float()
 
+    def _keep_nonzero(self, layer: int) -> None:
+        """Replace the layer's dense activations by their non-zero entries (position 0 excluded,
+        as in the graph), so a long prompt on a big transcoder set holds one layer at a time."""
+        acts = self.activations.pop(layer)
+        for row in (0, 1):
+            dense = acts[row] * (self.positions >= 1)[:, None]
+            pos, feat = dense.nonzero(as_tuple=True)
+            absolute = self.positions[pos]
+            features = torch.stack([torch.full_like(pos, layer), absolute, feat], 1)
+            self.recorded[row].append((features.cpu(), dense[pos, feat].float().cpu()))
+
+    def result_activations(self, row: int) -> FeatureActivations:
+        if not self.recorded or not self.recorded[row]:
+            return FeatureActivations(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0))
+        features, values = zip(*self.recorded[row], strict=True)
+        return FeatureActivations(torch.cat(features), torch.cat(values))
+
     def _output(self, layer: int, output: torch.Tensor) -> torch.Tensor:
         self._apply(layer)
+        if self.record_activations:
+            self._keep_nonzero(layer)
         delta = self._pending.get(layer)
         if not self.constrained:
             if delta is None:
@@ -498,19 +556,6 @@ class InterventionHooks:
         return hook
 
 
-def _sparse(activations: dict[int, torch.Tensor], row: int) -> FeatureActivations:
-    features, values = [], []
-    for layer in sorted(activations):
-        acts = activations[layer][row].clone()
-        acts[0] = 0.0  # the special first token has no features (as in the graph)
-        pos, feat = acts.nonzero(as_tuple=True)
-        features.append(torch.stack([torch.full_like(pos, layer), pos, feat], 1))
-        values.append(acts[pos, feat])
-    if not features:
-        return FeatureActivations(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0))
-    return FeatureActivations(torch.cat(features).cpu(), torch.cat(values).float().cpu())
-
-
 @torch.no_grad()
 def intervene(
     prompt: str | list[int] | torch.Tensor,
@@ -544,13 +589,12 @@ def intervene(
     with hooks.installed():
         batch = tokens[None].expand(2, -1).to(model.device)
         logits = model.model(input_ids=batch, use_cache=False).logits[:, -1].float().cpu()
-    empty = FeatureActivations(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0))
     return InterventionResult(
         input_tokens=tokens,
         logits=logits[1],
         clean_logits=logits[0],
-        activations=_sparse(hooks.activations, 1) if return_activations else empty,
-        clean_activations=_sparse(hooks.activations, 0) if return_activations else empty,
+        activations=hooks.result_activations(1),
+        clean_activations=hooks.result_activations(0),
         mode=mode,
         freeze_attention=freeze_attention,
     )

@@ -15,9 +15,11 @@ end-of-sequence token (kept).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -25,6 +27,7 @@ from .interventions import (
     InterventionError,
     InterventionHooks,
     InterventionLike,
+    context_length,
     tokenize_prompt,
     validate_interventions,
 )
@@ -62,6 +65,12 @@ class SteeringResult:
     temperature: float
     seed: int
     apply_to_generated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (lists, numbers, strings) for storing a run."""
+        data = dataclasses.asdict(self)
+        data["input_tokens"] = self.input_tokens.tolist()
+        return data
 
 
 def _check_settings(
@@ -129,6 +138,13 @@ def steer_generate(
     if not isinstance(apply_to_generated, bool):
         raise InterventionError("apply_to_generated", "expected true or false")
     tokens = tokenize_prompt(model, prompt)
+    context = context_length(model)
+    if context is not None and len(tokens) + n_tokens > context:
+        raise InterventionError(
+            "n_tokens",
+            f"{len(tokens)} prompt tokens + {n_tokens} new tokens is more than the model's "
+            f"context ({context})",
+        )
     ops = validate_interventions(interventions, model, len(tokens))
     hooks = InterventionHooks(model, ops, apply_to_generated=apply_to_generated)
     generator = torch.Generator().manual_seed(seed)

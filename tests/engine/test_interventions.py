@@ -3,6 +3,7 @@ network with a decoder contribution edited by hand, steering is coupled and KV-c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, cast
 
@@ -171,6 +172,19 @@ def test_clean_activations_are_the_graphs_active_features(
     result = intervene(PROMPT, llama, [], mode="constrained")
     assert torch.equal(result.clean_activations.features, llama_graph.active_features)
     torch.testing.assert_close(result.clean_activations.values, llama_graph.activation_values)
+
+
+def test_logit_table_lists_before_and_after_probabilities(
+    llama: ReplacementModel, llama_graph: Graph
+) -> None:
+    k = _strongest_features(llama_graph, 1)[0]
+    result = intervene(PROMPT, llama, [Intervention.ablate(*_node(llama_graph, k))])
+    table = result.logit_table(top_k=3, tokens=llama_graph.logit_tokens.tolist(), decode=str)
+    assert {r["token"] for r in table} >= set(llama_graph.logit_tokens.tolist())
+    first = table[0]
+    assert first["clean_probability"] == pytest.approx(float(result.clean_probabilities.max()))
+    assert first["text"] == str(first["token"])
+    assert first["probability"] == pytest.approx(float(result.probabilities[first["token"]]))
 
 
 def test_intervened_features_report_their_new_value(
@@ -363,6 +377,13 @@ def test_steered_steps_match_free_interventions_on_the_whole_sequence(
     )
 
 
+def test_steering_results_are_plain_json_data(llama: ReplacementModel) -> None:
+    result = steer_generate(PROMPT, llama, [Intervention.ablate(1, None, 4)], n_tokens=3, seed=2)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["input_tokens"] == TOKENS
+    assert data["steered"]["tokens"][0]["top_tokens"] == result.steered.tokens[0].top_tokens
+
+
 def test_a_strong_intervention_changes_the_steered_continuation(llama: ReplacementModel) -> None:
     acts = intervene(PROMPT, llama, [], mode="free").clean_activations
     layer, _, feature = acts.features[acts.features[:, 0] == 2][0].tolist()
@@ -453,8 +474,15 @@ def test_bad_steering_settings_name_the_field(
     assert raised.value.field == field
 
 
-def test_an_empty_or_out_of_vocabulary_prompt_names_the_prompt(llama: ReplacementModel) -> None:
-    for prompt in ([], [5, 999]):
+def test_steering_past_the_models_context_names_n_tokens(llama: ReplacementModel) -> None:
+    with pytest.raises(InterventionError, match=r"^n_tokens: 7 prompt tokens \+ 60 new tokens"):
+        steer_generate(PROMPT, llama, [], n_tokens=60)
+
+
+def test_an_empty_too_long_or_out_of_vocabulary_prompt_names_the_prompt(
+    llama: ReplacementModel,
+) -> None:
+    for prompt in ([], [5, 999], [5] * 80):
         with pytest.raises(InterventionError) as raised:
             intervene(prompt, llama, [])
         assert raised.value.field == "prompt"
