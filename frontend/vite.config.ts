@@ -8,7 +8,15 @@ export default defineConfig({
     emptyOutDir: true,
     manifest: true,
     target: "es2022",
-    rollupOptions: { input: { main: "src/main.ts", explorer: "src/explorer/main.ts" } },
+    rollupOptions: {
+      input: {
+        main: "src/main.ts",
+        explorer: "src/explorer/main.ts",
+        generate: "src/site/generate.ts",
+        upload: "src/site/upload.ts",
+        subgraphs: "src/site/subgraphs.ts",
+      },
+    },
   },
   test: { environment: "node", include: ["src/**/*.test.ts"] },
 });

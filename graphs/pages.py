@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
+from features.models import LanguageModel, Visibility
 from graphs.models import Graph
 
 # Above this many links the page asks for a skeleton (every node, the strongest links) and loads
@@ -34,5 +40,46 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
         "subgraph_url": reverse("api-subgraph", kwargs={"share_slug": "-"})[:-1],
         "lookup_url": reverse("api-feature-lookup"),
         "transcoder_set": graph.transcoder_set.slug if graph.transcoder_set else "",
+        "subgraphs_url": reverse("api-graph-subgraphs", kwargs=names),
+        "can_save": request.user.is_authenticated,
+        "embed": request.GET.get("embed") == "1",
+        "visibilities": Visibility.choices,
     }
-    return render(request, "graphs/explorer.html", context)
+    response = render(request, "graphs/explorer.html", context)
+    if context["embed"]:
+        # Embeds are meant to be framed by other sites (the graph must be unlisted or public).
+        response.xframe_options_exempt = True
+    return response
+
+
+class UploadForm(forms.Form):
+    """The upload page's fields. The page posts them to the API (``POST /api/v1/graphs``) with
+    a progress bar; this form only renders them, and the API validates."""
+
+    file = forms.FileField(
+        label="Graph file",
+        help_text="circuit-tracer or Neuronpedia graph JSON (optionally gzipped).",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,.gz,application/json"}),
+    )
+    model = forms.ChoiceField(required=False, help_text="Default: the file's metadata.scan.")
+    title = forms.CharField(required=False, max_length=200)
+    slug = forms.SlugField(
+        required=False, max_length=100, help_text="Default: metadata.slug or the prompt."
+    )
+    visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.PRIVATE)
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        models = LanguageModel.objects.visible_to(user)
+        choices = [("", "from the file")] + [(m.slug, m.display_name or m.slug) for m in models]
+        cast(forms.ChoiceField, self.fields["model"]).choices = choices
+
+
+@login_required
+def upload(request: HttpRequest) -> HttpResponse:
+    context = {
+        "form": UploadForm(user=request.user),
+        "api_url": reverse("api-graphs"),
+        "max_bytes": settings.GRAPH_UPLOAD_MAX_BYTES,
+    }
+    return render(request, "graphs/upload.html", context)

@@ -2,12 +2,28 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from features import pages as feature_pages
 from graphs import pages as graph_pages
-from webapp import accounts, views
+from jobs import pages as job_pages
+from webapp import accounts, pages
 from webapp.health import healthz
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", pages.home, name="home"),
+    path("search", pages.search, name="search"),
+    path("generate", job_pages.generate, name="generate"),
+    path("upload", graph_pages.upload, name="upload"),
+    path("me/graphs", pages.my_graphs, name="my-graphs"),
+    path("me/graphs/<int:pk>/visibility", pages.graph_visibility, name="graph-visibility"),
+    path("me/graphs/<int:pk>/delete", pages.graph_delete, name="graph-delete"),
+    path("me/", pages.profile, name="profile"),
+    path("me/tokens", pages.tokens, name="tokens"),
+    path("me/tokens/<int:pk>/revoke", pages.token_revoke, name="token-revoke"),
+    path(
+        "features/<slug:model>/<slug:set_slug>/<int:layer>/<int:index>",
+        feature_pages.feature_page,
+        name="feature-page",
+    ),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("graphs/<slug:model>/<slug:slug>", graph_pages.explorer, name="graph-explorer"),
@@ -20,3 +36,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+handler404 = "webapp.pages.page_not_found"
+handler500 = "webapp.pages.server_error"

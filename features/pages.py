@@ -1,0 +1,120 @@
+"""The feature page (HTML): explanations, dashboard and the graphs that contain the feature.
+The REST API lives in features/views.py."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from features.models import Explanation, Feature
+from graphs.models import Graph, GraphNode
+
+GRAPHS_SHOWN = 50
+EXAMPLES_SHOWN = 20
+
+
+class ExplanationForm(forms.Form):
+    text = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Your explanation",
+        help_text="Plain text, shown with your name. What does this feature respond to?",
+    )
+
+    def clean_text(self) -> str:
+        text: str = " ".join(self.cleaned_data["text"].split())
+        if not text:
+            raise forms.ValidationError("Write a few words.")
+        return text
+
+
+def _highlight(tokens: list[str], values: list[float], top: float) -> list[dict[str, Any]]:
+    """Each token with its activation as an opacity in [0, 1] (the template draws the colour)."""
+    scale = top if top > 0 else 1.0
+    return [
+        {"text": t, "value": v, "alpha": round(max(0.0, min(1.0, v / scale)), 3)}
+        for t, v in zip(tokens, values, strict=False)
+    ]
+
+
+def _histogram(feature: Feature) -> list[dict[str, float]]:
+    counts = feature.histogram
+    if isinstance(counts, dict):
+        counts = counts.get("counts") or counts.get("y") or []
+    if not isinstance(counts, list) or not counts:
+        return []
+    numbers = [float(c) if isinstance(c, int | float) else 0.0 for c in counts][:200]
+    top = max(numbers) or 1.0
+    return [{"count": c, "height": round(100 * c / top, 1)} for c in numbers]
+
+
+def _graphs_with(request: HttpRequest, feature: Feature) -> list[dict[str, Any]]:
+    """Graphs the user may list that contain the feature, most influential node first."""
+    nodes = (
+        GraphNode.objects.filter(
+            transcoder_set=feature.transcoder_set, layer=feature.layer, feature_index=feature.index
+        )
+        .filter(graph__in=Graph.objects.listed_for(request.user))
+        .select_related("graph__model")
+        .order_by("influence", "graph_id")
+    )
+    seen: dict[int, dict[str, Any]] = {}
+    for node in nodes[: GRAPHS_SHOWN * 4]:
+        if node.graph_id in seen or len(seen) >= GRAPHS_SHOWN:
+            continue
+        graph = node.graph
+        url = reverse("graph-explorer", kwargs={"model": graph.model.slug, "slug": graph.slug})
+        seen[node.graph_id] = {
+            "graph": graph,
+            "node": node,
+            "url": f"{url}?{urlencode({'clickedId': node.node_id})}",
+        }
+    return list(seen.values())
+
+
+@require_http_methods(["GET", "POST"])
+def feature_page(
+    request: HttpRequest, model: str, set_slug: str, layer: int, index: int
+) -> HttpResponse:
+    feature = get_object_or_404(
+        Feature.objects.visible_to(request.user).select_related("transcoder_set__model"),
+        transcoder_set__model__slug=model,
+        transcoder_set__slug=set_slug,
+        layer=layer,
+        index=index,
+    )
+    form = ExplanationForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            raise Http404("Log in to add an explanation.")
+        if form.is_valid():
+            assert isinstance(request.user, User)
+            Explanation.objects.create(
+                feature=feature, text=form.cleaned_data["text"], author=request.user, method="human"
+            )
+            return redirect(request.path + "#explanations")
+        status = 400
+    top = feature.max_activation or feature.act_max or 0.0
+    examples = [
+        {"example": e, "tokens": _highlight(e.tokens, e.values, top or e.max_value)}
+        for e in feature.examples.order_by("rank")[:EXAMPLES_SHOWN]
+    ]
+    context = {
+        "feature": feature,
+        "model": feature.transcoder_set.model,
+        "tset": feature.transcoder_set,
+        "explanations": feature.explanations.select_related("author"),
+        "examples": examples,
+        "histogram": _histogram(feature),
+        "graphs": _graphs_with(request, feature),
+        "form": form,
+    }
+    return render(request, "features/feature.html", context, status=status)

@@ -1,0 +1,198 @@
+// The generate page: live tokenization (debounced), advanced settings, a target, then submit
+// and follow the job over its websocket (polling the job if the socket drops) until the graph
+// is stored, and open it.
+
+import { asApiError, clearErrors, el, sendJson, showErrors } from "./dom";
+import { describeJob, generateRequest, jobTick, type JobEvent, type JobView } from "./generateLogic";
+
+const FIELDS = ["model", "transcoder_set", "prompt", "title", "visibility", "target", "max_n_logits", "desired_logit_prob", "max_feature_nodes", "node_threshold", "edge_threshold", "batch_size", "slug"] as const;
+const TOKENIZE_DELAY_MS = 300;
+
+function value(form: HTMLFormElement, name: string): string {
+  const input = form.elements.namedItem(name);
+  return input instanceof HTMLInputElement || input instanceof HTMLSelectElement || input instanceof HTMLTextAreaElement ? input.value : "";
+}
+
+function control(form: HTMLFormElement, name: string): HTMLElement | null {
+  const item = form.elements.namedItem(name);
+  return item instanceof HTMLElement ? item : null;
+}
+
+function setUpTokenizer(form: HTMLFormElement): void {
+  const status = document.getElementById("token-status")!;
+  const list = document.getElementById("token-list")!;
+  const top = document.getElementById("top-list")!;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let asked = 0;
+  const run = async (): Promise<void> => {
+    const prompt = value(form, "prompt");
+    const model = value(form, "model");
+    const mine = ++asked;
+    if (!prompt.trim() || !model) {
+      status.textContent = "Type a prompt to see its tokens.";
+      list.replaceChildren();
+      top.replaceChildren();
+      return;
+    }
+    status.textContent = "Tokenizing…";
+    let reply: { status: number; body: unknown };
+    try {
+      reply = await sendJson(form.dataset["tokenizeUrl"] ?? "/api/v1/tokenize", "POST", { model, prompt, top_k: 10 });
+    } catch {
+      reply = { status: 0, body: null };
+    }
+    if (mine !== asked) return; // a newer prompt was typed meanwhile
+    if (reply.status !== 200) {
+      status.textContent = reply.status === 503 ? "No worker answered: tokens appear once a worker for this model runs." : asApiError(reply.body, reply.status).error;
+      return;
+    }
+    const body = reply.body as { tokens: { id: number; text: string }[]; n_tokens: number; max_prompt_tokens: number; top: { token: string; prob: number }[] };
+    const over = body.n_tokens > body.max_prompt_tokens;
+    status.textContent = `${body.n_tokens} tokens (at most ${body.max_prompt_tokens})${over ? ": too long" : ""}`;
+    status.classList.toggle("bad", over);
+    list.replaceChildren(...body.tokens.map((t) => {
+      const chip = el("span", "token-chip", t.text.replace(/\n/g, "⏎"));
+      chip.title = `id ${t.id}`;
+      return chip;
+    }));
+    top.replaceChildren(...body.top.map((t) => {
+      const row = el("tr");
+      const token = el("td");
+      token.append(el("code", "", JSON.stringify(t.token)));
+      const bar = el("td", "prob");
+      const fill = el("span", "prob-bar");
+      fill.style.width = `${Math.round(100 * t.prob)}%`;
+      bar.append(fill, el("span", "", `${(100 * t.prob).toFixed(1)}%`));
+      row.append(token, bar);
+      return row;
+    }));
+  };
+  const schedule = (): void => {
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(() => void run(), TOKENIZE_DELAY_MS);
+  };
+  control(form, "prompt")?.addEventListener("input", schedule);
+  control(form, "model")?.addEventListener("change", schedule);
+  if (value(form, "prompt")) schedule();
+}
+
+function setUpChoices(form: HTMLFormElement): void {
+  const sets = form.elements.namedItem("transcoder_set") as HTMLSelectElement | null;
+  const kind = form.elements.namedItem("target_kind") as HTMLSelectElement | null;
+  const showSets = (): void => {
+    const model = value(form, "model");
+    for (const option of sets?.options ?? []) option.hidden = option.value !== "" && !option.text.startsWith(`${model} /`);
+    if (sets && sets.selectedOptions[0]?.hidden) sets.value = "";
+  };
+  const showTarget = (): void => {
+    const k = kind?.value ?? "top";
+    const toggle = (name: string, on: boolean): void => {
+      const field = form.querySelector<HTMLElement>(`[data-field="${name}"]`);
+      if (field) field.hidden = !on;
+    };
+    toggle("target_tokens", k === "tokens");
+    toggle("target_a", k === "logit_diff");
+    toggle("target_b", k === "logit_diff");
+  };
+  control(form, "model")?.addEventListener("change", showSets);
+  kind?.addEventListener("change", showTarget);
+  showSets();
+  showTarget();
+}
+
+function follow(job: JobView, section: HTMLElement): void {
+  const bar = document.getElementById("job-bar") as HTMLProgressElement;
+  const status = document.getElementById("job-status")!;
+  const cancel = document.getElementById("job-cancel") as HTMLButtonElement;
+  let view: JobView = job;
+  let finished = false;
+  let socket: WebSocket | null = null;
+  let poll: ReturnType<typeof setInterval> | null = null;
+  const render = (): void => {
+    bar.value = view.percent ?? 0;
+    status.textContent = describeJob(view);
+    status.classList.toggle("bad", view.status === "failed");
+    cancel.hidden = finished;
+    if (view.status === "succeeded" && view.graph?.page_url) {
+      finished = true;
+      location.assign(view.graph.page_url);
+    }
+    if (["succeeded", "failed", "cancelled"].includes(view.status)) {
+      finished = true;
+      socket?.close();
+      if (poll !== null) clearInterval(poll);
+    }
+  };
+  const startPolling = (): void => {
+    if (poll !== null || finished) return;
+    poll = setInterval(() => {
+      void sendJson(job.url, "GET", undefined).then((reply) => {
+        if (reply.status === 200) {
+          view = jobTick(view, { type: "state", job: view.id, ...(reply.body as object) } as JobEvent);
+          render();
+        }
+      });
+    }, 2000);
+  };
+  section.hidden = false;
+  render();
+  try {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(`${scheme}//${location.host}${job.websocket}`);
+    socket.addEventListener("message", (e) => {
+      try {
+        view = jobTick(view, JSON.parse(String(e.data)) as JobEvent);
+      } catch {
+        return;
+      }
+      render();
+    });
+    socket.addEventListener("close", () => startPolling());
+    socket.addEventListener("error", () => startPolling());
+  } catch {
+    startPolling();
+  }
+  cancel.addEventListener("click", () => {
+    cancel.disabled = true;
+    void sendJson(`${job.url}/cancel`, "POST", {}).then((reply) => {
+      if (reply.status === 200) view = jobTick(view, { type: "cancelled", job: view.id });
+      render();
+    });
+  });
+}
+
+function setUp(form: HTMLFormElement): void {
+  const top = document.getElementById("generate-errors") as HTMLUListElement;
+  const section = document.getElementById("job-progress")!;
+  const button = document.getElementById("generate-submit") as HTMLButtonElement;
+  setUpChoices(form);
+  setUpTokenizer(form);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const { body, errors } = generateRequest((name) => value(form, name));
+    if (Object.keys(errors).length) {
+      showErrors(form, top, { error: "Check the highlighted fields.", detail: errors }, [...FIELDS, "target_tokens", "target_a", "target_b"]);
+      return;
+    }
+    button.disabled = true;
+    void sendJson(form.dataset["generateUrl"] ?? "/api/v1/graphs/generate", "POST", body).then((reply) => {
+      button.disabled = false;
+      if (reply.status !== 202 && reply.status !== 201) {
+        const error = asApiError(reply.body, reply.status);
+        // The target's errors ("target.tokens[0]") are shown under the target's inputs.
+        const kind = value(form, "target_kind");
+        const detail: Record<string, string> = {};
+        for (const [k, v] of Object.entries(error.detail)) detail[k.startsWith("target") ? (kind === "logit_diff" ? "target_a" : "target_tokens") + k.slice(6) : k] = v;
+        showErrors(form, top, { ...error, detail }, [...FIELDS, "target_tokens", "target_a"]);
+        return;
+      }
+      top.hidden = true;
+      follow(reply.body as JobView, section);
+      section.scrollIntoView({ behavior: "smooth", block: "center" });
+    });
+  });
+}
+
+const form = document.getElementById("generate-form");
+if (form instanceof HTMLFormElement) setUp(form);

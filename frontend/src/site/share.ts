@@ -1,0 +1,20 @@
+// Share links and embed code for a saved subgraph (pure, tested).
+
+/** The page URL that opens this subgraph; the explorer's own view parameters are dropped. */
+export function shareLink(pageUrl: string, shareSlug: string, embed: boolean): string {
+  const url = new URL(pageUrl);
+  url.search = "";
+  url.hash = "";
+  url.searchParams.set("subgraph", shareSlug);
+  if (embed) url.searchParams.set("embed", "1");
+  return url.toString();
+}
+
+function attribute(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** An iframe snippet to paste into another page. The title is escaped for an attribute. */
+export function embedCode(embedUrl: string, title: string): string {
+  return `<iframe src="${attribute(embedUrl)}" title="${attribute(title)}" width="100%" height="600" style="border:1px solid #ddd" loading="lazy"></iframe>`;
+}
