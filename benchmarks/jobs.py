@@ -100,13 +100,17 @@ def build_pack(kind: str, folder: Path) -> tuple[str, Path, Path, dict[str, int]
     if kind in ("auto", "demo") and (demo / "model").is_dir():
         import yaml
 
+        from safetensors import safe_open
+
         config = json.loads((demo / "model" / "config.json").read_text())
         tc = yaml.safe_load((demo / "transcoders" / "config.yaml").read_text())
+        with safe_open(str(demo / "transcoders" / tc["transcoders"][0]), "pt") as first:
+            features = int(first.get_slice("W_enc").get_shape()[0])
         shape = {
             "n_layers": config["num_hidden_layers"],
             "d_model": config["hidden_size"],
             "vocab": config["vocab_size"],
-            "features": int(tc.get("d_transcoder", 0) or 0),
+            "features": features,
         }
         return "demo", demo / "model", demo / "transcoders" / "config.yaml", shape
     if kind == "demo":

@@ -255,6 +255,9 @@ JOBS_TOKENIZE_CACHE_S = env_int("JOBS_TOKENIZE_CACHE_S", 3600, minimum=0)
 JOBS_WORKER_MODEL_CACHE = env_int("JOBS_WORKER_MODEL_CACHE", 2, minimum=1)
 JOBS_WORKER_DEVICE = env_choice("JOBS_WORKER_DEVICE", "auto", ("auto", "cpu", "cuda"))
 JOBS_WORKER_DTYPE = env_choice("JOBS_WORKER_DTYPE", "float32", ("float32", "bfloat16", "float16"))
+# torch CPU threads per worker process; 0 = auto: 1 on CPU (small models run fastest on one
+# thread, and a shared machine is not oversubscribed), torch's default on a GPU.
+JOBS_WORKER_TORCH_THREADS = env_int("JOBS_WORKER_TORCH_THREADS", 0, minimum=0)
 # The local all-in-one worker (manage.py up) also starts consuming the queue of any model added
 # while it runs.
 JOBS_WORKER_SERVE_ALL_MODELS = env_bool("JOBS_WORKER_SERVE_ALL_MODELS", False)
