@@ -99,7 +99,6 @@ def build_pack(kind: str, folder: Path) -> tuple[str, Path, Path, dict[str, int]
     demo = ROOT / "inference" / "packs" / "demo"
     if kind in ("auto", "demo") and (demo / "model").is_dir():
         import yaml
-
         from safetensors import safe_open
 
         config = json.loads((demo / "model" / "config.json").read_text())
