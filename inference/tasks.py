@@ -326,15 +326,15 @@ def tokenize_prompt(model_id: int, prompt: str, top_k: int = 10) -> dict[str, An
         LanguageModel.objects.filter(pk=model_id).select_related("default_transcoder_set").first()
     )
     if found is None:
-        return {"error": "this model no longer exists"}
+        return {"error": "this model no longer exists", "field": "model"}
     transcoder_set = found.default_transcoder_set or found.transcoder_sets.first()
     if transcoder_set is None:
-        return {"error": f"model {found.slug!r} has no transcoder set yet"}
+        return {"error": f"model {found.slug!r} has no transcoder set yet", "field": "model"}
     rm = load_model(found, transcoder_set)
     try:
         ids = rm.tokenize(prompt)
     except ValueError as exc:
-        return {"error": str(exc)}
+        return {"error": str(exc), "field": "prompt"}
     with torch.no_grad():
         logits = rm.model(ids[None].to(rm.device)).logits[0, -1].float()
     probs = torch.softmax(logits, dim=-1)
@@ -362,4 +362,4 @@ def tokenize(model_id: int, prompt: str, top_k: int = 10) -> dict[str, Any]:
         return tokenize_prompt(int(model_id), str(prompt), max(1, min(int(top_k), 50)))
     except Exception as exc:
         log.exception("tokenize failed for model %s", model_id)
-        return {"error": f"the worker could not tokenize this prompt ({type(exc).__name__})"}
+        return {"error": f"the worker could not tokenize this prompt ({type(exc).__name__}: {exc})"}

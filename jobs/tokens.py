@@ -43,7 +43,8 @@ def _key(kind: str, model: LanguageModel, *parts: object) -> str:
 
 def tokenize(model: LanguageModel, prompt: str, top_k: int = 10) -> dict[str, Any]:
     """``{"tokens": [{"id", "text"}], "n_tokens", "top": [{"id", "token", "prob", "cumulative"}]}``
-    or ``{"error": message}`` for a prompt the model cannot take."""
+    or ``{"error": message, "field": name or None}`` when the worker could not answer (a field
+    when the request is at fault, e.g. a prompt the model cannot take)."""
     key = _key("tokenize", model, top_k, prompt)
     cached: dict[str, Any] | None = cache.get(key)
     if cached is not None:

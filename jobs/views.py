@@ -193,8 +193,11 @@ class TokenizeView(APIView):
         except tokens.WorkerUnavailable as exc:
             raise ServiceUnavailable(str(exc)) from None
         if "error" in body:
+            field = body.get("field")
+            if not field:  # the worker's trouble (model files, memory), not the request's
+                raise ServiceUnavailable(body["error"])
             return Response(
-                error_body(f"prompt: {body['error']}", {"prompt": body["error"]}),
+                error_body(f"{field}: {body['error']}", {field: body["error"]}),
                 status=status.HTTP_400_BAD_REQUEST,
             )
         return Response({**body, "model": model.slug, "max_prompt_tokens": model.max_prompt_tokens})

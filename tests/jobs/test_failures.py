@@ -239,3 +239,27 @@ def test_an_unexpected_error_fails_the_job_and_names_it(
     assert tasks.run_attribution(str(job.pk), "gpu@w") == "failed"
     job.refresh_from_db()
     assert job.error == "internal error while generating the graph (KeyError: 'W_enc')"
+
+
+@pytest.mark.django_db
+def test_tokenize_tells_a_broken_model_apart_from_a_bad_prompt(
+    alice: User, tiny: LanguageModel, as_alice: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inference import tasks
+    from jobs import tokens
+
+    LanguageModel.objects.filter(pk=tiny.pk).update(source="/nonexistent/model")
+    answer = tasks.tokenize(tiny.pk, "w5")
+    assert answer["error"].startswith("the worker could not tokenize this prompt (ModelLoadError")
+    assert "field" not in answer
+    monkeypatch.setattr(tokens, "tokenize", lambda *_: answer)
+    response = as_alice.post(
+        "/api/v1/tokenize", {"model": tiny.slug, "prompt": "w5"}, format="json"
+    )
+    assert response.status_code == 503
+    monkeypatch.setattr(tokens, "tokenize", lambda *_: {"error": "bad", "field": "prompt"})
+    response = as_alice.post(
+        "/api/v1/tokenize", {"model": tiny.slug, "prompt": "w5"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == {"prompt": "bad"}
