@@ -1,0 +1,224 @@
+"""Browser flows of the site around the explorer (issue 8): screenshots of every page, upload
+errors by field, saving and sharing a subgraph (alice), opening the link (bob, anonymous),
+charlie's 404, API tokens, and an explanation seen on the feature page and in the explorer."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from features.models import Feature, Visibility
+from graphs.models import Graph, GraphNode
+from tests.e2e.conftest import import_synthetic
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PINNED = "() => { const s = window.__explorer.store.get(); return s.pinned.map(i => s.graph.nodes[i].id); }"
+PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123", "charlie": "pw-charlie-123"}
+
+
+@pytest.fixture
+def people() -> dict[str, User]:
+    return {name: User.objects.create_user(name, f"{name}@example.org", pw)
+            for name, pw in PASSWORDS.items()}  # fmt: skip
+
+
+@pytest.fixture
+def graph(people: dict[str, User]) -> Graph:
+    """alice's synthetic graph, unlisted, with dashboards for its features."""
+    g = import_synthetic(300, 2000, slug="alices-graph")
+    g.owner = people["alice"]
+    g.visibility = Visibility.UNLISTED
+    g.title = "Alice's <b>capital</b> graph"
+    g.save(update_fields=["owner", "visibility", "title"])
+    return g
+
+
+def log_in(page: Any, base: str, name: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", name)
+    page.fill("#id_password", PASSWORDS[name])
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def shot(page: Any, out: Path, name: str) -> None:
+    page.screenshot(path=str(out / f"site-{name}.png"), full_page=True)
+
+
+def open_explorer(page: Any, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#explorer[data-ready='1']", timeout=20_000)
+
+
+def test_screenshots_of_every_page(
+    page: Any, browser: Any, live_server: Any, graph: Graph, output_dir: Path
+) -> None:
+    base = live_server.url
+    node = GraphNode.objects.filter(graph=graph).order_by("influence").first()
+    assert node is not None
+    feature_url = f"{base}/features/synthetic/clt/{node.layer}/{node.feature_index}"
+    pages = {
+        "home-anonymous": f"{base}/",
+        "404": f"{base}/graphs/synthetic/nope",
+        "login": f"{base}/accounts/login/",
+        "feature-anonymous": feature_url,
+    }
+    for name, url in pages.items():
+        page.goto(url)
+        shot(page, output_dir, name)
+    log_in(page, base, "alice")
+    pages = {
+        "home": f"{base}/",
+        "search-text": f"{base}/search?q=capital",
+        "search-key": f"{base}/search?q=L{node.layer}/{node.feature_index}",
+        "my-graphs": f"{base}/me/graphs",
+        "delete-confirm": f"{base}/me/graphs/{graph.pk}/delete",
+        "profile": f"{base}/me/",
+        "tokens": f"{base}/me/tokens",
+        "upload": f"{base}/upload",
+        "generate": f"{base}/generate?remix=synthetic/alices-graph",
+        "feature": feature_url,
+    }
+    for name, url in pages.items():
+        page.goto(url)
+        shot(page, output_dir, name)
+    open_explorer(page, f"{base}/graphs/synthetic/alices-graph")
+    shot(page, output_dir, "explorer")
+    page.click("#save-subgraph")
+    shot(page, output_dir, "save-dialog")
+    phone = browser.new_context(viewport={"width": 390, "height": 844})
+    small = phone.new_page()
+    for name, url in {"phone-home": f"{base}/", "phone-feature": feature_url}.items():
+        small.goto(url)
+        shot(small, output_dir, name)
+    phone.close()
+    assert not page.errors
+
+
+def test_a_broken_upload_shows_the_validator_error_under_the_file(
+    page: Any, live_server: Any, people: dict[str, User], tmp_path: Path, output_dir: Path
+) -> None:
+    import_synthetic(50, 100, slug="seed", with_dashboards=False)
+    base = live_server.url
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"metadata": {"scan": "synthetic"}, "nodes": "nope"}))
+    log_in(page, base, "alice")
+    page.goto(f"{base}/upload")
+    page.set_input_files("#id_file", str(broken))
+    page.click("#upload-form button[type=submit]")
+    errors = page.locator("#id_file-errors")
+    errors.wait_for(state="visible")
+    assert "links" in errors.inner_text()  # the validator's path inside the file
+    assert page.locator("#upload-errors").is_visible()
+    shot(page, output_dir, "upload-error")
+    assert not Graph.objects.filter(owner__username="alice").exists()
+
+
+def test_alice_saves_and_shares_a_subgraph_bob_and_anonymous_open_it_charlie_gets_404(
+    page: Any, browser: Any, live_server: Any, graph: Graph, output_dir: Path
+) -> None:
+    base = live_server.url
+    url = f"{base}/graphs/synthetic/alices-graph"
+    pinned = GraphNode.objects.filter(graph=graph).order_by("influence")[0].node_id
+    log_in(page, base, "alice")
+    open_explorer(page, f"{url}?pinnedIds={pinned}")
+    page.click("#save-subgraph")
+    page.fill("#sg-title", "<i>my</i> circuit")
+    page.select_option("#sg-visibility", "unlisted")
+    page.click("#save-dialog button[value=new]")
+    page.wait_for_selector("#share-dialog[open]")
+    link = page.input_value("#share-link")
+    assert "subgraph=" in link
+    assert "embed" not in link
+    assert "embed=1" in page.input_value("#share-embed")
+    shot(page, output_dir, "share-dialog")
+    page.click("#share-dialog [data-close]")
+    assert page.locator(".subgraph-list .subgraph-title").first.inner_text() == "<i>my</i> circuit"
+
+    # Overwriting a version someone else replaced meanwhile: the 409 message.
+    from graphs.models import Subgraph
+
+    saved = Subgraph.objects.get(title="<i>my</i> circuit")
+    Subgraph.objects.filter(pk=saved.pk).update(version=saved.version + 1)
+    page.click("#save-subgraph")
+    page.click("#save-dialog button[value=overwrite]")
+    status = page.locator("#save-dialog .dialog-status")
+    status.filter(has_text="newer version").wait_for()
+    shot(page, output_dir, "save-conflict")
+    page.click("#save-dialog button[value=cancel]")
+
+    for who in ("bob", None):
+        context = browser.new_context()
+        other = context.new_page()
+        if who:
+            log_in(other, base, who)
+        other.goto(link)
+        other.wait_for_selector("#explorer[data-ready='1']", timeout=20_000)
+        assert other.evaluate(PINNED) == [pinned], who
+        context.close()
+
+    Graph.objects.filter(pk=graph.pk).update(visibility=Visibility.PRIVATE)
+    context = browser.new_context()
+    charlie = context.new_page()
+    log_in(charlie, base, "charlie")
+    response = charlie.goto(url)
+    assert response.status == 404
+    assert "Nothing here" in charlie.content()
+    context.close()
+
+
+def _api_status(url: str, token: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_a_token_works_until_it_is_revoked(
+    page: Any, live_server: Any, people: dict[str, User], output_dir: Path
+) -> None:
+    base = live_server.url
+    log_in(page, base, "alice")
+    page.goto(f"{base}/me/tokens")
+    page.fill("#id_name", "notebook")
+    page.click("form.narrow button[type=submit]")
+    token = page.input_value("#new-token")
+    assert token.startswith("ca_")
+    assert _api_status(f"{base}/api/v1/tokens", token) == 200
+    page.goto(f"{base}/me/tokens")
+    assert token not in page.content()  # shown once
+    page.click("text=Revoke")
+    page.wait_for_selector("tr.revoked")
+    assert _api_status(f"{base}/api/v1/tokens", token) == 401
+
+
+def test_an_explanation_shows_on_the_feature_page_and_in_the_explorer(
+    page: Any, live_server: Any, graph: Graph, output_dir: Path
+) -> None:
+    base = live_server.url
+    Graph.objects.filter(pk=graph.pk).update(visibility=Visibility.PUBLIC)  # listed for bob
+    node = GraphNode.objects.filter(graph=graph).order_by("influence").first()
+    assert node is not None
+    log_in(page, base, "bob")
+    page.goto(f"{base}/features/synthetic/clt/{node.layer}/{node.feature_index}")
+    page.fill("#id_text", "state <capitals> & their states")
+    page.click(".explanation-form button[type=submit]")
+    page.wait_for_selector("text=state <capitals> & their states")
+    assert "bob" in page.locator(".explanations").inner_text()
+    feature = Feature.objects.get(layer=node.layer, index=node.feature_index)
+    assert feature.explanations.filter(author__username="bob").exists()
+    # The feature page links to the explorer with this node selected.
+    page.click(".graph-list a")
+    page.wait_for_selector("#explorer[data-ready='1']", timeout=20_000)
+    assert node.node_id in page.url
+    page.get_by_text("state <capitals> & their states").first.wait_for(timeout=10_000)
+    shot(page, output_dir, "explorer-explanation")
