@@ -76,6 +76,9 @@ export function showErrors(form: HTMLElement, top: HTMLUListElement, error: ApiE
       general.push(key === "non_field_errors" ? message : `${key}: ${message}`);
     }
   }
-  top.replaceChildren(el("li", "", error.error), ...general.map((m) => el("li", "", m)));
+  // The sentence repeats the first field error: say it once, next to its field.
+  const placed = Object.keys(error.detail).length > general.length;
+  const lead = placed && !general.length ? "Fix the problems marked below." : error.error;
+  top.replaceChildren(el("li", "", lead), ...general.map((m) => el("li", "", m)));
   top.hidden = false;
 }
