@@ -222,3 +222,62 @@ def test_an_explanation_shows_on_the_feature_page_and_in_the_explorer(
     assert node.node_id in page.url
     page.get_by_text("state <capitals> & their states").first.wait_for(timeout=10_000)
     shot(page, output_dir, "explorer-explanation")
+
+
+# ---- generate from the form with a real worker (tiny random Llama on CPU, as tests/jobs) ----
+
+GENERATE_SLUG = "tiny-site"
+
+
+@pytest.fixture(scope="module")
+def site_worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real worker for the tiny model, and the media folder it writes artifacts to."""
+    from tests.jobs.conftest import start_worker
+
+    folder = tmp_path_factory.mktemp("site-worker")
+    worker = start_worker([f"gpu.{GENERATE_SLUG}"], folder, MEDIA_ROOT=str(folder / "media"))
+    yield worker, folder / "media"
+    worker.stop()
+
+
+@pytest.mark.services
+def test_generating_from_the_form_shows_tokens_then_lands_on_the_new_graph(
+    page: Any,
+    live_server: Any,
+    people: dict[str, User],
+    site_worker: Any,
+    settings: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    output_dir: Path,
+) -> None:
+    """Django's live server speaks WSGI only, so the page's websocket is refused here and it
+    follows the job by polling GET /api/v1/jobs/{id} (the fallback); tests/jobs covers the
+    websocket's events."""
+    from tests.engine.builders import save_model, save_plt
+    from tests.jobs.conftest import register_model
+
+    settings.MEDIA_ROOT = str(site_worker[1])  # where the worker writes the artifact
+    folder = tmp_path_factory.mktemp("site-pack")
+    register_model(GENERATE_SLUG, (save_model("llama", folder / "model"), save_plt(folder / "t")))
+    base = live_server.url
+    log_in(page, base, "alice")
+    page.goto(f"{base}/generate?model={GENERATE_SLUG}")
+    page.fill("#id_prompt", "The cat sat")
+    page.fill("#id_title", "<b>from</b> the form")
+    # The first answer waits for the worker to import torch; a 503 says so and a retype retries.
+    for _ in range(6):
+        try:
+            page.wait_for_selector("#token-list .token-chip", timeout=20_000)
+            break
+        except Exception:
+            page.fill("#id_prompt", "The cat sat ")
+    shot(page, output_dir, "generate-tokens")
+    page.click("#generate-submit")
+    page.wait_for_selector("#job-progress:not([hidden])")
+    shot(page, output_dir, "generate-progress")
+    page.wait_for_url(f"{base}/graphs/{GENERATE_SLUG}/**", timeout=240_000)
+    page.wait_for_selector("#explorer[data-ready='1']", timeout=30_000)
+    graph = Graph.objects.get(model__slug=GENERATE_SLUG)
+    assert graph.owner == people["alice"]
+    assert graph.title == "<b>from</b> the form"
+    shot(page, output_dir, "generated-graph")
