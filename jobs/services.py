@@ -362,6 +362,9 @@ class Run:
                     generation_settings=metadata.get("generation_settings") or {},
                     pruning_settings=metadata.get("pruning_settings") or {},
                 )
+                if params.get("featured"):
+                    # Only internal callers (the demo loader) set this; the API refuses the field.
+                    Graph.objects.filter(pk=graph.pk).update(featured=True)
                 now = timezone.now()
                 finished = self.mine().update(
                     status=Job.Status.SUCCEEDED,

@@ -34,7 +34,8 @@ class UpProcess:
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "up", "--port", str(port)],
+            # The demo pack has its own test (test_load_demo); here only the services matter.
+            [sys.executable, "manage.py", "up", "--port", str(port), "--no-demo"],
             cwd=ROOT,
             env=environment,
             stdout=subprocess.PIPE,

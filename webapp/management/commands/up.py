@@ -139,6 +139,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--port", type=int, default=settings.SERVER_PORT, help="port to serve on"
         )
+        parser.add_argument(
+            "--no-demo",
+            dest="demo",
+            action="store_false",
+            help="skip registering the demo pack and queueing its sample graphs",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host: str = options["host"]
@@ -150,6 +156,13 @@ class Command(BaseCommand):
         self.stdout.write("Applying migrations…")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
+        if options["demo"]:
+            self.stdout.write("Loading the demo pack…")
+            try:
+                call_command("load_demo")
+            except CommandError as exc:
+                # The site is still useful without it (uploads, other models): say so, go on.
+                self.stderr.write(f"demo pack not loaded: {exc}")
 
         children = self._children(host, port)
         stop = threading.Event()
