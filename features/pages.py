@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth.models import User
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
@@ -94,7 +95,7 @@ def feature_page(
     status = 200
     if request.method == "POST":
         if not request.user.is_authenticated:
-            raise Http404("Log in to add an explanation.")
+            return redirect_to_login(request.get_full_path())
         if form.is_valid():
             assert isinstance(request.user, User)
             Explanation.objects.create(

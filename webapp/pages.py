@@ -27,13 +27,13 @@ SEARCH_RESULTS = 20
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     listed = Graph.objects.listed_for(user).select_related("model", "owner")
+    # "Recent public" leaves out your own graphs (listed above); ownerless ones stay in.
+    others = listed.exclude(owner_id=user.pk) if user.is_authenticated else listed
     context = {
         "models": LanguageModel.objects.listed_for(user).prefetch_related("transcoder_sets"),
         "featured": listed.filter(featured=True)[:LIST_SIZE],
         "mine": Graph.objects.owned_by(user).select_related("model")[:LIST_SIZE],
-        "recent": listed.filter(visibility=Visibility.PUBLIC).exclude(
-            owner_id=user.pk if user.is_authenticated else None
-        )[:LIST_SIZE],
+        "recent": others.filter(visibility=Visibility.PUBLIC)[:LIST_SIZE],
     }
     return render(request, "site/home.html", context)
 
@@ -89,7 +89,7 @@ def graph_visibility(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         graph.visibility = form.cleaned_data["visibility"]
         graph.save(update_fields=["visibility"])
-    return redirect(request.POST.get("next") or "my-graphs")
+    return redirect("my-graphs")
 
 
 @login_required

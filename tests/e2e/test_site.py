@@ -93,6 +93,12 @@ def test_screenshots_of_every_page(
     shot(page, output_dir, "explorer")
     page.click("#save-subgraph")
     shot(page, output_dir, "save-dialog")
+    framed = browser.new_context(viewport={"width": 800, "height": 500})
+    embed = framed.new_page()
+    embed.goto(f"{base}/graphs/synthetic/alices-graph?embed=1")
+    embed.wait_for_selector("#explorer[data-ready='1']", timeout=20_000)
+    shot(embed, output_dir, "embed")
+    framed.close()
     phone = browser.new_context(viewport={"width": 390, "height": 844})
     small = phone.new_page()
     for name, url in {"phone-home": f"{base}/", "phone-feature": feature_url}.items():
@@ -119,6 +125,18 @@ def test_a_broken_upload_shows_the_validator_error_under_the_file(
     assert page.locator("#upload-errors").is_visible()
     shot(page, output_dir, "upload-error")
     assert not Graph.objects.filter(owner__username="alice").exists()
+
+    # A good file: the progress bar runs and the new graph opens.
+    from tests.e2e.synthetic_graph import synthetic_graph
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(synthetic_graph(80, 200, slug="uploaded")))
+    page.set_input_files("#id_file", str(good))
+    page.fill("#id_title", "Uploaded <i>graph</i>")
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_url(f"{base}/graphs/synthetic/uploaded", timeout=20_000)
+    page.wait_for_selector("#explorer[data-ready='1']", timeout=20_000)
+    assert Graph.objects.get(slug="uploaded").title == "Uploaded <i>graph</i>"
 
 
 def test_alice_saves_and_shares_a_subgraph_bob_and_anonymous_open_it_charlie_gets_404(

@@ -35,5 +35,5 @@ def feature(tset: TranscoderSet) -> Feature:
     return f
 
 
-def graph_for(owner: User, slug: str, visibility: str, **kwargs: Any) -> Any:
+def graph_for(owner: User | None, slug: str, visibility: str, **kwargs: Any) -> Any:
     return make_graph(owner, slug=slug, visibility=visibility, **kwargs)

@@ -36,6 +36,8 @@ def test_home_lists_models_your_graphs_and_public_ones_but_not_others_unlisted(
     _, anonymous = page(Client(), "/")
     assert "/graphs/tiny/mine-private" not in anonymous
     assert "/graphs/tiny/bobs-public" in anonymous
+    graph_for(None, "ownerless", "public")  # e.g. the demo pack's graphs
+    assert "/graphs/tiny/ownerless" in page(Client(), "/")[1]
 
 
 def test_search_finds_graphs_by_prompt_and_features_by_text_or_key(
@@ -139,7 +141,10 @@ def test_adding_an_explanation_shows_errors_inline_and_attributes_it(
     _, html = page(client, "/features/tiny/plt/2/42")
     assert "&lt;script&gt;x&lt;/script&gt; cats" in html
     assert feature.explanations.get(author=bob).method == "human"
-    assert Client().post("/features/tiny/plt/2/42", {"text": "anon"}).status_code == 404
+    anonymous = Client().post("/features/tiny/plt/2/42", {"text": "anon"})
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/accounts/login/")
+    assert not feature.explanations.filter(text="anon").exists()
 
 
 def test_a_token_is_shown_once_and_can_be_revoked_by_its_owner_only(alice: User, bob: User) -> None:
