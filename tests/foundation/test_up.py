@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -97,12 +99,15 @@ def _wait_gone(pids: list[int], timeout: float = 30) -> list[int]:
 
 
 @pytest.fixture
-def var_dir(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "var"
+def var_dir() -> Iterator[Path]:
+    # Not under tmp_path: every pytest session that starts resets /tmp/pytest-of-<user> to mode
+    # 0700, which would lock the embedded Postgres (run as its own user) out of its data midway.
+    path = Path(tempfile.mkdtemp(prefix="atlas-up-test-")) / "var"
     yield path
     # Never leak servers from a failed test into the rest of the run.
     for pid in _embedded_pids(path):
         psutil.Process(pid).kill()
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def _wait_healthy(up: UpProcess, timeout: float = 60) -> dict[str, object]:
