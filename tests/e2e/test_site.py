@@ -171,6 +171,7 @@ def test_alice_saves_and_shares_a_subgraph_bob_and_anonymous_open_it_charlie_get
     status.filter(has_text="newer version").wait_for()
     shot(page, output_dir, "save-conflict")
     page.click("#save-dialog button[value=cancel]")
+    assert not page.locator("#save-dialog button[value=overwrite]").is_visible()
 
     for who in ("bob", None):
         context = browser.new_context()
@@ -181,6 +182,12 @@ def test_alice_saves_and_shares_a_subgraph_bob_and_anonymous_open_it_charlie_get
         other.wait_for_selector("#explorer[data-ready='1']", timeout=20_000)
         assert other.evaluate(PINNED) == [pinned], who
         context.close()
+
+    # Alice deletes it after confirming.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(".subgraph-list button.danger")
+    page.locator(".subgraph-list .empty").wait_for()
+    assert not Subgraph.objects.filter(pk=saved.pk).exists()
 
     Graph.objects.filter(pk=graph.pk).update(visibility=Visibility.PRIVATE)
     context = browser.new_context()

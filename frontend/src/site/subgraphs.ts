@@ -127,6 +127,7 @@ export function setUpSavedSubgraphs(panel: HTMLElement): void {
     if (reply.status === 409) {
       saveStatus.textContent = "Someone saved a newer version: reload it, or save yours as a new subgraph.";
       for (const b of saveDialog.querySelectorAll<HTMLElement>(".conflict-actions")) b.hidden = false;
+      overwrite.hidden = true; // saving over again would meet the same newer version
       return;
     }
     const error = asApiError(reply.body, reply.status);
