@@ -12,21 +12,20 @@ Semantics follow circuit-tracer's ``prune_graph`` and ``compute_graph_scores``:
   by the nodes at least as influential as it (what the frontend calls a node's influence).
 
 Only feature and logit rows can be non-zero, so everything works on that (rows x N) block, and
-the edge threshold is found by a value histogram that narrows to the crossing bin before sorting
-only the candidates in it, never all N^2 scores.
+the edge threshold is found from a sorted random sample that brackets it, sorting only the
+scores inside the bracket, never all N^2 of them.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from .graph import Graph
 
-_HIST_BINS = 1024
-_SORT_LIMIT = 1 << 16  # candidates sorted exactly once the crossing bin holds this few
+_SORT_LIMIT = 1 << 16  # below this many scores, sort them all
+_SAMPLE = 1 << 20  # random scores sorted to bracket the threshold
 _CHUNK = 1 << 24  # scores processed per step, bounding temporary memory
 
 
@@ -75,62 +74,54 @@ def _influence(
     raise RuntimeError("influence did not converge; the adjacency has a cycle")
 
 
-def _chunks(flat: torch.Tensor) -> list[torch.Tensor]:
-    return list(torch.split(flat, _CHUNK))
+def _masked_sum(chunks: list[torch.Tensor], above: float) -> float:
+    """Sum of the scores strictly greater than `above`."""
+    return sum(float(torch.where(c > above, c, 0).sum(dtype=torch.float64)) for c in chunks)
 
 
-def _in_range(chunk: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    return chunk[(chunk >= lo) & (chunk < hi)]
+def _between(chunks: list[torch.Tensor], lo: float, hi: float) -> torch.Tensor:
+    return torch.cat([c[(c >= lo) & (c <= hi)] for c in chunks])
 
 
 def cumulative_threshold(scores: torch.Tensor, threshold: float) -> float:
     """circuit-tracer's `find_threshold` without sorting every score.
 
     Returns the score at which the descending cumulative sum of `scores` first reaches
-    `threshold` of their total. A value histogram, streamed chunk by chunk so no copy of the
-    scores is held, narrows the search to the bin where the sum crosses, until few enough
-    candidates remain to sort.
+    `threshold` of their total. A sorted random sample brackets that score; one pass sums the
+    scores above the bracket and collects those inside it, and only those are sorted. The
+    result is exact: a bracket that misses is widened and the pass repeated.
     """
-    chunks = _chunks(scores.reshape(-1))
-    if not chunks:
+    flat = scores.reshape(-1).float()
+    chunks = list(torch.split(flat, _CHUNK))
+    if flat.numel() == 0:
         return 0.0
     target = threshold * sum(float(c.sum(dtype=torch.float64)) for c in chunks)
-    top = scores.max().float()
-    # The answer is in [lo, hi); bounds are float32 values so comparisons with scores are exact.
-    lo, hi = 0.0, float(torch.nextafter(top, torch.tensor(math.inf)))
-    above = 0.0  # sum of the scores >= hi
+    top = float(flat.max())
+    lo, hi = 0.0, top
+    if flat.numel() > _SORT_LIMIT:
+        g = torch.Generator().manual_seed(0)
+        sample = flat[torch.randint(0, flat.numel(), (_SAMPLE,), generator=g)]
+        ordered = torch.sort(sample.double(), descending=True).values
+        estimate = torch.cumsum(ordered, 0) * (flat.numel() / _SAMPLE)
+        k = int(torch.searchsorted(estimate, torch.tensor([target]).double()))
+        margin = _SAMPLE // 100  # ~1% of ranks either side: many standard errors of the estimate
+        hi = float(ordered[max(k - margin, 0)]) if k - margin > 0 else top
+        lo = float(ordered[min(k + margin, _SAMPLE - 1)]) if k + margin < _SAMPLE else 0.0
     while True:
-        count = sum(int(((c >= lo) & (c < hi)).sum()) for c in chunks)
-        if count <= _SORT_LIMIT:
-            values = torch.cat([_in_range(c, lo, hi) for c in chunks]).double()
-            if len(values) == 0:
-                return lo
-            ordered = torch.sort(values, descending=True).values
-            cumulative = torch.cumsum(ordered, 0) + above
-            crossing = int(torch.searchsorted(cumulative, torch.tensor([target]).double()))
-            return float(ordered[min(crossing, len(ordered) - 1)])
-        parts = [_in_range(c, lo, hi) for c in chunks]
-        vmin = min(float(v.min()) for v in parts if len(v))
-        vmax = max(float(v.max()) for v in parts if len(v))
-        del parts
-        if vmax == vmin:
-            return vmin
-        # Bin edges as float32 values, so binning and the range tests agree exactly.
-        edges = torch.linspace(vmin, vmax, _HIST_BINS + 1, dtype=torch.float64).float()
-        edges[0], edges[-1] = vmin, vmax
-        sums = torch.zeros(_HIST_BINS, dtype=torch.float64)
-        for c in chunks:
-            v = _in_range(c, lo, hi)
-            bins = (torch.bucketize(v, edges, right=True) - 1).clamp_(0, _HIST_BINS - 1)
-            sums += torch.bincount(bins, weights=v.double(), minlength=_HIST_BINS)
-        from_top = torch.flip(torch.cumsum(torch.flip(sums, [0]), 0), [0]) + above
-        reached = (from_top >= target).nonzero()
-        b = int(reached.max()) if len(reached) else 0
-        lo = float(edges[b])
-        if b < _HIST_BINS - 1:
-            hi = float(edges[b + 1])
-            # Recount from the values themselves so `above` and the range agree exactly.
-            above = sum(float(c[c >= hi].sum(dtype=torch.float64)) for c in chunks)
+        above = _masked_sum(chunks, hi)
+        candidates = _between(chunks, lo, hi).double()
+        if above >= target and hi < top:  # the answer lies above the bracket
+            lo, hi = hi, top
+            continue
+        ordered = torch.sort(candidates, descending=True).values
+        cumulative = torch.cumsum(ordered, 0) + above
+        if (len(ordered) == 0 or cumulative[-1] < target) and lo > 0.0:  # it lies below
+            lo, hi = 0.0, lo
+            continue
+        if len(ordered) == 0:
+            return lo
+        crossing = int(torch.searchsorted(cumulative, torch.tensor([target]).double()))
+        return float(ordered[min(crossing, len(ordered) - 1)])
 
 
 def graph_scores(graph: Graph) -> tuple[float, float]:
