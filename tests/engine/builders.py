@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from transformers import (
     GPT2Config,
     LlamaConfig,
     PretrainedConfig,
+    PreTrainedModel,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen3Config,
@@ -29,8 +31,13 @@ BOS = 1  # special ids are not 0: circuit-tracer skips a falsy id when picking t
 
 
 def family_config(family: str, *, bias_free: bool = False) -> PretrainedConfig:
-    common = {"vocab_size": VOCAB, "bos_token_id": BOS, "eos_token_id": 2, "pad_token_id": 3}
-    llama_like = {
+    common: dict[str, Any] = {
+        "vocab_size": VOCAB,
+        "bos_token_id": BOS,
+        "eos_token_id": 2,
+        "pad_token_id": 3,
+    }
+    llama_like: dict[str, Any] = {
         "hidden_size": D_MODEL,
         "intermediate_size": 64,
         "num_hidden_layers": N_LAYERS,
@@ -77,7 +84,7 @@ def family_config(family: str, *, bias_free: bool = False) -> PretrainedConfig:
     return config
 
 
-def tiny_model(family: str, *, seed: int = 0) -> torch.nn.Module:
+def tiny_model(family: str, *, seed: int = 0) -> PreTrainedModel:
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(family_config(family), attn_implementation="eager")
     # Random norm weights so frozen norm scales matter (HF initialises them to 1 or 0).
@@ -85,7 +92,8 @@ def tiny_model(family: str, *, seed: int = 0) -> torch.nn.Module:
         for name, param in model.named_parameters():
             if "norm" in name or "ln_" in name:
                 param.add_(0.3 * torch.randn_like(param))
-    return model.eval()
+    model.eval()
+    return model
 
 
 def save_tokenizer(folder: Path, vocab_size: int = VOCAB) -> None:

@@ -148,20 +148,22 @@ class FrozenReplay:
             if mode == "record":
                 self.clean_norm_inputs[key] = x.detach().clone()
             scale = _scale(kind, self.clean_norm_inputs[key], eps)
+            weight_param: torch.Tensor = norm.weight  # type: ignore[assignment]
             if kind == "layernorm":
+                bias_param: torch.Tensor = norm.bias  # type: ignore[assignment]
                 normalized = (x - x.mean(-1, keepdim=True)) * scale
-                out = normalized * norm.weight + norm.bias
+                out = normalized * weight_param + bias_param
             else:
                 normalized = x.float() * scale
                 weight = (
-                    (1.0 + norm.weight.float()) if kind == "rms_plus_one" else norm.weight.float()
+                    (1.0 + weight_param.float()) if kind == "rms_plus_one" else weight_param.float()
                 )
                 out = (normalized * weight).to(x.dtype)
             if capture is not None:
                 inputs[capture] = normalized[0]
             return out
 
-        norm.forward = forward  # type: ignore[method-assign]
+        norm.forward = forward
         stack.callback(delattr, norm, "forward")
 
     def effect(

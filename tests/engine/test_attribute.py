@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from inference.engine import (
     AttributionCancelled,
@@ -127,9 +128,9 @@ def test_should_stop_cancels_between_batches(llama: ReplacementModel) -> None:
 
 def test_bfloat16_graph_is_close_to_the_float32_graph(tmp_path: Path, llama_graph: Graph) -> None:
     config = save_plt(tmp_path / "tc", jumprelu=True)
-    rm = ReplacementModel.from_parts(
-        tiny_model("llama").to(torch.bfloat16), load_transcoders(config)
-    )
+    model = tiny_model("llama")
+    nn.Module.to(model, torch.bfloat16)
+    rm = ReplacementModel.from_parts(model, load_transcoders(config))
     graph = attribute(PROMPT, rm, batch_size=32)
     assert graph.adjacency.dtype == torch.float32
     assert graph.logit_tokens[0] == llama_graph.logit_tokens[0]

@@ -35,7 +35,7 @@ FAMILIES = [
 
 
 def _model(family: str, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
-    model = cast(PreTrainedModel, tiny_model(family))
+    model = tiny_model(family)
     nn.Module.to(model, dtype)
     # The graph's logit targets are taken before the final softcap; without one, the logits
     # intervene() returns are those targets.
