@@ -11,12 +11,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from features.keys import parse_short
 from features.models import Explanation, Feature, LanguageModel, Visibility
 from graphs import services as graph_services
-from graphs.models import Graph, Subgraph
+from graphs.models import Graph, GraphNode, Subgraph
 from webapp.auth import create_token, revoke_token
 from webapp.models import ApiToken
 
@@ -44,19 +45,24 @@ def search(request: HttpRequest) -> HttpResponse:
     graphs: list[Graph] = []
     features: list[Feature] = []
     if q:
+        short = parse_short(q)
+        matching = Q(prompt__icontains=q) | Q(title__icontains=q)
+        if short is not None:
+            # L12/3456 also finds the graphs that contain such a feature (in any set).
+            nodes = GraphNode.objects.filter(layer=short[0], feature_index=short[1])
+            matching |= Q(id__in=nodes.values("graph_id"))
         graphs = list(
             Graph.objects.listed_for(request.user)
-            .filter(Q(prompt__icontains=q) | Q(title__icontains=q))
+            .filter(matching)
             .select_related("model", "owner")[:SEARCH_RESULTS]
         )
         visible = Feature.objects.visible_to(request.user).select_related("transcoder_set__model")
-        short = parse_short(q)
         if short is not None:
             features = list(visible.filter(layer=short[0], index=short[1])[:SEARCH_RESULTS])
         else:
-            ids = Explanation.objects.search(q).values("feature_id")[: SEARCH_RESULTS * 3]
-            found = {f.pk: f for f in visible.filter(id__in=[row["feature_id"] for row in ids])}
-            order = list(dict.fromkeys(row["feature_id"] for row in ids))
+            hits = Explanation.objects.search(q).values_list("feature_id", flat=True)
+            order = list(dict.fromkeys(hits[: SEARCH_RESULTS * 3]))  # best explanation first
+            found = {f.pk: f for f in visible.filter(id__in=order)}
             features = [found[i] for i in order if i in found][:SEARCH_RESULTS]
     return render(request, "site/search.html", {"q": q, "graphs": graphs, "features": features})
 
@@ -125,6 +131,7 @@ class TokenForm(forms.Form):
         return name
 
 
+@never_cache  # a new token is in the page once; no cache may keep it
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:

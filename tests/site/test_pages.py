@@ -48,6 +48,7 @@ def test_search_finds_graphs_by_prompt_and_features_by_text_or_key(
     assert "/graphs/tiny/cat" in html
     _, html = page(Client(), "/search?q=L2/42")
     assert "/features/tiny/plt/2/42" in html
+    assert "/graphs/tiny/cat" in html  # the graph contains L2/42
     _, html = page(Client(), "/search?q=kittens")
     assert "/features/tiny/plt/2/42" in html
     assert "cats &lt;b&gt;and&lt;/b&gt; kittens" in html
@@ -152,7 +153,9 @@ def test_a_token_is_shown_once_and_can_be_revoked_by_its_owner_only(alice: User,
     response = client.post("/me/tokens", {"name": " "})
     assert response.status_code == 400
     assert 'id="id_name-errors"' in response.content.decode()
-    html = client.post("/me/tokens", {"name": "notebook"}).content.decode()
+    created = client.post("/me/tokens", {"name": "notebook"})
+    assert "no-store" in created["Cache-Control"]
+    html = created.content.decode()
     row = ApiToken.objects.get(user=alice)
     assert 'id="new-token"' in html
     assert row.prefix in html
