@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from inference.demo_pack import card, corpus, dashboards, evaluate, train_model, train_transcoders
 from inference.demo_pack.activations import mlp_io
@@ -41,7 +42,7 @@ class PackConfig:
     )
 
 
-def _parse() -> tuple[Path, PackConfig]:
+def _parse() -> tuple[Path, PackConfig, bool]:
     parser = argparse.ArgumentParser(prog="python -m inference.demo_pack", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("inference/packs/demo"))
     parser.add_argument("--seed", type=int, default=0)
@@ -51,6 +52,12 @@ def _parse() -> tuple[Path, PackConfig]:
     parser.add_argument("--transcoder-rows", type=int)
     parser.add_argument("--dashboard-rows", type=int)
     parser.add_argument("--tiny", action="store_true", help="seconds-long settings for development")
+    parser.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="load the tokenizer, model and loss log an earlier run with the same settings wrote "
+        "to --out, and redo only the transcoder, dashboard and card stages",
+    )
     args = parser.parse_args()
     config = PackConfig(seed=args.seed)
     if args.tiny:
@@ -78,26 +85,13 @@ def _parse() -> tuple[Path, PackConfig]:
         config = dataclasses.replace(config, transcoder_rows=args.transcoder_rows)
     if args.dashboard_rows is not None:
         config = dataclasses.replace(config, dashboard_rows=args.dashboard_rows)
-    return args.out, config
+    return args.out, config, args.reuse_model
 
 
-def main() -> None:
-    out, config = _parse()
-    # One thread: results are reproducible run to run, and on a shared machine a second
-    # OpenMP thread spends its time waiting at barriers (measured 8x slower under load).
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(config.seed)
-    timings: dict[str, float] = {}
+def _train_language_model(
+    config: PackConfig, corpus_config: corpus.CorpusConfig, timings: dict[str, float]
+) -> tuple[PreTrainedTokenizerFast, LlamaForCausalLM, list[float]]:
     clock = time.monotonic()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.monotonic()
-        timings[stage] = now - clock
-        clock = now
-
-    corpus_config = corpus.CorpusConfig(seed=config.seed)
     stream = corpus.sentences(corpus_config, "train")
     documents = [
         " ".join(s.text for s in itertools.islice(stream, 6))
@@ -111,8 +105,8 @@ def main() -> None:
         n_rows=n_rows,
         context=config.model.context,
     )
-    lap("corpus and tokenizer")
-
+    timings["corpus and tokenizer"] = time.monotonic() - clock
+    clock = time.monotonic()
     model = train_model.build_model(config.model, tokenizer)
     with tqdm(total=config.training.steps, desc="model", unit="step") as bar:
 
@@ -121,9 +115,41 @@ def main() -> None:
             bar.update()
 
         losses = train_model.train_model(model, rows, config.training, on_step=on_step)
-    (out / "model").mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
+    timings["model"] = time.monotonic() - clock
+    return tokenizer, model, losses
+
+
+def main() -> None:
+    out, config, reuse_model = _parse()
+    # One thread: results are reproducible run to run, and on a shared machine a second
+    # OpenMP thread spends its time waiting at barriers (measured 8x slower under load).
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(config.seed)
+    timings: dict[str, float] = {}
+    corpus_config = corpus.CorpusConfig(seed=config.seed)
+    if reuse_model:
+        # The stages are deterministic, so reusing them gives the files a full run would.
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(out / "model")
+        model = LlamaForCausalLM.from_pretrained(out / "model")
+        model.eval()
+        log = json.loads((out / "training_log.json").read_text())
+        losses = log["losses"]
+        for stage in ("corpus and tokenizer", "model"):
+            timings[stage] = log["timings"][stage]
+    else:
+        tokenizer, model, losses = _train_language_model(config, corpus_config, timings)
+        (out / "model").mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
+    clock = time.monotonic()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[stage] = timings.get(stage, 0.0) + now - clock
+        clock = now
+
     sets = corpus.evaluation_sets(corpus_config)
     accuracy = evaluate.accuracy_by_family(model, tokenizer, sets)
     tqdm.write("accuracy: " + ", ".join(f"{k} {v:.1%}" for k, v in accuracy.items()))
@@ -199,6 +225,7 @@ def main() -> None:
         json.dumps(
             {
                 "losses": [round(loss, 5) for loss in losses],
+                "timings": timings,
                 "accuracy": accuracy,
                 "transcoders": [dataclasses.asdict(s) for s in stats],
             },
@@ -211,6 +238,7 @@ def main() -> None:
         out / "card.md",
         card.CardFigures(
             command=shlex.join(["python", "-m", "inference.demo_pack", *sys.argv[1:]]),
+            reused_model=reuse_model,
             accuracy=accuracy,
             eval_sizes={name: len(items) for name, items in sets.items()},
             transcoder_stats=stats,

@@ -76,6 +76,8 @@ def save_loss_curve(losses: list[float], path: Path) -> None:
 @dataclass
 class CardFigures:
     command: str
+    # Whether this run loaded the model of an earlier run (--reuse-model) instead of training it.
+    reused_model: bool
     accuracy: dict[str, float]
     eval_sizes: dict[str, int]
     transcoder_stats: list[TranscoderStats]
@@ -124,6 +126,7 @@ def write_card(path: Path, figures: CardFigures) -> None:
     path.write_text(
         CARD_TEMPLATE.format(
             command=figures.command,
+            reuse_note=REUSE_NOTE if figures.reused_model else "",
             n_params=f"{figures.n_params:,}",
             vocab_size=figures.vocab_size,
             final_loss=f"{figures.final_loss:.3f}",
@@ -137,6 +140,13 @@ def write_card(path: Path, figures: CardFigures) -> None:
     )
 
 
+REUSE_NOTE = """
+This copy was built in two invocations: the same command without `--reuse-model` trained the
+tokenizer and model (their timings below are from that run), then `--reuse-model` redid the
+transcoder, dashboard and card stages on that model. Every stage is seeded and deterministic, so
+one plain `python -m inference.demo_pack` gives the same files (card timings aside).
+"""
+
 CARD_TEMPLATE = """# Circuit Atlas demo pack
 
 A small Llama-architecture language model trained from scratch on a generated corpus, one
@@ -148,7 +158,7 @@ a CPU by one command, from a seed:
 ```
 
 Total wall time: {total} minutes (one torch thread; see the timings below).
-
+{reuse_note}
 ## Corpus
 
 Templated sentences (`inference/demo_pack/corpus.py`, tables in `word_lists.py`), one family per
@@ -182,14 +192,15 @@ tests check the model still produces them):
 `transcoders/config.yaml` is a `transcoder_set`: `layer_{{i}}.safetensors` reads `hook_resid_mid`
 (the residual stream after attention, before the MLP's RMSNorm) and reconstructs `mlp.hook_out`
 (the MLP output added to the residual). Tensors: `W_enc` (F, d_model), `W_dec` (F, d_model),
-`b_enc` (F,), `b_dec` (d_model,), `activation_function.threshold` (F,), float32. JumpReLU:
-a feature is active where `x @ W_enc.T + b_enc` exceeds its threshold and then equals that
-pre-activation. They were trained as BatchTopK and converted to JumpReLU with one shared
-threshold (the mean smallest activation BatchTopK kept late in training).
+`b_enc` (F,), `b_dec` (d_model,), float32. Activation `topk` with the `k` in config.yaml: each
+token keeps its k largest pre-activations `x @ W_enc.T + b_enc` as they are (circuit-tracer's
+TopK rule) and the rest are 0. TopK rather than a threshold because the residual stream's norm
+varies a lot between tokens, and a threshold gave the large tokens most features and most
+tokens none (see `train_transcoders.py`).
 
 Measured on held-out text (the dashboards split), BOS positions excluded; FVU is the fraction
-of variance of the MLP output left unexplained by the JumpReLU reconstruction, L0 the number of
-active features per token, dead the fraction of features that never fire on that text:
+of variance of the MLP output left unexplained by the reconstruction, L0 the number of
+positive activations per token, dead the fraction of features that never fire on that text:
 
 {transcoders}
 

@@ -31,7 +31,7 @@ class DashboardConfig:
     tokens_after: int = 4
     n_logits: int = 10
     histogram_bins: int = 16
-    # Features are scored in chunks of this many to bound memory (chunk x n_tokens floats).
+    # Features are laid out per feature in chunks of this many (a chunk x n_tokens copy).
     chunk: int = 256
 
 
@@ -73,8 +73,9 @@ def _feature_json(
     generator: torch.Generator,
 ) -> dict[str, Any]:
     """One feature; `acts` (n_tokens,) are its activations over the flattened rows."""
-    top = logit_weights.topk(config.n_logits)
-    bottom = (-logit_weights).topk(config.n_logits)
+    # NaN marks special tokens (BOS, EOS), which are never outputs; rank them last both ways.
+    top = logit_weights.nan_to_num(nan=float("-inf")).topk(config.n_logits)
+    bottom = (-logit_weights).nan_to_num(nan=float("-inf")).topk(config.n_logits)
     feature: dict[str, Any] = {
         "transcoder_id": transcoder_id,
         "index": index,
@@ -172,11 +173,11 @@ def write_layer_dashboards(
         open(path, "wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as out,
     ):
+        # TopK needs every feature's pre-activation, so encode all features once.
+        all_acts = transcoder.encode(resid_mid) * not_bos[:, None]  # (n_tokens, F)
         for lo in range(0, n_features, config.chunk):
             hi = min(n_features, lo + config.chunk)
-            pre = resid_mid @ transcoder.W_enc[lo:hi].T + transcoder.b_enc[lo:hi]
-            acts = torch.where(pre > transcoder.threshold[lo:hi], pre, 0.0) * not_bos[:, None]
-            acts = acts.T.contiguous()  # (chunk, n_tokens)
+            acts = all_acts[:, lo:hi].T.contiguous()  # (chunk, n_tokens)
             for f in range(lo, hi):
                 weights = logit_weights[f].clone()
                 weights[special] = float("nan")

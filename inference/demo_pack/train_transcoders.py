@@ -1,11 +1,12 @@
-"""Per-layer transcoders: hook_resid_mid -> mlp.hook_out, trained with BatchTopK and saved as
-JumpReLU in the engine's transcoder_set format.
+"""Per-layer transcoders: hook_resid_mid -> mlp.hook_out, TopK, in the engine's transcoder_set
+format (`activation: topk`, `k` in config.yaml).
 
-BatchTopK (Bussmann et al., 2024) keeps the k * batch largest pre-activations across a batch, so
-training needs no sparsity penalty to tune. After training it becomes a JumpReLU with one
-threshold for every feature: the average over late batches of the smallest activation BatchTopK
-kept. At inference a feature is active when its pre-activation exceeds that threshold, which is
-exactly the engine's JumpReLU rule, so the engine needs no TopK code path for the demo pack.
+Per-token TopK rather than JumpReLU or BatchTopK: the input is the raw residual stream, whose
+norm varies several-fold between tokens (sentence ends are large). A threshold on
+`x @ W_enc.T + b_enc` then lets the large tokens take most features and leaves most tokens with
+none, so attribution graphs would be mostly error nodes. TopK gives every token exactly k
+features whatever its norm. The engine applies circuit-tracer's TopK rule (the k largest
+pre-activations, kept as they are), and `Transcoder.encode` below is that same rule.
 """
 
 from collections.abc import Callable
@@ -21,9 +22,9 @@ from torch import nn
 @dataclass(frozen=True)
 class TranscoderConfig:
     n_features: int = 2048
-    # Mean number of active features per token during training.
+    # Active features per token.
     k: int = 16
-    steps: int = 300
+    steps: int = 400
     batch_size: int = 1024
     lr: float = 2e-3
     # A feature that has not fired in this many training tokens counts as dead, and the auxiliary
@@ -31,34 +32,30 @@ class TranscoderConfig:
     dead_after_tokens: int = 100_000
     aux_k: int = 128
     aux_coefficient: float = 1 / 32
-    # The threshold is averaged over this final fraction of training, once the encoder settled.
-    threshold_fraction: float = 0.3
 
 
 class Transcoder(nn.Module):
     """Shapes and names as the engine reads them: W_enc (F, d), W_dec (F, d), b_enc (F,),
-    b_dec (d,), threshold (F,)."""
+    b_dec (d,)."""
 
-    threshold: torch.Tensor
-
-    def __init__(self, d_model: int, n_features: int, generator: torch.Generator) -> None:
+    def __init__(self, d_model: int, n_features: int, k: int, generator: torch.Generator) -> None:
         super().__init__()
-        directions = torch.randn(n_features, d_model, generator=generator)
-        directions /= directions.norm(dim=-1, keepdim=True)
-        self.W_enc = nn.Parameter(directions.clone())
+        self.k = k
+        encoder = torch.randn(n_features, d_model, generator=generator)
+        self.W_enc = nn.Parameter(encoder / encoder.norm(dim=-1, keepdim=True))
         self.b_enc = nn.Parameter(torch.zeros(n_features))
         decoder = torch.randn(n_features, d_model, generator=generator)
         self.W_dec = nn.Parameter(decoder / decoder.norm(dim=-1, keepdim=True))
         self.b_dec = nn.Parameter(torch.zeros(d_model))
-        self.register_buffer("threshold", torch.zeros(n_features))
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.W_enc.T + self.b_enc  # (n_tokens, F)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """JumpReLU: the pre-activation where it exceeds the threshold, 0 elsewhere."""
+        """TopK: each token's k largest pre-activations as they are, 0 elsewhere."""
         pre = self.pre_activation(x)
-        return torch.where(pre > self.threshold, pre, torch.zeros_like(pre))
+        values, indices = pre.topk(self.k, dim=-1)
+        return torch.zeros_like(pre).scatter(-1, indices, values)
 
     def decode(self, acts: torch.Tensor) -> torch.Tensor:
         return acts @ self.W_dec + self.b_dec  # (n_tokens, d_model)
@@ -69,15 +66,6 @@ class TranscoderStats:
     fvu: float
     mean_l0: float
     dead_fraction: float
-
-
-def _batch_topk(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep the k * n_tokens largest positive pre-activations of the batch. Returns the sparse
-    activations and the smallest value kept."""
-    flat = pre.relu().flatten()
-    values, indices = flat.topk(k * pre.shape[0], sorted=False)
-    acts = torch.zeros_like(flat).scatter(0, indices, values).view_as(pre)
-    return acts, values.min()
 
 
 def train_transcoder(
@@ -98,14 +86,13 @@ def train_transcoder(
     x_all, y_all = resid_mid / x_scale, mlp_out / y_scale
     y_variance = (y_all - y_all.mean(0)).pow(2).sum(-1).mean()
 
-    model = Transcoder(resid_mid.shape[1], config.n_features, generator)
+    model = Transcoder(resid_mid.shape[1], config.n_features, config.k, generator)
     with torch.no_grad():
         model.b_dec.copy_(y_all.mean(0))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     tokens_since_fired = torch.zeros(config.n_features)
-    thresholds = []
     for step in range(config.steps):
-        # Linear decay over the last fifth, which settles the threshold estimate.
+        # Linear decay over the last fifth.
         decay_start = int(config.steps * 0.8)
         scale = min(1.0, (config.steps - step) / max(1, config.steps - decay_start))
         for group in optimizer.param_groups:
@@ -113,19 +100,21 @@ def train_transcoder(
         idx = torch.randint(0, x_all.shape[0], (config.batch_size,), generator=generator)
         x, y = x_all[idx], y_all[idx]
         pre = model.pre_activation(x)
-        acts, smallest_kept = _batch_topk(pre, config.k)
+        values, indices = pre.topk(config.k, dim=-1)
+        acts = torch.zeros_like(pre).scatter(-1, indices, values)
         recon = model.decode(acts)
         residual = y - recon
         loss = residual.pow(2).sum(-1).mean() / y_variance
 
-        fired = (acts > 0).any(0)
+        fired = torch.zeros(config.n_features, dtype=torch.bool)
+        fired[indices.flatten()] = True
         tokens_since_fired = torch.where(fired, 0.0, tokens_since_fired + config.batch_size)
         dead = tokens_since_fired >= config.dead_after_tokens
         if dead.any():
-            dead_pre = pre[:, dead].relu()
+            dead_pre = pre[:, dead]
             k_aux = min(config.aux_k, int(dead.sum()))
-            values, indices = dead_pre.topk(k_aux, dim=-1)
-            aux_acts = torch.zeros_like(dead_pre).scatter(-1, indices, values)
+            aux_values, aux_indices = dead_pre.topk(k_aux, dim=-1)
+            aux_acts = torch.zeros_like(dead_pre).scatter(-1, aux_indices, aux_values)
             aux_recon = aux_acts @ model.W_dec[dead]
             target = residual.detach()
             aux_loss = (aux_recon - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean()
@@ -135,16 +124,12 @@ def train_transcoder(
         loss.backward()
         optimizer.step()
         with torch.no_grad():
-            # Unit-norm decoder rows make activations comparable across features, which the
-            # single shared threshold relies on.
+            # Unit-norm decoder rows make activation sizes comparable across features.
             model.W_dec.div_(model.W_dec.norm(dim=-1, keepdim=True))
-        if step >= config.steps * (1 - config.threshold_fraction):
-            thresholds.append(float(smallest_kept))
         if on_step is not None:
             on_step(step, loss.item())
 
     with torch.no_grad():
-        model.threshold.fill_(sum(thresholds) / len(thresholds))
         model.W_enc.div_(x_scale)
         model.W_dec.mul_(y_scale)
         model.b_dec.mul_(y_scale)
@@ -155,7 +140,7 @@ def train_transcoder(
 def transcoder_stats(
     model: Transcoder, resid_mid: torch.Tensor, mlp_out: torch.Tensor, *, batch_size: int = 8192
 ) -> TranscoderStats:
-    """FVU, mean L0 and dead fraction of the JumpReLU transcoder on (held-out) activations."""
+    """FVU, mean L0 (positive activations per token) and dead fraction on (held-out) activations."""
     squared_error = 0.0
     n_active = 0.0
     ever_active = torch.zeros(model.W_enc.shape[0], dtype=torch.bool)
@@ -185,7 +170,6 @@ def save_transcoder_set(transcoders: list[Transcoder], folder: Path) -> None:
             "W_dec": model.W_dec.detach().contiguous(),
             "b_enc": model.b_enc.detach().contiguous(),
             "b_dec": model.b_dec.detach().contiguous(),
-            "activation_function.threshold": model.threshold.detach().contiguous(),
         }
         save_file(tensors, folder / name)
         names.append(name)
@@ -194,5 +178,7 @@ def save_transcoder_set(transcoders: list[Transcoder], folder: Path) -> None:
         "feature_input_hook": "hook_resid_mid",
         "feature_output_hook": "mlp.hook_out",
         "transcoders": names,
+        "activation": "topk",
+        "k": transcoders[0].k,
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

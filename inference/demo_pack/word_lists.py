@@ -115,7 +115,8 @@ TWO_HOP_HELD_OUT_CITIES: tuple[str, ...] = (
 )
 
 # Indirect-object names. The held-out ones appear in filler sentences (so their embeddings are
-# trained) but never in an indirect-object sentence.
+# trained) but never in an indirect-object sentence. Many training names make memorising name
+# pairs harder than learning the general circuit, which is what carries over to held-out names.
 NAMES: tuple[str, ...] = (
     "Mary",
     "John",
@@ -157,6 +158,26 @@ NAMES: tuple[str, ...] = (
     "Carl",
     "Amy",
     "Luke",
+    "Hannah",
+    "George",
+    "Lily",
+    "Ryan",
+    "Zoe",
+    "Oliver",
+    "Mia",
+    "Noah",
+    "Ava",
+    "Ethan",
+    "Chloe",
+    "Jacob",
+    "Isabel",
+    "Liam",
+    "Ivy",
+    "Owen",
+    "Lena",
+    "Hugo",
+    "Tina",
+    "Felix",
 )
 IOI_HELD_OUT_NAMES: tuple[str, ...] = (
     "Olivia",
