@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 FRONTEND_BUILT := static/dist/.vite/manifest.json
 FRONTEND_DEPS := frontend/node_modules/.package-lock.json
 
-.PHONY: demo test lint format install frontend frontend-test pytest clean-var
+.PHONY: demo test lint format install frontend frontend-test pytest clean-var demo-pack
 
 demo: install frontend
 	$(PY) manage.py up
@@ -53,6 +53,10 @@ format: install
 
 pytest: install frontend
 	$(VENV)/bin/pytest
+
+# Rebuild inference/packs/demo from its seed (about 40 minutes on 2 CPU cores); see its card.md.
+demo-pack: install
+	$(PY) -m inference.demo_pack --out inference/packs/demo --seed 0
 
 clean-var:
 	rm -rf var/test
