@@ -306,3 +306,79 @@ def test_generating_from_the_form_shows_tokens_then_lands_on_the_new_graph(
     assert graph.owner == people["alice"]
     assert graph.title == "<b>from</b> the form"
     shot(page, output_dir, "generated-graph")
+
+
+@pytest.fixture
+def asgi_server(transactional_db: None) -> Any:
+    """The ASGI application (HTTP and websockets) under uvicorn in a thread, on the test
+    database: Django's live server is WSGI only, so this is how a browser reaches /ws/."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    from webapp.asgi import application
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        ASGIStaticFilesHandler(application), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://localhost:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    # The server's executor threads keep their database connections (thread-local, so they
+    # cannot be closed from here) and would block dropping the test database: end them.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+
+
+@pytest.mark.services
+def test_the_generate_page_follows_the_job_over_its_websocket(
+    page: Any,
+    asgi_server: str,
+    people: dict[str, User],
+    site_worker: Any,
+    settings: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from tests.engine.builders import save_model, save_plt
+    from tests.jobs.conftest import register_model
+
+    settings.MEDIA_ROOT = str(site_worker[1])
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]
+    folder = tmp_path_factory.mktemp("ws-pack")
+    register_model(GENERATE_SLUG, (save_model("llama", folder / "model"), save_plt(folder / "t")))
+    frames: list[str] = []
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))),
+    )
+    base = asgi_server
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORDS["alice"])
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/generate?model={GENERATE_SLUG}")
+    page.fill("#id_prompt", "The dog ran")
+    page.click("#generate-submit")
+    page.wait_for_url(f"{base}/graphs/{GENERATE_SLUG}/**", timeout=240_000)
+    types = [json.loads(f).get("type") for f in frames if f.startswith("{")]
+    assert types[0] == "state", types
+    assert "done" in types, types
