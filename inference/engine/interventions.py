@@ -40,12 +40,11 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 from transformers.modeling_utils import AttentionInterface
 
 from .adapters import resolve
-from .replacement import ReplacementModel
+from .replacement import ReplacementModel, attention_implementation, first_tensor_arg
 from .transcoders import JumpReLU, TopK
 
 Action = Literal["set", "scale", "ablate"]
@@ -325,28 +324,6 @@ def _row0_norm_forward(module: nn.Module, kind: str) -> Any:
     return forward
 
 
-@contextmanager
-def _attention_implementation(model: PreTrainedModel, name: str) -> Iterator[None]:
-    configs = [model.config]
-    text_config = getattr(model.config, "text_config", None)
-    if text_config is not None:
-        configs.append(text_config)
-    previous = [c._attn_implementation for c in configs]
-    try:
-        for c in configs:
-            c._attn_implementation = name
-        yield
-    finally:
-        for c, p in zip(configs, previous, strict=True):
-            c._attn_implementation = p
-
-
-def _first_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
-    value = args[0] if args else kwargs.get("hidden_states", kwargs.get("input"))
-    assert isinstance(value, torch.Tensor)
-    return value
-
-
 def _encode_columns(
     rm: ReplacementModel, layer: int, x: torch.Tensor, features: torch.Tensor
 ) -> torch.Tensor:
@@ -514,7 +491,7 @@ class InterventionHooks:
         out_path, _ = adapter.hook(tc.feature_output_hook)
         with ExitStack() as stack:
             if self.constrained or self.freeze_attention:
-                stack.enter_context(_attention_implementation(rm.model, _ROW0_ATTENTION))
+                stack.enter_context(attention_implementation(rm.model, _ROW0_ATTENTION))
             if self.constrained:
                 norms = [resolve(rm.model, adapter.final_norm)]
                 norms += [resolve(b, p) for b in rm.blocks for p in adapter.block_norms]
@@ -535,7 +512,7 @@ class InterventionHooks:
 
     def _input_hook(self, layer: int) -> Any:
         def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            self._store_input(layer, _first_arg(args, kwargs))
+            self._store_input(layer, first_tensor_arg(args, kwargs))
 
         return hook
 
@@ -543,7 +520,7 @@ class InterventionHooks:
         kind, eps = self.rm.adapter.norm_kind, _norm_eps(norm)
 
         def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            x = _first_arg(args, kwargs)
+            x = first_tensor_arg(args, kwargs)
             scale = _norm_scale(x[:1] if self.constrained else x, kind, eps)
             self._store_input(layer, _normalized(x, kind, scale))
 

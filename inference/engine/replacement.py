@@ -253,7 +253,8 @@ def _hook(handle: torch.utils.hooks.RemovableHandle) -> Iterator[None]:
 
 
 @contextmanager
-def _attention_implementation(model: PreTrainedModel, name: str) -> Iterator[None]:
+def attention_implementation(model: PreTrainedModel, name: str) -> Iterator[None]:
+    """Run the model with another registered attention function (restored on exit)."""
     configs = [model.config]
     text_config = getattr(model.config, "text_config", None)
     if text_config is not None:
@@ -268,7 +269,8 @@ def _attention_implementation(model: PreTrainedModel, name: str) -> Iterator[Non
             c._attn_implementation = p
 
 
-def _first_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+def first_tensor_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    """The hidden states a hooked module was called with, positionally or by keyword."""
     value = args[0] if args else kwargs.get("hidden_states", kwargs.get("input"))
     assert isinstance(value, torch.Tensor)
     return value
@@ -294,7 +296,7 @@ def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
 
     def input_pre_hook(layer: int) -> Callable[..., None]:
         def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            trace.feature_inputs[layer] = _first_arg(args, kwargs)
+            trace.feature_inputs[layer] = first_tensor_arg(args, kwargs)
 
         return hook
 
@@ -318,10 +320,10 @@ def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
         return leaf
 
     def unembed_pre_hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        trace.final_resid = _first_arg(args, kwargs)
+        trace.final_resid = first_tensor_arg(args, kwargs)
 
     with ExitStack() as stack:
-        stack.enter_context(_attention_implementation(rm.model, FROZEN_ATTENTION))
+        stack.enter_context(attention_implementation(rm.model, FROZEN_ATTENTION))
         final_norm = resolve(rm.model, adapter.final_norm)
         stack.enter_context(
             _patched_forward(final_norm, _frozen_norm_forward(final_norm, adapter.norm_kind, None))
