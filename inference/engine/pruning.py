@@ -80,14 +80,15 @@ def _masked_sum(chunks: list[torch.Tensor], above: float) -> float:
 
 
 def _between(chunks: list[torch.Tensor], lo: float, hi: float) -> torch.Tensor:
-    return torch.cat([c[(c >= lo) & (c <= hi)] for c in chunks])
+    """Positive scores in [lo, hi]; zeros (most of a pruned graph) never need sorting."""
+    return torch.cat([c[(c >= lo) & (c <= hi) & (c > 0)] for c in chunks])
 
 
 def cumulative_threshold(scores: torch.Tensor, threshold: float) -> float:
     """circuit-tracer's `find_threshold` without sorting every score.
 
-    Returns the score at which the descending cumulative sum of `scores` first reaches
-    `threshold` of their total. A sorted random sample brackets that score; one pass sums the
+    Returns the score at which the descending cumulative sum of the (non-negative) `scores`
+    first reaches `threshold` of their total. A sorted random sample brackets that score; one pass sums the
     scores above the bracket and collects those inside it, and only those are sorted. The
     result is exact: a bracket that misses is widened and the pass repeated.
     """
@@ -118,8 +119,8 @@ def cumulative_threshold(scores: torch.Tensor, threshold: float) -> float:
         if (len(ordered) == 0 or cumulative[-1] < target) and lo > 0.0:  # it lies below
             lo, hi = 0.0, lo
             continue
-        if len(ordered) == 0:
-            return lo
+        if len(ordered) == 0 or cumulative[-1] < target:
+            return 0.0  # only zero scores remain below: the crossing score is zero
         crossing = int(torch.searchsorted(cumulative, torch.tensor([target]).double()))
         return float(ordered[min(crossing, len(ordered) - 1)])
 

@@ -62,10 +62,13 @@ def test_replacement_and_completeness_scores() -> None:
     assert completeness == pytest.approx((0.75 * 0.75 + 0.25 + 0.1875 + 0.8125 + 1.0) / 3.0)
 
 
-@pytest.mark.parametrize("size", [10, 200_000])
+@pytest.mark.parametrize(("size", "density"), [(10, 1.0), (200_000, 1.0), (200_000, 0.05)])
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8, 0.98])
-def test_cumulative_threshold_matches_a_full_sort(size: int, threshold: float) -> None:
-    scores = torch.rand(size, generator=torch.Generator().manual_seed(1)) ** 6
+def test_cumulative_threshold_matches_a_full_sort(
+    size: int, density: float, threshold: float
+) -> None:
+    g = torch.Generator().manual_seed(1)
+    scores = torch.rand(size, generator=g) ** 6 * (torch.rand(size, generator=g) < density)
     ordered = torch.sort(scores.double(), descending=True).values
     cumulative = torch.cumsum(ordered, 0) / ordered.sum()
     expected = ordered[int(torch.searchsorted(cumulative, threshold))]
