@@ -263,3 +263,33 @@ def test_tokenize_tells_a_broken_model_apart_from_a_bad_prompt(
     )
     assert response.status_code == 400
     assert response.json()["detail"] == {"prompt": "bad"}
+
+
+@pytest.mark.services
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_job_past_its_models_soft_time_limit_fails_readably(
+    tiny_pack: tuple[Path, Path], as_alice: APIClient, tmp_path: Path, started_workers: list[Any]
+) -> None:
+    register_model("tiny-slow", tiny_pack)
+    # Every progress report pauses 0.5 s, so a job surely outlives a 2 s limit however fast
+    # the machine is (a job makes at least six reports).
+    worker = start_worker(["gpu.tiny-slow"], tmp_path, TEST_JOBS_PROGRESS_DELAY_S="0.5")
+    started_workers.append(worker)
+    # A warm worker first: the limit covers the whole task, imports of a fresh worker included.
+    warm_up = as_alice.post(
+        "/api/v1/graphs/generate", {"model": "tiny-slow", "prompt": "w5"}, format="json"
+    ).json()["id"]
+    wait_for(lambda: job_status(warm_up, "succeeded"), 180, "a warm worker", worker)
+    with override_settings(JOBS_TIME_LIMITS={"tiny-slow": (2, 60)}):
+        job_id = as_alice.post(
+            "/api/v1/graphs/generate",
+            {"model": "tiny-slow", "prompt": "w5 w6 w7 w8 w9 w10", "batch_size": 1},
+            format="json",
+        ).json()["id"]
+    job = wait_for(lambda: job_status(job_id, "failed", "succeeded"), 120, "the job", worker)
+    assert job.status == "failed"
+    assert job.error == (
+        "the job took longer than the 2 s this model allows; "
+        "try fewer tokens or a lower max_feature_nodes"
+    )
