@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -309,43 +310,53 @@ def test_generating_from_the_form_shows_tokens_then_lands_on_the_new_graph(
 
 
 @pytest.fixture
-def asgi_server(transactional_db: None) -> Any:
-    """The ASGI application (HTTP and websockets) under uvicorn in a thread, on the test
-    database: Django's live server is WSGI only, so this is how a browser reaches /ws/."""
+def asgi_server(transactional_db: None, site_worker: Any) -> Iterator[str]:
+    """The ASGI application (HTTP and websockets) under uvicorn in a child process on the test
+    database: Django's live server is WSGI only, so this is how a browser reaches /ws/. A
+    process, not a thread, so its database connections end with it and never linger to block
+    dropping the test database."""
     import socket
-    import threading
+    import subprocess
+    import sys
     import time
 
-    import uvicorn
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-
-    from webapp.asgi import application
+    from tests.jobs.conftest import ROOT, child_env
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        ASGIStaticFilesHandler(application), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://localhost:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    # The server's executor threads keep their database connections (thread-local, so they
-    # cannot be closed from here) and would block dropping the test database: end them.
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-            "current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        )
+    log = site_worker[1].parent / f"uvicorn-{port}.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "webapp.asgi:application",
+                "--host", "127.0.0.1", "--port", str(port),
+                "--lifespan", "off", "--log-level", "warning",
+            ],
+            cwd=ROOT,
+            env=child_env(MEDIA_ROOT=str(site_worker[1]), DEBUG="true"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=5):
+                break
+        except urllib.error.HTTPError:
+            break  # 503 (no worker for the test broker's default queue) still means it answers
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"uvicorn did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.2)
+    yield url
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 @pytest.mark.services
