@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 from django.test import Client, override_settings
+
+from tests.foundation.conftest import ROOT
+from webapp.models import WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -28,3 +35,34 @@ def test_it_names_redis_when_redis_is_unreachable() -> None:
     assert "redis" in body["down"]
     assert body["components"]["database"]["ok"] is True
     assert response["Cache-Control"].startswith("max-age=0")
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_deep_check_sends_a_probe_through_the_default_queue(worker_env: dict[str, str]) -> None:
+    worker = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "webapp", "worker",
+            "--queues", "default", "--concurrency", "1", "--pool", "solo",
+            "--hostname", "deep-probe@test", "--without-gossip", "--without-mingle",
+            "--loglevel", "WARNING",
+        ],
+        cwd=ROOT,
+        env=worker_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            response = Client().get("/healthz?deep=1")
+            if response.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)  # the worker is still starting
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["components"]["queue"]["probe"]["hostname"] == "deep-probe@test"
+    assert WorkerHeartbeat.objects.filter(hostname="deep-probe@test", queue="default").exists()
