@@ -215,7 +215,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
 }
-CELERY_TASK_ALWAYS_EAGER = False
 
 
 def _time_limits(name: str) -> dict[str, tuple[int, int]]:
