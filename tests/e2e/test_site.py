@@ -320,7 +320,8 @@ def asgi_server(transactional_db: None, site_worker: Any) -> Iterator[str]:
     import sys
     import time
 
-    from tests.jobs.conftest import ROOT, child_env
+    from tests.jobs.conftest import ROOT
+    from tests.processes import child_env
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

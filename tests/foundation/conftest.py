@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
-import dj_database_url
 import pytest
-from django.conf import settings
+
+from tests.processes import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,9 +19,4 @@ def free_port() -> int:
 @pytest.fixture
 def worker_env(transactional_db: None) -> dict[str, str]:
     """Environment for a child process that must see the test database (not the dev one)."""
-    config = settings.DATABASES["default"]
-    url = dj_database_url.parse(os.environ["DATABASE_URL"])
-    test_name = config["NAME"]  # pytest-django has switched NAME to the test database by now
-    assert url["NAME"] != test_name
-    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
-    return {**os.environ, "DATABASE_URL": f"{base}/{test_name}"}
+    return child_env()

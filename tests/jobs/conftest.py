@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from features.models import LanguageModel, TranscoderSet
 from jobs.models import Job
+from tests.processes import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,14 +79,6 @@ def as_alice(alice: User) -> APIClient:
     client = APIClient()
     client.force_authenticate(alice)
     return client
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a child process that must use the test database (as worker_env)."""
-    name = settings.DATABASES["default"]["NAME"]
-    assert dj_database_url.parse(os.environ["DATABASE_URL"])["NAME"] != name
-    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
-    return {**os.environ, "DATABASE_URL": f"{base}/{name}", **extra}
 
 
 @dataclass
