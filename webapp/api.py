@@ -19,11 +19,14 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, str]:
-    """DRF's nested error detail as {"field.sub[0]": "message"}."""
+    """DRF's nested error detail as {"field[0].sub": "message"}."""
     if isinstance(detail, dict):
         out: dict[str, str] = {}
         for key, value in detail.items():
-            name = str(key) if not prefix else f"{prefix}.{key}"
+            if isinstance(key, int):  # a ListField's errors are keyed by item index
+                name = f"{prefix}[{key}]"
+            else:
+                name = str(key) if not prefix else f"{prefix}.{key}"
             if key == "non_field_errors" and not prefix:
                 name = "non_field_errors"
             out.update(_flatten(value, name))
