@@ -16,6 +16,7 @@ end-of-sequence token (kept).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,13 @@ def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) 
     return torch.searchsorted(cdf, threshold).squeeze(1).clamp(max=logits.shape[-1] - 1)
 
 
+def _cache_name(rm: ReplacementModel) -> str:
+    """The KV cache's name in this transformers release: ``cache`` since 5.2x (the old
+    ``past_key_values`` still works there, with a warning, until its removal)."""
+    parameters = inspect.signature(rm.model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 def _decode(rm: ReplacementModel, ids: list[int]) -> str:
     if rm.tokenizer is None:
         return "".join(rm.decode_token(i) for i in ids)
@@ -150,6 +158,7 @@ def steer_generate(
     generator = torch.Generator().manual_seed(seed)
     eos = _eos_ids(model)
     device, n_pos = model.device, len(tokens)
+    cache_name = _cache_name(model)
 
     picked: list[torch.Tensor] = []  # (2,) per step
     probs_top: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -169,7 +178,7 @@ def steer_generate(
             hooks.begin(torch.tensor([n_pos + step]), generated=True)
             out = model.model(
                 input_ids=chosen[:, None].to(device),
-                past_key_values=out.past_key_values,
+                **{cache_name: out[cache_name]},
                 use_cache=True,
             )
 
