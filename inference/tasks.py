@@ -1,6 +1,7 @@
 """The only bridge between the web side and the engine: Celery tasks in, engine calls, rows out.
 
-Tasks are registered under explicit names (``inference.attribute``, ``inference.tokenize``) and
+Tasks are registered under explicit names (``inference.attribute``, ``inference.steer``,
+``inference.tokenize``) and
 the web process sends them by name, so it never imports this module. Nothing here imports torch
 or the engine at module level: the worker's parent process stays free of CUDA, and each pool
 child loads the engine, and the models it is asked for, on first use. A child keeps the last
@@ -20,6 +21,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -200,8 +202,8 @@ def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
     return document
 
 
-def run_attribution(job_id: str, worker: str, soft_limit: float | None = None) -> str:
-    """Claim and run one attribution job; returns what happened (for logs and tests).
+def run_job(job_id: str, worker: str, soft_limit: float | None = None) -> str:
+    """Claim and run one job of any kind; returns what happened (for logs and tests).
 
     ``soft_limit``: the soft time limit the message was sent with, for the failure message.
     """
@@ -210,8 +212,9 @@ def run_attribution(job_id: str, worker: str, soft_limit: float | None = None) -
     job = services.claim(job_id, worker)
     if job is None:
         return "skipped"  # redelivered, duplicate, cancelled or finished: nothing to do
+    compute = _attribution if job.kind == job.Kind.ATTRIBUTION else _steering
     with services.Run(job) as run:
-        outcome = _run(run, soft_limit)
+        outcome = _run(run, compute, soft_limit)
     events.flush()  # the last events leave before the task reports done
     if _engine_broken:
         # An import interrupted half-way (e.g. by the soft time limit) leaves torch unusable in
@@ -244,7 +247,15 @@ def _engine() -> Any:
     return engine
 
 
-def _run(run: Run, soft_limit: float | None = None) -> str:
+def _attribution(run: Run, rm: ReplacementModel) -> bool:
+    return run.complete_attribution(_attribute_document(run, rm)) is not None
+
+
+def _run(
+    run: Run, compute: Callable[[Run, ReplacementModel], bool], soft_limit: float | None = None
+) -> str:
+    """Load the job's model and ``compute`` its result; a failure becomes a readable message.
+    ``compute`` returns whether the result was stored (False: cancelled meanwhile)."""
     job = run.job
     try:
         if job.transcoder_set is None:
@@ -252,14 +263,13 @@ def _run(run: Run, soft_limit: float | None = None) -> str:
         run.progress("loading", 0.0)
         _engine()
         rm = load_model(job.model, job.transcoder_set)
-        document = _attribute_document(run, rm)
-        graph = run.complete_attribution(document)
+        stored = compute(run, rm)
     except Exception as exc:
         outcome, message = _explain(run, exc, soft_limit)
         if message is not None:
             _fail(run, message)
         return outcome
-    return "succeeded" if graph is not None else "cancelled"
+    return "succeeded" if stored else "cancelled"
 
 
 def _explain(run: Run, exc: Exception, soft_limit: float | None) -> tuple[str, str | None]:
@@ -291,7 +301,15 @@ def _explain(run: Run, exc: Exception, soft_limit: float | None) -> tuple[str, s
     if isinstance(exc, ValueError):  # the engine's word for bad input
         return "failed", str(exc)
     log.exception("job %s failed", run.job.id)
-    return "failed", f"internal error while generating the graph ({type(exc).__name__}: {exc})"
+    doing = _DOING.get(run.job.kind, "running the job")
+    return "failed", f"internal error while {doing} ({type(exc).__name__}: {exc})"
+
+
+_DOING = {
+    "attribution": "generating the graph",
+    "intervene": "running the intervention",
+    "steer": "generating the steered text",
+}
 
 
 def _fail(run: Run, message: str) -> None:
@@ -310,7 +328,116 @@ def _fail(run: Run, message: str) -> None:
 def attribute(self: Any, job_id: str) -> str:
     """Generate the attribution graph of job ``job_id`` (the message carries only the id)."""
     _, soft = self.request.timelimit or (None, None)
-    return run_attribution(str(job_id), self.request.hostname or "worker", soft)
+    return run_job(str(job_id), self.request.hostname or "worker", soft)
+
+
+@shared_task(name="inference.steer", bind=True, ignore_result=True, acks_late=True)
+def steer(self: Any, job_id: str) -> str:
+    """Run the intervention or steered generation of job ``job_id``."""
+    _, soft = self.request.timelimit or (None, None)
+    return run_job(str(job_id), self.request.hostname or "worker", soft)
+
+
+# ---------------------------------------------------------------------------------------------
+# Interventions and steering
+
+
+def _token_texts(rm: ReplacementModel, ids: Any) -> list[dict[str, Any]]:
+    return [{"id": int(i), "text": rm.decode_token(int(i))} for i in ids]
+
+
+def _activation_changes(result: Any, limit: int = 100) -> list[dict[str, Any]]:
+    """Features whose activation the run changed, largest change first (at most ``limit``)."""
+    clean = {
+        tuple(key): float(value)
+        for key, value in zip(
+            result.clean_activations.features.tolist(),
+            result.clean_activations.values.tolist(),
+            strict=True,
+        )
+    }
+    after = {
+        tuple(key): float(value)
+        for key, value in zip(
+            result.activations.features.tolist(), result.activations.values.tolist(), strict=True
+        )
+    }
+    rows = []
+    for key in clean.keys() | after.keys():
+        before, now = clean.get(key, 0.0), after.get(key, 0.0)
+        if before != now:
+            rows.append(
+                {"layer": key[0], "position": key[1], "feature": key[2], "clean": before,
+                 "value": now}
+            )  # fmt: skip
+    rows.sort(key=lambda r: (-abs(r["value"] - r["clean"]), r["layer"], r["position"]))
+    return rows[:limit]
+
+
+def _continuation(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "text": data["text"],
+        "tokens": [
+            {
+                "id": t["token"],
+                "text": t["text"],
+                "probability": t["probability"],
+                "top": [
+                    {"id": i, "text": text, "probability": p}
+                    for i, text, p in zip(
+                        t["top_tokens"], t["top_texts"], t["top_probabilities"], strict=True
+                    )
+                ],
+            }
+            for t in data["tokens"]
+        ],
+    }
+
+
+def steering_result(run: Run, rm: ReplacementModel) -> dict[str, Any]:
+    """The engine's answer to an intervene or steer job, as the JSON kept on its SteeringRun."""
+    from inference import engine
+
+    job, params = run.job, run.job.params
+    run.progress("steering", 0.0)
+    if job.kind == job.Kind.INTERVENE:
+        result = engine.intervene(
+            params["prompt"],
+            rm,
+            params["interventions"],
+            mode=params["mode"],
+            freeze_attention=params["freeze_attention"],
+        )
+        return {
+            "input_tokens": _token_texts(rm, result.input_tokens.tolist()),
+            "logits": result.logit_table(
+                params["top_k"], params.get("logit_tokens", []), rm.decode_token
+            ),
+            "activations": _activation_changes(result),
+        }
+    steered = engine.steer_generate(
+        params["prompt"],
+        rm,
+        params["interventions"],
+        n_tokens=params["n_tokens"],
+        temperature=params["temperature"],
+        seed=params["seed"],
+        apply_to_generated=params["apply_to_generated"],
+        top_k=params["top_k"],
+    ).to_dict()
+    return {
+        "input_tokens": _token_texts(rm, steered["input_tokens"]),
+        "default": _continuation(steered["default"]),
+        "steered": _continuation(steered["steered"]),
+    }
+
+
+def _steering(run: Run, rm: ReplacementModel) -> bool:
+    from steering import services
+
+    result = steering_result(run, rm)
+    run.progress("storing", 0.0)
+    return services.complete(run, result)
 
 
 # ---------------------------------------------------------------------------------------------

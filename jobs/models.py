@@ -1,4 +1,5 @@
-"""The job row: the source of truth for a unit of GPU work (an attribution graph, later steering).
+"""The job row: the source of truth for a unit of GPU work (an attribution graph, an intervention
+or a steered generation).
 
 Lifecycle: queued → running → succeeded | failed | cancelled. A worker moves a row only with
 compare-and-set updates on ``(status, attempts)``: ``attempts`` is the fencing token of the run
@@ -48,6 +49,8 @@ class JobQuerySet(models.QuerySet["Job"]):
 class Job(models.Model):
     class Kind(models.TextChoices):
         ATTRIBUTION = "attribution", "Attribution graph"
+        INTERVENE = "intervene", "Feature intervention"
+        STEER = "steer", "Steered generation"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -63,7 +66,8 @@ class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.ATTRIBUTION)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    # Engine phase while running ("loading", "forward", "logits", "features", "storing").
+    # Engine phase while running ("loading", "forward", "logits", "features", "steering",
+    # "storing").
     phase = models.CharField(max_length=20, blank=True)
     percent = models.FloatField(default=0.0)
     # The validated request (prompt, thresholds, target, slug, visibility ...).

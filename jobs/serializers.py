@@ -40,7 +40,7 @@ class FiniteFloatField(serializers.FloatField):
         return value
 
 
-def _resolve_model(attrs: dict[str, Any], user: Any) -> LanguageModel:
+def resolve_model(attrs: dict[str, Any], user: Any) -> LanguageModel:
     slug = attrs["model"]
     model = LanguageModel.objects.visible_to(user).filter(slug=slug).first()
     if model is None:
@@ -48,7 +48,24 @@ def _resolve_model(attrs: dict[str, Any], user: Any) -> LanguageModel:
     return model
 
 
-def _check_prompt_length(model: LanguageModel, prompt: str) -> None:
+def resolve_transcoder_set(model: LanguageModel, slug: str | None) -> TranscoderSet:
+    """The model's set called ``slug``, or its default set when no slug is given."""
+    if slug:
+        found = model.transcoder_sets.filter(slug=slug).first()
+        if found is None:
+            raise serializers.ValidationError(
+                {"transcoder_set": f"model {model.slug!r} has no transcoder set {slug!r}"}
+            )
+        return found
+    default = model.default_transcoder_set or model.transcoder_sets.first()
+    if default is None:
+        raise serializers.ValidationError(
+            {"transcoder_set": f"model {model.slug!r} has no transcoder set yet"}
+        )
+    return default
+
+
+def check_prompt_length(model: LanguageModel, prompt: str) -> None:
     count = tokens.count_tokens(model, prompt)
     if count is not None and count > model.max_prompt_tokens:
         raise serializers.ValidationError(
@@ -59,7 +76,7 @@ def _check_prompt_length(model: LanguageModel, prompt: str) -> None:
         )
 
 
-def _prompt_field() -> serializers.CharField:
+def prompt_field() -> serializers.CharField:
     return serializers.CharField(
         max_length=settings.JOBS_MAX_PROMPT_CHARS, trim_whitespace=False, allow_blank=False
     )
@@ -121,23 +138,9 @@ class GenerationSettingsSerializer(StrictSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         user = self.context["request"].user
-        model = _resolve_model(attrs, user)
+        model = resolve_model(attrs, user)
         attrs["model"] = model
-        set_slug = attrs.pop("transcoder_set", None)
-        transcoder_set: TranscoderSet | None
-        if set_slug:
-            transcoder_set = model.transcoder_sets.filter(slug=set_slug).first()
-            if transcoder_set is None:
-                raise serializers.ValidationError(
-                    {"transcoder_set": f"model {model.slug!r} has no transcoder set {set_slug!r}"}
-                )
-        else:
-            transcoder_set = model.default_transcoder_set or model.transcoder_sets.first()
-            if transcoder_set is None:
-                raise serializers.ValidationError(
-                    {"transcoder_set": f"model {model.slug!r} has no transcoder set yet"}
-                )
-        attrs["transcoder_set"] = transcoder_set
+        attrs["transcoder_set"] = resolve_transcoder_set(model, attrs.pop("transcoder_set", None))
         if "target" in attrs:
             if not isinstance(attrs["target"], dict):
                 raise serializers.ValidationError(
@@ -163,7 +166,7 @@ class GenerationSettingsSerializer(StrictSerializer):
 
 
 class GenerateSerializer(GenerationSettingsSerializer):
-    prompt = _prompt_field()
+    prompt = prompt_field()
     slug = serializers.CharField(max_length=100, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +174,7 @@ class GenerateSerializer(GenerationSettingsSerializer):
         model: LanguageModel = attrs["model"]
         if not attrs["prompt"].strip():
             raise serializers.ValidationError({"prompt": "the prompt is empty"})
-        _check_prompt_length(model, attrs["prompt"])
+        check_prompt_length(model, attrs["prompt"])
         slug = attrs.get("slug")
         if slug is not None:
             if slugify(slug) != slug or not slug:
@@ -189,7 +192,7 @@ class GenerateSerializer(GenerationSettingsSerializer):
 
 
 class GenerateBatchSerializer(GenerationSettingsSerializer):
-    prompts = serializers.ListField(child=_prompt_field(), min_length=1)
+    prompts = serializers.ListField(child=prompt_field(), min_length=1)
 
     def validate_prompts(self, value: list[str]) -> list[str]:
         limit = settings.JOBS_BATCH_MAX_PROMPTS
@@ -204,7 +207,7 @@ class GenerateBatchSerializer(GenerationSettingsSerializer):
         attrs = super().validate(attrs)
         for i, prompt in enumerate(attrs["prompts"]):
             try:
-                _check_prompt_length(attrs["model"], prompt)
+                check_prompt_length(attrs["model"], prompt)
             except serializers.ValidationError as exc:
                 detail = exc.detail if isinstance(exc.detail, dict) else {}
                 raise serializers.ValidationError(
@@ -215,11 +218,11 @@ class GenerateBatchSerializer(GenerationSettingsSerializer):
 
 class TokenizeSerializer(StrictSerializer):
     model = serializers.SlugField(max_length=100)
-    prompt = _prompt_field()
+    prompt = prompt_field()
     top_k = serializers.IntegerField(min_value=1, max_value=50, default=10)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        attrs["model"] = _resolve_model(attrs, self.context["request"].user)
+        attrs["model"] = resolve_model(attrs, self.context["request"].user)
         return attrs
 
 
@@ -229,6 +232,11 @@ class JobGraphSerializer(serializers.Serializer[Graph]):
     page_url = serializers.CharField(help_text="The graph in the explorer.")
     url = serializers.CharField(help_text="The graph's API resource.")
     artifact_url = serializers.CharField()
+
+
+class JobRunSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    url = serializers.CharField(help_text="The steering run's API resource.")
 
 
 class JobSerializer(serializers.ModelSerializer[Job]):
@@ -245,6 +253,9 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         help_text="1 = next on its queue; null when not queued."
     )
     graph = serializers.SerializerMethodField()
+    run = serializers.SerializerMethodField(
+        help_text="An intervention or steering job's result, once stored."
+    )
     url = serializers.SerializerMethodField()
     websocket = serializers.SerializerMethodField()
 
@@ -252,7 +263,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         model = Job
         fields = [
             "id", "kind", "status", "phase", "percent", "position", "params", "model",
-            "transcoder_set", "owner", "graph", "error", "batch_id", "worker", "attempts",
+            "transcoder_set", "owner", "graph", "run", "error", "batch_id", "worker", "attempts",
             "created_at", "started_at", "finished_at", "url", "websocket",
         ]  # fmt: skip
         read_only_fields = fields
@@ -263,6 +274,10 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     @extend_schema_field(JobGraphSerializer(allow_null=True))
     def get_graph(self, job: Job) -> dict[str, str] | None:
         return services.graph_links(job.graph) if job.graph is not None else None
+
+    @extend_schema_field(JobRunSerializer(allow_null=True))
+    def get_run(self, job: Job) -> dict[str, str] | None:
+        return services.steering_run_links(job)
 
     def get_url(self, job: Job) -> str:
         return f"/api/v1/jobs/{job.id}"

@@ -1,5 +1,8 @@
 """Every write to a job row: enqueue, claim, progress, finish, fail, cancel, reap.
 
+Job kinds share this lifecycle: attribution graphs (stored as a Graph here), and interventions and
+steered generations (stored as a SteeringRun by steering/services.py through ``Run.succeed``).
+
 The row is the truth and every transition is a compare-and-set update, so the order in which
 messages, workers, users and the reaper act never matters:
 
@@ -45,6 +48,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ATTRIBUTE_TASK = "inference.attribute"
+STEER_TASK = "inference.steer"
+# The Celery task that runs each kind of job (inference/tasks.py registers these names).
+TASKS: dict[str, str] = {
+    Job.Kind.ATTRIBUTION: ATTRIBUTE_TASK,
+    Job.Kind.INTERVENE: STEER_TASK,
+    Job.Kind.STEER: STEER_TASK,
+}
 
 OOM_MESSAGE = (
     "this prompt needs more GPU memory than this worker has; "
@@ -57,6 +67,7 @@ PHASE_SPANS: dict[str, tuple[float, float]] = {
     "forward": (5.0, 15.0),
     "logits": (15.0, 25.0),
     "features": (25.0, 95.0),
+    "steering": (5.0, 95.0),
     "storing": (95.0, 100.0),
 }
 # Queued jobs told their new position after a claim or cancel on their queue.
@@ -90,7 +101,7 @@ def time_limits(model: LanguageModel) -> tuple[int, int]:
 def _send(job: Job) -> None:
     soft, hard = time_limits(job.model)
     app.send_task(
-        ATTRIBUTE_TASK,
+        TASKS[job.kind],
         args=[str(job.id)],
         queue=job.queue,
         soft_time_limit=soft,
@@ -116,16 +127,17 @@ def _send_or_fail(jobs: list[Job]) -> None:
 # Creating jobs (web process)
 
 
-def create_attribution_jobs(
+def create_jobs(
     *,
+    kind: str,
     owner: User,
     model: LanguageModel,
     transcoder_set: TranscoderSet | None,
-    prompts: list[str],
-    params: dict[str, Any],
+    params: list[dict[str, Any]],
     batch: bool = False,
 ) -> list[Job]:
-    """One queued job per prompt (sharing ``params``), sent to the model's queue on commit.
+    """One queued job per entry of ``params``, sent to the model's queue on commit. Call inside
+    a transaction to create rows that point at the jobs in the same commit.
 
     Raises ``TooManyJobs`` when the owner would exceed ``JOBS_MAX_ACTIVE_PER_USER``.
     """
@@ -136,13 +148,13 @@ def create_attribution_jobs(
         # Serialise one user's submissions so two requests cannot both pass the limit.
         get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
         active = Job.objects.filter(owner=owner).active().count()
-        if active + len(prompts) > limit:
+        if active + len(params) > limit:
             raise TooManyJobs(active, limit)
         now = timezone.now()
         jobs = [
             Job(
-                kind=Job.Kind.ATTRIBUTION,
-                params={**params, "prompt": prompt},
+                kind=kind,
+                params=job_params,
                 owner=owner,
                 model=model,
                 transcoder_set=transcoder_set,
@@ -151,11 +163,31 @@ def create_attribution_jobs(
                 # Distinct creation times keep queue positions in submission order.
                 created_at=now + timedelta(microseconds=i),
             )
-            for i, prompt in enumerate(prompts)
+            for i, job_params in enumerate(params)
         ]
         Job.objects.bulk_create(jobs)
         transaction.on_commit(lambda: _send_or_fail(jobs))
     return jobs
+
+
+def create_attribution_jobs(
+    *,
+    owner: User,
+    model: LanguageModel,
+    transcoder_set: TranscoderSet | None,
+    prompts: list[str],
+    params: dict[str, Any],
+    batch: bool = False,
+) -> list[Job]:
+    """One attribution job per prompt, sharing ``params`` (see ``create_jobs``)."""
+    return create_jobs(
+        kind=Job.Kind.ATTRIBUTION,
+        owner=owner,
+        model=model,
+        transcoder_set=transcoder_set,
+        params=[{**params, "prompt": prompt} for prompt in prompts],
+        batch=batch,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +213,18 @@ def graph_links(graph: Graph) -> dict[str, str]:
     }
 
 
+def run_links(run_id: uuid.UUID | str) -> dict[str, str]:
+    return {"id": str(run_id), "url": reverse("api-steering-run", kwargs={"run_id": run_id})}
+
+
+def steering_run_links(job: Job) -> dict[str, str] | None:
+    """Where the result of an intervention or steering job is read (steering/)."""
+    if job.kind == Job.Kind.ATTRIBUTION:
+        return None
+    run_id = Job.objects.filter(pk=job.pk).values_list("steering_run__id", flat=True).first()
+    return run_links(run_id) if run_id is not None else None
+
+
 def snapshot(job: Job) -> dict[str, Any]:
     """The job as one websocket ``state`` event: what a (re)connecting page catches up from."""
     return {
@@ -193,6 +237,7 @@ def snapshot(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "error": job.error,
         "graph": graph_links(job.graph) if job.graph is not None else None,
+        "run": steering_run_links(job),
     }
 
 
@@ -365,26 +410,35 @@ class Run:
                 if params.get("featured"):
                     # Only internal callers (the demo loader) set this; the API refuses the field.
                     Graph.objects.filter(pk=graph.pk).update(featured=True)
-                now = timezone.now()
-                finished = self.mine().update(
-                    status=Job.Status.SUCCEEDED,
-                    graph=graph,
-                    phase="",
-                    percent=100.0,
-                    heartbeat_at=now,
-                    finished_at=now,
-                )
-                if finished != 1:
-                    raise _NotOurs
-        except _NotOurs:
+                self.mark_succeeded(graph=graph)
+        except JobLost:
             assert graph is not None
             artifacts.delete(graph.artifact.name or "")  # rolled back; its file must go too
             return None
         return graph
 
+    def mark_succeeded(self, **fields: Any) -> None:
+        """Mark this run's job succeeded (with ``fields``, e.g. its graph). Call it inside the
+        transaction that stores the result: it raises ``JobLost`` when the row is no longer ours
+        (cancelled or re-queued meanwhile), which rolls the result back with it."""
+        now = timezone.now()
+        finished = self.mine().update(
+            status=Job.Status.SUCCEEDED,
+            phase="",
+            percent=100.0,
+            heartbeat_at=now,
+            finished_at=now,
+            **fields,
+        )
+        if finished != 1:
+            raise JobLost
 
-class _NotOurs(Exception):
-    """The row changed under the run (cancelled or re-queued): roll the graph back."""
+    def emit(self, event: dict[str, Any]) -> None:
+        _emit(self.job, event)
+
+
+class JobLost(Exception):
+    """The row changed under the run (cancelled or re-queued): roll its result back."""
 
 
 # ---------------------------------------------------------------------------------------------

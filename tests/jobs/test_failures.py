@@ -213,7 +213,7 @@ def test_running_out_of_gpu_memory_fails_the_job_with_the_readable_message(
         owner=alice, model=tiny, transcoder_set=tiny.default_transcoder_set, queue="q",
         params={"prompt": "w5"},
     )  # fmt: skip
-    assert tasks.run_attribution(str(job.pk), "gpu@w") == "failed"
+    assert tasks.run_job(str(job.pk), "gpu@w") == "failed"
     job.refresh_from_db()
     assert job.status == "failed"
     assert job.error == (
@@ -236,7 +236,7 @@ def test_an_unexpected_error_fails_the_job_and_names_it(
         owner=alice, model=tiny, transcoder_set=tiny.default_transcoder_set, queue="q",
         params={"prompt": "w5"},
     )  # fmt: skip
-    assert tasks.run_attribution(str(job.pk), "gpu@w") == "failed"
+    assert tasks.run_job(str(job.pk), "gpu@w") == "failed"
     job.refresh_from_db()
     assert job.error == "internal error while generating the graph (KeyError: 'W_enc')"
 
