@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "features",
     "graphs",
     "jobs",
+    "steering",
 ]
 
 MIDDLEWARE = [
@@ -257,6 +258,12 @@ JOBS_WORKER_DTYPE = env_choice("JOBS_WORKER_DTYPE", "float32", ("float32", "bflo
 # torch CPU threads per worker process; 0 = auto: 1 on CPU (small models run fastest on one
 # thread, and a shared machine is not oversubscribed), torch's default on a GPU.
 JOBS_WORKER_TORCH_THREADS = env_int("JOBS_WORKER_TORCH_THREADS", 0, minimum=0)
+# Steering and interventions (steering/, docs/steering.md): bounds on one run. The engine refuses
+# values beyond 1e4 whatever these say.
+STEERING_MAX_INTERVENTIONS = env_int("STEERING_MAX_INTERVENTIONS", 256, minimum=1, maximum=10_000)
+STEERING_MAX_NEW_TOKENS = env_int("STEERING_MAX_NEW_TOKENS", 128, minimum=1, maximum=1024)
+STEERING_MAX_SET_VALUE = env_int("STEERING_MAX_SET_VALUE", 1000, minimum=1, maximum=10_000)
+STEERING_MAX_SCALE = env_int("STEERING_MAX_SCALE", 100, minimum=1, maximum=10_000)
 # The local all-in-one worker (manage.py up) also starts consuming the queue of any model added
 # while it runs.
 JOBS_WORKER_SERVE_ALL_MODELS = env_bool("JOBS_WORKER_SERVE_ALL_MODELS", False)
@@ -292,6 +299,7 @@ REST_FRAMEWORK = {
         "writes": _rate("API_WRITE_RATE", "300/hour"),
         "uploads": _rate("API_UPLOAD_RATE", "60/hour"),
         "lookups": _rate("API_LOOKUP_RATE", "6000/hour"),
+        "steering": _rate("API_STEERING_RATE", "1200/hour"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

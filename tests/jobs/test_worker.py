@@ -301,3 +301,52 @@ def test_input_only_the_worker_can_check_fails_the_job_readably(
     assert (
         job.error == "target.tokens: 'w5 w6' is 2 tokens for this model; give one token (or its id)"
     )
+
+
+def test_an_intervention_and_a_steered_generation_come_back_over_the_websocket(
+    worker: Worker, tiny: LanguageModel, alice: User, as_alice: APIClient
+) -> None:
+    """The explorer's Test panel path: POST, wait on the job's socket for 'done', GET the run."""
+    features = [{"layer": 1, "position": 2, "feature": 3}, {"layer": 2, "feature": 5}]
+    requests: dict[str, dict[str, Any]] = {
+        "intervene": {"mode": "free", "interventions": [
+            {"group": "pair", "features": features, "action": "scale", "value": 3}]},
+        "steer": {"n_tokens": 4, "seed": 7, "interventions": [
+            {"layer": 0, "feature": 1, "action": "set", "value": 5}]},
+    }  # fmt: skip
+
+    async def scenario(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        response = await in_thread(
+            as_alice.post,
+            f"/api/v1/{path}",
+            {"model": SLUG, "prompt": "w5 w6 w7 w8", **requests[path]},
+            format="json",
+        )
+        assert response.status_code == 202, response.json()
+        run = response.json()
+        communicator = WebsocketCommunicator(
+            application, run["job"]["websocket"], headers=await in_thread(session_headers, alice)
+        )
+        connected, _ = await communicator.connect()
+        assert connected
+        events = await collect_events(communicator, {"done", "failed", "succeeded"}, FIRST_JOB_S)
+        await communicator.disconnect()
+        await close_consumer_connections()
+        return run, events
+
+    for path in ("intervene", "steer"):
+        run, events = asyncio.run(scenario(path))
+        last = events[-1]
+        assert last["type"] == "done" or last.get("status") == "succeeded", (
+            events,
+            worker.output()[-3000:],
+        )
+        assert last["run"] == {"id": run["id"], "url": run["url"]}
+        stored = as_alice.get(run["url"]).json()
+        assert stored["status"] == "succeeded"
+        assert stored["job"]["status"] == "succeeded"
+        if path == "intervene":
+            assert stored["result"]["logits"]
+            assert stored["result"]["activations"]
+        else:
+            assert len(stored["result"]["steered"]["tokens"]) == 4

@@ -1,0 +1,112 @@
+"""Writes to steering runs: create (with its job), re-run, store the worker's result, delete.
+
+A run and its job are created in one transaction, and the job's message leaves on commit
+(jobs/services.py), so a worker never sees a job whose run does not exist yet. The worker stores
+the result and marks the job succeeded in one transaction too (``complete``): a run whose job was
+cancelled or re-queued meanwhile keeps no half-written result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from graphs.models import Graph, Subgraph
+from jobs import services as job_services
+from jobs.models import Job
+from steering.models import SteeringRun
+from steering.serializers import expand
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+def job_params(fields: dict[str, Any]) -> dict[str, Any]:
+    """What the worker reads from the job row: the prompt, the flat intervention list and the
+    settings (see inference/tasks.py)."""
+    return {
+        "prompt": fields["prompt"],
+        "interventions": expand(fields["interventions"]),
+        **fields["settings"],
+    }
+
+
+def create_run(*, kind: str, owner: User, fields: dict[str, Any]) -> SteeringRun:
+    """A queued run with its job. Raises jobs' ``TooManyJobs`` at the per-user job limit."""
+    with transaction.atomic():
+        (job,) = job_services.create_jobs(
+            kind=kind,
+            owner=owner,
+            model=fields["model"],
+            transcoder_set=fields["transcoder_set"],
+            params=[job_params(fields)],
+        )
+        return SteeringRun.objects.create(
+            kind=kind,
+            owner=owner,
+            job=job,
+            model=fields["model"],
+            transcoder_set=fields["transcoder_set"],
+            graph=fields["graph"],
+            subgraph=fields["subgraph"],
+            prompt=fields["prompt"],
+            interventions=fields["interventions"],
+            settings=fields["settings"],
+            title=fields["title"],
+            visibility=fields["visibility"],
+            rerun_of=fields.get("rerun_of"),
+        )
+
+
+def request_body(run: SteeringRun, user: Any) -> dict[str, Any]:
+    """The API request that makes the same run, for ``user`` (links they cannot open are left
+    out). Re-running validates it again, so a run from before a model change fails cleanly."""
+    body: dict[str, Any] = {
+        "model": run.model.slug,
+        "prompt": run.prompt,
+        "interventions": run.interventions,
+        "title": run.title,
+        **run.settings,
+    }
+    if run.transcoder_set is not None:
+        body["transcoder_set"] = run.transcoder_set.slug
+    if (
+        run.subgraph is not None
+        and Subgraph.objects.visible_to(user).filter(pk=run.subgraph.pk).exists()
+    ):
+        body["subgraph"] = run.subgraph.share_slug
+    elif run.graph is not None and Graph.objects.visible_to(user).filter(pk=run.graph.pk).exists():
+        body["graph"] = run.graph.slug
+    return body
+
+
+def complete(job_run: job_services.Run, result: dict[str, Any]) -> bool:
+    """Store the worker's result on the job's run and mark the job succeeded, atomically.
+    False (nothing stored) when the job was cancelled or re-queued meanwhile."""
+    job = job_run.job
+    try:
+        with transaction.atomic():
+            run_id = (
+                SteeringRun.objects.select_for_update()
+                .filter(job_id=job.pk)
+                .values_list("id", flat=True)
+                .first()
+            )
+            if run_id is None:
+                raise job_services.JobLost  # the run was deleted while its job ran
+            SteeringRun.objects.filter(pk=run_id).update(result=result)
+            job_run.mark_succeeded()
+    except job_services.JobLost:
+        return False
+    job_run.emit({"type": "done", "run": job_services.run_links(run_id)})
+    return True
+
+
+def delete_run(run: SteeringRun) -> None:
+    """Delete a run; its job, if still queued or running, is cancelled first."""
+    job: Job | None = run.job
+    with transaction.atomic():
+        if job is not None and not job.is_finished:
+            job_services.cancel(job)
+        run.delete()
