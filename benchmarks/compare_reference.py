@@ -11,18 +11,23 @@ It writes a tiny random Llama model folder (with tokenizer) and random transcode
 ReLU, per-layer JumpReLU with skip, and a cross-layer set) to a temporary folder, runs both
 engines in fp32 on CPU with all features, and prints the relative adjacency difference and
 whether the pruned node and link sets are identical. Not a CI test: CI has no circuit-tracer.
+
+`run_circuit_tracer` is also what benchmarks/attribution.py uses for its side-by-side runs (on
+CUDA too: ``device``/``dtype``, and ``env`` to point the subprocess at wheels, e.g. PYTHONPATH).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -30,7 +35,7 @@ from safetensors.torch import load_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inference.engine import ReplacementModel, attribute, prune  # noqa: E402
+from inference.engine import Graph, PruneResult, ReplacementModel, attribute, prune  # noqa: E402
 from tests.engine import builders  # noqa: E402
 
 # Run inside the circuit-tracer venv: attribute + prune, tensors out as safetensors.
@@ -47,37 +52,60 @@ _REFERENCE_SCRIPT = textwrap.dedent(
 
     args = json.loads(sys.argv[1])
     torch.set_num_threads(args["threads"])
+    device, dtype = torch.device(args["device"]), getattr(torch, args["dtype"])
+    cuda = device.type == "cuda"
+    gpu_peak_mib, gpu_reserved_mib = {}, {}
+
+    def clock():
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def gpu_peak(phase):
+        if cuda:
+            gpu_peak_mib[phase] = torch.cuda.max_memory_allocated() / 2**20
+            gpu_reserved_mib[phase] = torch.cuda.max_memory_reserved() / 2**20
+            torch.cuda.reset_peak_memory_stats()
+
+    t0 = clock()
     if args["kind"] == "clt":
         tc = load_clt(args["transcoders"], args["in_hook"], args["out_hook"], scan="ref",
-                      device=torch.device("cpu"), dtype=torch.float32, lazy_decoder=True)
+                      device=device, dtype=dtype, lazy_decoder=True)
     else:
         layers = {i: load_relu_transcoder(f"{args['transcoders']}/layer_{i}.safetensors", i,
-                                          device=torch.device("cpu"), dtype=torch.float32,
+                                          device=device, dtype=dtype,
                                           lazy_encoder=False, lazy_decoder=True)
                   for i in range(args["n_layers"])}
         tc = TranscoderSet(layers, args["in_hook"], args["out_hook"], scan="ref")
-    t0 = time.perf_counter()
     model = NNSightReplacementModel.from_pretrained_and_transcoders(
-        args["model"], tc, device=torch.device("cpu"), dtype=torch.float32)
-    t1 = time.perf_counter()
+        args["model"], tc, device=device, dtype=dtype)
+    t1 = clock()
+    gpu_peak("load")
     graph = attribute(torch.tensor(args["tokens"]), model, batch_size=args["batch_size"],
                       max_feature_nodes=args["max_feature_nodes"], verbose=True)
-    t2 = time.perf_counter()
+    t2 = clock()
+    gpu_peak("attribute")
     node_mask, edge_mask, cumulative = prune_graph(graph, args["node_threshold"], args["edge_threshold"])
-    t3 = time.perf_counter()
+    t3 = clock()
+    gpu_peak("prune")
     replacement, completeness = compute_graph_scores(graph)
     save_file({
-        "adjacency": graph.adjacency_matrix.contiguous(),
-        "active_features": graph.active_features.contiguous(),
-        "selected_features": graph.selected_features.contiguous(),
-        "input_tokens": graph.input_tokens.contiguous(),
-        "logit_tokens": graph.logit_token_ids.contiguous(),
-        "node_mask": node_mask.to(torch.uint8),
-        "edge_mask": edge_mask.to(torch.uint8),
-        "cumulative": cumulative.contiguous(),
+        "adjacency": graph.adjacency_matrix.cpu().contiguous(),
+        "active_features": graph.active_features.cpu().contiguous(),
+        "selected_features": graph.selected_features.cpu().contiguous(),
+        "input_tokens": graph.input_tokens.cpu().contiguous(),
+        "logit_tokens": graph.logit_token_ids.cpu().contiguous(),
+        "node_mask": node_mask.cpu().to(torch.uint8),
+        "edge_mask": edge_mask.cpu().to(torch.uint8),
+        "cumulative": cumulative.cpu().contiguous(),
     }, args["out"])
     print(json.dumps({"load_s": t1 - t0, "attribute_s": t2 - t1, "prune_s": t3 - t2,
                       "replacement": replacement, "completeness": completeness,
+                      "device": str(device), "dtype": args["dtype"],
+                      "versions": {"torch": torch.__version__,
+                                   "transformers": __import__("transformers").__version__,
+                                   "nnsight": __import__("nnsight").__version__},
+                      "gpu_peak_mib": gpu_peak_mib, "gpu_reserved_mib": gpu_reserved_mib,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
     """
 )
@@ -99,8 +127,18 @@ def run_circuit_tracer(
     node_threshold: float = 0.8,
     edge_threshold: float = 0.98,
     threads: int = 2,
+    device: str = "cpu",
+    dtype: str = "float32",
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> dict:
-    """Run circuit-tracer in its venv; returns its timings and scores, tensors in `out`."""
+    """Run circuit-tracer in its venv; returns its timings and scores, tensors in `out`.
+
+    ``device`` is "cpu" or "cuda", ``dtype`` "float32" or "bfloat16" (model and transcoders).
+    ``env`` adds variables to the subprocess's environment (e.g. PYTHONPATH of a wheel folder).
+    Load and attribute times are read after a CUDA synchronize; on CUDA the result also has
+    ``gpu_peak_mib`` per phase (``torch.cuda.max_memory_allocated``, reset between phases).
+    """
     args = {
         "model": str(model_dir),
         "transcoders": str(transcoders),
@@ -114,13 +152,20 @@ def run_circuit_tracer(
         "node_threshold": node_threshold,
         "edge_threshold": edge_threshold,
         "threads": threads,
+        "device": device,
+        "dtype": dtype,
         "out": str(out),
     }
+    # Run from the output's folder, not this repository: `-c` puts the working directory first
+    # on sys.path, and the repository's top-level packages must not shadow circuit-tracer's.
     done = subprocess.run(
         [python, "-c", _REFERENCE_SCRIPT, json.dumps(args)],
         capture_output=True,
         text=True,
         check=False,
+        cwd=Path(out).parent,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
     )
     if done.returncode != 0:
         raise RuntimeError(f"circuit-tracer failed:\n{done.stderr[-4000:]}")
@@ -135,6 +180,40 @@ def run_circuit_tracer(
 
 def _edge_set(targets: torch.Tensor, sources: torch.Tensor) -> set[tuple[int, int]]:
     return set(zip(targets.tolist(), sources.tolist(), strict=True))
+
+
+def agreement(ref: dict[str, torch.Tensor], ours: Graph, pruned: PruneResult) -> dict[str, Any]:
+    """How our graph and pruning compare with circuit-tracer's tensors (from run_circuit_tracer)."""
+    same_active = ref["active_features"].shape == ours.active_features.shape and bool(
+        torch.equal(ref["active_features"], ours.active_features)
+    )
+    same_selected = ref["selected_features"].shape == ours.selected_features.shape and bool(
+        torch.equal(ref["selected_features"], ours.selected_features)
+    )
+    result: dict[str, Any] = {"same_node_order": same_active and same_selected}
+    if ref["adjacency"].shape == ours.adjacency.shape:
+        diff = (ref["adjacency"] - ours.adjacency).abs().max().item()
+        result["max_abs_diff_rel"] = diff / max(ref["adjacency"].abs().max().item(), 1e-30)
+    else:
+        result["max_abs_diff_rel"] = None
+        result["adjacency_shapes"] = [list(ref["adjacency"].shape), list(ours.adjacency.shape)]
+    ref_edges = _edge_set(*ref["edge_mask"].bool().nonzero(as_tuple=True))
+    ref_nodes = set(ref["node_mask"].bool().nonzero().squeeze(1).tolist())
+    our_nodes = set(pruned.node_mask.nonzero().squeeze(1).tolist())
+    our_edges = _edge_set(pruned.edge_targets, pruned.edge_sources)
+    # circuit-tracer's JSON keeps only edges between kept nodes; compare those.
+    ref_edges = {(t, s) for t, s in ref_edges if t in ref_nodes and s in ref_nodes}
+    result.update(
+        nodes_equal=ref_nodes == our_nodes,
+        n_nodes=len(our_nodes),
+        n_nodes_ref=len(ref_nodes),
+        nodes_jaccard=len(ref_nodes & our_nodes) / max(len(ref_nodes | our_nodes), 1),
+        edges_equal=ref_edges == our_edges,
+        n_edges=len(our_edges),
+        n_edges_ref=len(ref_edges),
+        edges_jaccard=len(ref_edges & our_edges) / max(len(ref_edges | our_edges), 1),
+    )
+    return result
 
 
 def compare(python: str, kind: str, workdir: Path, max_feature_nodes: int | None) -> None:
@@ -162,23 +241,13 @@ def compare(python: str, kind: str, workdir: Path, max_feature_nodes: int | None
         batch_size=64,
         max_feature_nodes=max_feature_nodes,
     )
-    ref = load_file(str(ref_out))
-    same_nodes = torch.equal(ref["active_features"], ours.active_features) and torch.equal(
-        ref["selected_features"], ours.selected_features
-    )
-    diff = (ref["adjacency"] - ours.adjacency).abs().max().item()
-    scale = ref["adjacency"].abs().max().item()
-    ref_edges = _edge_set(*ref["edge_mask"].bool().nonzero(as_tuple=True))
-    ref_nodes = set(ref["node_mask"].bool().nonzero().squeeze(1).tolist())
-    our_nodes = set(pruned.node_mask.nonzero().squeeze(1).tolist())
-    our_edges = _edge_set(pruned.edge_targets, pruned.edge_sources)
-    # circuit-tracer's JSON keeps only edges between kept nodes; compare those.
-    ref_edges = {(t, s) for t, s in ref_edges if t in ref_nodes and s in ref_nodes}
+    same = agreement(load_file(str(ref_out)), ours, pruned)
     print(
         f"{kind:20s} max_feature_nodes={max_feature_nodes!s:5s} features={ours.n_features:4d} "
-        f"same node order={same_nodes} max|dA|/max|A|={diff / scale:.2e} "
-        f"nodes equal={ref_nodes == our_nodes} ({len(our_nodes)}) "
-        f"edges equal={ref_edges == our_edges} ({len(our_edges)}) "
+        f"same node order={same['same_node_order']} "
+        f"max|dA|/max|A|={same['max_abs_diff_rel']:.2e} "
+        f"nodes equal={same['nodes_equal']} ({same['n_nodes']}) "
+        f"edges equal={same['edges_equal']} ({same['n_edges']}) "
         f"replacement {pruned.replacement_score:.6f} vs {info['replacement']:.6f} "
         f"completeness {pruned.completeness_score:.6f} vs {info['completeness']:.6f}"
     )
