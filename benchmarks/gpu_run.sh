@@ -9,17 +9,19 @@
 #
 #   OUT=/some/dir bash benchmarks/gpu_run.sh
 #
-# Steps, each under its own `timeout` (seconds), each writing $OUT/<step>.log:
-#   a_env       nvidia-smi -L, versions, wheels -> /tmp/ct                               40
-#   b_small     attribution --preset small, cuda, float32, all features, vs circuit-tracer  60
-#   c_gemma2    attribution --preset gemma2-2b, cuda, bfloat16, 32 tokens, 8192 nodes, vs ct 150
-#   d_long      attribution --preset gemma2-2b, cuda, bfloat16, 2000 tokens, ours only    150
-#   e_steering  benchmarks/steering.py --device cuda --preset 2b                           75
+# Steps, each under its own `timeout` (limit s; estimate on an H200 in brackets), logs in $OUT:
+#   a_env       nvidia-smi -L, versions, wheels -> /tmp/ct                          60  [~20]
+#   b_small     attribution --preset small, cuda, float32, all features, vs ct      60  [~40]
+#   c_gemma2    attribution --preset gemma2-2b, cuda, bf16, 32 tokens, 8192 nodes,
+#               vs circuit-tracer (bf16; float32 if its bf16 run fails)            150 [~110]
+#   d_long      attribution --preset gemma2-2b, cuda, bf16, 2000 tokens, ours only 145 [~100]
+#   e_steering  benchmarks/steering.py --device cuda --preset 2b --runs 12          70  [~45]
 # then $OUT/figures.json (every step's figures) and $OUT/summary.txt, printed last.
 #
 # Step d's size: D_TOKENS (2000), D_L0 (64), D_NODES (512), D_BATCH (16). At l0 64 the engine's
 # feature-row buffer on the host is (D_NODES + ~10) x (26 x D_TOKENS x D_L0 + 27 x D_TOKENS)
-# float32: 14 GB at 1024 nodes, 111 GB at 8192 (it would not fit with its copies in 128 GiB).
+# float32: 7 GB at 512 nodes, 111 GB at 8192 (with its copies that does not fit in 128 GiB, and
+# the influence ranking over it runs on the CPU), hence 512 nodes by default.
 #
 # GPU_RUN_TINY=1 runs every step at toy sizes on the CPU, as a dry run: circuit-tracer then comes
 # from CT_PY (default /tmp/ctref/bin/python); with CT_PY= (empty) the wheels in $WHEELS are
@@ -104,18 +106,18 @@ print("circuit-tracer", circuit_tracer.__version__, "nnsight", nnsight.__version
 export PY CT_PY WHEELS CT_TARGET
 export -f env_and_wheels
 ATTR="$PY benchmarks/attribution.py --device $DEVICE"
-step a_env 40 bash -c env_and_wheels
+step a_env 60 bash -c env_and_wheels
 # shellcheck disable=SC2086  # the size variables are word lists on purpose
-step b_small 60 $ATTR --preset small --dtype float32 $SMALL $REF --reference-timeout 45 \
+step b_small 60 $ATTR --preset small --dtype float32 $SMALL $REF --reference-timeout 35 \
     --json "$WORK/b_small.json"
 # shellcheck disable=SC2086
 step c_gemma2 150 $ATTR --preset gemma2-2b --dtype bfloat16 $GEMMA $C_SIZE $REF \
-    --reference-timeout 100 --json "$WORK/c_gemma2.json"
+    --reference-timeout 90 --json "$WORK/c_gemma2.json"
 # shellcheck disable=SC2086
-step d_long 150 $ATTR --preset gemma2-2b --dtype bfloat16 $GEMMA $D_SIZE --no-reference \
+step d_long 145 $ATTR --preset gemma2-2b --dtype bfloat16 $GEMMA $D_SIZE --no-reference \
     --json "$WORK/d_long.json"
 # shellcheck disable=SC2086
-step e_steering 75 "$PY" benchmarks/steering.py $STEER
+step e_steering 70 "$PY" benchmarks/steering.py $STEER
 
 "$PY" - "$WORK" "$OUT" <<'EOF'
 import json, math, sys
