@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from features.models import LanguageModel, TranscoderSet, Visibility
@@ -340,8 +340,70 @@ class RunJobSerializer(serializers.Serializer[Any]):
     websocket = serializers.CharField(help_text="Its events; 'done' means the result is stored.")
 
 
+class TokenSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class LogitRowSerializer(serializers.Serializer[Any]):
+    token = serializers.IntegerField()
+    text = serializers.CharField()
+    clean_probability = serializers.FloatField()
+    probability = serializers.FloatField(help_text="With the interventions.")
+    clean_logit = serializers.FloatField()
+    logit = serializers.FloatField()
+
+
+class ActivationChangeSerializer(serializers.Serializer[Any]):
+    layer = serializers.IntegerField()
+    position = serializers.IntegerField()
+    feature = serializers.IntegerField()
+    clean = serializers.FloatField()
+    value = serializers.FloatField(help_text="With the interventions.")
+
+
+class InterveneResultSerializer(serializers.Serializer[Any]):
+    input_tokens = TokenSerializer(many=True)
+    logits = LogitRowSerializer(
+        many=True,
+        help_text="The top_k tokens before or after, plus logit_tokens, most probable before first.",
+    )
+    activations = ActivationChangeSerializer(
+        many=True, help_text="Features whose activation changed, largest change first (<= 100)."
+    )
+
+
+class TopTokenSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+    probability = serializers.FloatField()
+
+
+class GeneratedTokenSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+    probability = serializers.FloatField(help_text="Of this token at its step (temperature 1).")
+    top = TopTokenSerializer(many=True, help_text="The top_k next tokens at this step.")
+
+
+class ContinuationSerializer(serializers.Serializer[Any]):
+    text = serializers.CharField()
+    tokens = GeneratedTokenSerializer(many=True)
+
+
+class SteerResultSerializer(serializers.Serializer[Any]):
+    input_tokens = TokenSerializer(many=True)
+    default = ContinuationSerializer()
+    steered = ContinuationSerializer()
+
+
 class SteeringRunSerializer(serializers.ModelSerializer[SteeringRun]):
-    status = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(
+        choices=["queued", "running", "succeeded", "failed", "cancelled"], read_only=True
+    )
+    interventions = serializers.SerializerMethodField()
+    settings = serializers.SerializerMethodField()
+    result = serializers.SerializerMethodField(help_text="Null until the job succeeds.")
     owner: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )
@@ -349,11 +411,11 @@ class SteeringRunSerializer(serializers.ModelSerializer[SteeringRun]):
         slug_field="slug", read_only=True
     )
     transcoder_set: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
+        slug_field="slug", read_only=True, allow_null=True
     )
     graph = serializers.SerializerMethodField()
     subgraph: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="share_slug", read_only=True
+        slug_field="share_slug", read_only=True, allow_null=True
     )
     job = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
@@ -366,6 +428,25 @@ class SteeringRunSerializer(serializers.ModelSerializer[SteeringRun]):
             "visibility", "created_at", "url",
         ]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(InterventionSerializer(many=True))
+    def get_interventions(self, run: SteeringRun) -> list[dict[str, Any]]:
+        return list(run.interventions)
+
+    @extend_schema_field(serializers.DictField())
+    def get_settings(self, run: SteeringRun) -> dict[str, Any]:
+        return dict(run.settings)
+
+    @extend_schema_field(
+        PolymorphicProxySerializer(
+            component_name="SteeringResult",
+            serializers=[InterveneResultSerializer, SteerResultSerializer],
+            resource_type_field_name=None,
+            allow_null=True,
+        )
+    )
+    def get_result(self, run: SteeringRun) -> dict[str, Any] | None:
+        return run.result
 
     @extend_schema_field(JobGraphSerializer(allow_null=True))
     def get_graph(self, run: SteeringRun) -> dict[str, str] | None:

@@ -194,6 +194,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/graphs/{model}/{slug}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Runs that test this graph (yours and public ones), newest first. */
+        get: operations["v1_graphs_runs_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/graphs/{model}/{slug}/subgraphs": {
         parameters: {
             query?: never;
@@ -243,6 +260,26 @@ export interface paths {
         put?: never;
         /** @description Queue one job per prompt (up to 100), sharing the settings; follow them by batch id. */
         post: operations["v1_graphs_generate_batch_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/intervene": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Queue an intervention: next-token probabilities and feature activations with and
+         *     without the interventions (constrained: the graph's linear model; free: the real network).
+         */
+        post: operations["v1_intervene_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -319,6 +356,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/steer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Queue a steered generation: the default and the steered continuation, same seed, with the
+         *     top next tokens at every generated position.
+         */
+        post: operations["v1_steer_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/steering-runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description A run with its result (null until its job succeeds). Its owner may rename it, change its
+         *     visibility or delete it (a queued or running job is cancelled).
+         */
+        get: operations["v1_steering_runs_retrieve"];
+        put?: never;
+        post?: never;
+        /**
+         * @description A run with its result (null until its job succeeds). Its owner may rename it, change its
+         *     visibility or delete it (a queued or running job is cancelled).
+         */
+        delete: operations["v1_steering_runs_destroy"];
+        options?: never;
+        head?: never;
+        /**
+         * @description A run with its result (null until its job succeeds). Its owner may rename it, change its
+         *     visibility or delete it (a queued or running job is cancelled).
+         */
+        patch: operations["v1_steering_runs_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/steering-runs/{run_id}/rerun": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Run it again, as a new run of yours with the same prompt, interventions and settings
+         *     (the same seed, so a steered run reproduces its text).
+         */
+        post: operations["v1_steering_runs_rerun_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/subgraphs/{share_slug}": {
         parameters: {
             query?: never;
@@ -349,6 +454,23 @@ export interface paths {
          *     "3"`` or ``"version": 3``); a stale one gets 409 with the current version and content.
          */
         patch: operations["v1_subgraphs_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/subgraphs/{share_slug}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Runs that test this saved subgraph (yours and public ones), newest first. */
+        get: operations["v1_subgraphs_runs_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/tokenize": {
@@ -407,6 +529,25 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description * `ablate` - ablate
+         *     * `set` - set
+         *     * `scale` - scale
+         * @enum {string}
+         */
+        ActionEnum: "ablate" | "set" | "scale";
+        ActivationChange: {
+            layer: number;
+            position: number;
+            feature: number;
+            /** Format: double */
+            clean: number;
+            /**
+             * Format: double
+             * @description With the interventions.
+             */
+            value: number;
+        };
         ApiToken: {
             readonly id: number;
             name: string;
@@ -429,6 +570,10 @@ export interface components {
                 [key: string]: number;
             };
             jobs: components["schemas"]["Job"][];
+        };
+        Continuation: {
+            text: string;
+            tokens: components["schemas"]["GeneratedToken"][];
         };
         Example: {
             quantile: string;
@@ -496,6 +641,18 @@ export interface components {
             set: string;
             layer: number;
             index: number;
+        };
+        /** @description Refuses fields it does not know. */
+        FeatureRef: {
+            layer: number;
+            position?: number | null;
+            feature: number;
+        };
+        /** @description Refuses fields it does not know. */
+        FeatureRefRequest: {
+            layer: number;
+            position?: number | null;
+            feature: number;
         };
         FeatureSearchResult: {
             model: string;
@@ -572,6 +729,17 @@ export interface components {
             prompt: string;
             slug?: string;
         };
+        GeneratedToken: {
+            id: number;
+            text: string;
+            /**
+             * Format: double
+             * @description Of this token at its step (temperature 1).
+             */
+            probability: number;
+            /** @description The top_k next tokens at this step. */
+            top: components["schemas"]["TopToken"][];
+        };
         Graph: {
             readonly model: string;
             readonly transcoder_set: string;
@@ -625,11 +793,71 @@ export interface components {
          * @enum {string}
          */
         IncludeEnum: "explanations" | "logits" | "activations" | "histogram";
+        /** @description Next-token logits and feature activations with and without the interventions. */
+        InterveneRequestRequest: {
+            model: string;
+            transcoder_set?: string;
+            prompt?: string;
+            /** @description The graph (of this model) the run tests. */
+            graph?: string;
+            /** @description The saved subgraph (its share slug) the run tests; implies its graph. */
+            subgraph?: string;
+            interventions: components["schemas"]["InterventionRequest"][];
+            title?: string;
+            /** @default private */
+            visibility: components["schemas"]["VisibilityEnum"];
+            /**
+             * @description constrained: attention, norms and MLP outputs frozen (the graph's own linear model); free: the network recomputes downstream of the interventions.
+             *
+             *     * `constrained` - constrained
+             *     * `free` - free
+             * @default constrained
+             */
+            mode: components["schemas"]["ModeEnum"];
+            /**
+             * @description free mode only: keep the clean run's attention patterns.
+             * @default true
+             */
+            freeze_attention: boolean;
+            /** @default 10 */
+            top_k: number;
+            /** @description Token ids always shown in the result (e.g. the graph's target logits). */
+            logit_tokens?: number[];
+        };
+        InterveneResult: {
+            input_tokens: components["schemas"]["Token"][];
+            /** @description The top_k tokens before or after, plus logit_tokens, most probable before first. */
+            logits: components["schemas"]["LogitRow"][];
+            /** @description Features whose activation changed, largest change first (<= 100). */
+            activations: components["schemas"]["ActivationChange"][];
+        };
+        /** @description One feature (``layer``, ``position``, ``feature``) or a group (``group``, ``features``). */
+        Intervention: {
+            layer?: number;
+            position?: number | null;
+            feature?: number;
+            group?: string;
+            features?: components["schemas"]["FeatureRef"][];
+            action: components["schemas"]["ActionEnum"];
+            /** Format: double */
+            value?: number;
+        };
+        /** @description One feature (``layer``, ``position``, ``feature``) or a group (``group``, ``features``). */
+        InterventionRequest: {
+            layer?: number;
+            position?: number | null;
+            feature?: number;
+            group?: string;
+            features?: components["schemas"]["FeatureRefRequest"][];
+            action: components["schemas"]["ActionEnum"];
+            /** Format: double */
+            value?: number;
+        };
         Job: {
             /** Format: uuid */
             readonly id: string;
             readonly kind: components["schemas"]["JobKindEnum"];
-            readonly status: components["schemas"]["StatusEnum"];
+            readonly status: components["schemas"]["JobStatusEnum"];
             readonly phase: string;
             /** Format: double */
             readonly percent: number;
@@ -641,6 +869,8 @@ export interface components {
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
             readonly owner: string;
             readonly graph: components["schemas"]["JobGraph"] | null;
+            /** @description An intervention or steering job's result, once stored. */
+            readonly run: components["schemas"]["JobRun"] | null;
             readonly error: string;
             /** Format: uuid */
             readonly batch_id: string | null;
@@ -666,9 +896,26 @@ export interface components {
         };
         /**
          * @description * `attribution` - Attribution graph
+         *     * `intervene` - Feature intervention
+         *     * `steer` - Steered generation
          * @enum {string}
          */
-        JobKindEnum: "attribution";
+        JobKindEnum: "attribution" | "intervene" | "steer";
+        JobRun: {
+            /** Format: uuid */
+            id: string;
+            /** @description The steering run's API resource. */
+            url: string;
+        };
+        /**
+         * @description * `queued` - Queued
+         *     * `running` - Running
+         *     * `succeeded` - Succeeded
+         *     * `failed` - Failed
+         *     * `cancelled` - Cancelled
+         * @enum {string}
+         */
+        JobStatusEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         LanguageModel: {
             slug: string;
             display_name: string;
@@ -680,6 +927,21 @@ export interface components {
             visibility?: components["schemas"]["VisibilityEnum"];
             readonly default_transcoder_set: string;
             readonly transcoder_sets: components["schemas"]["TranscoderSet"][];
+        };
+        LogitRow: {
+            token: number;
+            text: string;
+            /** Format: double */
+            clean_probability: number;
+            /**
+             * Format: double
+             * @description With the interventions.
+             */
+            probability: number;
+            /** Format: double */
+            clean_logit: number;
+            /** Format: double */
+            logit: number;
         };
         /** @description Documentation only: the view checks bodies by hand (10,000 nested serializers are slow). */
         LookupRequestRequest: {
@@ -693,6 +955,12 @@ export interface components {
             results: components["schemas"]["Feature"][];
             missing: components["schemas"]["FeatureKey"][];
         };
+        /**
+         * @description * `constrained` - constrained
+         *     * `free` - free
+         * @enum {string}
+         */
+        ModeEnum: "constrained" | "free";
         Neighbourhood: {
             node_ids: string[];
             nodes: {
@@ -796,6 +1064,21 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["LanguageModel"][];
         };
+        PaginatedSteeringRunList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=4
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?page=2
+             */
+            previous?: string | null;
+            results: components["schemas"]["SteeringRun"][];
+        };
         PaginatedSubgraphList: {
             /** @example 123 */
             count: number;
@@ -817,6 +1100,10 @@ export interface components {
             /** @description Shown on the home page. */
             featured?: boolean;
         };
+        PatchedSteeringRunUpdateRequest: {
+            title?: string;
+            visibility?: components["schemas"]["VisibilityEnum"];
+        };
         /** @description Updates may name the version they read in the body instead of If-Match. */
         PatchedSubgraphWriteRequest: {
             title?: string;
@@ -829,6 +1116,23 @@ export interface components {
             visibility?: components["schemas"]["VisibilityEnum"];
             version?: number;
         };
+        /** @description Refuses fields it does not know. */
+        RerunRequest: {
+            /** @default private */
+            visibility: components["schemas"]["VisibilityEnum"];
+        };
+        RunJob: {
+            /** Format: uuid */
+            id: string;
+            status: string;
+            phase: string;
+            /** Format: double */
+            percent: number;
+            error: string;
+            url: string;
+            /** @description Its events; 'done' means the result is stored. */
+            websocket: string;
+        };
         /**
          * @description * `upload` - Uploaded
          *     * `generated` - Generated
@@ -836,15 +1140,88 @@ export interface components {
          * @enum {string}
          */
         SourceEnum: "upload" | "generated" | "imported";
+        /** @description The default and the steered continuation of the prompt, sampled with the same seed. */
+        SteerRequestRequest: {
+            model: string;
+            transcoder_set?: string;
+            prompt?: string;
+            /** @description The graph (of this model) the run tests. */
+            graph?: string;
+            /** @description The saved subgraph (its share slug) the run tests; implies its graph. */
+            subgraph?: string;
+            interventions: components["schemas"]["InterventionRequest"][];
+            title?: string;
+            /** @default private */
+            visibility: components["schemas"]["VisibilityEnum"];
+            /** @default 32 */
+            n_tokens: number;
+            /**
+             * Format: double
+             * @description 0 is greedy decoding.
+             * @default 0.5
+             */
+            temperature: number;
+            /**
+             * Format: int64
+             * @description Drives both continuations' sampling; a random one is chosen and kept if none.
+             */
+            seed?: number;
+            /**
+             * @description Every-position interventions also act on the generated tokens.
+             * @default true
+             */
+            apply_to_generated: boolean;
+            /** @default 5 */
+            top_k: number;
+        };
+        SteerResult: {
+            input_tokens: components["schemas"]["Token"][];
+            default: components["schemas"]["Continuation"];
+            steered: components["schemas"]["Continuation"];
+        };
+        SteeringResult: components["schemas"]["InterveneResult"] | components["schemas"]["SteerResult"];
+        SteeringRun: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly kind: components["schemas"]["SteeringRunKindEnum"];
+            readonly status: components["schemas"]["SteeringRunStatusEnum"];
+            /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
+            readonly owner: string;
+            readonly model: string;
+            readonly transcoder_set: string | null;
+            readonly graph: components["schemas"]["JobGraph"] | null;
+            readonly subgraph: string | null;
+            readonly title: string;
+            readonly prompt: string;
+            readonly interventions: components["schemas"]["Intervention"][];
+            readonly settings: {
+                [key: string]: unknown;
+            };
+            /** @description Null until the job succeeds. */
+            readonly result: components["schemas"]["SteeringResult"] | null;
+            readonly job: components["schemas"]["RunJob"] | null;
+            /** Format: uuid */
+            readonly rerun_of: string | null;
+            readonly visibility: components["schemas"]["VisibilityEnum"];
+            /** Format: date-time */
+            readonly created_at: string;
+            readonly url: string;
+        };
         /**
-         * @description * `queued` - Queued
-         *     * `running` - Running
-         *     * `succeeded` - Succeeded
-         *     * `failed` - Failed
-         *     * `cancelled` - Cancelled
+         * @description * `intervene` - Intervention
+         *     * `steer` - Steered generation
          * @enum {string}
          */
-        StatusEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        SteeringRunKindEnum: "intervene" | "steer";
+        /**
+         * @description * `queued` - queued
+         *     * `running` - running
+         *     * `succeeded` - succeeded
+         *     * `failed` - failed
+         *     * `cancelled` - cancelled
+         * @enum {string}
+         */
+        SteeringRunStatusEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         Subgraph: {
             readonly share_slug: string;
             readonly graph: {
@@ -889,12 +1266,22 @@ export interface components {
             visibility?: components["schemas"]["VisibilityEnum"];
             version?: number;
         };
+        Token: {
+            id: number;
+            text: string;
+        };
         /** @description Refuses fields it does not know. */
         TokenizeRequest: {
             model: string;
             prompt: string;
             /** @default 10 */
             top_k: number;
+        };
+        TopToken: {
+            id: number;
+            text: string;
+            /** Format: double */
+            probability: number;
         };
         TranscoderSet: {
             slug: string;
@@ -1092,7 +1479,7 @@ export interface operations {
                 page?: number;
                 /** @description Number of results to return per page. */
                 page_size?: number;
-                /** @description Words to find in explanations (ranked full-text). */
+                /** @description Words to find in explanations (ranked full-text), or `L12/3456`. */
                 q?: string;
                 set?: string;
             };
@@ -1309,6 +1696,33 @@ export interface operations {
             };
         };
     };
+    v1_graphs_runs_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                model: string;
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSteeringRunList"];
+                };
+            };
+        };
+    };
     v1_graphs_subgraphs_list: {
         parameters: {
             query?: {
@@ -1414,6 +1828,31 @@ export interface operations {
             };
         };
     };
+    v1_intervene_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InterveneRequestRequest"];
+                "multipart/form-data": components["schemas"]["InterveneRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["InterveneRequestRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SteeringRun"];
+                };
+            };
+        };
+    };
     v1_jobs_retrieve: {
         parameters: {
             query?: never;
@@ -1504,6 +1943,126 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LanguageModel"];
+                };
+            };
+        };
+    };
+    v1_steer_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SteerRequestRequest"];
+                "multipart/form-data": components["schemas"]["SteerRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["SteerRequestRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SteeringRun"];
+                };
+            };
+        };
+    };
+    v1_steering_runs_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SteeringRun"];
+                };
+            };
+        };
+    };
+    v1_steering_runs_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_steering_runs_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedSteeringRunUpdateRequest"];
+                "multipart/form-data": components["schemas"]["PatchedSteeringRunUpdateRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PatchedSteeringRunUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SteeringRun"];
+                };
+            };
+        };
+    };
+    v1_steering_runs_rerun_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RerunRequest"];
+                "multipart/form-data": components["schemas"]["RerunRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RerunRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SteeringRun"];
                 };
             };
         };
@@ -1603,6 +2162,32 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Subgraph"];
+                };
+            };
+        };
+    };
+    v1_subgraphs_runs_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                share_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSteeringRunList"];
                 };
             };
         };
