@@ -41,6 +41,12 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
         "lookup_url": reverse("api-feature-lookup"),
         "transcoder_set": graph.transcoder_set.slug if graph.transcoder_set else "",
         "subgraphs_url": reverse("api-graph-subgraphs", kwargs=names),
+        # The Test panel: interventions and steering (steering/), and the runs made on this
+        # graph; the script puts a share slug in place of "-" for a saved subgraph's runs.
+        "intervene_url": reverse("api-intervene"),
+        "steer_url": reverse("api-steer"),
+        "graph_runs_url": reverse("api-graph-runs", kwargs=names),
+        "subgraph_runs_url": reverse("api-subgraph-runs", kwargs={"share_slug": "-"}),
         "can_save": request.user.is_authenticated,
         "embed": request.GET.get("embed") == "1",
         "visibilities": Visibility.choices,

@@ -17,6 +17,7 @@ import { fetchSubgraph, toSubgraphFields } from "./savedSubgraph";
 import { setUpSubgraph, type SubgraphHandle } from "./subgraph";
 import { emptyUrlState, parseLabels, parseSupernodes, parseUrlState, serialiseUrlState, validId, type UrlState } from "./urlState";
 import { groupNodes } from "./supernodes";
+import { setUpTestPanel } from "./testPanel";
 
 declare global {
   interface Window {
@@ -353,6 +354,7 @@ async function start(root: HTMLElement): Promise<void> {
   lower.append(connectionsEl, subgraphEl);
   const help = helpOverlay();
   root.replaceChildren(top, pruningEl, main, lower, help);
+  const interveneUrl = root.dataset["interveneUrl"] ?? "";
   const neighbourhoodUrl = root.dataset["neighbourhoodUrl"] ?? "";
   if (graph.partial) {
     const text = neighbourhoodUrl
@@ -373,6 +375,24 @@ async function start(root: HTMLElement): Promise<void> {
   const subgraph = setUpSubgraph(subgraphEl, store);
   setUpExport(exportEl, store, linkGraph, subgraph, graph.metadata.slug);
   setUpKeyboard(store, linkGraph, search, graphEl, subgraphEl);
+  if (interveneUrl) {
+    // The Test panel (not in embeds): interventions and steering on the pinned features.
+    const testEl = el("section");
+    testEl.setAttribute("aria-label", "Test this hypothesis");
+    root.insertBefore(testEl, help);
+    const runsUrl = root.dataset["subgraphRunsUrl"] ?? "";
+    setUpTestPanel(testEl, store, {
+      model,
+      set,
+      graphSlug: root.dataset["graphSlug"] ?? "",
+      interveneUrl,
+      steerUrl: root.dataset["steerUrl"] ?? "",
+      graphRunsUrl: root.dataset["graphRunsUrl"] ?? "",
+      subgraphRunsUrl: (slug) => runsUrl.replace("-/", `${encodeURIComponent(slug)}/`),
+      canRun: root.dataset["canRun"] === "1",
+      loginUrl: root.dataset["loginUrl"] ?? "/accounts/login/",
+    });
+  }
   helpButton.addEventListener("click", () => store.set({ helpOpen: true }));
   help.querySelector("button")?.addEventListener("click", () => store.set({ helpOpen: false }));
   help.addEventListener("click", (event) => {
