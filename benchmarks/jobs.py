@@ -19,7 +19,12 @@ Reported (medians over ``--jobs`` sequential jobs after a warm-up job):
   validation and row insert measured alone with the message send stubbed out (the job path
   above starts after it);
 - ``first_event_ms``: submit -> the ``running`` event, and -> the first ``progress`` event;
-- throughput: ``--throughput`` jobs queued at once (one batch), until all succeeded.
+- throughput: ``--throughput`` jobs queued at once (one batch), until all succeeded;
+- steering round trips (``--steering-runs`` each, after a warm-up): ``POST /api/v1/intervene``
+  (constrained, then free: three of the prompt's most active features ablated, scaled and set)
+  and ``POST /api/v1/steer`` (``--steer-tokens`` tokens) through the real API view, until the
+  job's ``done`` event and the ``GET`` of the run with its result, as the explorer's Test panel
+  does; with the engine call alone, timed here, for comparison.
 """
 
 from __future__ import annotations
@@ -86,6 +91,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=20, help="sequential jobs for the medians")
     parser.add_argument("--throughput", type=int, default=50, help="jobs queued at once")
     parser.add_argument("--max-feature-nodes", type=int, default=200)
+    parser.add_argument("--steering-runs", type=int, default=20, help="0 skips the steering part")
+    parser.add_argument("--steer-tokens", type=int, default=32)
+    parser.add_argument(
+        "--only", choices=("all", "attribution", "steering"), default="all", help="which part"
+    )
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     return parser.parse_args()
 
@@ -332,9 +342,16 @@ def bench(
         engine_times.write_text("")
         return sum(float(line.split()[1]) for line in lines)
 
+    figures: dict[str, Any] = {"model": kind, "shape": shape,
+                               "prompt_tokens": len(rm.tokenize(prompt))}  # fmt: skip
     try:
         warm = run_one(listener, submit, timeout=600)  # imports torch, loads the model
+        figures["warm_up_job_ms"] = round(warm["done"], 1)
         engine_ms_in_worker()
+        if args.only in ("all", "steering") and args.steering_runs > 0:
+            figures["steering"] = bench_steering(args, model, owner, rm, prompt, listener)
+        if args.only == "steering":
+            return figures
         engine_ms, job_ms, overhead, running_ms, progress_ms = [], [], [], [], []
         worker_engine_ms = []
         for _ in range(args.jobs):
@@ -362,11 +379,8 @@ def bench(
         if worker.poll() is None:
             worker.kill()
     return {
-        "model": kind,
-        "shape": shape,
-        "prompt_tokens": len(rm.tokenize(prompt)),
+        **figures,
         "max_feature_nodes": args.max_feature_nodes,
-        "warm_up_job_ms": round(warm["done"], 1),
         "sequential_jobs": args.jobs,
         "engine_ms_median_here": median(engine_ms),
         "engine_ms_median_in_worker": median(worker_engine_ms),
@@ -382,6 +396,79 @@ def bench(
         "throughput_ms_per_job": round(wall * 1000 / args.throughput, 1),
         "throughput_statuses": statuses,
     }
+
+
+def bench_steering(
+    args: argparse.Namespace, model: Any, owner: Any, rm: Any, prompt: str, listener: Listener
+) -> dict[str, Any]:
+    """Round trips of intervene and steer runs through the API, the worker and back."""
+    from rest_framework.test import APIClient
+
+    from inference import engine
+    from steering.models import SteeringRun
+
+    client = APIClient(HTTP_HOST="localhost")
+    client.force_authenticate(owner)
+    clean = engine.intervene(prompt, rm, []).clean_activations
+    top = clean.values.argsort(descending=True)[:3].tolist()
+    layer, position, feature = zip(*(clean.features[i].tolist() for i in top), strict=True)
+    actions = [("ablate", 0.0), ("scale", 3.0), ("set", 2 * float(clean.values[top[2]]))]
+    interventions = [
+        {"layer": layer[k], "position": position[k], "feature": feature[k], "action": action,
+         "value": value}
+        for k, (action, value) in enumerate(actions)
+    ]  # fmt: skip
+
+    def round_trip(path: str, body: dict[str, Any]) -> float:
+        started = time.perf_counter()
+        response = client.post(f"/api/v1/{path}", {"model": model.slug, "prompt": prompt,
+                                                   "interventions": interventions, **body},
+                               format="json")  # fmt: skip
+        assert response.status_code == 202, response.content[:500]
+        run = response.json()
+        group = f"job.{run['job']['id']}"
+        listener.join(group)
+        try:
+            # The job may have finished before we joined: the row says so.
+            while not SteeringRun.objects.filter(pk=run["id"], result__isnull=False).exists():
+                event = listener.next_event(120)
+                if event.get("job") != run["job"]["id"]:
+                    continue  # a late event of an earlier run, still in our channel
+                if event["type"] == "done":
+                    break
+                if event["type"] in ("failed", "cancelled"):
+                    raise SystemExit(f"run {run['id']} ended {event}")
+        finally:
+            listener.leave(group)
+        stored = client.get(run["url"]).json()
+        assert stored["result"] is not None, stored
+        return (time.perf_counter() - started) * 1000
+
+    def direct(call: Any) -> float:
+        started = time.perf_counter()
+        call()
+        return (time.perf_counter() - started) * 1000
+
+    cases = {
+        "intervene_constrained": ("intervene", {"mode": "constrained"},
+                                  lambda: engine.intervene(prompt, rm, interventions)),
+        "intervene_free": ("intervene", {"mode": "free"},
+                           lambda: engine.intervene(prompt, rm, interventions, mode="free")),
+        "steer": ("steer", {"n_tokens": args.steer_tokens, "temperature": 0.5, "seed": 0},
+                  lambda: engine.steer_generate(prompt, rm, interventions,
+                                                n_tokens=args.steer_tokens, temperature=0.5)),
+    }  # fmt: skip
+    out: dict[str, Any] = {"runs": args.steering_runs, "interventions": interventions}
+    for name, (path, body, call) in cases.items():
+        round_trip(path, body)  # warm-up (first use of this code path in the worker)
+        trips = [round_trip(path, body) for _ in range(args.steering_runs)]
+        engine_alone = [direct(call) for _ in range(args.steering_runs)]
+        out[name] = {
+            "round_trip_ms_median": median(trips),
+            "round_trip_ms_p90": round(sorted(trips)[int(0.9 * (len(trips) - 1))], 1),
+            "engine_ms_median_here": median(engine_alone),
+        }
+    return out
 
 
 def time_api_validation(model_slug: str, owner: Any, prompt: str, n: int = 20) -> float:
