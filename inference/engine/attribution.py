@@ -162,7 +162,7 @@ class _RowComputer:
         n_pos = trace.feature_inputs[0].shape[1]
         self.n_pos = n_pos
 
-        features, values, blocks, encoders = [], [], [], []
+        features, values, blocks = [], [], []
         start = 0
         reconstruction = [tc.b_dec[j].float().expand(n_pos, -1).clone() for j in range(rm.n_layers)]
         for layer in range(rm.n_layers):
@@ -178,12 +178,15 @@ class _RowComputer:
                 reconstruction[layer + offset].index_add_(0, pos, scaled[:, offset])
             features.append(torch.stack([torch.full_like(pos, layer), pos, feat], 1))
             values.append(vals)
-            encoders.append(tc.W_enc[layer][feat])
-            blocks.append(_DecoderBlock.build(start, pos, scaled, n_pos))
+            # Kept in the model's dtype: on a bf16 model of a long prompt these blocks are the
+            # largest thing on the GPU (2,000 tokens x 26 layers x 64 features: ~22 GB in bf16).
+            blocks.append(_DecoderBlock.build(start, pos, scaled.to(trace.outputs[0].dtype), n_pos))
             start += len(pos)
+            del scaled
         self.active_features = torch.cat(features).cpu()
         self.activation_values = torch.cat(values).cpu()
-        self.encoder_rows = torch.cat(encoders)  # (n_active, d): W_enc row of each feature
+        self._features = torch.cat(features)  # on the device, for encoder_rows
+        self._W_enc = tc.W_enc
         self.blocks = blocks
         self.n_active = start
         errors = []
@@ -201,6 +204,17 @@ class _RowComputer:
         self.error_offset = self.n_active
         self.token_offset = self.n_active + rm.n_layers * n_pos
         self.n_cols = self.token_offset + n_pos
+
+    def encoder_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, d) the W_enc rows of active features ``idx``, gathered per batch: all of them at
+        once would be n_active x d_model (15 GB for 2,000 tokens of a Gemma-2-2B-sized set)."""
+        layers, features = self._features[idx, 0], self._features[idx, 2]
+        out = torch.empty(len(idx), self._W_enc[0].shape[1], dtype=self._W_enc[0].dtype,
+                          device=self._features.device)  # fmt: skip
+        for layer in layers.unique().tolist():
+            where = (layers == layer).nonzero().squeeze(1)
+            out[where] = self._W_enc[layer][features[where]]
+        return out
 
     def rows(
         self, layers: torch.Tensor, positions: torch.Tensor, vectors: torch.Tensor
@@ -248,9 +262,13 @@ class _RowComputer:
         block = self.blocks[src]
         if len(block.pos) == 0:
             return
-        # One GEMM per position: (B, d) grads x (d, k_pos) decoders, batched over positions.
-        out = torch.bmm(g.transpose(0, 1), block.padded[dst - src].transpose(1, 2))
-        row[:, block.start : block.start + len(block.pos)] += out[block.pos, :, block.slot].T
+        # One GEMM per position: (B, d) grads x (d, k_pos) decoders, batched over positions, in
+        # the model's dtype (float32 for a float32 model).
+        padded = block.padded[dst - src]
+        out = torch.bmm(g.transpose(0, 1).to(padded.dtype), padded.transpose(1, 2))
+        row[:, block.start : block.start + len(block.pos)] += out[
+            block.pos, :, block.slot
+        ].T.float()
 
 
 def partial_influences(
@@ -320,10 +338,14 @@ def attribute(
     # With every feature kept, rows go straight to their final place in the (N, N) adjacency.
     # When selecting, logit rows come first, then feature rows in visit order (the ranking
     # reads them); columns and order are fixed at the end.
-    buffer = torch.zeros(total_nodes if keep_all else n_keep + n_logits, total_nodes)
-    logit_row = total_nodes - n_logits if keep_all else 0
-    row_to_node = torch.zeros(n_keep + n_logits, dtype=torch.long)
     device = model.device
+    # Selecting features re-ranks them by influence every few batches from the rows so far:
+    # that buffer lives on the model's device (a GPU does the ranking in milliseconds); the full
+    # adjacency of an all-features graph is assembled on the CPU.
+    home = torch.device("cpu") if keep_all else device
+    buffer = torch.zeros(total_nodes if keep_all else n_keep + n_logits, total_nodes, device=home)
+    logit_row = total_nodes - n_logits if keep_all else 0
+    row_to_node = torch.zeros(n_keep + n_logits, dtype=torch.long, device=home)
 
     # Logit rows first: they seed the influence ranking of features.
     progress("logits", 0.0)
@@ -334,8 +356,8 @@ def attribute(
         rows = computer.rows(
             torch.full((k,), n_layers), torch.full((k,), n_pos - 1, device=device), vecs
         )
-        buffer[logit_row + i : logit_row + i + k, :logit_offset] = rows.cpu()
-        row_to_node[i : i + k] = torch.arange(i, i + k) + logit_offset
+        buffer[logit_row + i : logit_row + i + k, :logit_offset] = rows.to(home)
+        row_to_node[i : i + k] = torch.arange(i, i + k, device=home) + logit_offset
         progress("logits", (i + k) / n_logits)
 
     feat_layers = computer.active_features[:, 0]
@@ -348,22 +370,22 @@ def attribute(
             pending = torch.arange(n_active)
         else:
             influence = partial_influences(
-                buffer[:row], targets.probabilities.float(), row_to_node[:row]
+                buffer[:row], targets.probabilities.float().to(home), row_to_node[:row]
             )
-            rank = torch.argsort(influence[:n_active], descending=True)
+            rank = torch.argsort(influence[:n_active], descending=True).cpu()
             pending = rank[~visited[rank]][: min(update_interval * batch_size, n_keep - n_visited)]
         for c in range(0, len(pending), batch_size):
             check_stop()
             idx = pending[c : c + batch_size]
             on_device = idx.to(device)
             rows = computer.rows(
-                feat_layers[idx], feat_pos[on_device], computer.encoder_rows[on_device]
+                feat_layers[idx], feat_pos[on_device], computer.encoder_rows(on_device)
             )
             if keep_all:
                 buffer[idx, :logit_offset] = rows.cpu()
             else:
-                buffer[row : row + len(idx), :logit_offset] = rows.cpu()
-                row_to_node[row : row + len(idx)] = idx
+                buffer[row : row + len(idx), :logit_offset] = rows
+                row_to_node[row : row + len(idx)] = on_device
             visited[idx] = True
             row += len(idx)
             n_visited += len(idx)
@@ -374,8 +396,13 @@ def attribute(
     if keep_all:
         adjacency = buffer
     else:
-        columns = torch.cat([selected, torch.arange(n_active, total_nodes)])
-        ordered = buffer[row_to_node.argsort()][:, columns]  # features by index, then logits
+        columns = torch.cat([selected, torch.arange(n_active, total_nodes)]).to(home)
+        # Features by index, then logits; one row at a time would be slow, a copy of the
+        # buffer in the original order costs its size again: go through the CPU in row blocks.
+        order = row_to_node.argsort()
+        ordered = torch.cat(
+            [buffer[order[i : i + 1024]][:, columns].cpu() for i in range(0, len(order), 1024)]
+        )
         n_nodes = len(columns)
         adjacency = torch.zeros(n_nodes, n_nodes)
         adjacency[:n_keep] = ordered[:n_keep]
