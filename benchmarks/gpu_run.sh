@@ -14,14 +14,14 @@
 #   b_small     attribution --preset small, cuda, float32, all features, vs ct      60  [~40]
 #   c_gemma2    attribution --preset gemma2-2b, cuda, bf16, 32 tokens, 8192 nodes,
 #               vs circuit-tracer (bf16; float32 if its bf16 run fails)            150 [~110]
-#   d_long      attribution --preset gemma2-2b, cuda, bf16, 2000 tokens, ours only 145 [~100]
+#   d_long      attribution --preset gemma2-2b, cuda, bf16, 2000 tokens, ours only 180 [~100]
 #   e_steering  benchmarks/steering.py --device cuda --preset 2b --runs 12          70  [~45]
 # then $OUT/figures.json (every step's figures) and $OUT/summary.txt, printed last.
 #
-# Step d's size: D_TOKENS (2000), D_L0 (64), D_NODES (512), D_BATCH (16). At l0 64 the engine's
-# feature-row buffer on the host is (D_NODES + ~10) x (26 x D_TOKENS x D_L0 + 27 x D_TOKENS)
-# float32: 7 GB at 512 nodes, 111 GB at 8192 (with its copies that does not fit in 128 GiB, and
-# the influence ranking over it runs on the CPU), hence 512 nodes by default.
+# Step d's size: D_TOKENS (2000), D_L0 (64), D_NODES (1024), D_BATCH (32). At l0 64 the engine's
+# feature-row buffer (on the GPU while it ranks features) is (D_NODES + ~10) x (26 x D_TOKENS x
+# D_L0 + 27 x D_TOKENS) float32: 14 GB at 1024 nodes, 111 GB at 8192 (more than the card),
+# hence 1024 nodes by default.
 #
 # GPU_RUN_TINY=1 runs every step at toy sizes on the CPU, as a dry run: circuit-tracer then comes
 # from CT_PY (default /tmp/ctref/bin/python); with CT_PY= (empty) the wheels in $WHEELS are
@@ -39,8 +39,8 @@ export HF_HUB_DISABLE_PROGRESS_BARS=1
 
 D_TOKENS=${D_TOKENS:-2000}
 D_L0=${D_L0:-64}
-D_NODES=${D_NODES:-512}
-D_BATCH=${D_BATCH:-16}
+D_NODES=${D_NODES:-1024}
+D_BATCH=${D_BATCH:-32}
 if [ "${GPU_RUN_TINY:-0}" = 1 ]; then
     DEVICE=cpu
     CT_PY=${CT_PY-/tmp/ctref/bin/python}
@@ -114,7 +114,7 @@ step b_small 60 $ATTR --preset small --dtype float32 $SMALL $REF --reference-tim
 step c_gemma2 150 $ATTR --preset gemma2-2b --dtype bfloat16 $GEMMA $C_SIZE $REF \
     --reference-timeout 90 --json "$WORK/c_gemma2.json"
 # shellcheck disable=SC2086
-step d_long 145 $ATTR --preset gemma2-2b --dtype bfloat16 $GEMMA $D_SIZE --no-reference \
+step d_long 180 $ATTR --preset gemma2-2b --dtype bfloat16 $GEMMA $D_SIZE --no-reference \
     --json "$WORK/d_long.json"
 # shellcheck disable=SC2086
 step e_steering 70 "$PY" benchmarks/steering.py $STEER
