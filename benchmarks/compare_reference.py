@@ -182,25 +182,50 @@ def _edge_set(targets: torch.Tensor, sources: torch.Tensor) -> set[tuple[int, in
     return set(zip(targets.tolist(), sources.tolist(), strict=True))
 
 
+def _node_keys(
+    active: torch.Tensor, selected: torch.Tensor, n_layers: int, n_pos: int, n_logits: int
+) -> list[tuple[Any, ...]]:
+    """Each node's identity, in the graph's node order: features by (layer, position, index),
+    then errors, tokens and logits by place. Two engines' graphs line up by these keys even when
+    one has a feature the other does not (a pre-activation sitting on a threshold, flipped by
+    rounding)."""
+    keys: list[tuple[Any, ...]] = [("f", *active[i].tolist()) for i in selected.tolist()]
+    keys += [("e", layer, pos) for layer in range(n_layers) for pos in range(n_pos)]
+    keys += [("t", pos) for pos in range(n_pos)]
+    keys += [("l", k) for k in range(n_logits)]
+    return keys
+
+
 def agreement(ref: dict[str, torch.Tensor], ours: Graph, pruned: PruneResult) -> dict[str, Any]:
-    """How our graph and pruning compare with circuit-tracer's tensors (from run_circuit_tracer)."""
-    same_active = ref["active_features"].shape == ours.active_features.shape and bool(
-        torch.equal(ref["active_features"], ours.active_features)
+    """How our graph and pruning compare with circuit-tracer's tensors (from run_circuit_tracer),
+    node by node identity: the adjacency over the nodes both have, and the pruned node and edge
+    sets."""
+    n_pos, n_logits = len(ours.input_tokens), len(ours.logit_tokens)
+    our_keys = _node_keys(
+        ours.active_features, ours.selected_features, ours.n_layers, n_pos, n_logits
     )
-    same_selected = ref["selected_features"].shape == ours.selected_features.shape and bool(
-        torch.equal(ref["selected_features"], ours.selected_features)
+    ref_keys = _node_keys(
+        ref["active_features"], ref["selected_features"], ours.n_layers, n_pos, n_logits
     )
-    result: dict[str, Any] = {"same_node_order": same_active and same_selected}
-    if ref["adjacency"].shape == ours.adjacency.shape:
-        diff = (ref["adjacency"] - ours.adjacency).abs().max().item()
-        result["max_abs_diff_rel"] = diff / max(ref["adjacency"].abs().max().item(), 1e-30)
-    else:
-        result["max_abs_diff_rel"] = None
-        result["adjacency_shapes"] = [list(ref["adjacency"].shape), list(ours.adjacency.shape)]
-    ref_edges = _edge_set(*ref["edge_mask"].bool().nonzero(as_tuple=True))
-    ref_nodes = set(ref["node_mask"].bool().nonzero().squeeze(1).tolist())
-    our_nodes = set(pruned.node_mask.nonzero().squeeze(1).tolist())
-    our_edges = _edge_set(pruned.edge_targets, pruned.edge_sources)
+    result: dict[str, Any] = {"same_node_order": our_keys == ref_keys}
+    ref_index = {key: i for i, key in enumerate(ref_keys)}
+    common = [(i, ref_index[key]) for i, key in enumerate(our_keys) if key in ref_index]
+    mine = torch.tensor([i for i, _ in common])
+    theirs = torch.tensor([j for _, j in common])
+    ref_block = ref["adjacency"][theirs][:, theirs]
+    diff = (ref_block - ours.adjacency[mine][:, mine]).abs().max().item()
+    result["max_abs_diff_rel"] = diff / max(ref_block.abs().max().item(), 1e-30)
+    result["nodes_only_ours"] = [k for k in our_keys if k not in ref_index][:20]
+    result["nodes_only_ref"] = [k for k in ref_keys if k not in set(our_keys)][:20]
+    ref_nodes = {ref_keys[i] for i in ref["node_mask"].bool().nonzero().squeeze(1).tolist()}
+    our_nodes = {our_keys[i] for i in pruned.node_mask.nonzero().squeeze(1).tolist()}
+    ref_edges = {
+        (ref_keys[t], ref_keys[s])
+        for t, s in _edge_set(*ref["edge_mask"].bool().nonzero(as_tuple=True))
+    }
+    our_edges = {
+        (our_keys[t], our_keys[s]) for t, s in _edge_set(pruned.edge_targets, pruned.edge_sources)
+    }
     # circuit-tracer's JSON keeps only edges between kept nodes; compare those.
     ref_edges = {(t, s) for t, s in ref_edges if t in ref_nodes and s in ref_nodes}
     result.update(
