@@ -248,6 +248,7 @@ def main() -> None:
             vocab_size=len(tokenizer),
             final_loss=sum(losses[-50:]) / len(losses[-50:]),
             timings=timings,
+            software=card.software_versions(),
         ),
     )
 

@@ -89,6 +89,25 @@ class CardFigures:
     final_loss: float
     # Stage name -> seconds, in order.
     timings: dict[str, float] = field(default_factory=dict)
+    # Package -> version of what built the pack: the bytes are reproducible with these.
+    software: dict[str, str] = field(default_factory=dict)
+
+
+def software_versions() -> dict[str, str]:
+    """The versions the pack's bytes depend on (another release may round differently)."""
+    import platform
+
+    import numpy
+    import tokenizers
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "numpy": numpy.__version__,
+    }
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -124,6 +143,7 @@ def write_card(path: Path, figures: CardFigures) -> None:
     )
     total = sum(figures.timings.values())
     settings = json.dumps(figures.settings, indent=2)
+    software = _table(["package", "version"], [[k, v] for k, v in figures.software.items()])
     path.write_text(
         CARD_TEMPLATE.format(
             command=figures.command,
@@ -137,6 +157,7 @@ def write_card(path: Path, figures: CardFigures) -> None:
             timings=timings,
             total=f"{total / 60:.1f}",
             settings=settings,
+            software=software,
         )
     )
 
@@ -158,7 +179,10 @@ a CPU by one command, from a seed:
 {command}
 ```
 
-Total wall time: {total} minutes (one torch thread; see the timings below).
+Total wall time: {total} minutes (one torch thread; see the timings below). A rerun with the
+software versions listed at the end gives the same bytes (card timings aside); another torch or
+transformers release may round one operation differently, and training then drifts to other
+weights of the same quality.
 {reuse_note}
 ## Corpus
 
@@ -227,4 +251,8 @@ shown once per feature.
 ```json
 {settings}
 ```
+
+## Software
+
+{software}
 """
