@@ -346,22 +346,15 @@ def _token_texts(rm: ReplacementModel, ids: Any) -> list[dict[str, Any]]:
     return [{"id": int(i), "text": rm.decode_token(int(i))} for i in ids]
 
 
+def _by_feature(activations: Any) -> dict[tuple[int, ...], float]:
+    """(layer, position, feature) -> value, from the engine's FeatureActivations."""
+    keys, values = activations.features.tolist(), activations.values.tolist()
+    return {tuple(key): float(value) for key, value in zip(keys, values, strict=True)}
+
+
 def _activation_changes(result: Any, limit: int = 100) -> list[dict[str, Any]]:
     """Features whose activation the run changed, largest change first (at most ``limit``)."""
-    clean = {
-        tuple(key): float(value)
-        for key, value in zip(
-            result.clean_activations.features.tolist(),
-            result.clean_activations.values.tolist(),
-            strict=True,
-        )
-    }
-    after = {
-        tuple(key): float(value)
-        for key, value in zip(
-            result.activations.features.tolist(), result.activations.values.tolist(), strict=True
-        )
-    }
+    clean, after = _by_feature(result.clean_activations), _by_feature(result.activations)
     rows = []
     for key in clean.keys() | after.keys():
         before, now = clean.get(key, 0.0), after.get(key, 0.0)

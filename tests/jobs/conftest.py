@@ -65,6 +65,16 @@ def register_model(
 
 
 @pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
+    """Record the jobs that would go to the broker instead of sending them."""
+    from jobs import services
+
+    messages: list[Job] = []
+    monkeypatch.setattr(services, "_send", messages.append)
+    return messages
+
+
+@pytest.fixture
 def alice(db: None) -> User:
     return User.objects.create_user("alice", password="pw-alice-123")
 

@@ -34,13 +34,6 @@ def stale_running_job(owner: User, model: LanguageModel, attempts: int) -> Job:
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
-    messages: list[Job] = []
-    monkeypatch.setattr(services, "_send", messages.append)
-    return messages
-
-
-@pytest.fixture
 def tiny(tiny_pack: tuple[Path, Path], db: None) -> LanguageModel:
     return register_model("tiny-failures", tiny_pack)
 

@@ -14,11 +14,10 @@ from rest_framework.test import APIClient
 
 from features.models import LanguageModel
 from graphs.models import Graph
-from jobs import services
 from jobs.models import Job
-from tests.jobs.conftest import register_model, tiny_pack
+from tests.jobs.conftest import alice, bob, register_model, sent, tiny_pack
 
-__all__ = ["tiny_pack"]
+__all__ = ["alice", "bob", "sent", "tiny_pack"]
 
 SLUG = "tiny-steer"
 PROMPT = "w5 w6 w7 w8"  # 5 tokens with the special first one
@@ -33,24 +32,6 @@ def _isolated(settings: Any, tmp_path: Path) -> Any:
     cache.clear()  # throttle counters and tokenize counts
     yield
     cache.clear()
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
-    """Record the jobs that would go to the broker instead of sending them."""
-    messages: list[Job] = []
-    monkeypatch.setattr(services, "_send", messages.append)
-    return messages
-
-
-@pytest.fixture
-def alice(db: None) -> User:
-    return User.objects.create_user("alice", password="pw-alice-123")
-
-
-@pytest.fixture
-def bob(db: None) -> User:
-    return User.objects.create_user("bob", password="pw-bob-123")
 
 
 @pytest.fixture

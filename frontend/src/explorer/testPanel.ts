@@ -5,7 +5,7 @@
 // The runs already made on this subgraph (or graph) are listed, and each can be shown or re-run.
 // All text from the server is set with textContent.
 
-import { asApiError, sendJson } from "../site/dom";
+import { asApiError, el, sendJson } from "../site/dom";
 import {
   ACTIONS,
   bars,
@@ -48,13 +48,6 @@ export interface TestPanelHandle {
 }
 
 const POLL_MS = 1000;
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text = ""): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text) node.textContent = text;
-  return node;
-}
 
 function labelled(text: string, control: HTMLElement): HTMLLabelElement {
   const label = el("label", "test-option");
