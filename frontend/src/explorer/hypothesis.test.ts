@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { buildGraph } from "./graph";
 import { tinyGraphJson } from "./fixture";
-import { bars, defaultValue, interventionsFor, logitTokens, pointChange, sliderRange, summary, testRows, type InterveneResult, type SteeringRun } from "./hypothesis";
+import { bars, changedTokens, defaultValue, interventionsFor, logitTokens, pointChange, sliderRange, summary, testRows, type InterveneResult, type SteeringRun } from "./hypothesis";
 import { createStore } from "./state";
 
 function storeWith(pinned: string[], groups: { name: string; ids: string[] }[] = []) {
@@ -111,6 +111,19 @@ describe("results", () => {
     expect(pointChange(0.3, 0.05)).toBe("−25 pp");
     expect(pointChange(0.1, 0.123)).toBe("+2.3 pp");
     expect(pointChange(0.2, 0.2)).toBe("±0.0 pp");
+  });
+
+  it("marks only the tokens the two continuations do not share", () => {
+    // " Austin. The capital" vs " Jefferson City. The capital": one token replaced by two.
+    expect(changedTokens([7, 1, 2, 3], [8, 9, 1, 2, 3])).toEqual([
+      [true, false, false, false],
+      [true, true, false, false, false],
+    ]);
+    expect(changedTokens([1, 2], [1, 2])).toEqual([
+      [false, false],
+      [false, false],
+    ]);
+    expect(changedTokens([], [4])).toEqual([[], [true]]);
   });
 
   it("summarises a run in one line", () => {

@@ -167,6 +167,36 @@ export function summary(run: SteeringRun): string {
   return `${run.kind === "intervene" ? "Intervene" : "Steer"}: ${what} · ${how}`;
 }
 
+/**
+ * Which tokens of two continuations are not shared, by a longest common subsequence of their ids,
+ * so one inserted token does not mark the whole rest of the text as changed.
+ */
+export function changedTokens(a: readonly number[], b: readonly number[]): [boolean[], boolean[]] {
+  const n = a.length;
+  const m = b.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Int32Array(m + 1));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+    }
+  }
+  const inA = new Array<boolean>(n).fill(true);
+  const inB = new Array<boolean>(m).fill(true);
+  let i = 0;
+  let j = 0;
+  while (i < n && j < m) {
+    if (a[i] === b[j]) {
+      inA[i++] = false;
+      inB[j++] = false;
+    } else if (lcs[i + 1]![j]! >= lcs[i]![j + 1]!) {
+      i++;
+    } else {
+      j++;
+    }
+  }
+  return [inA, inB];
+}
+
 /** The result's kind, checked at run time (the schema types it as one or the other). */
 export function isSteerResult(result: SteeringRun["result"]): result is SteerResult {
   return result !== null && typeof result === "object" && "steered" in result && "default" in result;

@@ -9,6 +9,7 @@ import { asApiError, el, sendJson } from "../site/dom";
 import {
   ACTIONS,
   bars,
+  changedTokens,
   defaultValue,
   interventionsFor,
   isInterveneResult,
@@ -172,14 +173,13 @@ function renderActivations(result: InterveneResult): HTMLElement | null {
   return box;
 }
 
-function renderContinuation(title: string, prompt: string, continuation: SteerResult["default"], other: SteerResult["default"]): HTMLElement {
+function renderContinuation(title: string, prompt: string, continuation: SteerResult["default"], changed: readonly boolean[]): HTMLElement {
   const column = el("div", "test-continuation");
   column.appendChild(el("h4", "", title));
   const text = el("p", "test-text");
   text.appendChild(el("span", "test-prompt", prompt));
   continuation.tokens.forEach((token, k) => {
-    const differs = other.tokens[k]?.id !== token.id;
-    const span = el("span", `test-token${differs ? " differs" : ""}`, token.text);
+    const span = el("span", `test-token${changed[k] ? " differs" : ""}`, token.text);
     const alternatives = token.top.map((t) => `${JSON.stringify(t.text)} ${(100 * t.probability).toFixed(1)}%`).join("\n");
     span.title = `${JSON.stringify(token.text)}: p=${(100 * token.probability).toFixed(1)}%\ntop next tokens:\n${alternatives}`;
     span.tabIndex = 0;
@@ -205,7 +205,9 @@ export function renderResult(run: SteeringRun, targets: readonly number[]): HTML
   } else if (isSteerResult(run.result)) {
     const columns = el("div", "test-continuations");
     const { default: plain, steered } = run.result;
-    columns.append(renderContinuation("Default", run.prompt, plain, steered), renderContinuation("Steered", run.prompt, steered, plain));
+    const ids = (c: typeof plain): number[] => c.tokens.map((t) => t.id);
+    const [plainChanged, steeredChanged] = changedTokens(ids(plain), ids(steered));
+    columns.append(renderContinuation("Default", run.prompt, plain, plainChanged), renderContinuation("Steered", run.prompt, steered, steeredChanged));
     box.appendChild(columns);
   }
   return box;
