@@ -1,7 +1,8 @@
 """Every write to a job row: enqueue, claim, progress, finish, fail, cancel, reap.
 
 Job kinds share this lifecycle: attribution graphs (stored as a Graph here), and interventions and
-steered generations (stored as a SteeringRun by steering/services.py through ``Run.succeed``).
+steered generations (stored as a SteeringRun by steering/services.py, which marks the job
+succeeded with ``Run.mark_succeeded`` in the same transaction).
 
 The row is the truth and every transition is a compare-and-set update, so the order in which
 messages, workers, users and the reaper act never matters:
