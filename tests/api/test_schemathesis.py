@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.conf import settings as django_settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
@@ -21,6 +22,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from features.models import Explanation, Feature
 from graphs.models import Subgraph
+from steering.models import SteeringRun
 from tests.api.conftest import make_graph
 from webapp.auth import create_token
 
@@ -47,14 +49,19 @@ def seeded(alice: Any, tset: Any, monkeypatch: Any) -> dict[str, Any]:
     feature = Feature.objects.create(transcoder_set=tset, layer=0, index=7, top_logits=[" cat"])
     Explanation.objects.create(feature=feature, text="cats", score=1.0)
     # Throttling is tested elsewhere; here it would only turn writes into 429s.
-    monkeypatch.setattr(
-        SimpleRateThrottle,
-        "THROTTLE_RATES",
-        {"writes": "100000/min", "uploads": "100000/min", "lookups": "100000/min"},
-    )
+    scopes: dict[str, str] = django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", dict.fromkeys(scopes, "100000/min"))
+    run = SteeringRun.objects.create(
+        kind="intervene", owner=alice, model=graph.model, graph=graph, subgraph=subgraph,
+        prompt=graph.prompt, interventions=[], settings={"mode": "constrained"},
+        visibility="public",
+    )  # fmt: skip
     _, token = create_token(alice, "schemathesis")
     real = {"model": "tiny", "slug": "cat", "set_slug": "plt", "layer": 0, "index": 7}
-    return {"token": token, "real": {**real, "share_slug": subgraph.share_slug}}
+    return {
+        "token": token,
+        "real": {**real, "share_slug": subgraph.share_slug, "run_id": str(run.pk)},
+    }
 
 
 def aim_at_seeded_objects(case: Any, real: dict[str, Any]) -> None:
