@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import schemathesis
@@ -49,7 +49,7 @@ def seeded(alice: Any, tset: Any, monkeypatch: Any) -> dict[str, Any]:
     feature = Feature.objects.create(transcoder_set=tset, layer=0, index=7, top_logits=[" cat"])
     Explanation.objects.create(feature=feature, text="cats", score=1.0)
     # Throttling is tested elsewhere; here it would only turn writes into 429s.
-    scopes: dict[str, str] = django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    scopes = cast(dict[str, str], django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", dict.fromkeys(scopes, "100000/min"))
     run = SteeringRun.objects.create(
         kind="intervene", owner=alice, model=graph.model, graph=graph, subgraph=subgraph,
