@@ -4,7 +4,6 @@ numbers must be the graph's own and the engine's own: the job path only carries 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,15 +29,6 @@ def submit(
     run_queued(sent)
     run: dict[str, Any] = client.get(response.json()["url"]).json()
     return run
-
-
-@pytest.fixture
-def engine_graph(tiny_pack: tuple[Path, Path]) -> Any:
-    """The unpruned graph of PROMPT, straight from the engine, to read edge weights from."""
-    from inference.engine import ReplacementModel, attribute
-
-    rm = ReplacementModel.load(*tiny_pack)
-    return rm, attribute(PROMPT, rm)
 
 
 def test_constrained_ablation_through_the_job_path_moves_logits_by_the_graphs_edges(
