@@ -145,39 +145,31 @@ class PeakMemory:
 
 
 def model_config(args: argparse.Namespace) -> PretrainedConfig:
+    common = {
+        "vocab_size": args.vocab,
+        "hidden_size": args.d_model,
+        "intermediate_size": 4 * args.d_model,
+        "num_hidden_layers": args.layers,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "bos_token_id": 1,  # save_tokenizer's special ids
+        "eos_token_id": 2,
+        "pad_token_id": 3,
+    }
     config: PretrainedConfig
     if args.preset == "gemma2-2b":
         config = Gemma2Config(
-            vocab_size=args.vocab,
-            hidden_size=args.d_model,
-            intermediate_size=4 * args.d_model,
-            num_hidden_layers=args.layers,
-            num_attention_heads=8,
-            num_key_value_heads=4,
+            **common,
             head_dim=256,
             query_pre_attn_scalar=256,
             sliding_window=4096,
             max_position_embeddings=8192,
             final_logit_softcapping=30.0,
             attn_logit_softcapping=50.0,
-            bos_token_id=1,  # save_tokenizer's special ids
-            eos_token_id=2,
-            pad_token_id=3,
         )
         config.architectures = ["Gemma2ForCausalLM"]
         return config
-    config = LlamaConfig(
-        vocab_size=args.vocab,
-        hidden_size=args.d_model,
-        intermediate_size=4 * args.d_model,
-        num_hidden_layers=args.layers,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
-        tie_word_embeddings=False,
-    )
+    config = LlamaConfig(**common, tie_word_embeddings=False)
     config.architectures = ["LlamaForCausalLM"]
     return config
 

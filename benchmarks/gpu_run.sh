@@ -5,7 +5,14 @@
 # circuit-tracer wheels travel in .whl/ (circuit-tracer, nnsight, transformers 4.57.3 and the
 # other packages it needs that the image lacks or has in another version). They are installed
 # into /tmp/ct and only the circuit-tracer subprocess sees them (PYTHONPATH), so our engine keeps
-# the machine's transformers.
+# the machine's transformers. .whl/ is not committed (`/.whl/` in .git/info/exclude); rebuild it
+# with, for each of circuit-tracer==0.5.0 nnsight==0.6.1 transformers==4.57.3
+# huggingface_hub==0.36.2 tokenizers==0.22.2 pydantic==2.14.4 pydantic_core==2.50.5
+# annotated_types==0.8.0 typing_inspection==0.4.5 ipython==9.18.1 traitlets==5.16.1 astor==0.8.1
+# python_socketio==5.18.1 python_engineio==4.15.1 bidict==0.24.1 zstandard==0.25.0 (25 MB):
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#     --platform manylinux1_x86_64 -d .whl NAME==VERSION
 #
 #   OUT=/some/dir bash benchmarks/gpu_run.sh
 #

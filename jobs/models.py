@@ -118,5 +118,10 @@ class Job(models.Model):
         return f"job.{self.id}"
 
     @property
+    def websocket_path(self) -> str:
+        """Where a page follows its events (jobs/consumers.py)."""
+        return f"/ws/jobs/{self.id}/"
+
+    @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED

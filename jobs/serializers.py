@@ -283,4 +283,4 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         return f"/api/v1/jobs/{job.id}"
 
     def get_websocket(self, job: Job) -> str:
-        return f"/ws/jobs/{job.id}/"
+        return job.websocket_path

@@ -31,7 +31,7 @@ class ServiceUnavailable(APIException):
     default_code = "unavailable"
 
 
-def _too_many(exc: services.TooManyJobs) -> Response:
+def too_many_jobs(exc: services.TooManyJobs) -> Response:
     """429 for the per-user limit on active jobs (no Retry-After: it depends on the queue)."""
     return Response(error_body(str(exc)), status=status.HTTP_429_TOO_MANY_REQUESTS)
 
@@ -68,7 +68,7 @@ class GenerateView(APIView):
                 params=form.job_params(),
             )
         except services.TooManyJobs as exc:
-            return _too_many(exc)
+            return too_many_jobs(exc)
         body = JobSerializer(job).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
@@ -94,7 +94,7 @@ class GenerateBatchView(APIView):
                 batch=True,
             )
         except services.TooManyJobs as exc:
-            return _too_many(exc)
+            return too_many_jobs(exc)
         batch_id = jobs[0].batch_id
         body: dict[str, Any] = {
             "batch_id": str(batch_id),

@@ -466,7 +466,7 @@ class SteeringRunSerializer(serializers.ModelSerializer[SteeringRun]):
             "percent": round(job.percent, 1),
             "error": job.error,
             "url": reverse("api-job", kwargs={"job_id": job.id}),
-            "websocket": f"/ws/jobs/{job.id}/",
+            "websocket": job.websocket_path,
         }
 
     def get_url(self, run: SteeringRun) -> str:

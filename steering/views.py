@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from graphs.models import Graph, Subgraph
 from jobs.services import TooManyJobs
+from jobs.views import too_many_jobs
 from steering import services
 from steering.models import SteeringRun
 from steering.serializers import (
@@ -31,7 +32,6 @@ from steering.serializers import (
     SteeringRunUpdateSerializer,
     SteerRequestSerializer,
 )
-from webapp.api import error_body
 
 
 class SteeringThrottle(UserRateThrottle):
@@ -51,7 +51,7 @@ def _created(request: Request, form: RunRequestSerializer, kind: str, **extra: A
     try:
         run = services.create_run(kind=kind, owner=request.user, fields=fields)  # type: ignore[arg-type]
     except TooManyJobs as exc:
-        return Response(error_body(str(exc)), status=status.HTTP_429_TOO_MANY_REQUESTS)
+        return too_many_jobs(exc)
     body = SteeringRunSerializer(_runs().get(pk=run.pk)).data
     return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
