@@ -58,7 +58,7 @@ if os.environ.get("BENCH_ENGINE_TIMES"):
     # the engine run inside that same job.
     from celery.signals import worker_process_init
 
-    from webapp.celery import app as app
+    from core.celery import app as app
 
     @worker_process_init.connect
     def _time_the_engine(**_: Any) -> None:

@@ -16,20 +16,10 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import connection, models, transaction
 from django.db.models import Q
 
+from core.visibility import Visibility, is_staff
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
-
-class Visibility(models.TextChoices):
-    """Who may see a thing. Private things are 404 to everyone but the owner and staff."""
-
-    PRIVATE = "private", "Private"
-    UNLISTED = "unlisted", "Unlisted (anyone with the link)"
-    PUBLIC = "public", "Public"
-
-
-def is_staff(user: AbstractBaseUser | AnonymousUser | None) -> bool:
-    return bool(user is not None and user.is_authenticated and getattr(user, "is_staff", False))
 
 
 class RealField(models.FloatField):

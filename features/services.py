@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
-from features.models import TOP_EXPLANATIONS, LanguageModel, TranscoderSet, Visibility, is_staff
+from core.visibility import Visibility, is_staff
+from features.models import TOP_EXPLANATIONS, LanguageModel, TranscoderSet
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser

@@ -15,9 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import LookupThrottle, WriteThrottle, query_param
+from core.visibility import Visibility, is_staff
 from features import services
 from features.keys import parse_short
-from features.models import Explanation, Feature, LanguageModel, Visibility, is_staff
+from features.models import Explanation, Feature, LanguageModel
 from features.serializers import (
     ExplanationSerializer,
     FeatureSearchResultSerializer,
@@ -26,7 +28,6 @@ from features.serializers import (
     LookupRequestSerializer,
     LookupResponseSerializer,
 )
-from webapp.api import LookupThrottle, WriteThrottle, query_param
 
 _MAX_INDEX = 2**31 - 1
 

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from features.models import LanguageModel, TranscoderSet, Visibility, is_staff
+from core.visibility import Visibility, is_staff
+from features.models import LanguageModel, TranscoderSet
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser

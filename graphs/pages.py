@@ -11,7 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from features.models import LanguageModel, Visibility
+from core.visibility import Visibility
+from features.models import LanguageModel
 from graphs.models import Graph
 
 # Above this many links the page asks for a skeleton (every node, the strongest links) and loads

@@ -8,7 +8,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from features.models import Visibility
+from core.visibility import Visibility
 from graphs.models import Graph, GraphNode, Subgraph
 
 MAX_LABEL_CHARS = 200

@@ -17,7 +17,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from features.models import LanguageModel, TranscoderSet, Visibility
+from core.visibility import Visibility
+from features.models import LanguageModel, TranscoderSet
 from graphs import artifacts
 from graphs.models import Graph, GraphNode, Subgraph
 from graphs.schema import (

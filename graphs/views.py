@@ -17,6 +17,14 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import (
+    PayloadTooLarge,
+    UploadThrottle,
+    WriteThrottle,
+    error_body,
+    parse_if_match,
+    query_param,
+)
 from features.keys import parse_short
 from features.models import LanguageModel, TranscoderSet
 from graphs import artifacts, services
@@ -30,14 +38,6 @@ from graphs.serializers import (
     NeighbourhoodSerializer,
     SubgraphSerializer,
     SubgraphWriteSerializer,
-)
-from webapp.api import (
-    PayloadTooLarge,
-    UploadThrottle,
-    WriteThrottle,
-    error_body,
-    parse_if_match,
-    query_param,
 )
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from core.realtime import GroupEventConsumer
 from jobs import services
 from jobs.models import Job
-from webapp.realtime import GroupEventConsumer
 
 
 def _visible_job(user: Any, job_id: str) -> Job | None:

@@ -1,6 +1,6 @@
 """Job events to websockets, in order and without making the job wait on Redis.
 
-``webapp.realtime.broadcast`` runs ``group_send`` through ``async_to_sync``, which builds an event
+``core.realtime.broadcast`` runs ``group_send`` through ``async_to_sync``, which builds an event
 loop and a Redis connection pool per call: about 10 ms a call on a busy machine, and a job sends
 several events. Here one background thread per process keeps a loop (and so its pool) alive and
 sends queued events one at a time, so they arrive in the order they were queued and the engine

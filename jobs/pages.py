@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from features.models import LanguageModel, Visibility
+from core.visibility import Visibility
+from features.models import LanguageModel
 from graphs.models import Graph
 
 ADVANCED = [

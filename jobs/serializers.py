@@ -1,6 +1,6 @@
 """Request validation for generation and tokenize, and the job's JSON shape.
 
-Every bad input is a 400 that names its field (the shared handler in webapp/api.py turns these
+Every bad input is a 400 that names its field (the shared handler in core/api.py turns these
 errors into ``{"error", "detail": {field: message}}``); unknown fields are refused too, so a typo
 such as ``max_features`` does not silently fall back to a default.
 """
@@ -15,7 +15,8 @@ from django.utils.text import slugify
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from features.models import LanguageModel, TranscoderSet, Visibility
+from core.visibility import Visibility
+from features.models import LanguageModel, TranscoderSet
 from graphs.models import Graph
 from jobs import services, tokens
 from jobs.models import Job

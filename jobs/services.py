@@ -34,6 +34,7 @@ from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from core.celery import app
 from features.models import LanguageModel, TranscoderSet
 from graphs import artifacts
 from graphs import services as graph_services
@@ -41,7 +42,6 @@ from graphs.models import Graph
 from graphs.schema import GraphValidationError, validate_graph
 from jobs import events
 from jobs.models import Job
-from webapp.celery import app
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

@@ -23,9 +23,9 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.core.cache import cache
 
+from core.celery import app
 from features.models import LanguageModel
 from jobs.services import queue_for
-from webapp.celery import app
 
 log = logging.getLogger(__name__)
 

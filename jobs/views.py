@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import LookupThrottle, WriteThrottle, error_body
 from jobs import services, tokens
 from jobs.models import Job
 from jobs.serializers import (
@@ -22,7 +23,6 @@ from jobs.serializers import (
     JobSerializer,
     TokenizeSerializer,
 )
-from webapp.api import LookupThrottle, WriteThrottle, error_body
 
 
 class ServiceUnavailable(APIException):

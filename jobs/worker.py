@@ -2,9 +2,9 @@
 the queue of every model as models are added.
 
 It runs in each worker's main process on Celery's timer, so no extra process (beat) is needed,
-and N workers reaping at once is harmless: every transition is a compare-and-set update. The
-import of Django code waits until the worker starts, because this module is imported with the
-Celery app (by the web process too).
+and N workers reaping at once is harmless: every transition is a compare-and-set update.
+jobs/apps.py adds the step to the Celery app in every process (only a worker runs it); the
+imports of app code wait until the timer ticks, so importing this module stays cheap.
 """
 
 from __future__ import annotations

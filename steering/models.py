@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from features.models import Visibility, is_staff
+from core.visibility import Visibility, is_staff
 from graphs.models import Graph
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ from django.urls import reverse
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from features.models import LanguageModel, TranscoderSet, Visibility
+from core.visibility import Visibility
+from features.models import LanguageModel, TranscoderSet
 from graphs.models import Graph, Subgraph
 from jobs import services as job_services
 from jobs import tokens

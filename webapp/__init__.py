@@ -1,5 +1,5 @@
 """Circuit Atlas project package: settings, URLs, ASGI and Celery apps, shared API plumbing."""
 
-from webapp.celery import app as celery_app
+from core.celery import app as celery_app
 
 __all__ = ["celery_app"]

@@ -14,7 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from webapp.celery import app as celery_app
+from core.celery import app as celery_app
 
 _TIMEOUT_S = 1.0
 _PROBE_TIMEOUT_S = 5.0

@@ -14,8 +14,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.visibility import Visibility
 from features.keys import parse_short
-from features.models import Explanation, Feature, LanguageModel, Visibility
+from features.models import Explanation, Feature, LanguageModel
 from graphs import services as graph_services
 from graphs.models import Graph, GraphNode, Subgraph
 from webapp.auth import create_token, revoke_token

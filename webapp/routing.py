@@ -1,7 +1,7 @@
 from django.urls import path
 
+from core.realtime import AnnouncementConsumer
 from jobs.consumers import JobConsumer
-from webapp.realtime import AnnouncementConsumer
 
 websocket_urlpatterns = [
     path("ws/announcements/", AnnouncementConsumer.as_asgi()),

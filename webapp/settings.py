@@ -200,7 +200,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Celery (see webapp/celery.py): JSON only, explicit task names, late acks, one message at a time.
+# Celery (see core/celery.py): JSON only, explicit task names, late acks, one message at a time.
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -292,9 +292,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "webapp.api.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "webapp.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "writes": _rate("API_WRITE_RATE", "300/hour"),
         "uploads": _rate("API_UPLOAD_RATE", "60/hour"),

@@ -12,7 +12,7 @@ from rest_framework import generics, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from webapp.api import WriteThrottle
+from core.api import WriteThrottle
 from webapp.auth import create_token, revoke_token
 from webapp.models import ApiToken
 

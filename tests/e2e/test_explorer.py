@@ -299,7 +299,7 @@ def test_the_viewport_follows_the_keyboard_and_reopens_from_the_link(
 def test_a_saved_subgraph_opens_from_its_share_slug(page: Any, graph_url: str) -> None:
     from django.contrib.auth.models import User
 
-    from features.models import Visibility
+    from core.visibility import Visibility
     from graphs.models import Graph, Subgraph
 
     graph = Graph.objects.get(slug="demo-graph")

@@ -9,7 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from features.models import LanguageModel, TranscoderSet, Visibility
+from core.visibility import Visibility
+from features.models import LanguageModel, TranscoderSet
 from graphs import services
 from graphs.models import Graph
 from tests.e2e.conftest import MANIFEST

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from features.models import Feature, Visibility
+from core.visibility import Visibility
+from features.models import Feature
 from graphs.models import Graph, GraphNode
 from tests.e2e.conftest import import_synthetic
 

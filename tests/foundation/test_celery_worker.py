@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
+from core.celery import app
 from tests.foundation.conftest import ROOT
-from webapp.celery import app
 from webapp.models import WorkerHeartbeat
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

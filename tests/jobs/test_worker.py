@@ -21,13 +21,13 @@ from django.db import connections
 from django.test import Client
 from rest_framework.test import APIClient
 
+from core.celery import app
 from features.models import LanguageModel
 from graphs.models import Graph, GraphNode
 from jobs.models import Job
 from jobs.services import ATTRIBUTE_TASK
 from tests.jobs.conftest import Worker, job_status, register_model, start_worker, wait_for
 from webapp.asgi import application
-from webapp.celery import app
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
-from webapp.celery import app
+from core.celery import app
 
 __all__ = ["app"]
 

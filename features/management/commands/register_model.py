@@ -13,7 +13,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from features.models import LanguageModel, TranscoderSet, Visibility
+from core.visibility import Visibility
+from features.models import LanguageModel, TranscoderSet
 
 
 class Command(BaseCommand):

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from features.models import Visibility
+from core.visibility import Visibility
 from graphs import services
 from graphs.models import Graph
 from graphs.schema import GraphValidationError

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from webapp.realtime import ANNOUNCEMENTS, broadcast
+from core.realtime import ANNOUNCEMENTS, broadcast
 
 _MAX_CHARS = 500
 

@@ -7,7 +7,8 @@ process sends tasks by their explicit name, so it never imports worker code (or 
 Jobs (docs/jobs.md): the web process sends ``inference.*`` tasks to the model's own queue,
 ``gpu.<model-slug>`` (jobs/services.py ``queue_for``); a worker consumes the queues of the models
 it serves. Workers import ``inference.tasks`` (which loads the engine lazily in the pool child)
-and run the job reaper on their timer (jobs/worker.py).
+and run the job reaper on their timer (jobs/worker.py, added to the worker's steps by
+jobs/apps.py once Django is set up). This module imports no app, so every app may import it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import os
 
 from celery import Celery
 from kombu import Queue
-
-from jobs.worker import JobsTimer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
@@ -28,4 +27,3 @@ app.conf.task_routes = {"inference.*": {"queue": "gpu"}}
 app.autodiscover_tasks()
 # Only workers import these (web processes send by name): the bridge to the engine.
 app.conf.imports = ("inference.tasks",)
-app.steps["worker"].add(JobsTimer)
