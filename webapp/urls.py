@@ -2,10 +2,9 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from features import pages as feature_pages
 from graphs import pages as graph_pages
 from jobs import pages as job_pages
-from webapp import accounts, pages
+from webapp import accounts, feature_page, pages
 from webapp.health import healthz
 
 urlpatterns = [
@@ -21,7 +20,7 @@ urlpatterns = [
     path("me/tokens/<int:pk>/revoke", pages.token_revoke, name="token-revoke"),
     path(
         "features/<slug:model>/<slug:set_slug>/<int:layer>/<int:index>",
-        feature_pages.feature_page,
+        feature_page.feature_page,
         name="feature-page",
     ),
     path("healthz", healthz, name="healthz"),

@@ -1,5 +1,7 @@
 """The feature page (HTML): explanations, dashboard and the graphs that contain the feature.
-The REST API lives in features/views.py."""
+
+It shows features and the graphs they appear in, so it lives in the site, above both apps
+(features sits below graphs in the layers). The REST API lives in features/views.py."""
 
 from __future__ import annotations
 
