@@ -1,7 +1,7 @@
 """Attribution speed and memory on a seeded random model, optionally side by side with
 circuit-tracer 0.5.0 (see compare_reference.py for its side venv).
 
-    .venv/bin/python benchmarks/attribution.py [--ctref-python /tmp/ctref/bin/python]
+    .venv/bin/python benchmarks/attribution.py [--ctref-python CTREF/bin/python]
         [--d-model 512 --layers 8 --features 8192 --tokens 32 --l0 64 --batch-size 256]
     python benchmarks/attribution.py --preset gemma2-2b --device cuda --dtype bfloat16 \\
         --tokens 32 --max-feature-nodes 8192 --json figures.json [--ctref-python python3 \\

@@ -1,11 +1,12 @@
 """Compare our engine with circuit-tracer 0.5.0 (nnsight backend) on the same files.
 
-circuit-tracer lives in a side virtualenv (it pins other transformers/nnsight versions):
+circuit-tracer lives in a side virtualenv outside the project (it pins other transformers and
+nnsight versions); CTREF below is any folder you choose for it:
 
-    python3 -m venv /tmp/ctref
-    /tmp/ctref/bin/pip install torch==2.13.0           # first, pinned: avoids the CUDA build
-    /tmp/ctref/bin/pip install circuit-tracer==0.5.0 nnsight==0.6.1
-    .venv/bin/python benchmarks/compare_reference.py --ctref-python /tmp/ctref/bin/python
+    python3 -m venv CTREF
+    CTREF/bin/pip install torch==2.13.0           # first, pinned: avoids the CUDA build
+    CTREF/bin/pip install circuit-tracer==0.5.0 nnsight==0.6.1
+    .venv/bin/python benchmarks/compare_reference.py --ctref-python CTREF/bin/python
 
 It writes a tiny random Llama model folder (with tokenizer) and random transcoders (per-layer
 ReLU, per-layer JumpReLU with skip, and a cross-layer set) to a temporary folder, runs both

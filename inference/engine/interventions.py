@@ -32,19 +32,30 @@ vocabulary (``interventions[2].position``, ``mode``, ``prompt``) for a 400 respo
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from transformers.masking_utils import AttentionMaskInterface, eager_mask
-from transformers.modeling_utils import AttentionInterface
 
 from .adapters import resolve
-from .replacement import ReplacementModel, attention_implementation, first_tensor_arg
+from .freezing import (
+    ROW0_PATTERN,
+    Forward,
+    Hook,
+    PreHook,
+    first_row,
+    first_tensor_arg,
+    frozen_norm,
+    installed,
+    norm_eps,
+    norm_scale,
+    normalized,
+    residual_norms,
+)
+from .replacement import ReplacementModel
 from .transcoders import JumpReLU, TopK
 
 Action = Literal["set", "scale", "ablate"]
@@ -53,8 +64,6 @@ ACTIONS: tuple[str, ...] = ("set", "scale", "ablate")
 MODES: tuple[str, ...] = ("constrained", "free")
 # Largest |value| the engine accepts for a set value or a scale factor; the API may bound tighter.
 MAX_ABS_VALUE = 1e4
-
-_ROW0_ATTENTION = "circuit_atlas_row0_pattern"
 
 
 class InterventionError(ValueError):
@@ -268,62 +277,6 @@ def tokenize_prompt(rm: ReplacementModel, prompt: str | list[int] | torch.Tensor
 # Hooks
 
 
-def _row0_attention(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    *args: Any,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    # Every row attends with row 0's pattern: same queries and keys, its own values. The family's
-    # own eager attention (softcaps, sliding windows, GQA) does the rest.
-    eager = sys.modules[type(module).__module__].eager_attention_forward
-    result: tuple[torch.Tensor, torch.Tensor | None] = eager(
-        module, query[:1].expand_as(query), key[:1].expand_as(key), value, *args, **kwargs
-    )
-    return result
-
-
-AttentionInterface.register(_ROW0_ATTENTION, _row0_attention)
-AttentionMaskInterface.register(_ROW0_ATTENTION, eager_mask)
-
-
-def _norm_eps(module: nn.Module) -> float:
-    return float(getattr(module, "variance_epsilon", getattr(module, "eps", 1e-6)))
-
-
-def _norm_scale(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
-    """(B, n, 1) float32: the 1/denominator the norm applies."""
-    xf = x.float()
-    if kind == "layernorm":
-        return torch.rsqrt(xf.var(-1, keepdim=True, unbiased=False) + eps)
-    return torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
-
-
-def _normalized(x: torch.Tensor, kind: str, scale: torch.Tensor) -> torch.Tensor:
-    xf = x.float()
-    return (xf - xf.mean(-1, keepdim=True)) * scale if kind == "layernorm" else xf * scale
-
-
-def _row0_norm_forward(module: nn.Module, kind: str) -> Any:
-    """The norm with every row divided by row 0's denominator (constrained mode)."""
-    eps = _norm_eps(module)
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        weight: torch.Tensor = module.weight  # type: ignore[assignment]
-        normalized = _normalized(x, kind, _norm_scale(x[:1], kind, eps))
-        if kind == "layernorm":
-            bias: torch.Tensor | None = module.bias  # type: ignore[assignment]
-            out = normalized.to(x.dtype) * weight
-            return out + bias if bias is not None else out
-        if kind == "rms_plus_one":
-            return (normalized * (1.0 + weight.float())).type_as(x)
-        return weight * normalized.to(x.dtype)
-
-    return forward
-
-
 def _encode_columns(
     rm: ReplacementModel, layer: int, x: torch.Tensor, features: torch.Tensor
 ) -> torch.Tensor:
@@ -489,44 +442,48 @@ class InterventionHooks:
         rm, adapter, tc = self.rm, self.rm.adapter, self.rm.transcoders
         in_path, in_kind = adapter.hook(tc.feature_input_hook)
         out_path, _ = adapter.hook(tc.feature_output_hook)
-        with ExitStack() as stack:
-            if self.constrained or self.freeze_attention:
-                stack.enter_context(attention_implementation(rm.model, _ROW0_ATTENTION))
-            if self.constrained:
-                norms = [resolve(rm.model, adapter.final_norm)]
-                norms += [resolve(b, p) for b in rm.blocks for p in adapter.block_norms]
-                for norm in norms:
-                    norm.forward = _row0_norm_forward(norm, adapter.norm_kind)
-                    stack.callback(delattr, norm, "forward")
-            for layer, block in enumerate(rm.blocks):
-                in_module = resolve(block, in_path)
-                if in_kind == "normalized":
-                    hook = self._normalized_hook(layer, in_module)
-                else:
-                    hook = self._input_hook(layer)
-                handle = in_module.register_forward_pre_hook(hook, with_kwargs=True)
-                stack.callback(handle.remove)
-                handle = resolve(block, out_path).register_forward_hook(self._output_hook(layer))
-                stack.callback(handle.remove)
+        forwards: list[tuple[nn.Module, Forward]] = []
+        if self.constrained:
+            forwards = [
+                (norm, frozen_norm(norm, adapter.norm_kind, first_row))
+                for _, _, norm in residual_norms(rm.model, adapter)
+            ]
+        pre_hooks: list[tuple[nn.Module, PreHook]] = []
+        hooks: list[tuple[nn.Module, Hook]] = []
+        for layer, block in enumerate(rm.blocks):
+            in_module = resolve(block, in_path)
+            if in_kind == "normalized":
+                pre_hooks.append((in_module, self._normalized_hook(layer, in_module)))
+            else:
+                pre_hooks.append((in_module, self._input_hook(layer)))
+            hooks.append((resolve(block, out_path), self._output_hook(layer)))
+        frozen = self.constrained or self.freeze_attention
+        with installed(
+            rm.model,
+            attention=ROW0_PATTERN if frozen else None,
+            forwards=forwards,
+            pre_hooks=pre_hooks,
+            hooks=hooks,
+        ):
             yield
 
-    def _input_hook(self, layer: int) -> Any:
+    def _input_hook(self, layer: int) -> PreHook:
         def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             self._store_input(layer, first_tensor_arg(args, kwargs))
 
         return hook
 
-    def _normalized_hook(self, layer: int, norm: nn.Module) -> Any:
-        kind, eps = self.rm.adapter.norm_kind, _norm_eps(norm)
+    def _normalized_hook(self, layer: int, norm: nn.Module) -> PreHook:
+        kind, eps = self.rm.adapter.norm_kind, norm_eps(norm)
 
         def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             x = first_tensor_arg(args, kwargs)
-            scale = _norm_scale(x[:1] if self.constrained else x, kind, eps)
-            self._store_input(layer, _normalized(x, kind, scale))
+            scale = norm_scale(x[:1] if self.constrained else x, kind, eps)
+            self._store_input(layer, normalized(x, kind, scale))
 
         return hook
 
-    def _output_hook(self, layer: int) -> Any:
+    def _output_hook(self, layer: int) -> Hook:
         def hook(_m: nn.Module, _args: Any, output: torch.Tensor) -> torch.Tensor:
             return self._output(layer, output)
 

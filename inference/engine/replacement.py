@@ -8,15 +8,14 @@
   ``output - skip`` plus the live skip path ``x_in @ W_skip``, so gradient reaches earlier layers
   only through the skip and the leaf's gradient is exactly the gradient at the output hook,
 - the token embedding output is a fresh leaf.
-The model is then linear in those leaves, and one backward pass from a target direction gives
+The freezes and hooks come from freezing.py, shared with the interventions. The model is then linear in those leaves, and one backward pass from a target direction gives
 every direct effect at once.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,38 +23,22 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
-from transformers.masking_utils import AttentionMaskInterface, eager_mask
-from transformers.modeling_utils import AttentionInterface
 
 from .adapters import ModelAdapter, adapter_for, resolve
+from .freezing import (
+    DETACHED_PATTERN,
+    Hook,
+    PreHook,
+    first_tensor_arg,
+    frozen_norm,
+    installed,
+    residual_norms,
+)
 from .transcoders import Transcoders, load_transcoders
-
-FROZEN_ATTENTION = "circuit_atlas_frozen"
 
 
 class ModelLoadError(ValueError):
     """The model folder or hub id cannot be loaded."""
-
-
-def _frozen_attention(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    *args: Any,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    # Each HF modeling file defines its family's eager attention (softcapping, sinks, GQA):
-    # run exactly that with detached queries and keys, so the pattern is a constant.
-    eager = sys.modules[type(module).__module__].eager_attention_forward
-    result: tuple[torch.Tensor, torch.Tensor | None] = eager(
-        module, query.detach(), key.detach(), value, *args, **kwargs
-    )
-    return result
-
-
-AttentionInterface.register(FROZEN_ATTENTION, _frozen_attention)
-AttentionMaskInterface.register(FROZEN_ATTENTION, eager_mask)
 
 
 @dataclass
@@ -209,73 +192,6 @@ class LinearisedForward:
     logits: torch.Tensor | None = None
 
 
-def _frozen_norm_forward(
-    module: nn.Module, kind: str, on_normalized: Callable[[torch.Tensor], None] | None
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    eps = float(getattr(module, "variance_epsilon", getattr(module, "eps", 1e-6)))
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        weight: torch.Tensor = module.weight  # type: ignore[assignment]
-        if kind == "layernorm":
-            centered = x - x.mean(-1, keepdim=True)  # centring is linear: it stays in the graph
-            scale = torch.rsqrt(x.detach().var(-1, keepdim=True, unbiased=False) + eps)
-            normalized = centered * scale
-            if on_normalized is not None:
-                on_normalized(normalized)
-            bias: torch.Tensor | None = module.bias  # type: ignore[assignment]
-            return normalized * weight + bias if bias is not None else normalized * weight
-        xf = x.float()
-        normalized = xf * torch.rsqrt(xf.detach().pow(2).mean(-1, keepdim=True) + eps)
-        if on_normalized is not None:
-            on_normalized(normalized)
-        if kind == "rms_plus_one":
-            return (normalized * (1.0 + weight.float())).type_as(x)
-        return weight * normalized.to(x.dtype)
-
-    return forward
-
-
-@contextmanager
-def _patched_forward(module: nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
-    module.forward = forward
-    try:
-        yield
-    finally:
-        del module.forward  # back to the class's forward
-
-
-@contextmanager
-def _hook(handle: torch.utils.hooks.RemovableHandle) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-@contextmanager
-def attention_implementation(model: PreTrainedModel, name: str) -> Iterator[None]:
-    """Run the model with another registered attention function (restored on exit)."""
-    configs = [model.config]
-    text_config = getattr(model.config, "text_config", None)
-    if text_config is not None:
-        configs.append(text_config)
-    previous = [c._attn_implementation for c in configs]
-    try:
-        for c in configs:
-            c._attn_implementation = name
-        yield
-    finally:
-        for c, p in zip(configs, previous, strict=True):
-            c._attn_implementation = p
-
-
-def first_tensor_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
-    """The hidden states a hooked module was called with, positionally or by keyword."""
-    value = args[0] if args else kwargs.get("hidden_states", kwargs.get("input"))
-    assert isinstance(value, torch.Tensor)
-    return value
-
-
 @contextmanager
 def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
     """Install the freezes for one forward pass; every hook and patch is removed on exit."""
@@ -294,13 +210,13 @@ def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
 
         return store
 
-    def input_pre_hook(layer: int) -> Callable[..., None]:
+    def input_pre_hook(layer: int) -> PreHook:
         def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             trace.feature_inputs[layer] = first_tensor_arg(args, kwargs)
 
         return hook
 
-    def output_hook(layer: int) -> Callable[..., torch.Tensor]:
+    def output_hook(layer: int) -> Hook:
         def hook(_m: nn.Module, _args: Any, output: torch.Tensor) -> torch.Tensor:
             skip_w = tc.skip[layer]
             skip = None
@@ -322,33 +238,21 @@ def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
     def unembed_pre_hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         trace.final_resid = first_tensor_arg(args, kwargs)
 
-    with ExitStack() as stack:
-        stack.enter_context(attention_implementation(rm.model, FROZEN_ATTENTION))
-        final_norm = resolve(rm.model, adapter.final_norm)
-        stack.enter_context(
-            _patched_forward(final_norm, _frozen_norm_forward(final_norm, adapter.norm_kind, None))
-        )
-        for layer, block in enumerate(rm.blocks):
-            for norm_path in adapter.block_norms:
-                norm = resolve(block, norm_path)
-                capture = (
-                    store_input(layer) if in_kind == "normalized" and norm_path == in_path else None
-                )
-                forward = _frozen_norm_forward(norm, adapter.norm_kind, capture)
-                stack.enter_context(_patched_forward(norm, forward))
-            if in_kind == "input":
-                handle = resolve(block, in_path).register_forward_pre_hook(
-                    input_pre_hook(layer), with_kwargs=True
-                )
-                stack.enter_context(_hook(handle))
-            handle = resolve(block, out_path).register_forward_hook(output_hook(layer))
-            stack.enter_context(_hook(handle))
-        embed = resolve(rm.model, adapter.embed)
-        stack.enter_context(_hook(embed.register_forward_hook(embed_hook)))
-        unembed = resolve(rm.model, adapter.unembed)
-        stack.enter_context(
-            _hook(unembed.register_forward_pre_hook(unembed_pre_hook, with_kwargs=True))
-        )
+    forwards = []
+    for layer, path, norm in residual_norms(rm.model, adapter):
+        reads_input = in_kind == "normalized" and path == in_path
+        capture = store_input(layer) if layer is not None and reads_input else None
+        forwards.append((norm, frozen_norm(norm, adapter.norm_kind, torch.Tensor.detach, capture)))
+    pre_hooks: list[tuple[nn.Module, PreHook]] = [
+        (resolve(rm.model, adapter.unembed), unembed_pre_hook)
+    ]
+    if in_kind == "input":
+        pre_hooks += [(resolve(b, in_path), input_pre_hook(i)) for i, b in enumerate(rm.blocks)]
+    hooks: list[tuple[nn.Module, Hook]] = [(resolve(rm.model, adapter.embed), embed_hook)]
+    hooks += [(resolve(b, out_path), output_hook(i)) for i, b in enumerate(rm.blocks)]
+    with installed(
+        rm.model, attention=DETACHED_PATTERN, forwards=forwards, pre_hooks=pre_hooks, hooks=hooks
+    ):
         yield trace
 
 

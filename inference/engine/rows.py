@@ -1,0 +1,163 @@
+"""Rows of the adjacency: direct effects on a batch of targets, from one batched backward pass.
+
+`RowComputer` holds what the rows are contracted with, computed once from the linearised forward
+pass (replacement.py): every active feature's scaled decoder vectors (``a * W_dec``, padded per
+position as `DecoderBlock`), the error vectors and the token embeddings. ``rows(layers,
+positions, vectors)`` seeds each target's direction at its layer and position, runs one batched
+backward pass and contracts the gradients with those sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .replacement import LinearisedForward, ReplacementModel
+
+
+@dataclass
+class DecoderBlock:
+    """The scaled decoder rows of one source layer's features, padded per position.
+
+    ``padded[o, p, slot]`` is ``a * W_dec`` (into output layer src + o) of the feature in that
+    slot at position p, so contracting with gradients is a batched GEMM over positions instead
+    of a gather of (batch, features, d_model) blocks.
+    """
+
+    start: int  # column of the layer's first feature
+    pos: torch.Tensor  # (k,) position of each feature
+    slot: torch.Tensor  # (k,) its slot among the features at that position
+    padded: torch.Tensor  # (n_out_layers, n_pos, max_per_position, d_model)
+
+    @classmethod
+    def build(cls, start: int, pos: torch.Tensor, scaled: torch.Tensor, n_pos: int) -> DecoderBlock:
+        counts = torch.bincount(pos, minlength=n_pos)
+        first = torch.cumsum(counts, 0) - counts  # features are sorted by position
+        slot = torch.arange(len(pos), device=pos.device) - first[pos]
+        n_out, d = scaled.shape[1], scaled.shape[2]
+        width = int(counts.max()) if len(pos) else 0
+        padded = scaled.new_zeros(n_out, n_pos, width, d)
+        padded[:, pos, slot] = scaled.transpose(0, 1)
+        return cls(start, pos, slot, padded)
+
+
+class RowComputer:
+    """Contracts batched gradients with every source vector: one row per target."""
+
+    def __init__(self, rm: ReplacementModel, trace: LinearisedForward, zero_positions: int = 1):
+        tc = rm.transcoders
+        self.trace = trace
+        self.n_layers = rm.n_layers
+        self.cross_layer = tc.cross_layer
+        device = rm.device
+        n_pos = trace.feature_inputs[0].shape[1]
+        self.n_pos = n_pos
+
+        features, values, blocks = [], [], []
+        start = 0
+        reconstruction = [tc.b_dec[j].float().expand(n_pos, -1).clone() for j in range(rm.n_layers)]
+        for layer in range(rm.n_layers):
+            x_in = trace.feature_inputs[layer].detach()[0]
+            acts = tc.encode(layer, x_in).float()
+            acts[:zero_positions] = 0  # the special first token is not explained
+            pos, feat = acts.nonzero(as_tuple=True)
+            vals = acts[pos, feat]
+            scaled = (
+                tc.decoders[layer].rows(feat.cpu(), device, torch.float32) * vals[:, None, None]
+            )
+            for offset in range(scaled.shape[1]):
+                reconstruction[layer + offset].index_add_(0, pos, scaled[:, offset])
+            features.append(torch.stack([torch.full_like(pos, layer), pos, feat], 1))
+            values.append(vals)
+            # Kept in the model's dtype: on a bf16 model of a long prompt these blocks are the
+            # largest thing on the GPU (2,000 tokens x 26 layers x 64 features: ~22 GB in bf16).
+            blocks.append(DecoderBlock.build(start, pos, scaled.to(trace.outputs[0].dtype), n_pos))
+            start += len(pos)
+            del scaled
+        self.active_features = torch.cat(features).cpu()
+        self.activation_values = torch.cat(values).cpu()
+        self._features = torch.cat(features)  # on the device, for encoder_rows
+        self._W_enc = tc.W_enc
+        self.blocks = blocks
+        self.n_active = start
+        errors = []
+        for layer in range(rm.n_layers):
+            skip_w = tc.skip[layer]
+            recon_l = reconstruction[layer]
+            if skip_w is not None:
+                recon_l = recon_l + (trace.feature_inputs[layer].detach()[0] @ skip_w).float()
+            err = trace.outputs[layer].float() - recon_l
+            err[:zero_positions] = 0
+            errors.append(err)
+        self.errors = errors
+        assert trace.embed_leaf is not None
+        self.token_vectors = trace.embed_leaf.detach()[0].float()
+        self.error_offset = self.n_active
+        self.token_offset = self.n_active + rm.n_layers * n_pos
+        self.n_cols = self.token_offset + n_pos
+
+    def encoder_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, d) the W_enc rows of active features ``idx``, gathered per batch: all of them at
+        once would be n_active x d_model (15 GB for 2,000 tokens of a Gemma-2-2B-sized set)."""
+        layers, features = self._features[idx, 0], self._features[idx, 2]
+        out = torch.empty(len(idx), self._W_enc[0].shape[1], dtype=self._W_enc[0].dtype,
+                          device=self._features.device)  # fmt: skip
+        for layer in layers.unique().tolist():
+            where = (layers == layer).nonzero().squeeze(1)
+            out[where] = self._W_enc[layer][features[where]]
+        return out
+
+    def rows(
+        self, layers: torch.Tensor, positions: torch.Tensor, vectors: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, n_cols) direct effects on targets at (layer, pos) along `vectors` (B, d_model).
+
+        Layer ``n_layers`` means the final normalised residual (logit targets).
+        """
+        trace, batch = self.trace, len(layers)
+        outputs, grad_outputs = [], []
+        for layer in sorted(set(layers.tolist())):
+            tensor = trace.final_resid if layer == self.n_layers else trace.feature_inputs[layer]
+            assert tensor is not None
+            seed = torch.zeros((batch, *tensor.shape), dtype=tensor.dtype, device=tensor.device)
+            sel = (layers == layer).nonzero().squeeze(1)
+            seed[sel, 0, positions[sel]] = vectors[sel].to(tensor.device, tensor.dtype)
+            outputs.append(tensor)
+            grad_outputs.append(seed)
+        # Only outputs of layers below the highest target layer can reach any target.
+        n_src = min(int(layers.max()), self.n_layers)
+        assert trace.embed_leaf is not None
+        grads = torch.autograd.grad(
+            outputs,
+            [trace.embed_leaf, *trace.output_leaves[:n_src]],
+            grad_outputs,
+            retain_graph=True,
+            is_grads_batched=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        device = self.token_vectors.device
+        row = torch.zeros(batch, self.n_cols, dtype=torch.float32, device=device)
+        n = self.n_pos
+        g_embed = grads[0][:, 0].float()
+        row[:, self.token_offset :] = torch.einsum("bnd,nd->bn", g_embed, self.token_vectors)
+        for j in range(n_src):
+            g = grads[1 + j][:, 0].float()  # (B, n_pos, d): gradient at layer j's output hook
+            err_start = self.error_offset + j * n
+            row[:, err_start : err_start + n] = torch.einsum("bnd,nd->bn", g, self.errors[j])
+            for i in range(0 if self.cross_layer else j, j + 1):
+                self._add_feature_effects(row, g, i, j)
+        return row
+
+    def _add_feature_effects(self, row: torch.Tensor, g: torch.Tensor, src: int, dst: int) -> None:
+        block = self.blocks[src]
+        if len(block.pos) == 0:
+            return
+        # One GEMM per position: (B, d) grads x (d, k_pos) decoders, batched over positions, in
+        # the model's dtype (float32 for a float32 model).
+        padded = block.padded[dst - src]
+        out = torch.bmm(g.transpose(0, 1).to(padded.dtype), padded.transpose(1, 2))
+        row[:, block.start : block.start + len(block.pos)] += out[
+            block.pos, :, block.slot
+        ].T.float()
