@@ -327,7 +327,7 @@ def bench(
     def direct() -> float:
         started = time.perf_counter()
         graph = engine.attribute(prompt, rm, max_feature_nodes=args.max_feature_nodes, **options)
-        pruned = engine.prune(graph, 0.8, 0.98)
+        pruned = engine.prune(graph, node_threshold=0.8, edge_threshold=0.98)
         engine.graph_to_json(graph, pruned, slug="bench", node_threshold=0.8, edge_threshold=0.98)
         return (time.perf_counter() - started) * 1000
 

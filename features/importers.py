@@ -38,7 +38,7 @@ from typing import IO, Any
 
 from django.db import connection, transaction
 
-from features.keys import uncantor
+from contract.node_ids import cantor_unpair
 from features.models import FeatureImport, TranscoderSet, refresh_explanations
 
 _LAYER_NAME = re.compile(r"layer[_-]?(\d+)", re.IGNORECASE)
@@ -149,7 +149,7 @@ def parse_feature(
     elif layer_hint is not None:
         layer = layer_hint
     elif stem.isdigit():
-        layer, index = uncantor(int(stem))
+        layer, index = cantor_unpair(int(stem))
     else:
         raise FeatureFormatError(
             f"{where}: cannot tell the feature's layer: add a 'layer' field, name the file "
@@ -512,7 +512,7 @@ def iter_explanations(
                 raise FeatureFormatError(f"{where}: expected a JSON object")
             layer, index = obj.get("layer"), obj.get("index")
             if layer is None and isinstance(obj.get("feature"), int):
-                layer, index = uncantor(obj["feature"])
+                layer, index = cantor_unpair(obj["feature"])
             if not all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (layer, index)
             ):

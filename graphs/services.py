@@ -17,11 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from core.visibility import Visibility
-from features.models import LanguageModel, TranscoderSet
-from graphs import artifacts
-from graphs.models import Graph, GraphNode, Subgraph
-from graphs.schema import (
+from contract.graph_json import (
     GraphValidationError,
     Limits,
     NormalisedGraph,
@@ -29,6 +25,10 @@ from graphs.schema import (
     read_limited,
     validate_graph,
 )
+from core.visibility import Visibility
+from features.models import LanguageModel, TranscoderSet
+from graphs import artifacts
+from graphs.models import Graph, GraphNode, Subgraph
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

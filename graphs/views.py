@@ -17,6 +17,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from contract.graph_json import GraphValidationError
 from core.api import (
     PayloadTooLarge,
     UploadThrottle,
@@ -29,7 +30,6 @@ from features.keys import parse_short
 from features.models import LanguageModel, TranscoderSet
 from graphs import artifacts, services
 from graphs.models import Graph, GraphNode, Subgraph
-from graphs.schema import GraphValidationError
 from graphs.serializers import (
     FeatureGraphSerializer,
     GraphSerializer,

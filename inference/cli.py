@@ -127,7 +127,7 @@ def run_attribute(args: argparse.Namespace, progress: Callable[[str, float], Non
         batch_size=args.batch_size,
         on_progress=progress,
     )
-    pruned = prune(graph, args.node_threshold, args.edge_threshold)
+    pruned = prune(graph, node_threshold=args.node_threshold, edge_threshold=args.edge_threshold)
     data = graph_to_json(
         graph,
         pruned,

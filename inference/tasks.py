@@ -188,7 +188,7 @@ def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
     )
     node_threshold = params.get("node_threshold", 0.8)
     edge_threshold = params.get("edge_threshold", 0.98)
-    pruned = engine.prune(graph, node_threshold, edge_threshold)
+    pruned = engine.prune(graph, node_threshold=node_threshold, edge_threshold=edge_threshold)
     document: dict[str, Any] = engine.graph_to_json(
         graph,
         pruned,
@@ -274,7 +274,7 @@ def _run(
 
 def _explain(run: Run, exc: Exception, soft_limit: float | None) -> tuple[str, str | None]:
     """What a failure means: (outcome, the message the user reads, or None for no write)."""
-    from graphs.schema import GraphValidationError
+    from contract.graph_json import GraphValidationError
     from jobs import services
 
     engine = None if _engine_broken else sys.modules.get("inference.engine")

@@ -34,12 +34,12 @@ from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from contract.graph_json import GraphValidationError, validate_graph
 from core.celery import app
 from features.models import LanguageModel, TranscoderSet
 from graphs import artifacts
 from graphs import services as graph_services
 from graphs.models import Graph
-from graphs.schema import GraphValidationError, validate_graph
 from jobs import events
 from jobs.models import Job
 

@@ -311,7 +311,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# Graph uploads and imports (graphs/schema.py): bounded before anything is parsed.
+# Graph uploads and imports (contract/graph_json.py): bounded before anything is parsed.
 GRAPH_UPLOAD_MAX_BYTES = env_int("GRAPH_UPLOAD_MAX_BYTES", 100 * 1024 * 1024, minimum=1024)
 GRAPH_MAX_NODES = env_int("GRAPH_MAX_NODES", 100_000, minimum=10)
 GRAPH_MAX_LINKS = env_int("GRAPH_MAX_LINKS", 2_000_000, minimum=10)

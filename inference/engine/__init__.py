@@ -2,7 +2,7 @@
 
 from .adapters import ADAPTERS, ModelAdapter, UnsupportedModelError, adapter_for
 from .attribution import PHASES, AttributionCancelled, CustomTarget, LogitDiff, attribute
-from .export import GraphFormatError, graph_to_json, load_raw, save_raw, validate_graph_json
+from .export import GraphFormatError, graph_to_json, load_raw, save_raw
 from .graph import Graph
 from .interventions import Intervention, InterventionError, InterventionResult, intervene
 from .pruning import PruneResult, graph_scores, prune
@@ -39,5 +39,4 @@ __all__ = [
     "prune",
     "save_raw",
     "steer_generate",
-    "validate_graph_json",
 ]

@@ -1,16 +1,12 @@
 """Graph artifacts: circuit-tracer/Neuronpedia JSON (schema v1) and raw safetensors.
 
-Node ids in JSON (docs/graph-format.md has the full schema):
-- feature ``{layer}_{index}_{pos}``, with ``feature`` = Cantor pairing of (layer, index)
-- error ``{layer}_-1_{pos}`` (the older ``0_{layer}_{pos}`` is accepted on import)
-- token ``E_{token_id}_{pos}``
-- logit ``{n_layers + 1}_{vocab_id}_{last_pos}`` (vocab_id >= vocab_size for custom targets)
+The schema, its validator and the node-id grammar are the contract's (``contract.graph_json``,
+``contract.node_ids``; docs/graph-format.md); this module writes graphs that fit them.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +14,22 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from contract.graph_json import SCHEMA_VERSION, GraphFormatError
+from contract.node_ids import (
+    EMBEDDING_TYPE,
+    ERROR_TYPE,
+    FEATURE_TYPE,
+    LOGIT_TYPE,
+    cantor_pair,
+    error_id,
+    feature_id,
+    logit_id,
+    token_id,
+)
+
 from .graph import Graph
 from .pruning import PruneResult, prune
 
-SCHEMA_VERSION = 1
 GENERATOR = {"name": "circuit-atlas", "version": "0.1.0"}
 RAW_FORMAT = "circuit-atlas-raw/1"
 _RAW_TENSORS = (
@@ -33,14 +41,6 @@ _RAW_TENSORS = (
     "logit_probabilities",
     "input_tokens",
 )
-
-
-class GraphFormatError(ValueError):
-    """A graph JSON or raw file does not follow the schema; the message says where."""
-
-
-def cantor_pair(x: int, y: int) -> int:
-    return (x + y) * (x + y + 1) // 2 + y
 
 
 def _display(token: str) -> str:
@@ -73,29 +73,27 @@ def _nodes(graph: Graph, keep: torch.Tensor, influence: torch.Tensor) -> dict[in
             active = int(graph.selected_features[idx])
             layer, pos, feat = graph.active_features[active].tolist()
             nodes[idx] = _node(
-                f"{layer}_{feat}_{pos}",
+                feature_id(layer, feat, pos),
                 cantor_pair(layer, feat),
                 str(layer),
                 pos,
-                "cross layer transcoder",
+                FEATURE_TYPE,
                 jsNodeId=f"{layer}_{feat}-0",
                 influence=inf,
                 activation=float(graph.activation_values[active]),
             )
         elif idx < graph.token_offset:
             layer, pos = divmod(idx - graph.error_offset, graph.n_pos)
-            nodes[idx] = _node(
-                f"{layer}_-1_{pos}", -1, str(layer), pos, "mlp reconstruction error", influence=inf
-            )
+            nodes[idx] = _node(error_id(layer, pos), -1, str(layer), pos, ERROR_TYPE, influence=inf)
         elif idx < graph.logit_offset:
             pos = idx - graph.token_offset
             tok = int(graph.input_tokens[pos])
             nodes[idx] = _node(
-                f"E_{tok}_{pos}",
+                token_id(tok, pos),
                 pos,
                 "E",
                 pos,
-                "embedding",
+                EMBEDDING_TYPE,
                 jsNodeId=f"E_{tok}-{pos}",
                 influence=inf,
             )
@@ -107,11 +105,11 @@ def _nodes(graph: Graph, keep: torch.Tensor, influence: torch.Tensor) -> dict[in
                 graph.n_pos - 1,
             )
             nodes[idx] = _node(
-                f"{graph.n_layers + 1}_{vocab_id}_{last}",
+                logit_id(graph.n_layers + 1, vocab_id, last),
                 vocab_id,
                 str(graph.n_layers + 1),
                 last,
-                "logit",
+                LOGIT_TYPE,
                 jsNodeId=f"L_{vocab_id}-{last}",
                 clerp=f'Output "{_display(graph.logit_labels[i])}" (p={prob:.3f})',
                 token_prob=prob,
@@ -133,7 +131,7 @@ def graph_to_json(
 ) -> dict[str, Any]:
     """The pruned graph as a circuit-tracer/Neuronpedia schema-v1 dict (json.dumps-ready)."""
     if pruned is None:
-        pruned = prune(graph, node_threshold, edge_threshold)
+        pruned = prune(graph, node_threshold=node_threshold, edge_threshold=edge_threshold)
     nodes = _nodes(graph, pruned.node_mask, pruned.influence)
     links = []
     connected: set[int] = set()
@@ -151,7 +149,7 @@ def graph_to_json(
     used = [
         node
         for idx, node in nodes.items()
-        if idx in connected or node["feature_type"] in ("embedding", "logit")
+        if idx in connected or node["feature_type"] in (EMBEDDING_TYPE, LOGIT_TYPE)
     ]
     metadata = {
         "slug": slug,
@@ -183,62 +181,6 @@ def graph_to_json(
         "sg_pos": "",
     }
     return {"metadata": metadata, "qParams": q_params, "nodes": used, "links": links}
-
-
-_ID_PATTERNS = {
-    "cross layer transcoder": re.compile(r"^(\d+)_(\d+)_(\d+)$"),
-    "mlp reconstruction error": re.compile(r"^(\d+)_-1_(\d+)$"),
-    "embedding": re.compile(r"^E_(\d+)_(\d+)$"),
-    "logit": re.compile(r"^(\d+)_(\d+)_(\d+)$"),
-}
-_LEGACY_ERROR = re.compile(r"^0_(\d+)_(\d+)$")
-_FEATURE_TYPES = {"transcoder", "cross layer transcoder", "per layer transcoder"}
-
-
-def validate_graph_json(data: Any) -> dict[str, Any]:
-    """Check a schema-v1 graph dict; returns it with legacy error ids rewritten.
-
-    Raises GraphFormatError with the first problem found.
-    """
-    if not isinstance(data, dict):
-        raise GraphFormatError("graph JSON must be an object")
-    for key, expected in (("metadata", dict), ("nodes", list), ("links", list)):
-        if not isinstance(data.get(key), expected):
-            raise GraphFormatError(f"missing or malformed {key!r}")
-    meta = data["metadata"]
-    for key in ("slug", "prompt_tokens"):
-        if key not in meta:
-            raise GraphFormatError(f"metadata.{key} is missing")
-    renamed: dict[str, str] = {}
-    ids: set[str] = set()
-    for i, node in enumerate(data["nodes"]):
-        if not isinstance(node, dict) or not isinstance(node.get("node_id"), str):
-            raise GraphFormatError(f"nodes[{i}] has no node_id")
-        kind = str(node.get("feature_type"))
-        node_id: str = node["node_id"]
-        legacy = _LEGACY_ERROR.match(node_id)
-        if kind == "mlp reconstruction error" and legacy:
-            renamed[node_id] = f"{legacy.group(1)}_-1_{legacy.group(2)}"
-            node["node_id"] = node_id = renamed[node_id]
-        pattern = _ID_PATTERNS.get("cross layer transcoder" if kind in _FEATURE_TYPES else kind)
-        if pattern is None:
-            raise GraphFormatError(f"nodes[{i}] has unknown feature_type {kind!r}")
-        if not pattern.match(node_id):
-            raise GraphFormatError(f"nodes[{i}] id {node_id!r} does not fit feature_type {kind!r}")
-        if not isinstance(node.get("ctx_idx"), int):
-            raise GraphFormatError(f"nodes[{i}] has no integer ctx_idx")
-        if node_id in ids:
-            raise GraphFormatError(f"duplicate node id {node_id!r}")
-        ids.add(node_id)
-    for i, link in enumerate(data["links"]):
-        if not isinstance(link, dict) or not isinstance(link.get("weight"), (int, float)):
-            raise GraphFormatError(f"links[{i}] needs source, target and a numeric weight")
-        for end in ("source", "target"):
-            ref = str(link.get(end))
-            link[end] = renamed.get(ref, ref)
-            if link[end] not in ids:
-                raise GraphFormatError(f"links[{i}].{end} {link[end]!r} is not a node")
-    return data
 
 
 def save_raw(graph: Graph, path: str | Path) -> None:

@@ -147,7 +147,9 @@ def _scores(
     return float(replacement), float(completeness)
 
 
-def prune(graph: Graph, node_threshold: float = 0.8, edge_threshold: float = 0.98) -> PruneResult:
+def prune(
+    graph: Graph, *, node_threshold: float = 0.8, edge_threshold: float = 0.98
+) -> PruneResult:
     if not 0.0 <= node_threshold <= 1.0 or not 0.0 <= edge_threshold <= 1.0:
         raise ValueError("node_threshold and edge_threshold must be in [0, 1]")
     n, n_feat = graph.n_nodes, graph.n_features

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from features.keys import cantor
+from contract.node_ids import cantor_pair
 from features.models import ActivationExample, Explanation, Feature, LanguageModel
 from tests.api.conftest import client_for
 
@@ -118,7 +118,7 @@ def test_replace_overwrites_features_but_keeps_their_explanations(
 
 
 def test_import_reads_single_files_gzipped_bundles_and_tarballs(model: Any, tmp_path: Path) -> None:
-    single = tmp_path / f"{cantor(2, 9)}.json"  # circuit-tracer names files by Cantor id
+    single = tmp_path / f"{cantor_pair(2, 9)}.json"  # circuit-tracer names files by Cantor id
     single.write_text(json.dumps(dashboard(9)))
     bundle = tmp_path / "bundle.json.gz"
     bundle.write_bytes(
@@ -165,7 +165,7 @@ def test_explanations_import_from_json_lines_and_reruns_add_nothing(
     path = tmp_path / "explanations.jsonl"
     lines = [
         {"layer": 0, "index": 1, "text": "cats and kittens", "score": 0.9},
-        {"feature": cantor(1, 2), "text": "dogs", "method": "human"},
+        {"feature": cantor_pair(1, 2), "text": "dogs", "method": "human"},
         {"layer": 0, "index": 999, "text": "no such feature"},
     ]
     path.write_text("\n".join(json.dumps(line) for line in lines))

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from contract.graph_json import validate_graph
 from graphs import services
 from graphs.models import Graph, Subgraph
-from graphs.schema import validate_graph
 from tests.api.conftest import N_LAYERS, graph_json
 
 pytestmark = pytest.mark.django_db

@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from contract.node_ids import cantor_pair
+
 WORDS = [
     "Texas",
     "capital",
@@ -77,7 +79,7 @@ def synthetic_graph(
         label = f"{rng.choice(WORDS)} {rng.choice(WORDS)} L{layer}/{index}"
         node = _node(
             f"{layer}_{index}_{pos}",
-            _cantor(layer, index),
+            cantor_pair(layer, index),
             str(layer),
             pos,
             "cross layer transcoder",
@@ -156,10 +158,6 @@ def synthetic_graph(
         "nodes": nodes,
         "links": links,
     }
-
-
-def _cantor(layer: int, index: int) -> int:
-    return (layer + index) * (layer + index + 1) // 2 + index
 
 
 def _node(

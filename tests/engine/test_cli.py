@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.graph_json import validate_graph
 from inference.cli import main
-from inference.engine import load_raw, validate_graph_json
+from inference.engine import load_raw
 
 from .builders import save_model, save_plt
 
@@ -31,7 +32,7 @@ def test_it_writes_the_pruned_json_and_the_raw_graph(files: Path, tmp_path: Path
     out, raw = tmp_path / "g.json", tmp_path / "g.safetensors"
     code = _run(files, "--prompt", "w5 w9 w7", "--out", str(out), "--raw", str(raw), "--slug", "s1")
     assert code == 0
-    data = validate_graph_json(json.loads(out.read_text()))
+    data = validate_graph(json.loads(out.read_text())).document
     assert data["metadata"]["slug"] == "s1"
     assert data["metadata"]["prompt_tokens"] == ["<bos>", "w5", "w9", "w7"]
     assert load_raw(raw).input_tokens.tolist() == [1, 5, 9, 7]

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from contract.graph_json import validate_graph
+from contract.node_ids import cantor_pair
 from inference.engine import (
     Graph,
     GraphFormatError,
@@ -16,15 +18,13 @@ from inference.engine import (
     load_raw,
     prune,
     save_raw,
-    validate_graph_json,
 )
-from inference.engine.export import cantor_pair
 
 
 def test_json_round_trip_keeps_every_kept_node_and_link(llama_graph: Graph) -> None:
-    pruned = prune(llama_graph, 0.8, 0.98)
+    pruned = prune(llama_graph, node_threshold=0.8, edge_threshold=0.98)
     data = json.loads(json.dumps(graph_to_json(llama_graph, pruned, slug="g1")))
-    data = validate_graph_json(data)
+    data = validate_graph(data).document
     ids = {n["node_id"] for n in data["nodes"]}
     n_tokens = llama_graph.n_pos
     assert sum(n["feature_type"] == "embedding" for n in data["nodes"]) == n_tokens
@@ -90,14 +90,19 @@ def test_cantor_pairing_is_the_neuronpedia_feature_number() -> None:
 
 def test_validation_rewrites_legacy_error_ids() -> None:
     data = {
-        "metadata": {"slug": "s", "prompt_tokens": ["a"]},
+        "metadata": {"slug": "s", "prompt": "a b", "prompt_tokens": ["a", "b"]},
         "nodes": [
-            {"node_id": "0_3_1", "feature_type": "mlp reconstruction error", "ctx_idx": 1},
+            {
+                "node_id": "0_3_1",
+                "feature_type": "mlp reconstruction error",
+                "layer": "3",
+                "ctx_idx": 1,
+            },
             {"node_id": "E_5_0", "feature_type": "embedding", "ctx_idx": 0},
         ],
         "links": [{"source": "E_5_0", "target": "0_3_1", "weight": 0.5}],
     }
-    out = validate_graph_json(data)
+    out = validate_graph(data).document
     assert out["nodes"][0]["node_id"] == "3_-1_1"
     assert out["links"][0]["target"] == "3_-1_1"
 
@@ -116,13 +121,13 @@ def test_validation_rewrites_legacy_error_ids() -> None:
 )
 def test_validation_names_the_first_problem(mutate: object, message: str) -> None:
     data = {
-        "metadata": {"slug": "s", "prompt_tokens": ["a"]},
+        "metadata": {"slug": "s", "prompt": "a", "prompt_tokens": ["a"]},
         "nodes": [{"node_id": "E_5_0", "feature_type": "embedding", "ctx_idx": 0}],
         "links": [],
     }
     mutate(data)  # type: ignore[operator]
     with pytest.raises(GraphFormatError, match=message):
-        validate_graph_json(data)
+        validate_graph(data)
 
 
 def test_raw_safetensors_round_trip(llama_graph: Graph, tmp_path: Path) -> None:

@@ -4,6 +4,10 @@
 // links). Everything is validated here, once: a node or link that does not make sense is dropped
 // (and counted), never allowed to break the page later. Adjacency is built once into CSR arrays
 // whose segments are already sorted by |weight| descending, so "top inputs of node i" is a slice.
+// The node-id grammar and the Cantor pairing are the contract's (contract/node_ids.py); the
+// functions here that implement them are run over its test vectors (contract.test.ts).
+
+import { EMBEDDING_TYPE, LOGIT_TYPE, SCHEMA_VERSION } from "../contract.gen";
 
 export const Kind = { Embedding: 0, Feature: 1, Error: 2, Logit: 3 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
@@ -96,8 +100,8 @@ function num(value: unknown): number {
 
 export function kindOf(featureType: string, id: string): Kind {
   const type = featureType.toLowerCase();
-  if (type === "embedding" || id.startsWith("E_")) return Kind.Embedding;
-  if (type === "logit") return Kind.Logit;
+  if (type === EMBEDDING_TYPE || id.startsWith("E_")) return Kind.Embedding;
+  if (type === LOGIT_TYPE) return Kind.Logit;
   if (type.includes("error")) return Kind.Error;
   return Kind.Feature;
 }
@@ -108,6 +112,31 @@ export function logitToken(clerp: string): string {
   if (quoted?.[1] !== undefined) return quoted[1];
   const single = /'(.*)'/s.exec(clerp);
   return single?.[1] ?? clerp;
+}
+
+export interface NodeIdParts {
+  layer: number | null; // transcoder layer; nLayers + 1 for a logit; null for a token
+  number: number; // feature index, token id or vocab id; -1 for an error
+  pos: number;
+}
+
+const TRIPLE_ID = /^(\d{1,10})_(-1|\d{1,10})_(\d{1,10})$/;
+const TOKEN_ID = /^E_(\d{1,10})_(\d{1,10})$/;
+
+/** The parts of `id` read as a `kind` node; null when it does not fit (an old error id parses to its layer). */
+export function parseNodeId(id: string, kind: Kind): NodeIdParts | null {
+  if (kind === Kind.Embedding) {
+    const token = TOKEN_ID.exec(id);
+    return token ? { layer: null, number: Number(token[1]), pos: Number(token[2]) } : null;
+  }
+  const match = TRIPLE_ID.exec(id);
+  if (!match) return null;
+  const [first, middle, pos] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  if (kind === Kind.Error) {
+    if (middle === -1) return { layer: first, number: -1, pos };
+    return first === 0 ? { layer: middle, number: -1, pos } : null;
+  }
+  return middle >= 0 ? { layer: first, number: middle, pos } : null;
 }
 
 /** The other spelling of an error node id: `{layer}_-1_{pos}` <-> old `0_{layer}_{pos}`. */
@@ -149,8 +178,8 @@ export function cantorIndex(value: number): number {
  * v1 files store cantor(layer, index) in `feature`, and older ones the index itself.
  */
 export function featureIndex(id: string, layer: number, feature: number, cantor: boolean): number {
-  const parts = /^(\d+)_(\d+)_(\d+)$/.exec(id);
-  if (parts && Number(parts[1]) === layer) return Number(parts[2]);
+  const parts = parseNodeId(id, Kind.Feature);
+  if (parts && parts.layer === layer) return parts.number;
   if (!Number.isInteger(feature) || feature < 0) return NaN;
   return cantor ? cantorIndex(feature) : feature;
 }
@@ -165,7 +194,7 @@ function parseNode(value: unknown, tokens: string[], cantorFeatures: boolean): R
   // Bounds keep the layout's (layer x position) grid small whatever a file claims.
   if (!Number.isInteger(ctx) || ctx < 0 || ctx >= Math.max(tokens.length, MAX_POSITIONS)) return null;
   let layer = num(raw["layer"]);
-  if (kind === Kind.Error && !Number.isFinite(layer)) layer = num(id.split("_")[0]);
+  if (kind === Kind.Error && !Number.isFinite(layer)) layer = parseNodeId(id, Kind.Error)?.layer ?? NaN;
   const layerKnown = Number.isInteger(layer) && layer >= 0 && layer < MAX_LAYERS;
   if (!layerKnown && kind !== Kind.Embedding && kind !== Kind.Logit) return null;
   const clerp = str(raw["clerp"]);
@@ -198,7 +227,7 @@ export function buildGraph(json: unknown): Graph {
     throw new GraphFormatError("not an attribution graph: expected an object with nodes and links");
   }
   const metadata = parseMetadata(root["metadata"]);
-  const cantorFeatures = metadata.raw["schema_version"] === 1;
+  const cantorFeatures = metadata.raw["schema_version"] === SCHEMA_VERSION;
   const rawNodes = root["nodes"] as unknown[];
   const rawLinks = Array.isArray(root["links"]) ? (root["links"] as unknown[]) : [];
 

@@ -15,10 +15,10 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from contract.graph_json import GraphValidationError
 from core.visibility import Visibility
 from graphs import services
 from graphs.models import Graph
-from graphs.schema import GraphValidationError
 
 
 class Command(BaseCommand):

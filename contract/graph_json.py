@@ -10,25 +10,20 @@ The data contract, as circuit-tracer's ``create_graph_files`` writes it and Neur
                    "clerp", "influence", "activation", "token_prob", "is_target_logit"}],
      "links":    [{"source": node_id, "target": node_id, "weight": float}]}
 
-Node ids by kind (``feature_type``):
-
-- feature (``cross layer transcoder``): ``{layer}_{index}_{pos}``; ``feature`` = Cantor pairing
-  of (layer, index);
-- error (``mlp reconstruction error``): ``{layer}_-1_{pos}``; the older ``0_{layer}_{pos}``
-  (ambiguous with a feature id) is accepted and rewritten, links included;
-- token (``embedding``): ``E_{token_id}_{pos}``, layer ``"E"``;
-- logit (``logit``): ``{n_layers+1}_{vocab_id}_{last_pos}``.
+Node ids follow ``contract.node_ids``: a feature's ``feature`` is rewritten to the Cantor pairing
+of (layer, index); an error id in the older ``0_{layer}_{pos}`` form is rewritten to
+``{layer}_-1_{pos}``, in links, pinned ids and supernodes too.
 
 ``layer`` is written as a string, as circuit-tracer does. Labels (``clerp``) are kept as plain
 text; nothing here interprets them. Sizes are bounded before anything per-node is built, and
 every error names its field: ``nodes[12].layer: expected an integer``.
 
-Pure Python (no Django, no torch), so the engine's output can be checked anywhere.
+The engine's tests check its output with this validator, the upload and import paths check
+files with it, and the worker checks a generated graph with it before storing it: one schema.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -36,19 +31,24 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
-from features.keys import cantor
+from contract.node_ids import (
+    EMBEDDING_TYPE,
+    KNOWN_TYPES,
+    LOGIT_TYPE,
+    Kind,
+    cantor_pair,
+    error_id,
+    kind_of,
+    legacy_error_id,
+    parse_node_id,
+)
 
-FEATURE_TYPES = ("cross layer transcoder", "transcoder", "per layer transcoder")
-ERROR_TYPE = "mlp reconstruction error"
-EMBEDDING_TYPE = "embedding"
-LOGIT_TYPE = "logit"
-KNOWN_TYPES = (*FEATURE_TYPES, ERROR_TYPE, EMBEDDING_TYPE, LOGIT_TYPE)
+SCHEMA_VERSION = 1
 
 MAX_LABEL_CHARS = 1000
 MAX_NODE_ID_CHARS = 100
 MAX_ERRORS = 20
 _MAX_INT = 2**31 - 1
-_NODE_ID = re.compile(r"^(-?\d+)_(-?\d+)_(-?\d+)$")
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,14 @@ class Limits:
     max_prompt_tokens: int = 4096
 
 
-class GraphValidationError(ValueError):
+DEFAULT_LIMITS = Limits()
+
+
+class GraphFormatError(ValueError):
+    """A graph file that does not follow its format; the message says where."""
+
+
+class GraphValidationError(GraphFormatError):
     """A graph document that does not fit the schema; ``errors`` maps field path to message."""
 
     def __init__(self, errors: dict[str, str], *, too_large: bool = False) -> None:
@@ -147,17 +154,6 @@ def parse_json(data: bytes) -> Any:
         raise GraphValidationError({"file": "JSON nested too deeply"}) from None
     except ValueError as exc:
         raise GraphValidationError({"file": f"not valid JSON ({exc})"}) from None
-
-
-def load_graph_bytes(data: bytes, *, n_layers: int | None, limits: Limits) -> NormalisedGraph:
-    """Validate a graph file's bytes (plain or gzipped JSON)."""
-    if len(data) > limits.max_bytes:
-        raise GraphValidationError(
-            {"file": f"larger than the limit of {limits.max_bytes:,} bytes"}, too_large=True
-        )
-    if data[:2] == b"\x1f\x8b":
-        data = read_limited(io.BytesIO(data), limits.max_bytes)
-    return validate_graph(parse_json(data), n_layers=n_layers, limits=limits)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +253,7 @@ def _validate_metadata(raw: Any, errors: _Errors, limits: Limits) -> dict[str, A
             errors.add(f"metadata.{key}", "expected an object")
         elif key in raw and "\\u0000" in json.dumps(raw[key]):
             errors.add(f"metadata.{key}", "contains a NUL character")
-    metadata["schema_version"] = 1
+    metadata["schema_version"] = SCHEMA_VERSION
     return metadata
 
 
@@ -286,16 +282,14 @@ def _validate_qparams(raw: Any, errors: _Errors) -> dict[str, Any]:
     return out
 
 
-def _parse_id(node_id: str) -> tuple[int, int, int] | None:
-    match = _NODE_ID.match(node_id)
-    if match is None:
-        return None
-    a, b, c = (int(g) for g in match.groups())
-    return a, b, c
+def validate_graph(
+    data: Any, *, n_layers: int | None = None, limits: Limits = DEFAULT_LIMITS
+) -> NormalisedGraph:
+    """Check a parsed graph document and return its normalised form (see the module docstring).
 
-
-def validate_graph(data: Any, *, n_layers: int | None, limits: Limits) -> NormalisedGraph:
-    """Check a parsed graph document and return its normalised form (see the module docstring)."""
+    ``n_layers``: the model's transcoder layers, when known, bounds layers and fixes the logits'.
+    Raises GraphValidationError naming every bad field (up to MAX_ERRORS).
+    """
     errors = _Errors()
     if not isinstance(data, dict):
         raise GraphValidationError({"file": "expected a JSON object with metadata, nodes, links"})
@@ -358,7 +352,7 @@ def validate_graph(data: Any, *, n_layers: int | None, limits: Limits) -> Normal
                 continue
             value = renamed.get(value, value)
             if value not in seen:
-                errors.add(f"{path}.{end}", f"no node with id {value[:MAX_NODE_ID_CHARS]!r}")
+                errors.add(f"{path}.{end}", f"{value[:MAX_NODE_ID_CHARS]!r} is not a node")
                 continue
             ends.append(value)
         weight = raw.get("weight")
@@ -428,34 +422,39 @@ def _validate_node(
         "is_target_logit": is_target,
     }
     feature: FeatureNode | None = None
-    if kind in FEATURE_TYPES:
-        parts = _parse_id(node_id)
-        if parts is None or parts[0] != layer or parts[2] != position or parts[1] < 0:
+    node_kind = kind_of(kind)
+    parsed = parse_node_id(node_id, node_kind) if node_kind is not None else None
+    if node_kind is Kind.FEATURE:
+        assert layer is not None
+        if parsed is None or parsed.layer != layer or parsed.pos != position:
             errors.add(
                 f"{path}.node_id",
                 f"a feature node's id must be {{layer}}_{{index}}_{{pos}} ({layer}_<index>_{position})",
             )
             return None
-        assert layer is not None
-        index = parts[1]
-        if index > _MAX_INT:
+        if parsed.number > _MAX_INT:
             errors.add(f"{path}.node_id", "feature index out of range")
             return None
-        out["feature"] = cantor(layer, index)
-        feature = FeatureNode(node_id, layer, position, index, activation, influence)
-    elif kind == ERROR_TYPE:
-        canonical = f"{layer}_-1_{position}"
-        if node_id != canonical and node_id != f"0_{layer}_{position}":
+        out["feature"] = cantor_pair(layer, parsed.number)
+        feature = FeatureNode(node_id, layer, position, parsed.number, activation, influence)
+    elif node_kind is Kind.ERROR:
+        assert layer is not None
+        canonical = error_id(layer, position)
+        if parsed is None or str(parsed) != canonical:
             errors.add(
                 f"{path}.node_id",
-                f"an error node's id must be {canonical} (or the older 0_{layer}_{position})",
+                f"an error node's id must be {canonical} "
+                f"(or the older {legacy_error_id(layer, position)})",
             )
             return None
         out["node_id"] = canonical
         if out["jsNodeId"] == node_id:
             out["jsNodeId"] = f"{layer}_-1-{position}"
         out["feature"] = -1
-    elif kind == LOGIT_TYPE and n_layers is not None and layer != n_layers + 1:
+    elif parsed is None:
+        errors.add(f"{path}.node_id", f"id {node_id!r} does not fit feature_type {kind!r}")
+        return None
+    elif node_kind is Kind.LOGIT and n_layers is not None and layer != n_layers + 1:
         errors.add(f"{path}.layer", f"a logit node's layer must be {n_layers + 1} (n_layers + 1)")
         return None
     return out, node_id, feature
