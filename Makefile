@@ -37,8 +37,9 @@ frontend: $(FRONTEND_BUILT)
 $(FRONTEND_BUILT): $(FRONTEND_DEPS) $(shell find frontend/src -type f) frontend/vite.config.ts frontend/tsconfig.json
 	cd frontend && npm run --silent build
 
+# api-types-check: the committed schema.d.ts / job-events.d.ts must be what their .yaml make now.
 frontend-test: $(FRONTEND_DEPS)
-	cd frontend && npm run --silent typecheck && npm test --silent
+	cd frontend && npm run --silent api-types-check && npm run --silent typecheck && npm test --silent
 
 lint: install
 	$(VENV)/bin/ruff format --check .

@@ -15,6 +15,12 @@ export type ServerExample = Schemas["Example"];
 export type ServerExplanation = Schemas["Explanation"];
 export type Include = Schemas["IncludeEnum"];
 export type ServerSubgraph = Schemas["Subgraph"];
+/**
+ * A Subgraph as the server sends it. DRF writes every field; the schema marks those with a model
+ * default optional only because drf-spectacular derives the read component from the serializer
+ * that also accepts writes (where they may be left out).
+ */
+export type SavedSubgraph = ServerSubgraph & Required<Pick<ServerSubgraph, "notes" | "visibility">>;
 /** The annotation fields of a Subgraph, as the explorer writes them. */
 export type SubgraphFields = Required<Pick<Schemas["SubgraphRequest"], "pinned_ids" | "supernodes" | "node_labels" | "thresholds" | "clicked_id">> & {
   pinned_ids: string[];

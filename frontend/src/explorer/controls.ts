@@ -1,17 +1,11 @@
 // The toolbar: pruning sliders (node influence, edge weight, density) with visible counts,
 // link type, fit, and the search box with its results.
 
+import { el } from "../site/dom";
 import { featureKey, nodeLabel } from "./graph";
 import { searchGraph } from "./search";
 import { select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
 import type { LinkType } from "./urlState";
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text = ""): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text) node.textContent = text;
-  return node;
-}
 
 function slider(name: string, label: string, min: number, max: number, step: number): { wrap: HTMLElement; input: HTMLInputElement; value: HTMLElement } {
   const wrap = el("label", "slider");

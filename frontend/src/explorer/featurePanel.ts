@@ -5,17 +5,11 @@
 
 import { keyString, type FeatureLookup, type FeatureResult } from "../api/features";
 import type { FeatureDetail, FeatureKey } from "../api/types";
+import { el } from "../site/dom";
 import { featureKey, Kind, nodeLabel, type Graph, type NodeInfo } from "./graph";
 import { showToken } from "./linkGraph";
 import { setLabel, type ExplorerState, type ExplorerStore } from "./state";
 import { formatNumber } from "./style";
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text = ""): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text) node.textContent = text;
-  return node;
-}
 
 export function featureKeyOf(graph: Graph, node: NodeInfo, model: string, set: string): FeatureKey | null {
   if (node.kind !== Kind.Feature || node.feature === null) return null;

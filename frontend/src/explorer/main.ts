@@ -3,7 +3,7 @@
 
 import "./explorer.css";
 import { FeatureLookup, keyString } from "../api/features";
-import type { SubgraphFields } from "../api/types";
+import { el } from "../site/dom";
 import { setUpPruning, setUpSearch } from "./controls";
 import { download, exportGraphJson, linkGraphSvg, subgraphSvg, svgToPng } from "./exporting";
 import { featureKeyOf, setUpFeaturePanel } from "./featurePanel";
@@ -11,9 +11,10 @@ import { buildGraph, type Graph } from "./graph";
 import { setUpLinkGraph, type LinkGraphHandle } from "./linkGraph";
 import type { LoaderReply } from "./loader.worker";
 import { setUpNodeConnections } from "./connections";
-import { createStore, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
+import { addExplanations, createStore, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
 import { NeighbourhoodLoader, setUpNeighbourhood } from "./neighbourhood";
-import { fetchSubgraph, toSubgraphFields } from "./savedSubgraph";
+import { announceExplorer } from "./ready";
+import { fetchSubgraph } from "./savedSubgraph";
 import { setUpSubgraph, type SubgraphHandle } from "./subgraph";
 import { emptyUrlState, parseLabels, parseSupernodes, parseUrlState, serialiseUrlState, validId, type UrlState } from "./urlState";
 import { groupNodes } from "./supernodes";
@@ -26,17 +27,8 @@ declare global {
       linkGraph: LinkGraphHandle;
       lookup: FeatureLookup | null;
       loadMs: Record<string, number>;
-      /** The current view as a Subgraph's fields, for a save dialog (see ./savedSubgraph.ts). */
-      subgraphFields: () => SubgraphFields;
     };
   }
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = "", text = ""): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text) node.textContent = text;
-  return node;
 }
 
 /** The qParams saved in a graph file, read with the same care as a URL. */
@@ -238,7 +230,7 @@ function setUpExport(element: HTMLElement, store: ExplorerStore, linkGraph: Link
   });
 }
 
-function prefetchSummaries(graph: Graph, store: ExplorerStore, lookup: FeatureLookup, model: string, set: string, explanations: Map<number, string>): void {
+function prefetchSummaries(graph: Graph, store: ExplorerStore, lookup: FeatureLookup, model: string, set: string): void {
   const keys = new Map<string, number[]>();
   const list = [];
   for (let i = 0; i < graph.n; i++) {
@@ -254,13 +246,15 @@ function prefetchSummaries(graph: Graph, store: ExplorerStore, lookup: FeatureLo
   }
   void lookup.summaries(list, (found) => {
     const density = store.get().density?.slice() ?? new Float32Array(graph.n).fill(Number.NaN);
+    const explanations: [number, string][] = [];
     for (const [k, detail] of found) {
       for (const i of keys.get(k) ?? []) {
         if (detail.density !== null) density[i] = detail.density;
         const text = detail.explanations[0]?.text;
-        if (text) explanations.set(i, text);
+        if (text) explanations.push([i, text]);
       }
     }
+    addExplanations(store, explanations);
     store.set({ density });
   });
 }
@@ -320,7 +314,6 @@ async function start(root: HTMLElement): Promise<void> {
   const t2 = performance.now();
   const store = createStore(graph);
   const lookup = lookupUrl ? new FeatureLookup(lookupUrl) : null;
-  const explanations = new Map<number, string>();
 
   // State: the URL wins; a bare URL opens a saved subgraph (?subgraph=<share slug>) if it names
   // one, else the view saved in the file's qParams.
@@ -369,7 +362,7 @@ async function start(root: HTMLElement): Promise<void> {
 
   const linkGraph = setUpLinkGraph(graphEl, store);
   setUpPruning(pruningEl, store);
-  const search = setUpSearch(searchEl, store, (i) => explanations.get(i));
+  const search = setUpSearch(searchEl, store, (i) => store.get().explanations.get(i));
   setUpNodeConnections(connectionsEl, store);
   setUpFeaturePanel(featureEl, store, lookup, model, set);
   const subgraph = setUpSubgraph(subgraphEl, store);
@@ -405,11 +398,13 @@ async function start(root: HTMLElement): Promise<void> {
   if (graph.partial && neighbourhoodUrl) setUpNeighbourhood(store, new NeighbourhoodLoader(neighbourhoodUrl));
   loadMs["setup"] = performance.now() - t2;
 
-  window.__explorer = { store, linkGraph, lookup, loadMs, subgraphFields: () => toSubgraphFields(store.get()) };
+  // The browser tests and the load benchmark read the page through this handle.
+  window.__explorer = { store, linkGraph, lookup, loadMs };
+  announceExplorer({ store });
   requestAnimationFrame(() => {
     linkGraph.scheduler.flush();
     root.dataset["ready"] = "1";
-    if (lookup) prefetchSummaries(graph, store, lookup, model, set, explanations);
+    if (lookup) prefetchSummaries(graph, store, lookup, model, set);
   });
 }
 

@@ -1,7 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { buildGraph } from "./graph";
 import { tinyGraphJson } from "./fixture";
-import { createStore, fromUrlState, toUrlState, togglePin } from "./state";
+import { addExplanations, createStore, fromUrlState, setRowSettings, toUrlState, togglePin, updateTestPanel } from "./state";
 import { parseUrlState, serialiseUrlState } from "./urlState";
 
 describe("explorer state and the URL", () => {
@@ -55,5 +55,63 @@ describe("explorer state and the URL", () => {
     store.set({ pinned: [id("0_5_0"), id("0_7_1")], groups: [{ name: "g", members: [id("0_5_0"), id("0_7_1")] }] });
     togglePin(store, id("0_5_0"));
     expect(store.get().groups).toEqual([{ name: "g", members: [id("0_7_1")] }]);
+  });
+});
+
+describe("the explanations slice", () => {
+  const graph = buildGraph(tinyGraphJson());
+
+  it("tells its watchers about new explanations, and only about real changes", () => {
+    const store = createStore(graph);
+    const seen = vi.fn();
+    store.watch(["explanations"], (s) => seen([...s.explanations]));
+    addExplanations(store, [[1, "says Paris"], [2, "capital cities"]]);
+    addExplanations(store, [[2, "capital cities"]]);
+    addExplanations(store, [[2, "capitals"]]);
+    expect(seen.mock.calls).toEqual([
+      [[[1, "says Paris"], [2, "capital cities"]]],
+      [[[1, "says Paris"], [2, "capitals"]]],
+    ]);
+  });
+
+  it("never changes a map a subscriber was given", () => {
+    const store = createStore(graph);
+    addExplanations(store, [[1, "a"]]);
+    const before = store.get().explanations;
+    addExplanations(store, [[1, "b"]]);
+    expect(before.get(1)).toBe("a");
+    expect(store.get().explanations.get(1)).toBe("b");
+  });
+});
+
+describe("the Test panel slice", () => {
+  const graph = buildGraph(tinyGraphJson());
+
+  it("starts idle with nothing chosen", () => {
+    expect(createStore(graph).get().test).toEqual({ settings: new Map(), busy: false, status: { text: "", bad: false }, lastRun: null });
+  });
+
+  it("keeps each row's settings by key and leaves the rest of the slice alone", () => {
+    const store = createStore(graph);
+    updateTestPanel(store, { busy: true, status: { text: "Submitting…", bad: false } });
+    setRowSettings(store, "g:0", { action: "scale", value: 3, allPositions: false });
+    setRowSettings(store, "n:2", { action: "ablate", value: 0, allPositions: true });
+    setRowSettings(store, "g:0", { action: "set", value: 1.5, allPositions: false });
+    const { test } = store.get();
+    expect([...test.settings]).toEqual([
+      ["g:0", { action: "set", value: 1.5, allPositions: false }],
+      ["n:2", { action: "ablate", value: 0, allPositions: true }],
+    ]);
+    expect(test.busy).toBe(true);
+    expect(test.status.text).toBe("Submitting…");
+  });
+
+  it("announces a change of the slice to its watchers with the state before it", () => {
+    const store = createStore(graph);
+    const busy: [boolean, boolean][] = [];
+    store.watch(["test"], (s, previous) => busy.push([previous.test.busy, s.test.busy]));
+    updateTestPanel(store, { busy: true });
+    updateTestPanel(store, { busy: false });
+    expect(busy).toEqual([[false, true], [true, false]]);
   });
 });

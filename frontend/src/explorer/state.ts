@@ -2,6 +2,7 @@
 // mapping to and from the URL. Pure apart from the Store it is kept in.
 
 import type { Graph } from "./graph";
+import type { RowSettings, SteeringRun } from "./hypothesis";
 import { computeLayout, type Layout } from "./layout";
 import { countVisibleEdges, DEFAULT_THRESHOLDS, pruneIndex, visibleNodes, type PruneIndex, type Thresholds } from "./prune";
 import { buildGrid, type Grid } from "./spatial";
@@ -16,6 +17,14 @@ export interface View {
   layout: Layout;
   grid: Grid;
   millis: number; // time the last recompute took
+}
+
+/** The Test panel's slice: what the user chose per row, and the run being made or last made. */
+export interface TestPanelState {
+  settings: ReadonlyMap<string, RowSettings>; // by row key (a supernode's or pinned feature's)
+  busy: boolean; // a run is being submitted or followed
+  status: { text: string; bad: boolean };
+  lastRun: SteeringRun | null; // as it was when its job ended
 }
 
 export interface ExplorerState {
@@ -35,6 +44,9 @@ export interface ExplorerState {
   density: Float32Array | null; // per node, from feature lookups (NaN unknown)
   view: View;
   helpOpen: boolean;
+  // Per node, the feature's leading explanation (from feature lookups or any other source).
+  explanations: ReadonlyMap<number, string>;
+  test: TestPanelState;
 }
 
 export type ExplorerStore = Store<ExplorerState>;
@@ -78,6 +90,8 @@ export function initialState(graph: Graph): ExplorerState {
     density: null,
     view: computeView(graph, prune, thresholds, [], null),
     helpOpen: false,
+    explanations: new Map(),
+    test: { settings: new Map(), busy: false, status: { text: "", bad: false }, lastRun: null },
   };
 }
 
@@ -177,4 +191,27 @@ export function setLabel(store: ExplorerStore, i: number, label: string): void {
   if (clean) labels.set(i, clean);
   else labels.delete(i);
   store.set({ labels });
+}
+
+/** Adds (or replaces) the explanations of these nodes; `store.watch(["explanations"], ...)` sees them. */
+export function addExplanations(store: ExplorerStore, found: Iterable<readonly [number, string]>): void {
+  const explanations = new Map(store.get().explanations);
+  let changed = false;
+  for (const [i, text] of found) {
+    if (explanations.get(i) === text) continue;
+    explanations.set(i, text);
+    changed = true;
+  }
+  if (changed) store.set({ explanations });
+}
+
+export function updateTestPanel(store: ExplorerStore, patch: Partial<TestPanelState>): void {
+  store.set({ test: { ...store.get().test, ...patch } });
+}
+
+/** Keeps what the user chose for one row of the Test panel (the rest of its settings stay). */
+export function setRowSettings(store: ExplorerStore, key: string, settings: RowSettings): void {
+  const next = new Map(store.get().test.settings);
+  next.set(key, settings);
+  updateTestPanel(store, { settings: next });
 }

@@ -6,6 +6,7 @@
 // All text from the server is set with textContent.
 
 import { asApiError, el, sendJson } from "../site/dom";
+import { followJob, isFinal, runJobView, type JobView } from "../site/followJob";
 import {
   ACTIONS,
   bars,
@@ -25,10 +26,9 @@ import {
   type RowSettings,
   type SteeringRun,
   type SteerResult,
-  type TestRow,
 } from "./hypothesis";
 import { showToken } from "./linkGraph";
-import type { ExplorerStore } from "./state";
+import { setRowSettings, updateTestPanel, type ExplorerStore } from "./state";
 import { formatNumber } from "./style";
 
 export interface TestPanelOptions {
@@ -41,11 +41,6 @@ export interface TestPanelOptions {
   subgraphRunsUrl: (shareSlug: string) => string;
   canRun: boolean;
   loginUrl: string;
-}
-
-export interface TestPanelHandle {
-  /** The last run this panel made, as it was when its job finished. */
-  lastRun: () => SteeringRun | null;
 }
 
 const POLL_MS = 1000;
@@ -72,61 +67,23 @@ function shareSlug(): string {
   return /^[A-Za-z0-9_-]{1,32}$/.test(slug) ? slug : "";
 }
 
-/** Wait for the run's job to finish: its websocket's 'done'/'failed', else polling the run. */
-function follow(run: SteeringRun, onStatus: (text: string) => void): Promise<SteeringRun> {
-  return new Promise((resolve) => {
-    let finished = false;
-    let poll: ReturnType<typeof setInterval> | null = null;
-    let socket: WebSocket | null = null;
-    const finish = async (): Promise<void> => {
-      if (finished) return;
-      finished = true;
-      socket?.close();
-      if (poll !== null) clearInterval(poll);
-      const reply = await sendJson(run.url, "GET", undefined);
-      resolve(reply.status === 200 ? (reply.body as SteeringRun) : run);
+/** How a job's view reads in the panel's status line while it runs. */
+function runStatus(view: JobView): string {
+  if (view.status !== "queued") return "Running…";
+  return view.position !== null ? `Queued (position ${view.position})…` : "Queued…";
+}
+
+/** Wait for the run's job to end (./followJob.ts), then read the run with its result. */
+async function follow(run: SteeringRun, onStatus: (text: string) => void): Promise<SteeringRun> {
+  if (run.job) {
+    const job = runJobView(run.job);
+    const onChange = (view: JobView): void => {
+      if (!isFinal(view)) onStatus(runStatus(view));
     };
-    const check = async (): Promise<void> => {
-      const reply = await sendJson(run.url, "GET", undefined);
-      const now = reply.body as SteeringRun | null;
-      if (reply.status !== 200 || !now) return;
-      if (["succeeded", "failed", "cancelled"].includes(now.status)) void finish();
-      else onStatus(now.status === "queued" ? "Queued…" : "Running…");
-    };
-    const startPolling = (): void => {
-      if (poll === null && !finished) poll = setInterval(() => void check(), POLL_MS);
-    };
-    if (!run.job) {
-      void finish();
-      return;
-    }
-    try {
-      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-      socket = new WebSocket(`${scheme}//${location.host}${run.job.websocket}`);
-      socket.addEventListener("message", (event) => {
-        let data: Record<string, unknown>;
-        try {
-          data = JSON.parse(String(event.data)) as Record<string, unknown>;
-        } catch {
-          return;
-        }
-        const type = data["type"];
-        const state = data["status"];
-        if (type === "done" || type === "failed" || type === "cancelled" || (type === "state" && (state === "succeeded" || state === "failed" || state === "cancelled"))) {
-          void finish();
-        } else if (type === "running" || (type === "state" && state === "running") || type === "progress") {
-          onStatus("Running…");
-        } else if (type === "queued" || (type === "state" && state === "queued")) {
-          const position = data["position"];
-          onStatus(typeof position === "number" ? `Queued (position ${position})…` : "Queued…");
-        }
-      });
-      socket.addEventListener("close", startPolling);
-      socket.addEventListener("error", startPolling);
-    } catch {
-      startPolling();
-    }
-  });
+    await followJob(job, onChange, { pollMs: POLL_MS }).finished;
+  }
+  const reply = await sendJson(run.url, "GET", undefined);
+  return reply.status === 200 ? (reply.body as SteeringRun) : run;
 }
 
 function renderBars(result: InterveneResult, targets: readonly number[]): HTMLElement {
@@ -213,13 +170,9 @@ export function renderResult(run: SteeringRun, targets: readonly number[]): HTML
   return box;
 }
 
-export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, options: TestPanelOptions): TestPanelHandle {
+export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, options: TestPanelOptions): void {
   element.classList.add("test-panel");
   const targets = logitTokens(store.get().graph);
-  const settings = new Map<string, RowSettings>();
-  let rows: TestRow[] = [];
-  let last: SteeringRun | null = null;
-  let busy = false;
 
   const head = el("div", "test-head");
   head.append(el("h3", "", "Test this hypothesis"), el("span", "muted", "Pin features or supernodes, choose what to do with each, then run."));
@@ -269,10 +222,7 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
   historyBox.append(historyTitle, historyList);
   element.append(head, table, controls, status, results, historyBox);
 
-  const setStatus = (text: string, bad = false): void => {
-    status.textContent = text;
-    status.classList.toggle("bad", bad);
-  };
+  const setStatus = (text: string, bad = false): void => updateTestPanel(store, { status: { text, bad } });
 
   const syncFreeze = (): void => {
     freeze.disabled = mode.value === "constrained";
@@ -282,7 +232,7 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
   syncFreeze();
 
   const renderRows = (): void => {
-    rows = testRows(store.get(), settings);
+    const rows = testRows(store.get(), store.get().test.settings);
     table.replaceChildren();
     if (!rows.length) {
       table.appendChild(el("p", "muted", "Nothing pinned yet: Ctrl/Cmd-click features in the graph (g+click groups them)."));
@@ -326,8 +276,8 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
       everywhere.name = "all_positions";
       everywhere.checked = row.allPositions;
       const save = (patch: Partial<RowSettings>): void => {
-        const current = settings.get(row.key) ?? { action: row.action, value: row.value, allPositions: row.allPositions };
-        settings.set(row.key, { ...current, ...patch });
+        const current = store.get().test.settings.get(row.key) ?? { action: row.action, value: row.value, allPositions: row.allPositions };
+        setRowSettings(store, row.key, { ...current, ...patch });
       };
       action.addEventListener("change", () => {
         const next = action.value as Action;
@@ -350,6 +300,7 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
       line.append(action, slider, value, labelled("all positions", everywhere), facts);
       table.appendChild(line);
     }
+    const { busy } = store.get().test;
     runButton.disabled = busy || !options.canRun;
     steerButton.disabled = busy || !options.canRun;
   };
@@ -363,7 +314,7 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
     const runs = body.results ?? [];
     historyList.replaceChildren(
       ...runs.map((run) => {
-        const li = el("li", last?.id === run.id ? "current" : "");
+        const li = el("li", store.get().test.lastRun?.id === run.id ? "current" : "");
         const show = el("button", "link-button", summary(run));
         show.type = "button";
         show.addEventListener("click", () => results.replaceChildren(renderResult(run, targets)));
@@ -382,9 +333,7 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
   };
 
   const submit = async (url: string, body: object): Promise<void> => {
-    busy = true;
-    renderRows();
-    setStatus("Submitting…");
+    updateTestPanel(store, { busy: true, status: { text: "Submitting…", bad: false } });
     try {
       const reply = await sendJson(url, "POST", body);
       if (reply.status !== 202) {
@@ -393,15 +342,14 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
         return;
       }
       const finished = await follow(reply.body as SteeringRun, (text) => setStatus(text));
-      last = finished;
+      updateTestPanel(store, { lastRun: finished });
       setStatus(finished.status === "succeeded" ? "Done." : (finished.job?.error ?? `The run ${finished.status}.`), finished.status !== "succeeded");
       results.replaceChildren(renderResult(finished, targets));
       await refreshHistory();
     } catch {
       setStatus("The server could not be reached; try again.", true);
     } finally {
-      busy = false;
-      renderRows();
+      updateTestPanel(store, { busy: false });
     }
   };
 
@@ -411,8 +359,8 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
       model: options.model,
       ...(options.set ? { transcoder_set: options.set } : {}),
       ...(slug ? { subgraph: slug } : { graph: options.graphSlug }),
-      // The rows as they are now: sliders save into `settings` without a re-render.
-      interventions: interventionsFor(testRows(store.get(), settings)),
+      // The rows as they are now: sliders save their settings without a re-render.
+      interventions: interventionsFor(testRows(store.get(), store.get().test.settings)),
     };
   };
   runButton.addEventListener("click", () => {
@@ -437,7 +385,13 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
     element.insertBefore(note, controls);
   }
   store.watch(["pinned", "groups", "labels"], renderRows);
+  store.watch(["test"], (s, previous) => {
+    if (s.test.busy !== previous.test.busy) renderRows();
+    if (s.test.status !== previous.test.status) {
+      status.textContent = s.test.status.text;
+      status.classList.toggle("bad", s.test.status.bad);
+    }
+  });
   renderRows();
   void refreshHistory();
-  return { lastRun: () => last };
 }

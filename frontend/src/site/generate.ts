@@ -1,9 +1,10 @@
 // The generate page: live tokenization (debounced), advanced settings, a target, then submit
-// and follow the job over its websocket (polling the job if the socket drops) until the graph
-// is stored, and open it.
+// and follow the job (./followJob.ts: its websocket, polling if that drops) until the graph is
+// stored, and open it.
 
 import { asApiError, clearErrors, el, sendJson, showErrors } from "./dom";
-import { describeJob, generateRequest, jobTick, type JobEvent, type JobView } from "./generateLogic";
+import { followJob, isFinal, jobTick, type JobView } from "./followJob";
+import { describeJob, generateRequest } from "./generateLogic";
 
 const FIELDS = ["model", "transcoder_set", "prompt", "title", "visibility", "target", "max_n_logits", "desired_logit_prob", "max_feature_nodes", "node_threshold", "edge_threshold", "batch_size", "slug"] as const;
 const TOKENIZE_DELAY_MS = 300;
@@ -100,63 +101,33 @@ function setUpChoices(form: HTMLFormElement): void {
   showTarget();
 }
 
+const POLL_MS = 2000;
+
 function follow(job: JobView, section: HTMLElement): void {
   const bar = document.getElementById("job-bar") as HTMLProgressElement;
   const status = document.getElementById("job-status")!;
   const cancel = document.getElementById("job-cancel") as HTMLButtonElement;
   let view: JobView = job;
-  let finished = false;
-  let socket: WebSocket | null = null;
-  let poll: ReturnType<typeof setInterval> | null = null;
-  const render = (): void => {
+  const render = (next: JobView): void => {
+    view = next;
     bar.value = view.percent ?? 0;
     status.textContent = describeJob(view);
     status.classList.toggle("bad", view.status === "failed");
-    cancel.hidden = finished;
-    if (view.status === "succeeded" && view.graph?.page_url) {
-      finished = true;
-      location.assign(view.graph.page_url);
-    }
-    if (["succeeded", "failed", "cancelled"].includes(view.status)) {
-      finished = true;
-      socket?.close();
-      if (poll !== null) clearInterval(poll);
-    }
-  };
-  const startPolling = (): void => {
-    if (poll !== null || finished) return;
-    poll = setInterval(() => {
-      void sendJson(job.url, "GET", undefined).then((reply) => {
-        if (reply.status === 200) {
-          view = jobTick(view, { type: "state", job: view.id, ...(reply.body as object) } as JobEvent);
-          render();
-        }
-      });
-    }, 2000);
+    cancel.hidden = isFinal(view);
+    if (view.status === "succeeded" && view.graph?.page_url) location.assign(view.graph.page_url);
   };
   section.hidden = false;
-  render();
-  try {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    socket = new WebSocket(`${scheme}//${location.host}${job.websocket}`);
-    socket.addEventListener("message", (e) => {
-      try {
-        view = jobTick(view, JSON.parse(String(e.data)) as JobEvent);
-      } catch {
-        return;
-      }
-      render();
-    });
-    socket.addEventListener("close", () => startPolling());
-    socket.addEventListener("error", () => startPolling());
-  } catch {
-    startPolling();
-  }
+  render(job);
+  const following = followJob(job, render, { pollMs: POLL_MS });
   cancel.addEventListener("click", () => {
     cancel.disabled = true;
     void sendJson(`${job.url}/cancel`, "POST", {}).then((reply) => {
-      if (reply.status === 200) view = jobTick(view, { type: "cancelled", job: view.id });
-      render();
+      if (reply.status === 200) {
+        render(jobTick(view, { type: "cancelled", job: view.id }));
+        following.stop();
+      } else {
+        render(view);
+      }
     });
   });
 }

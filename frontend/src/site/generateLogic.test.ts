@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { describeJob, generateRequest, jobTick, type JobView } from "./generateLogic";
+import { jobTick, type JobView } from "./followJob";
+import { describeJob, generateRequest } from "./generateLogic";
 
 const form = (values: Record<string, string>) => (name: string): string => values[name] ?? "";
 const job: JobView = { id: "j", status: "queued", phase: "", percent: 0, position: 2, error: "", graph: null, url: "/api/v1/jobs/j", websocket: "/ws/jobs/j/" };
@@ -23,9 +24,9 @@ describe("generateRequest", () => {
 describe("jobTick", () => {
   it("never lets the percent go back and stops at a final state", () => {
     let v = jobTick(job, { type: "progress", job: "j", phase: "attribution", percent: 40 });
-    v = jobTick(v, { type: "state", job: "j", status: "running", percent: 30 });
+    v = jobTick(v, { type: "state", job: "j", status: "running", phase: "attribution", percent: 30, position: null, attempts: 1, error: "", graph: null, run: null });
     expect(v.percent).toBe(40);
-    v = jobTick(v, { type: "done", job: "j", graph: { page_url: "/graphs/m/s" } });
+    v = jobTick(v, { type: "done", job: "j", graph: { model: "m", slug: "s", page_url: "/graphs/m/s", url: "/api/v1/graphs/m/s", artifact_url: "/api/v1/graphs/m/s/artifact" } });
     expect(describeJob(v)).toMatch(/Done/);
     expect(jobTick(v, { type: "failed", job: "j", message: "late" }).status).toBe("succeeded");
   });

@@ -1,19 +1,7 @@
 // Pure parts of the generate page (tested without a DOM): the request body from the form's
-// values, and a job view folded from websocket events (docs/jobs.md, "Websocket").
+// values, and the sentence that describes a job's view (./followJob.ts keeps the view).
 
-export interface JobView {
-  id: string;
-  status: string;
-  phase: string;
-  percent: number;
-  position: number | null;
-  error: string;
-  graph: { page_url: string } | null;
-  url: string;
-  websocket: string;
-}
-
-export type JobEvent = { type: string; job: string } & Partial<Omit<JobView, "id">> & { message?: string };
+import type { JobView } from "./followJob";
 
 const INTEGERS = ["max_n_logits", "max_feature_nodes", "batch_size"];
 const FLOATS = ["desired_logit_prob", "node_threshold", "edge_threshold"];
@@ -48,56 +36,6 @@ export function generateRequest(get: (name: string) => string): { body: Record<s
     if (a.trim() && b.trim()) body["target"] = { logit_diff: [token(a), token(b)] };
   }
   return { body, errors };
-}
-
-const FINAL = new Set(["succeeded", "failed", "cancelled"]);
-
-/** The job after one event; percent never goes back (an event may be older than `state`). */
-export function jobTick(view: JobView, event: JobEvent): JobView {
-  if (FINAL.has(view.status)) return view;
-  const next: JobView = { ...view };
-  const percent = (p: unknown): void => {
-    if (typeof p === "number" && Number.isFinite(p)) next.percent = Math.max(next.percent ?? 0, Math.min(100, p));
-  };
-  switch (event.type) {
-    case "state":
-      if (typeof event.status === "string") next.status = event.status;
-      if (typeof event.phase === "string") next.phase = event.phase;
-      percent(event.percent);
-      next.position = event.position ?? null;
-      if (typeof event.error === "string") next.error = event.error;
-      if (event.graph) next.graph = event.graph;
-      break;
-    case "queued":
-      next.position = event.position ?? null;
-      break;
-    case "running":
-      next.status = "running";
-      next.position = null;
-      break;
-    case "progress":
-      next.status = "running";
-      if (typeof event.phase === "string") next.phase = event.phase;
-      percent(event.percent);
-      break;
-    case "requeued":
-      next.status = "queued";
-      next.phase = "";
-      break;
-    case "done":
-      next.status = "succeeded";
-      next.percent = 100;
-      if (event.graph) next.graph = event.graph;
-      break;
-    case "failed":
-      next.status = "failed";
-      next.error = event.message ?? next.error ?? "";
-      break;
-    case "cancelled":
-      next.status = "cancelled";
-      break;
-  }
-  return next;
 }
 
 export function describeJob(view: JobView): string {

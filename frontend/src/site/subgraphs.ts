@@ -1,31 +1,15 @@
-// Saved subgraphs on the explorer page: list the graph's subgraphs, save the current view
-// (window.__explorer.subgraphFields()) as new or over the one loaded, show a 409 as "someone
-// saved a newer version", delete, and a share dialog (visibility, link, embed code).
+// Saved subgraphs on the explorer page: list the graph's subgraphs, save the current view (the
+// explorer's store, once ../explorer/ready.ts says it is there) as new or over the one loaded,
+// show a 409 as "someone saved a newer version", delete, and a share dialog (visibility, link,
+// embed code).
 
+import type { SavedSubgraph as Saved } from "../api/types";
+import { explorerReady } from "../explorer/ready";
+import { toSubgraphFields } from "../explorer/savedSubgraph";
 import { asApiError, el, sendJson } from "./dom";
 import { embedCode, shareLink } from "./share";
 
-interface Saved {
-  share_slug: string;
-  title: string;
-  notes: string;
-  owner: string;
-  visibility: string;
-  version: number;
-  updated_at: string;
-}
-
 const VISIBILITY: Record<string, string> = { private: "Private", unlisted: "Unlisted", public: "Public" };
-
-function waitForExplorer(): Promise<NonNullable<Window["__explorer"]>> {
-  return new Promise((resolve) => {
-    const tick = (): void => {
-      if (window.__explorer) resolve(window.__explorer);
-      else setTimeout(tick, 100);
-    };
-    tick();
-  });
-}
 
 export function setUpSavedSubgraphs(panel: HTMLElement): void {
   const listUrl = panel.dataset["listUrl"]!;
@@ -99,9 +83,9 @@ export function setUpSavedSubgraphs(panel: HTMLElement): void {
   };
 
   const save = async (mode: "new" | "overwrite"): Promise<void> => {
-    const explorer = await waitForExplorer();
+    const { store } = await explorerReady;
     const fields = {
-      ...explorer.subgraphFields(),
+      ...toSubgraphFields(store.get()),
       title: input(saveForm, "title").value,
       notes: input(saveForm, "notes").value,
       visibility: input(saveForm, "visibility").value,
