@@ -1,5 +1,5 @@
-"""Fixtures for API tests: three users (alice owns, bob views an unlisted link, charlie has no
-access), a small model with a transcoder set, and helpers that build graph JSON."""
+"""Fixtures for API tests: a small model with a transcoder set and helpers that build graph JSON
+(the users and `client_for` are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from rest_framework.test import APIClient
 
 from features.models import LanguageModel, TranscoderSet
 from graphs import services
@@ -24,33 +23,6 @@ def _isolated(settings: Any, tmp_path: Any) -> Any:
     cache.clear()  # throttle counters
     yield
     cache.clear()
-
-
-@pytest.fixture
-def alice(db: Any) -> User:
-    return User.objects.create_user("alice", password="pw-alice-123")
-
-
-@pytest.fixture
-def bob(db: Any) -> User:
-    return User.objects.create_user("bob", password="pw-bob-123")
-
-
-@pytest.fixture
-def charlie(db: Any) -> User:
-    return User.objects.create_user("charlie", password="pw-charlie-123")
-
-
-def client_for(user: User | None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def anon() -> APIClient:
-    return APIClient()
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from tests.api.conftest import client_for, make_graph
+from tests.api.conftest import make_graph
+from tests.conftest import client_for
 from webapp.auth import create_token, digest
 from webapp.models import ApiToken
 

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from contract.node_ids import cantor_pair
 from features.models import ActivationExample, Explanation, Feature, LanguageModel
-from tests.api.conftest import client_for
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,8 @@ import pytest
 from django.core.files.storage import default_storage
 
 from graphs.models import Graph, GraphNode
-from tests.api.conftest import client_for, graph_json, make_graph
+from tests.api.conftest import graph_json, make_graph
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 

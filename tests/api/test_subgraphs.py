@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from graphs.models import Subgraph
-from tests.api.conftest import client_for, make_graph
+from tests.api.conftest import make_graph
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -296,9 +296,7 @@ def test_the_viewport_follows_the_keyboard_and_reopens_from_the_link(
     other.context.close()
 
 
-def test_a_saved_subgraph_opens_from_its_share_slug(page: Any, graph_url: str) -> None:
-    from django.contrib.auth.models import User
-
+def test_a_saved_subgraph_opens_from_its_share_slug(page: Any, graph_url: str, alice: Any) -> None:
     from core.visibility import Visibility
     from graphs.models import Graph, Subgraph
 
@@ -307,7 +305,7 @@ def test_a_saved_subgraph_opens_from_its_share_slug(page: Any, graph_url: str) -
     a, b = page.evaluate(BUSY_FEATURES, 2)
     subgraph = Subgraph.objects.create(
         graph=graph,
-        owner=User.objects.create_user("alice", password="pw-alice-123"),
+        owner=alice,
         title="saved",
         pinned_ids=[a, b],
         supernodes=[["pair", a, b]],

@@ -25,11 +25,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password="pw-alice-123")
-
-
 def make_graph(owner: User | None, visibility: str, slug: str = "page-test") -> Graph:
     model = LanguageModel.objects.create(
         slug="synthetic", display_name="Synthetic", n_layers=16, d_model=64, vocab_size=1000

@@ -17,18 +17,17 @@ from django.contrib.auth.models import User
 from core.visibility import Visibility
 from features.models import Feature
 from graphs.models import Graph, GraphNode
+from tests.conftest import PASSWORDS
 from tests.e2e.conftest import import_synthetic
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 PINNED = "() => { const s = window.__explorer.store.get(); return s.pinned.map(i => s.graph.nodes[i].id); }"
-PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123", "charlie": "pw-charlie-123"}
 
 
 @pytest.fixture
-def people() -> dict[str, User]:
-    return {name: User.objects.create_user(name, f"{name}@example.org", pw)
-            for name, pw in PASSWORDS.items()}  # fmt: skip
+def people(alice: User, bob: User, charlie: User) -> dict[str, User]:
+    return {"alice": alice, "bob": bob, "charlie": charlie}
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 
 from graphs.models import Graph
 from steering.models import SteeringRun
+from tests.conftest import PASSWORDS
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -32,11 +33,6 @@ def worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     worker = start_worker([f"gpu.{SLUG}"], tmp_path_factory.mktemp("panel-worker"))
     yield worker
     worker.stop()
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", "alice@example.org", "pw-alice-123")
 
 
 @pytest.fixture
@@ -78,7 +74,7 @@ def test_the_test_panel_runs_an_intervention_and_a_steered_generation(
     base = live_server.url
     page.goto(f"{base}/accounts/login/")
     page.fill("#id_username", "alice")
-    page.fill("#id_password", "pw-alice-123")
+    page.fill("#id_password", PASSWORDS["alice"])
     page.click("form button[type=submit]")
     page.wait_for_url(f"{base}/")
     first, second, third = strongest_features(graph, 3)

@@ -1,5 +1,5 @@
 """Fixtures for the job tests: a tiny random Llama with random transcoders saved to disk (what
-a worker loads), its rows, three users, and real Celery worker processes on the test database."""
+a worker loads), its rows, and real Celery worker processes on the test database."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
-from rest_framework.test import APIClient
 
 from features.models import LanguageModel, TranscoderSet
 from jobs.models import Job
@@ -72,23 +70,6 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
     messages: list[Job] = []
     monkeypatch.setattr(services, "_send", messages.append)
     return messages
-
-
-@pytest.fixture
-def alice(db: None) -> User:
-    return User.objects.create_user("alice", password="pw-alice-123")
-
-
-@pytest.fixture
-def bob(db: None) -> User:
-    return User.objects.create_user("bob", password="pw-bob-123")
-
-
-@pytest.fixture
-def as_alice(alice: User) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(alice)
-    return client
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Site page fixtures: the API tests' users (alice owns, bob has an unlisted link, charlie has
-no access), model and graph builders, plus logged-in Django test clients."""
+"""Site page fixtures: the API tests' model and graph builders, plus logged-in Django test
+clients (the users are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from features.models import Explanation, Feature, TranscoderSet
-from tests.api.conftest import _isolated, alice, bob, charlie, make_graph, model, tset
+from tests.api.conftest import _isolated, make_graph, model, tset
 
-__all__ = ["_isolated", "alice", "bob", "charlie", "make_graph", "model", "tset"]
+__all__ = ["_isolated", "make_graph", "model", "tset"]
 
 
 def browser(user: User | None) -> Client:

@@ -1,5 +1,5 @@
 """Fixtures for the steering tests: the jobs tests' tiny random Llama (a worker loads it from
-disk), three users, the engine's graph of a prompt (imported as a graph of that model), and a
+disk), the engine's graph of a prompt (imported as a graph of that model), and a
 recorder that stands in for the broker."""
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from rest_framework.test import APIClient
 
 from features.models import LanguageModel
 from graphs import services
 from graphs.models import Graph
 from jobs.models import Job
-from tests.jobs.conftest import alice, bob, register_model, sent, tiny_pack
+from tests.jobs.conftest import register_model, sent, tiny_pack
 
-__all__ = ["alice", "bob", "sent", "tiny_pack"]
+__all__ = ["sent", "tiny_pack"]
 
 SLUG = "tiny-steer"
 PROMPT = "w5 w6 w7 w8"  # 5 tokens with the special first one
@@ -34,18 +33,6 @@ def _isolated(settings: Any, tmp_path: Path) -> Any:
     cache.clear()  # throttle counters and tokenize counts
     yield
     cache.clear()
-
-
-@pytest.fixture
-def charlie(db: None) -> User:
-    return User.objects.create_user("charlie", password="pw-charlie-123")
-
-
-def client_for(user: User | None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from features.models import LanguageModel
 from graphs.models import Graph, Subgraph
 from jobs.models import Job
 from steering.models import SteeringRun
-from tests.steering.conftest import PROMPT, SLUG, client_for
+from tests.conftest import client_for
+from tests.steering.conftest import PROMPT, SLUG
 
 pytestmark = [pytest.mark.django_db]
 
@@ -32,11 +33,6 @@ def steer_body(**changes: Any) -> dict[str, Any]:
 
 def post(client: APIClient, path: str, body: dict[str, Any]) -> Any:
     return client.post(f"/api/v1/{path}", body, format="json")
-
-
-@pytest.fixture
-def as_alice(alice: User) -> APIClient:
-    return client_for(alice)
 
 
 def test_an_intervention_is_queued_on_the_models_queue_with_its_groups_expanded(

@@ -14,7 +14,8 @@ from rest_framework.test import APIClient
 from graphs.models import Graph
 from jobs.models import Job
 from steering.models import SteeringRun
-from tests.steering.conftest import PROMPT, SLUG, client_for, run_queued
+from tests.conftest import client_for
+from tests.steering.conftest import PROMPT, SLUG, run_queued
 
 pytestmark = [pytest.mark.django_db]
 
