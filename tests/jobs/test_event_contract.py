@@ -75,11 +75,6 @@ def model(db: None) -> LanguageModel:
     return lm
 
 
-@pytest.fixture
-def alice(db: None) -> User:
-    return User.objects.create_user("alice", password="pw-alice-123")
-
-
 def queued(owner: User, model: LanguageModel, kind: str = Job.Kind.ATTRIBUTION) -> Job:
     return Job.objects.create(
         owner=owner,
