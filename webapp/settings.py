@@ -8,10 +8,12 @@ embedded servers, no generated SECRET_KEY, DEBUG off unless asked for.
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from webapp import embedded
@@ -70,13 +72,46 @@ DATABASE_URL = _service_url(
 )
 REDIS_URL = _service_url("REDIS_URL", ("redis", "rediss"), embedded.EmbeddedRedis(VAR_DIR))
 
+# Database connections. Under the ASGI server every request runs in its own context, so Django's
+# persistent connections (CONN_MAX_AGE) are never reused there: they pile up with concurrency
+# until Postgres refuses new clients. The web process therefore borrows connections from a
+# psycopg pool of bounded size (webapp/asgi.py marks the process), returned at the end of each
+# request. Celery's prefork children and manage.py commands keep one persistent connection each:
+# a pool's threads do not survive a fork. DATABASE_POOL=false (e.g. behind PgBouncer, which pools
+# itself) makes the web process connect per request instead. The web process is the one whose
+# settings are first imported by webapp/asgi.py (what every ASGI server loads).
+ASGI_PROCESS = "webapp.asgi" in sys.modules
+DATABASE_POOL = ASGI_PROCESS and env_bool("DATABASE_POOL", True)
+DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0)
+DATABASE_POOL_MAX_SIZE = env_int(
+    "DATABASE_POOL_MAX_SIZE",
+    10,
+    minimum=max(1, DATABASE_POOL_MIN_SIZE),
+    maximum=embedded.POSTGRES_MAX_CONNECTIONS // 4,
+)
+# A request that waits this long for a free connection fails (503, see core/api.py).
+DATABASE_POOL_TIMEOUT_S = env_int("DATABASE_POOL_TIMEOUT_S", 10, minimum=1)
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        conn_max_age=0 if ASGI_PROCESS else env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        # With the pool this makes it check a connection before handing it out, so one broken
+        # by a database restart is replaced, not given to a request.
         conn_health_checks=True,
     )
 }
+# Behind PgBouncer in transaction mode a cursor must not outlive its transaction (README).
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
+    "DATABASE_DISABLE_SERVER_SIDE_CURSORS", False
+)
+# Connect within a few seconds or fail: an unreachable server must give a prompt 503, not a hang.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+if DATABASE_POOL:
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": DATABASE_POOL_MIN_SIZE,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": DATABASE_POOL_TIMEOUT_S,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
@@ -90,6 +125,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
+    "csp",
     "webapp",
     "features",
     "graphs",
@@ -106,6 +142,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "webapp.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -320,12 +357,38 @@ FEATURE_LOOKUP_MAX_KEYS = env_int("FEATURE_LOOKUP_MAX_KEYS", 10_000, minimum=1)
 # A 10,000-key lookup body is ~1 MB of JSON; uploads go through FILE_UPLOAD_* instead.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024, minimum=1024)
 
-# Production hardening: behind a TLS-terminating proxy.
+# Content-Security-Policy (django-csp; webapp/security.py), locally too, so the browser tests
+# run the pages under it. Scripts and styles come from our own origin only (Vite's bundles); the
+# feature page's histogram bars and token shading are inline style attributes; exports are
+# blob: URLs and the explorer's images data: URLs; websockets are same-origin ('self').
+# Embeds (?embed=1) may be framed by any site; every other page only by ours.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [SELF],
+    }
+}
+
+# Production hardening: behind a TLS-terminating proxy, HTTPS only.
+SECURE_CONTENT_TYPE_NOSNIFF = True
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# Health checks come from inside the host over plain HTTP (compose, load balancers).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error"))
 LOGGING = {

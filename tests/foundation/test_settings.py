@@ -134,3 +134,46 @@ def test_env_helpers_accept_the_documented_forms(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("COUNT", "0")
     with pytest.raises(ImproperlyConfigured, match="COUNT must be at least 1"):
         env.env_int("COUNT", 5, minimum=1)
+
+
+def _settings_value(
+    tmp_path: Path, expression: str, *, asgi: bool = False, **overrides: str
+) -> str:
+    # As an ASGI server does: settings imported through webapp.asgi.
+    load = "import webapp.asgi; " if asgi else ""
+    result = subprocess.run(
+        [sys.executable, "-c", f"{load}from django.conf import settings as s; print({expression})"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "webapp.settings",
+            "ATLAS_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            **overrides,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_the_web_process_pools_connections_instead_of_keeping_one_per_request(
+    tmp_path: Path,
+) -> None:
+    database = (
+        "(s.DATABASES['default']['CONN_MAX_AGE'], s.DATABASES['default']['OPTIONS'].get('pool'))"
+    )
+    web = _settings_value(tmp_path, database, asgi=True, DATABASE_POOL_MAX_SIZE="7")
+    assert web == "(0, {'min_size': 2, 'max_size': 7, 'timeout': 10})"
+    behind_pgbouncer = _settings_value(tmp_path, database, asgi=True, DATABASE_POOL="false")
+    assert behind_pgbouncer == "(0, None)"
+    # Workers and commands fork or run one thing at a time: one persistent connection each.
+    assert _settings_value(tmp_path, database) == "(60, None)"
+
+
+def test_the_pool_may_not_outgrow_the_embedded_postgres(tmp_path: Path) -> None:
+    result = _import_settings(tmp_path, DATABASE_POOL_MAX_SIZE="500")
+    assert "DATABASE_POOL_MAX_SIZE must be at most 50" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -26,13 +27,19 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 class UpProcess:
-    def __init__(self, var_dir: Path, port: int) -> None:
-        environment = {**os.environ, "ATLAS_VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
+    def __init__(self, var_dir: Path, port: int, **extra_env: str) -> None:
+        environment = {
+            **os.environ,
+            "ATLAS_VAR_DIR": str(var_dir),
+            "PYTHONUNBUFFERED": "1",
+            **extra_env,
+        }
         if os.environ.get("ATLAS_TEST_EMBEDDED") == "1":
             # The test run's own servers came from its plugin: `up` must start embedded ones.
             environment.pop("DATABASE_URL", None)
             environment.pop("REDIS_URL", None)
         self.port = port
+        self.environment = environment
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self.process = subprocess.Popen(
@@ -174,3 +181,126 @@ def test_a_port_in_use_gets_one_line_naming_the_port(var_dir: Path) -> None:
     errors = [line for line in lines if "Error" in line or "Traceback" in line]
     assert len(errors) == 1, "".join(lines)
     assert f"port {port} on 127.0.0.1 is already in use" in errors[0]
+
+
+# Run by `manage.py shell` in up's environment (so on up's database): register the tiny model
+# whose folder is argv-free (read from the environment), and queue one attribution job for it.
+_QUEUE_JOB = """
+import os
+from types import SimpleNamespace
+from django.contrib.auth.models import User
+from features.models import LanguageModel, TranscoderSet
+from jobs.serializers import GenerateSerializer
+from jobs.services import create_attribution_jobs
+from tests.engine.builders import D_MODEL, D_TRANSCODER, N_LAYERS, VOCAB
+model = LanguageModel.objects.create(
+    slug="tiny-up", display_name="Tiny", source=os.environ["TINY_MODEL"], n_layers=N_LAYERS,
+    d_model=D_MODEL, vocab_size=VOCAB, max_prompt_tokens=16,
+)
+model.default_transcoder_set = TranscoderSet.objects.create(
+    model=model, slug="plt", feature_input_hook="mlp.hook_in", feature_output_hook="mlp.hook_out",
+    features_per_layer=D_TRANSCODER, source=os.environ["TINY_TRANSCODERS"],
+)
+model.save(update_fields=["default_transcoder_set"])
+alice = User.objects.create_user("alice", password="pw-alice-123")
+form = GenerateSerializer(
+    data={"model": "tiny-up", "prompt": "w5 w6 w7 w8", "slug": "held"},
+    context={"request": SimpleNamespace(user=alice)},
+)
+assert form.is_valid(), form.errors
+[job] = create_attribution_jobs(
+    owner=alice, model=model, transcoder_set=model.default_transcoder_set,
+    prompts=["w5 w6 w7 w8"], params=form.job_params(),
+)
+print(job.id)
+"""
+
+
+def _database_url(up: UpProcess, var_dir: Path) -> str:
+    if "DATABASE_URL" in up.environment:
+        return up.environment["DATABASE_URL"]
+    url = embedded.EmbeddedPostgres(var_dir).running_url()
+    assert url is not None
+    return url
+
+
+def _job_row(database_url: str, job_id: str) -> tuple[str, int, int]:
+    """(status, attempts, graphs stored for it) of the job, read straight from up's database."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT status, attempts, (SELECT count(*) FROM graphs_graph WHERE slug = 'held') "
+            "FROM jobs_job WHERE id = %s",
+            [job_id],
+        ).fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1]), int(row[2])
+
+
+def test_a_killed_worker_is_restarted_and_its_job_runs_exactly_once(
+    var_dir: Path, tmp_path: Path
+) -> None:
+    from tests.engine.builders import save_model, save_plt
+
+    # The model's config.json is a FIFO until the test replaces it: a worker that claims the job
+    # blocks loading the model, so the kill lands mid-job, deterministically.
+    model = save_model("llama", tmp_path / "model")
+    config = model / "config.json"
+    real_config = config.read_bytes()
+    config.unlink()
+    os.mkfifo(config)
+    transcoders = save_plt(tmp_path / "transcoders")
+
+    up = UpProcess(
+        var_dir,
+        free_port(),
+        TINY_MODEL=str(model),
+        TINY_TRANSCODERS=str(transcoders),
+        JOBS_HEARTBEAT_TIMEOUT_S="5",
+        JOBS_REAP_INTERVAL_S="1",
+    )
+    try:
+        up.wait_for("Circuit Atlas is up at")
+        _wait_healthy(up)
+        queued = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", _QUEUE_JOB],
+            cwd=ROOT, env=up.environment, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert queued.returncode == 0, queued.stderr
+        job_id = queued.stdout.strip().splitlines()[-1]
+        database_url = _database_url(up, var_dir)
+        deadline = time.monotonic() + 120
+        while _job_row(database_url, job_id)[0] != "running":
+            assert time.monotonic() < deadline, "the worker never claimed the job"
+            time.sleep(0.2)
+
+        [worker] = [
+            p for p in up.family() if p.ppid() == up.process.pid and "celery" in p.cmdline()
+        ]
+        worker.kill()
+        up.wait_for("worker exited with status -9; restarting it in 1 s (restart 1 in a row)")
+        # The site stays up while the worker is down and restarting.
+        with urllib.request.urlopen(f"http://127.0.0.1:{up.port}/", timeout=10) as page:
+            assert page.status == 200
+        up.wait_for("worker restarted")
+        tmp = model / "config.tmp"
+        tmp.write_bytes(real_config)
+        os.replace(tmp, config)  # the re-run loads the model
+
+        deadline = time.monotonic() + 120
+        while (row := _job_row(database_url, job_id))[0] not in {"succeeded", "failed"}:
+            assert time.monotonic() < deadline, f"the job was not re-run: {row}"
+            time.sleep(0.5)
+        assert row == ("succeeded", 2, 1)  # re-queued once, run to the end once, one graph
+        _wait_healthy(up)
+        assert up.process.poll() is None
+    finally:
+        if config.is_fifo():
+            # Unblock a worker still waiting on the FIFO, so it can stop (none waiting: ENXIO).
+            with contextlib.suppress(OSError):
+                fifo = os.open(config, os.O_WRONLY | os.O_NONBLOCK)
+                os.write(fifo, real_config)
+                os.close(fifo)
+        up.process.send_signal(signal.SIGTERM)
+        up.process.wait(timeout=60)

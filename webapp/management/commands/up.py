@@ -5,12 +5,16 @@ migrations, static files, then the ASGI server and one Celery worker as child pr
 output is prefixed and merged here. The URL is printed once the site answers. SIGINT/SIGTERM stop
 the children (each in its own process group, so a Celery pool goes too), then manage.py stops the
 embedded servers it owns.
+
+A worker that dies (a crash, an out-of-memory kill) is restarted after a growing pause, with a
+line saying so, while the site stays up; the job it held is re-queued by the job reaper once its
+heartbeat goes stale (docs/jobs.md). The web server dying stops everything: without it there is
+no site to keep up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -29,26 +33,59 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 _READY_TIMEOUT_S = 90.0
 _STOP_TIMEOUT_S = 15.0
+# Pauses before restarting a dead worker: the n-th restart in a row waits the n-th (then the last).
+_RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+# A worker that ran this long before dying starts the backoff over.
+_RESTART_RESET_AFTER_S = 60.0
+
+# Run in each child before its real command (which it execs): ask Linux to SIGTERM the child
+# when `up` dies, even by SIGKILL. Children run in their own sessions, so without this a killed
+# `up` would leave the web server holding the port and block the next start. A launcher rather
+# than preexec_fn, which is unsafe once `up` has threads (it restarts workers after its output
+# threads started). The parent check covers `up` dying before the prctl call.
+_LAUNCHER = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
 
 @dataclass
 class Child:
     name: str
     command: list[str]
+    restartable: bool = False
     process: subprocess.Popen[bytes] | None = None
     pump: threading.Thread | None = field(default=None, repr=False)
+    started_at: float = 0.0
+    restarts_in_a_row: int = 0
+    restart_due: float | None = None
 
     def spawn(self) -> None:
+        command = self.command
+        if sys.platform.startswith("linux"):
+            command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command]
         self.process = subprocess.Popen(
-            self.command,
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             # Own process group: Ctrl-C reaches only us, and we stop each child with its own
             # workers (Celery's pool processes) in one signal.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
+        self.started_at = time.monotonic()
+
+    def schedule_restart(self) -> float:
+        """Plan the next start after a death; return the pause."""
+        if time.monotonic() - self.started_at >= _RESTART_RESET_AFTER_S:
+            self.restarts_in_a_row = 0
+        pause = _RESTART_BACKOFF_S[min(self.restarts_in_a_row, len(_RESTART_BACKOFF_S) - 1)]
+        self.restarts_in_a_row += 1
+        self.restart_due = time.monotonic() + pause
+        return pause
 
     def copy_output_to(self, out: IO[str], lock: threading.Lock, width: int) -> None:
         self.pump = threading.Thread(target=self._copy_output, args=(out, lock, width), daemon=True)
@@ -81,18 +118,6 @@ class Child:
         except subprocess.TimeoutExpired:
             return False
         return True
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when `up` dies, even by SIGKILL.
-
-    Children run in their own sessions, so without this a killed `up` would leave the web server
-    holding the port and block the next start. Elsewhere this is a no-op.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _ensure_port_free(host: str, port: int) -> None:
@@ -170,13 +195,10 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
 
         lock = threading.Lock()
-        width = max(len(child.name) for child in children)
-        # Spawn every child before any output thread exists: preexec_fn is only safe to run
-        # in a fork of a single-threaded process.
+        self.width = max(len(child.name) for child in children)
         for child in children:
             child.spawn()
-        for child in children:
-            child.copy_output_to(sys.stdout, lock, width)
+            child.copy_output_to(sys.stdout, lock, self.width)
 
         try:
             failed = self._supervise(children, stop, f"http://{self._url_host(host)}:{port}", lock)
@@ -212,6 +234,7 @@ class Command(BaseCommand):
                     "--hostname", f"local@{socket.gethostname()}",
                     "--loglevel", "INFO", "--without-gossip", "--without-mingle",
                 ],
+                restartable=True,
             ),
         ]  # fmt: skip
 
@@ -224,8 +247,11 @@ class Command(BaseCommand):
         while not stop.is_set():
             for child in children:
                 code = child.exited()
-                if code is not None:
+                if code is None:
+                    continue
+                if not child.restartable:
                     return f"{child.name} exited with status {code}; stopping"
+                self._restart(child, code, lock)
             if not announced:
                 if _site_answers(f"{base_url}/healthz"):
                     announced = True
@@ -235,6 +261,25 @@ class Command(BaseCommand):
                     return f"the site did not answer at {base_url} within {_READY_TIMEOUT_S:g}s"
             stop.wait(0.25)
         return None
+
+    def _restart(self, child: Child, code: int, lock: threading.Lock) -> None:
+        """Called while ``child`` is dead: plan its restart once, then start it when due."""
+        if child.restart_due is None:
+            # Its pool processes may have outlived it (kill -9 of the main process): they would
+            # hold on to the job, so they go first.
+            child.signal_group(signal.SIGKILL)
+            pause = child.schedule_restart()
+            with lock:
+                self.stderr.write(
+                    f"{child.name} exited with status {code}; restarting it in {pause:g} s "
+                    f"(restart {child.restarts_in_a_row} in a row)"
+                )
+        elif time.monotonic() >= child.restart_due:
+            child.restart_due = None
+            child.spawn()
+            child.copy_output_to(sys.stdout, lock, self.width)
+            with lock:
+                self.stdout.write(f"{child.name} restarted")
 
     def _stop(self, children: list[Child], lock: threading.Lock) -> None:
         with lock:
