@@ -2,6 +2,8 @@
 
 from .adapters import ADAPTERS, ModelAdapter, UnsupportedModelError, adapter_for
 from .attribution import PHASES, AttributionCancelled, CustomTarget, LogitDiff, attribute
+from .corpus import CorpusError, TokenizedCorpus, read_documents
+from .dashboards import DashboardsCancelled, compute_dashboards, read_layer, write_layer
 from .export import GraphFormatError, graph_to_json, load_raw, save_raw
 from .graph import Graph
 from .interventions import Intervention, InterventionError, InterventionResult, intervene
@@ -14,7 +16,9 @@ __all__ = [
     "ADAPTERS",
     "PHASES",
     "AttributionCancelled",
+    "CorpusError",
     "CustomTarget",
+    "DashboardsCancelled",
     "Graph",
     "GraphFormatError",
     "Intervention",
@@ -26,17 +30,22 @@ __all__ = [
     "PruneResult",
     "ReplacementModel",
     "SteeringResult",
+    "TokenizedCorpus",
     "TranscoderLoadError",
     "Transcoders",
     "UnsupportedModelError",
     "adapter_for",
     "attribute",
+    "compute_dashboards",
     "graph_scores",
     "graph_to_json",
     "intervene",
     "load_raw",
     "load_transcoders",
     "prune",
+    "read_documents",
+    "read_layer",
     "save_raw",
     "steer_generate",
+    "write_layer",
 ]
