@@ -227,6 +227,28 @@ class TokenizeSerializer(StrictSerializer):
         return attrs
 
 
+class TokenizedTokenSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class NextTokenSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    token = serializers.CharField()
+    prob = serializers.FloatField()
+    cumulative = serializers.FloatField(help_text="This and every more likely token's prob.")
+
+
+class TokenizeResponseSerializer(serializers.Serializer[Any]):
+    """Response only (documents the tokenize answer; the view returns the worker's dict)."""
+
+    tokens = TokenizedTokenSerializer(many=True, help_text="Special first token included.")
+    n_tokens = serializers.IntegerField()
+    top = NextTokenSerializer(many=True, help_text="Most likely next tokens, most likely first.")
+    model = serializers.CharField()
+    max_prompt_tokens = serializers.IntegerField()
+
+
 class JobGraphSerializer(serializers.Serializer[Graph]):
     model = serializers.CharField()
     slug = serializers.CharField()

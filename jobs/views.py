@@ -21,6 +21,7 @@ from jobs.serializers import (
     GenerateBatchSerializer,
     GenerateSerializer,
     JobSerializer,
+    TokenizeResponseSerializer,
     TokenizeSerializer,
 )
 
@@ -181,7 +182,7 @@ class TokenizeView(APIView):
     permission_classes = [permissions.IsAuthenticated]
     throttle_classes = [LookupThrottle]
 
-    @extend_schema(request=TokenizeSerializer, responses={200: OpenApiResponse()})
+    @extend_schema(request=TokenizeSerializer, responses={200: TokenizeResponseSerializer})
     def post(self, request: Request) -> Response:
         form = TokenizeSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)

@@ -989,6 +989,17 @@ export interface components {
             /** @description Shown once; store it now. */
             readonly token: string;
         };
+        NextToken: {
+            id: number;
+            token: string;
+            /** Format: double */
+            prob: number;
+            /**
+             * Format: double
+             * @description This and every more likely token's prob.
+             */
+            cumulative: number;
+        };
         PaginatedApiTokenList: {
             /** @example 123 */
             count: number;
@@ -1276,6 +1287,20 @@ export interface components {
             prompt: string;
             /** @default 10 */
             top_k: number;
+        };
+        /** @description Response only (documents the tokenize answer; the view returns the worker's dict). */
+        TokenizeResponse: {
+            /** @description Special first token included. */
+            tokens: components["schemas"]["TokenizedToken"][];
+            n_tokens: number;
+            /** @description Most likely next tokens, most likely first. */
+            top: components["schemas"]["NextToken"][];
+            model: string;
+            max_prompt_tokens: number;
+        };
+        TokenizedToken: {
+            id: number;
+            text: string;
         };
         TopToken: {
             id: number;
@@ -2207,12 +2232,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description No response body */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["TokenizeResponse"];
+                };
             };
         };
     };

@@ -15,6 +15,8 @@ export type ServerExample = Schemas["Example"];
 export type ServerExplanation = Schemas["Explanation"];
 export type Include = Schemas["IncludeEnum"];
 export type ServerSubgraph = Schemas["Subgraph"];
+export type ServerGraph = Schemas["Graph"];
+export type TokenizeResponse = Schemas["TokenizeResponse"];
 /**
  * A Subgraph as the server sends it. DRF writes every field; the schema marks those with a model
  * default optional only because drf-spectacular derives the read component from the serializer

@@ -2,6 +2,7 @@
 // and follow the job (./followJob.ts: its websocket, polling if that drops) until the graph is
 // stored, and open it.
 
+import type { TokenizeResponse } from "../api/types";
 import { asApiError, clearErrors, el, sendJson, showErrors } from "./dom";
 import { followJob, isFinal, jobTick, type JobView } from "./followJob";
 import { describeJob, generateRequest } from "./generateLogic";
@@ -47,7 +48,7 @@ function setUpTokenizer(form: HTMLFormElement): void {
       status.textContent = reply.status === 503 ? "No worker answered: tokens appear once a worker for this model runs." : asApiError(reply.body, reply.status).error;
       return;
     }
-    const body = reply.body as { tokens: { id: number; text: string }[]; n_tokens: number; max_prompt_tokens: number; top: { token: string; prob: number }[] };
+    const body = reply.body as TokenizeResponse;
     const over = body.n_tokens > body.max_prompt_tokens;
     status.textContent = `${body.n_tokens} tokens (at most ${body.max_prompt_tokens})${over ? ": too long" : ""}`;
     status.classList.toggle("bad", over);

@@ -1,6 +1,7 @@
 // The upload page: post the file to the API with a progress bar, show the validator's errors
 // by field (paths inside the file go under "Graph file"), open the new graph on success.
 
+import type { ServerGraph } from "../api/types";
 import { asApiError, clearErrors, csrfToken, showErrors } from "./dom";
 
 const FIELDS = ["file", "model", "title", "slug", "visibility"] as const;
@@ -37,10 +38,11 @@ function setUp(form: HTMLFormElement): void {
     xhr.addEventListener("load", () => {
       button.disabled = false;
       if (xhr.status === 201) {
-        const body = xhr.response as { urls?: { page?: string } } | null;
+        const body = xhr.response as ServerGraph | null;
         status.textContent = "Uploaded. Opening the graph…";
         bar.value = 100;
-        if (body?.urls?.page) location.assign(body.urls.page);
+        const page = body?.urls["page"];
+        if (page) location.assign(page);
         return;
       }
       bar.hidden = true;
