@@ -184,8 +184,11 @@ class ExplanationQuerySet(models.QuerySet["Explanation"]):
 class Explanation(models.Model):
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="explanations")
     text = models.TextField()
-    # How it was made: "autointerp", "human", "clerp" ...
+    # How it was made: "token-pattern" or "llm" (autointerp/), "human", or an importer's label.
     method = models.CharField(max_length=100, blank=True)
+    # Who wrote it when a program did: "token-pattern" or the LLM's name.
+    # Database defaults too, for raw inserts (features/importers.py).
+    model = models.CharField(max_length=200, blank=True, default="", db_default="")
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -193,7 +196,15 @@ class Explanation(models.Model):
         on_delete=models.SET_NULL,
         related_name="explanations",
     )
+    # The simulation score (Pearson correlation on held-out examples): what it is ranked by.
     score = RealField(null=True, blank=True)
+    # Every score: {"simulation": {"value", "judge", "n_activating", "n_non_activating",
+    # "n_tokens"}, "detection": {...}, "fuzzing": {...}} (autointerp.scoring.Score).
+    scores = models.JSONField(default=dict, db_default={}, blank=True)
+    # LLM tokens spent on it: {"requests", "prompt_tokens", "completion_tokens"}; null otherwise.
+    usage = models.JSONField(null=True, blank=True)
+    # Method-specific data, e.g. the token patterns that simulate it exactly.
+    details = models.JSONField(default=dict, db_default={}, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     search_vector = models.GeneratedField(
         expression=SearchVector("text", config="english"),
@@ -232,8 +243,8 @@ TOP_EXPLANATIONS = 10
 _REFRESH = f"""
 UPDATE features_feature f SET top_explanations = coalesce((
     SELECT jsonb_agg(jsonb_build_object(
-        'id', e.id, 'text', e.text, 'method', e.method, 'score', e.score,
-        'author', u.username, 'created_at', e.created_at)
+        'id', e.id, 'text', e.text, 'method', e.method, 'model', e.model, 'score', e.score,
+        'scores', e.scores, 'author', u.username, 'created_at', e.created_at)
         ORDER BY e.score DESC NULLS LAST, e.id)
     FROM (SELECT * FROM features_explanation e0 WHERE e0.feature_id = f.id
           ORDER BY e0.score DESC NULLS LAST, e0.id LIMIT {TOP_EXPLANATIONS}) e

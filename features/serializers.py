@@ -71,8 +71,8 @@ class ExplanationSerializer(serializers.ModelSerializer[Explanation]):
 
     class Meta:
         model = Explanation
-        fields = ["id", "text", "method", "score", "author", "created_at"]
-        read_only_fields = ["id", "method", "score", "author", "created_at"]
+        fields = ["id", "text", "method", "model", "score", "scores", "author", "created_at"]
+        read_only_fields = ["id", "method", "model", "score", "scores", "author", "created_at"]
 
     def validate_text(self, value: str) -> str:
         value = value.strip()

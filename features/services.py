@@ -90,7 +90,8 @@ def _select(include: set[str], max_examples: int, max_explanations: int) -> tupl
         parts.append(
             # Most explanations are imported (no author): look the username up only when set.
             """'explanations', (SELECT coalesce(json_agg(json_build_object(
-                    'id', e.id, 'text', e.text, 'method', e.method, 'score', e.score,
+                    'id', e.id, 'text', e.text, 'method', e.method, 'model', e.model,
+                    'score', e.score, 'scores', e.scores,
                     'author', CASE WHEN e.author_id IS NULL THEN NULL ELSE
                         (SELECT u.username FROM auth_user u WHERE u.id = e.author_id) END,
                     'created_at', e.created_at)

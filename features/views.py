@@ -5,7 +5,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import F, Max, Prefetch, Q
+from django.db.models import Exists, F, Max, OuterRef, Prefetch, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -183,6 +183,12 @@ _SEARCH_PARAMS = [
     OpenApiParameter("logit", str, description="A token among the feature's top logits."),
     OpenApiParameter("min_density", float),
     OpenApiParameter("max_density", float),
+    OpenApiParameter(
+        "min_score",
+        float,
+        description="Only features with an explanation scored at least this (simulation "
+        "score, -1..1); with `q`, the matching explanation itself.",
+    ),
 ]
 
 
@@ -214,6 +220,7 @@ class FeatureSearchView(generics.ListAPIView[Feature]):
         query = SearchQuery(text, config="english", search_type="websearch")
         hits = (
             Explanation.objects.filter(self._filters("feature__"), search_vector=query)
+            .filter(self._min_score("score__gte"))
             .values("feature_id")
             .annotate(rank=Max(SearchRank(F("search_vector"), query)))
             .order_by("-rank", "feature_id")
@@ -237,6 +244,10 @@ class FeatureSearchView(generics.ListAPIView[Feature]):
                 feature.rank = hit["rank"]  # type: ignore[attr-defined]
                 ordered.append(feature)
         return self.get_paginated_response(self.get_serializer(ordered, many=True).data)
+
+    def _min_score(self, lookup: str) -> Q:
+        low = self._float("min_score")
+        return Q() if low is None else Q(**{lookup: low})
 
     def _filters(self, prefix: str = "") -> Q:
         """Every filter but ``q`` (visibility included), as lookups from ``prefix``: "" for a
@@ -269,6 +280,9 @@ class FeatureSearchView(generics.ListAPIView[Feature]):
     def get_queryset(self) -> Any:
         """Without words: filters only, or the one feature ``q=L12/3456`` names."""
         qs = Feature.objects.filter(self._filters()).select_related("transcoder_set__model")
+        scored = self._min_score("score__gte")
+        if scored:
+            qs = qs.filter(Exists(Explanation.objects.filter(scored, feature_id=OuterRef("pk"))))
         explanations = Explanation.objects.order_by(F("score").desc(nulls_last=True), "id")
         key = parse_short(query_param(self.request, "q"))
         if key is not None:

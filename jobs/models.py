@@ -1,5 +1,5 @@
-"""The job row: the source of truth for a unit of GPU work (an attribution graph, an intervention
-or a steered generation).
+"""The job row: the source of truth for a unit of work (an attribution graph, an intervention
+or a steered generation on a GPU queue; feature explanations on the default queue).
 
 Lifecycle: queued → running → succeeded | failed | cancelled. A worker moves a row only with
 compare-and-set updates on ``(status, attempts)``: ``attempts`` is the fencing token of the run
@@ -51,6 +51,7 @@ class Job(models.Model):
         ATTRIBUTION = "attribution", "Attribution graph"
         INTERVENE = "intervene", "Feature intervention"
         STEER = "steer", "Steered generation"
+        EXPLAIN = "explain", "Feature explanations"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -85,6 +86,8 @@ class Job(models.Model):
         "graphs.Graph", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
     error = models.TextField(blank=True)
+    # What a finished job produced when it has no row of its own (an explain job's counts).
+    result = models.JSONField(null=True, blank=True)
     batch_id = models.UUIDField(null=True, blank=True)
     # The Celery queue its message went to (gpu.<model-slug>).
     queue = models.CharField(max_length=120)

@@ -286,7 +286,8 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         model = Job
         fields = [
             "id", "kind", "status", "phase", "percent", "position", "params", "model",
-            "transcoder_set", "owner", "graph", "run", "error", "batch_id", "worker", "attempts",
+            "transcoder_set", "owner", "graph", "run", "result", "error", "batch_id", "worker",
+            "attempts",
             "created_at", "started_at", "finished_at", "url", "websocket",
         ]  # fmt: skip
         read_only_fields = fields

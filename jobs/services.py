@@ -55,7 +55,10 @@ TASKS: dict[str, str] = {
     Job.Kind.ATTRIBUTION: ATTRIBUTE_TASK,
     Job.Kind.INTERVENE: STEER_TASK,
     Job.Kind.STEER: STEER_TASK,
+    Job.Kind.EXPLAIN: "jobs.explain",  # jobs/tasks.py
 }
+# Kinds that need no model loaded run on the shared default queue, never a GPU queue.
+DEFAULT_QUEUE_KINDS = {Job.Kind.EXPLAIN}
 
 OOM_MESSAGE = (
     "this prompt needs more GPU memory than this worker has; "
@@ -144,7 +147,7 @@ def create_jobs(
     """
     limit = settings.JOBS_MAX_ACTIVE_PER_USER
     batch_id = uuid.uuid4() if batch else None
-    queue = queue_for(model)
+    queue = "default" if kind in DEFAULT_QUEUE_KINDS else queue_for(model)
     with transaction.atomic():
         # Serialise one user's submissions so two requests cannot both pass the limit.
         get_user_model().objects.select_for_update().filter(pk=owner.pk).first()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import views
+from jobs import explain, views
 
 urlpatterns = [
     path("graphs/generate", views.GenerateView.as_view(), name="api-generate"),
@@ -9,4 +9,5 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/cancel", views.JobCancelView.as_view(), name="api-job-cancel"),
     path("batches/<uuid:batch_id>", views.BatchDetailView.as_view(), name="api-batch"),
     path("tokenize", views.TokenizeView.as_view(), name="api-tokenize"),
+    path("explain", explain.ExplainView.as_view(), name="api-explain"),
 ]

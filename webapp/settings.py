@@ -304,6 +304,16 @@ STEERING_MAX_SCALE = env_int("STEERING_MAX_SCALE", 100, minimum=1, maximum=10_00
 # The local all-in-one worker (manage.py up) also starts consuming the queue of any model added
 # while it runs.
 JOBS_WORKER_SERVE_ALL_MODELS = env_bool("JOBS_WORKER_SERVE_ALL_MODELS", False)
+# Automated explanations with an LLM (docs/explanations.md): any OpenAI-compatible
+# chat-completions endpoint (vLLM, Ollama, llama.cpp's server, OpenAI). Unset base URL: only the
+# offline token-pattern method is offered. The key goes to the endpoint and nowhere else.
+EXPLAINER_BASE_URL = env_url("EXPLAINER_BASE_URL", ("http", "https")) or ""
+EXPLAINER_MODEL = env_str("EXPLAINER_MODEL", "")
+EXPLAINER_API_KEY = env_str("EXPLAINER_API_KEY", "")
+EXPLAINER_CONCURRENCY = env_int("EXPLAINER_CONCURRENCY", 4, minimum=1, maximum=64)
+EXPLAINER_TIMEOUT_S = env_int("EXPLAINER_TIMEOUT_S", 60, minimum=1, maximum=3600)
+if EXPLAINER_BASE_URL and not EXPLAINER_MODEL:
+    raise ImproperlyConfigured("EXPLAINER_MODEL must be set when EXPLAINER_BASE_URL is")
 
 
 def _rate(name: str, default: str) -> str:

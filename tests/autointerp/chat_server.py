@@ -30,6 +30,7 @@ class ChatServer:
     api_key: str = "right-key"
     fail_first: int = 0  # answer HTTP 500 to this many requests first
     delay_s: float = 0.0  # how long each answer takes
+    refuse_after: int | None = None  # answer HTTP 401 once this many requests were answered
     requests: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -39,7 +40,8 @@ class ChatServer:
     def handle(self, handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, Any]]:
         if handler.path != "/v1/chat/completions":
             return 404, {"error": {"message": "no such route", "type": "not_found"}}
-        if handler.headers.get("Authorization") != f"Bearer {self.api_key}":
+        refused = self.refuse_after is not None and len(self.requests) >= self.refuse_after
+        if refused or handler.headers.get("Authorization") != f"Bearer {self.api_key}":
             return 401, {"error": {"message": "Incorrect API key", "type": "invalid_api_key"}}
         body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
         with self._lock:

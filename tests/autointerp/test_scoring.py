@@ -97,3 +97,10 @@ def test_without_silent_examples_only_simulation_and_fuzzing_are_scored() -> Non
 
 def scoring_methods() -> list[str]:
     return [scoring.SIMULATION, scoring.DETECTION, scoring.FUZZING]
+
+
+def test_the_job_contract_offers_exactly_the_pipelines_methods() -> None:
+    from autointerp import pipeline
+    from contract import explain_params
+
+    assert explain_params.METHODS == pipeline.METHODS

@@ -93,7 +93,7 @@ export interface components {
             attempt: number;
             message: string;
         };
-        /** @description The result is stored: a graph for attribution jobs, a run for intervene/steer jobs. */
+        /** @description The result is stored: a graph for attribution jobs, a run for intervene/steer jobs, counts for explain jobs. */
         JobDoneEvent: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -104,6 +104,17 @@ export interface components {
             job: string;
             graph?: components["schemas"]["JobEventGraph"];
             run?: components["schemas"]["JobEventRun"];
+            result?: components["schemas"]["JobEventExplainResult"];
+        };
+        /** @description What an explain job did (docs/explanations.md). */
+        JobEventExplainResult: {
+            explained: number;
+            skipped: number;
+            failed: number;
+            failures: {
+                [key: string]: string;
+            };
+            summary: string;
         };
         JobFailedEvent: {
             /**

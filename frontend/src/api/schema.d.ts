@@ -21,6 +21,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Queue an explain job (docs/explanations.md); 202 with the job, followed like any job. */
+        post: operations["v1_explain_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/features/{model}/{set_slug}/{layer}/{index}": {
         parameters: {
             query?: never;
@@ -585,12 +602,29 @@ export interface components {
             train_token_ind: number | null;
             is_repeated_datapoint: boolean;
         };
+        /** @description Give exactly one of ``features``, ``graph``, ``layer`` or ``whole_set``. */
+        ExplainRequest: {
+            model: string;
+            transcoder_set?: string;
+            /** @default token-pattern */
+            method: components["schemas"]["MethodEnum"];
+            features?: components["schemas"]["LayerIndexRequest"][];
+            /** @description A graph's slug. */
+            graph?: string;
+            layer?: number;
+            /** @default false */
+            whole_set: boolean;
+            /** @default false */
+            replace: boolean;
+        };
         Explanation: {
             readonly id: number;
             text: string;
             readonly method: string;
+            readonly model: string;
             /** Format: double */
             readonly score: number | null;
+            readonly scores: unknown;
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
             readonly author: string;
             /** Format: date-time */
@@ -871,6 +905,7 @@ export interface components {
             readonly graph: components["schemas"]["JobGraph"] | null;
             /** @description An intervention or steering job's result, once stored. */
             readonly run: components["schemas"]["JobRun"] | null;
+            readonly result: unknown;
             readonly error: string;
             /** Format: uuid */
             readonly batch_id: string | null;
@@ -898,9 +933,10 @@ export interface components {
          * @description * `attribution` - Attribution graph
          *     * `intervene` - Feature intervention
          *     * `steer` - Steered generation
+         *     * `explain` - Feature explanations
          * @enum {string}
          */
-        JobKindEnum: "attribution" | "intervene" | "steer";
+        JobKindEnum: "attribution" | "intervene" | "steer" | "explain";
         JobRun: {
             /** Format: uuid */
             id: string;
@@ -927,6 +963,11 @@ export interface components {
             visibility?: components["schemas"]["VisibilityEnum"];
             readonly default_transcoder_set: string;
             readonly transcoder_sets: components["schemas"]["TranscoderSet"][];
+        };
+        /** @description Refuses fields it does not know. */
+        LayerIndexRequest: {
+            layer: number;
+            index: number;
         };
         LogitRow: {
             token: number;
@@ -955,6 +996,12 @@ export interface components {
             results: components["schemas"]["Feature"][];
             missing: components["schemas"]["FeatureKey"][];
         };
+        /**
+         * @description * `token-pattern` - token-pattern
+         *     * `llm` - llm
+         * @enum {string}
+         */
+        MethodEnum: "token-pattern" | "llm";
         /**
          * @description * `constrained` - constrained
          *     * `free` - free
@@ -1359,6 +1406,31 @@ export interface operations {
             };
         };
     };
+    v1_explain_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplainRequest"];
+                "multipart/form-data": components["schemas"]["ExplainRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ExplainRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+        };
+    };
     v1_features_retrieve: {
         parameters: {
             query?: never;
@@ -1499,6 +1571,8 @@ export interface operations {
                 logit?: string;
                 max_density?: number;
                 min_density?: number;
+                /** @description Only features with an explanation scored at least this (simulation score, -1..1); with `q`, the matching explanation itself. */
+                min_score?: number;
                 model?: string;
                 /** @description A page number within the paginated result set. */
                 page?: number;

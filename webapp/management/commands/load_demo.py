@@ -1,4 +1,5 @@
-"""``manage.py load_demo``: register the demo pack, import its dashboards, queue its sample graphs.
+"""``manage.py load_demo``: register the demo pack, import its dashboards, explain its features
+and queue its sample graphs.
 
 The pack (``inference/packs/demo``, made by ``make demo-pack``) is a standard HF model folder plus
 a standard transcoder folder, so it goes through the same commands and jobs as any model: nothing
@@ -75,6 +76,9 @@ class Command(BaseCommand):
             set_slug=SET_SLUG,
             **quiet,
         )
+        # Named nodes in the newcomer's first graph: every feature explained and scored offline
+        # (features already explained are skipped, so a second start only checks).
+        call_command("explain_features", model=MODEL_SLUG, set_slug=SET_SLUG, **quiet)
         queued = self._queue_sample_graphs(json.loads((pack / "prompts.json").read_text()))
         self.stdout.write(f"demo pack ready; {queued} sample graph(s) queued")
 
