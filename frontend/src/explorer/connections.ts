@@ -2,8 +2,8 @@
 // by weight. Lists are virtualised (fixed row height, only the rows in view exist in the DOM), so
 // a node with thousands of edges scrolls smoothly.
 
-import { featureKey, Kind, nodeLabel, type Graph } from "./graph";
-import { select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
+import { featureKey, Kind, type Graph } from "./graph";
+import { nodeName, select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
 import { formatNumber } from "./style";
 
 const ROW = 24;
@@ -73,7 +73,7 @@ function virtualList(container: HTMLElement, store: ExplorerStore): (rows: Row[]
         glyph.textContent = GLYPH[node.kind] ?? "●";
         const label = document.createElement("span");
         label.className = "vrow-label";
-        label.textContent = nodeLabel(node, s.labels.get(row.other));
+        label.textContent = nodeName(s, row.other);
         label.title = label.textContent;
         const where = document.createElement("span");
         where.className = "vrow-where";
@@ -138,7 +138,7 @@ export function setUpNodeConnections(element: HTMLElement, store: ExplorerStore)
       outputs.heading.textContent = "Outputs";
       return;
     }
-    title.textContent = nodeLabel(s.graph.nodes[i]!, s.labels.get(i));
+    title.textContent = nodeName(s, i);
     const ins = connectionRows(s, i, "input");
     const outs = connectionRows(s, i, "output");
     inputs.heading.textContent = `Inputs (${ins.filter((r) => !("header" in r)).length})`;
@@ -146,6 +146,6 @@ export function setUpNodeConnections(element: HTMLElement, store: ExplorerStore)
     inputs.set(ins);
     outputs.set(outs);
   };
-  store.watch(["selected", "view", "labels", "pinned"], update);
+  store.watch(["selected", "view", "labels", "pinned", "explanations", "showNames"], update);
   update(store.get());
 }

@@ -2,9 +2,9 @@
 // link type, fit, and the search box with its results.
 
 import { el } from "../site/dom";
-import { featureKey, nodeLabel } from "./graph";
+import { featureKey } from "./graph";
 import { searchGraph } from "./search";
-import { select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
+import { nodeName, select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
 import type { LinkType } from "./urlState";
 
 function slider(name: string, label: string, min: number, max: number, step: number): { wrap: HTMLElement; input: HTMLInputElement; value: HTMLElement } {
@@ -37,7 +37,14 @@ export function setUpPruning(element: HTMLElement, store: ExplorerStore): void {
     option.value = value;
     linkType.appendChild(option);
   }
-  element.append(node.wrap, edge.wrap, density.wrap, linkType, counts);
+  const names = el("label", "names-toggle");
+  names.title = "Name features by their best explanation (highest score); off: by their ids";
+  const namesBox = el("input");
+  namesBox.type = "checkbox";
+  namesBox.name = "show-names";
+  names.append(namesBox, " Names");
+  namesBox.addEventListener("change", () => store.set({ showNames: namesBox.checked }));
+  element.append(node.wrap, edge.wrap, density.wrap, linkType, names, counts);
 
   // A drag fires input events faster than frames: the first is applied at once, later ones in
   // the same frame collapse into one update at the next frame.
@@ -77,11 +84,12 @@ export function setUpPruning(element: HTMLElement, store: ExplorerStore): void {
     density.value.textContent = t.density >= 1 ? "all" : t.density.toExponential(0);
     density.input.disabled = s.density === null && t.density >= 1;
     linkType.value = s.linkType;
+    namesBox.checked = s.showNames;
     counts.textContent = `${s.view.nVisible.toLocaleString()} / ${s.graph.n.toLocaleString()} nodes · ${s.view.nVisibleEdges.toLocaleString()} / ${s.graph.nEdges.toLocaleString()} edges${
       s.graph.partial ? ` loaded of ${s.graph.linksTotal.toLocaleString()}` : ""
     }`;
   };
-  store.watch(["thresholds", "view", "linkType", "density", "graph"], update);
+  store.watch(["thresholds", "view", "linkType", "density", "graph", "showNames"], update);
   update(store.get());
 }
 
@@ -128,14 +136,14 @@ export function setUpSearch(element: HTMLElement, store: ExplorerStore, explanat
     if (item) store.set({ hovered: Number(item.dataset["node"]) });
   });
 
-  store.watch(["searchResults", "selected", "pinned"], (s) => {
+  store.watch(["searchResults", "selected", "pinned", "explanations", "showNames"], (s) => {
     results.hidden = s.searchQuery.trim() === "";
     const items = s.searchResults.slice(0, 100).map((i) => {
       const node = s.graph.nodes[i]!;
       const li = el("li");
       li.dataset["node"] = String(i);
       li.className = `${i === s.selected ? "is-selected" : ""}${s.pinned.includes(i) ? " is-pinned" : ""}`;
-      li.append(el("span", "search-key", `${featureKey(node)} @${node.ctx}`), el("span", "search-label", nodeLabel(node, s.labels.get(i))));
+      li.append(el("span", "search-key", `${featureKey(node)} @${node.ctx}`), el("span", "search-label", nodeName(s, i)));
       return li;
     });
     if (!items.length && !results.hidden) items.push(el("li", "search-empty", "no match"));

@@ -6,9 +6,9 @@
 import { keyString, type FeatureLookup, type FeatureResult } from "../api/features";
 import type { FeatureDetail, FeatureKey } from "../api/types";
 import { el } from "../site/dom";
-import { featureKey, Kind, nodeLabel, type Graph, type NodeInfo } from "./graph";
+import { featureKey, Kind, type Graph, type NodeInfo } from "./graph";
 import { showToken } from "./linkGraph";
-import { setLabel, type ExplorerState, type ExplorerStore } from "./state";
+import { nodeName, setLabel, type ExplorerState, type ExplorerStore } from "./state";
 import { formatNumber } from "./style";
 
 export function featureKeyOf(graph: Graph, node: NodeInfo, model: string, set: string): FeatureKey | null {
@@ -109,7 +109,7 @@ export function setUpFeaturePanel(element: HTMLElement, store: ExplorerStore, lo
     }
     const node = s.graph.nodes[i]!;
     const header = el("div", "feature-header");
-    const title = el("div", "panel-title", nodeLabel(node, s.labels.get(i)));
+    const title = el("div", "panel-title", nodeName(s, i));
     const facts = el("div", "feature-facts");
     const parts = [featureKey(node), `position ${node.ctx} "${showToken(node.token)}"`];
     if (!Number.isNaN(node.activation)) parts.push(`activation ${formatNumber(node.activation)}`);
@@ -178,6 +178,6 @@ export function setUpFeaturePanel(element: HTMLElement, store: ExplorerStore, lo
       }, delay);
     }
   };
-  store.watch(["hovered", "selected", "labels"], render);
+  store.watch(["hovered", "selected", "labels", "explanations", "showNames"], render);
   render(store.get());
 }

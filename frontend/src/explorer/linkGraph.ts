@@ -3,11 +3,11 @@
 // A hover repaints only the top layer, and only the hovered node's edges are walked, so the cost
 // does not grow with the total number of edges.
 
-import { edgeShare, featureKey, Kind, nodeLabel, type Graph } from "./graph";
+import { edgeShare, featureKey, Kind, type Graph } from "./graph";
 import { edgeVisible } from "./prune";
 import { Scheduler, type LayerName } from "./scheduler";
 import { nearest } from "./spatial";
-import { select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
+import { nodeName, select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
 import { bucketStyle, COLORS, edgeBucket, formatNumber, N_BUCKETS, nodeFill, nodeRadius } from "./style";
 import type { LinkType, Viewport } from "./urlState";
 
@@ -283,7 +283,7 @@ function paintHover(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewpor
 
 export function tooltipLines(s: ExplorerState, i: number): string[] {
   const node = s.graph.nodes[i]!;
-  const lines = [nodeLabel(node, s.labels.get(i)), `${featureKey(node)} · position ${node.ctx} "${node.token}"`];
+  const lines = [nodeName(s, i), `${featureKey(node)} · position ${node.ctx} "${node.token}"`];
   const facts: string[] = [];
   if (!Number.isNaN(node.activation)) facts.push(`activation ${formatNumber(node.activation)}`);
   if (!Number.isNaN(node.influence)) facts.push(`influence ${formatNumber(node.influence)}`);
@@ -355,7 +355,7 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
   store.watch(["view", "viewport", "graph"], () => scheduler.mark("base", "focus", "hover"));
   store.watch(["selected", "pinned", "searchResults", "grouping", "linkType", "thresholds"], () => scheduler.mark("focus"));
   store.watch(["hovered"], () => scheduler.mark("hover"));
-  store.watch(["hovered", "labels"], (s) => showTooltip(s));
+  store.watch(["hovered", "labels", "explanations", "showNames"], (s) => showTooltip(s));
 
   let pointer = { x: 0, y: 0 };
   let pointerInside = false; // hovers from the lists highlight the node but show no tooltip here

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { buildGraph } from "./graph";
 import { tinyGraphJson } from "./fixture";
-import { addExplanations, createStore, fromUrlState, setRowSettings, toUrlState, togglePin, updateTestPanel } from "./state";
+import { addExplanations, createStore, fromUrlState, nodeName, setLabel, setRowSettings, toUrlState, togglePin, updateTestPanel } from "./state";
 import { parseUrlState, serialiseUrlState } from "./urlState";
 
 describe("explorer state and the URL", () => {
@@ -81,6 +81,32 @@ describe("the explanations slice", () => {
     addExplanations(store, [[1, "b"]]);
     expect(before.get(1)).toBe("a");
     expect(store.get().explanations.get(1)).toBe("b");
+  });
+});
+
+describe("node names", () => {
+  // The fixture's features carry labels from the file; a generated graph's carry none.
+  const json = tinyGraphJson();
+  for (const node of json["nodes"] as { clerp: string }[]) if (node.clerp !== "the article" && !node.clerp.startsWith("Output")) node.clerp = "";
+  const graph = buildGraph(json);
+  const cats = graph.nodes.findIndex((n) => n.id === "0_7_1");
+
+  it("names a feature by its best explanation, and by its id with names off", () => {
+    const store = createStore(graph);
+    expect(nodeName(store.get(), cats)).toBe("L0/7");
+    addExplanations(store, [[cats, 'fires on " cat"']]);
+    expect(nodeName(store.get(), cats)).toBe('fires on " cat"');
+    store.set({ showNames: false });
+    expect(nodeName(store.get(), cats)).toBe("L0/7");
+  });
+
+  it("keeps a label typed by a person or given by the file over any explanation", () => {
+    const store = createStore(graph);
+    const article = graph.nodes.findIndex((n) => n.id === "0_5_0");
+    addExplanations(store, [[cats, "auto"], [article, "auto"]]);
+    expect(nodeName(store.get(), article)).toBe("the article");
+    setLabel(store, cats, "my cat feature");
+    expect(nodeName(store.get(), cats)).toBe("my cat feature");
   });
 });
 

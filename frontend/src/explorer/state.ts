@@ -1,7 +1,7 @@
 // The explorer's state, the view derived from it (visibility, layout, hit-test grid), and the
 // mapping to and from the URL. Pure apart from the Store it is kept in.
 
-import type { Graph } from "./graph";
+import { nodeLabel, type Graph } from "./graph";
 import type { RowSettings, SteeringRun } from "./hypothesis";
 import { computeLayout, type Layout } from "./layout";
 import { countVisibleEdges, DEFAULT_THRESHOLDS, pruneIndex, visibleNodes, type PruneIndex, type Thresholds } from "./prune";
@@ -46,6 +46,8 @@ export interface ExplorerState {
   helpOpen: boolean;
   // Per node, the feature's leading explanation (from feature lookups or any other source).
   explanations: ReadonlyMap<number, string>;
+  // Name feature nodes by that explanation (true) or by their ids (false, the "Names" toggle).
+  showNames: boolean;
   test: TestPanelState;
 }
 
@@ -91,6 +93,7 @@ export function initialState(graph: Graph): ExplorerState {
     view: computeView(graph, prune, thresholds, [], null),
     helpOpen: false,
     explanations: new Map(),
+    showNames: true,
     test: { settings: new Map(), busy: false, status: { text: "", bad: false }, lastRun: null },
   };
 }
@@ -214,4 +217,13 @@ export function setRowSettings(store: ExplorerStore, key: string, settings: RowS
   const next = new Map(store.get().test.settings);
   next.set(key, settings);
   updateTestPanel(store, { settings: next });
+}
+
+/** What every panel calls node ``i``: the user's label; else, with names on, the graph's own label
+ * (clerp) or the feature's best explanation (highest score; people's unscored ones after); else its id. */
+export function nodeName(s: Pick<ExplorerState, "graph" | "labels" | "explanations" | "showNames">, i: number): string {
+  const node = s.graph.nodes[i]!;
+  const user = s.labels.get(i);
+  if (user || !s.showNames || node.clerp) return nodeLabel(node, user);
+  return s.explanations.get(i) ?? nodeLabel(node);
 }

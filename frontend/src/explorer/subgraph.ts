@@ -3,8 +3,8 @@
 // double-click renames a group or labels a node, inline, as plain text. Drawn as SVG: it is small
 // (pinned nodes only) and exports as it is.
 
-import { featureKey, Kind, nodeLabel } from "./graph";
-import { select, setLabel, togglePin, type ExplorerState, type ExplorerStore } from "./state";
+import { featureKey, Kind } from "./graph";
+import { nodeName, select, setLabel, togglePin, type ExplorerState, type ExplorerStore } from "./state";
 import { COLORS, formatNumber, nodeFill } from "./style";
 import { aggregate, groupNodes, ungroup, type Aggregate } from "./supernodes";
 
@@ -185,7 +185,7 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
           : svgEl("rect", { x: -7, y: -7, width: 14, height: 14, fill: nodeFill(node.kind) });
       const below = isGroup ? 24 : 20;
       const label = svgEl("text", { y: labelAbove.has(u) ? -(below - 6) : below, "text-anchor": "middle", class: "sg-label" });
-      const name = isGroup ? s.groups[unit.group]!.name : nodeLabel(node, s.labels.get(first));
+      const name = isGroup ? s.groups[unit.group]!.name : nodeName(s, first);
       label.textContent = name.length > LABEL_CHARS ? `${name.slice(0, LABEL_CHARS - 1)}…` : name;
       const tip = svgEl("title", {});
       tip.textContent = isGroup
@@ -326,7 +326,7 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
     render();
   });
 
-  store.watch(["pinned", "groups", "labels", "selected", "grouping"], render);
+  store.watch(["pinned", "groups", "labels", "selected", "grouping", "explanations", "showNames"], render);
   new ResizeObserver(() => render()).observe(stage);
   render();
   return { svg };
