@@ -291,6 +291,7 @@ def bench(
     from django.contrib.auth.models import User
     from django.db import connection
 
+    from contract.params import AttributeParams
     from features.models import LanguageModel, TranscoderSet
     from inference import engine
     from jobs import services as job_services
@@ -308,10 +309,7 @@ def bench(
     model.save(update_fields=["default_transcoder_set"])
     owner = User.objects.create_user("bench")
     prompt = args.prompt or demo_prompt(kind) or PROMPT
-    params = {
-        "max_n_logits": 10, "desired_logit_prob": 0.95, "max_feature_nodes": args.max_feature_nodes,
-        "node_threshold": 0.8, "edge_threshold": 0.98, "visibility": "private", "title": "",
-    }  # fmt: skip
+    params = AttributeParams(max_feature_nodes=args.max_feature_nodes).to_dict()
 
     def submit(prompts: list[str] | None = None, batch: bool = False) -> Any:
         jobs = job_services.create_attribution_jobs(
@@ -327,8 +325,8 @@ def bench(
     def direct() -> float:
         started = time.perf_counter()
         graph = engine.attribute(prompt, rm, max_feature_nodes=args.max_feature_nodes, **options)
-        pruned = engine.prune(graph, node_threshold=0.8, edge_threshold=0.98)
-        engine.graph_to_json(graph, pruned, slug="bench", node_threshold=0.8, edge_threshold=0.98)
+        pruned = engine.prune(graph)  # the contract's default thresholds, as the job's
+        engine.graph_to_json(graph, pruned, slug="bench")
         return (time.perf_counter() - started) * 1000
 
     direct()  # warm-up

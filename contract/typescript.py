@@ -1,8 +1,9 @@
 """``frontend/src/contract.gen.ts``: the contract's constants and test vectors for the frontend.
 
 The frontend keeps its own TypeScript implementation of what it needs (explorer/graph.ts parses
-node ids and unpairs Cantor numbers); this file gives it the constants to use and the vectors a
-vitest (explorer/contract.test.ts) runs that code over, so the two implementations cannot drift.
+node ids and unpairs Cantor numbers); this file gives it the constants to use (the schema's
+feature types, each job kind's defaults and bounds) and the vectors a vitest
+(explorer/contract.test.ts) runs that code over, so the two implementations cannot drift.
 Every value is computed here by the contract's Python code. Rewrite it after changing the
 contract::
 
@@ -30,6 +31,7 @@ from contract.node_ids import (
     kind_of,
     parse_node_id,
 )
+from contract.params import JOB_PARAMS
 
 PATH = Path(__file__).resolve().parent.parent / "frontend" / "src" / "contract.gen.ts"
 
@@ -74,10 +76,23 @@ def _node_id_vectors() -> list[dict[str, Any]]:
 
 
 def _json(value: Any) -> str:
-    """A list one item to a line, anything else on one line."""
+    """A list one item to a line, an object one entry to a line, anything else on one line."""
     if isinstance(value, list) and value:
         return "[\n" + "".join(f"  {json.dumps(item)},\n" for item in value) + "]"
+    if isinstance(value, dict) and value:
+        items = "".join(f"  {json.dumps(k)}: {json.dumps(v)},\n" for k, v in value.items())
+        return "{\n" + items + "}"
     return json.dumps(value)
+
+
+def _job_params() -> dict[str, dict[str, dict[str, Any]]]:
+    return {
+        kind: {
+            name: {"default": spec.default, "low": spec.low, "high": spec.high}
+            for name, spec in params.specs().items()
+        }
+        for kind, params in JOB_PARAMS.items()
+    }
 
 
 def _const(name: str, value: Any, doc: str, type_: str = "") -> str:
@@ -117,6 +132,11 @@ def render() -> str:
             [[layer, index, cantor_pair(layer, index)] for layer, index in _CANTOR_PAIRS],
             "[layer, index, cantor_pair(layer, index)].",
             "readonly (readonly [number, number, number])[]",
+        ),
+        _const(
+            "JOB_PARAMS",
+            _job_params(),
+            "Each job kind's bounded settings (contract.params): default, low, high (null: none).",
         ),
     ]
     return "\n".join(parts)

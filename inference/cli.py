@@ -1,6 +1,8 @@
 """`python -m inference attribute ...`: one attribution graph from the command line.
 
 Bad input (paths, architecture, transcoder shapes, prompt) prints one line and exits with 2.
+Defaults and bounds are the contract's (``contract.params.AttributeParams``), as a job's are,
+except ``--max-feature-nodes``, which defaults to every active feature ("all").
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
+
+from contract.params import ENGINE_BATCH_SIZE, AttributeParams
 
 EXIT_BAD_INPUT = 2
 
@@ -49,23 +53,27 @@ def _token_ids(text: str) -> list[int]:
     return ids
 
 
+def _setting(name: str) -> Callable[[str], float]:
+    """An argparse type for ``AttributeParams``' setting ``name``, refusing what is out of bounds."""
+    spec = AttributeParams.spec(name)
+    integer = isinstance(spec.low, int) and not isinstance(spec.default, float)
+    flag = "--" + name.replace("_", "-")
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"{flag} must be {kind}") from None
+        if not spec.contains(value):
+            raise argparse.ArgumentTypeError(f"{flag} must be {spec.range_text()}, got {text}")
+        return value
+
+    return parse
+
+
 def _max_nodes(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError("--max-feature-nodes must be an integer or 'all'") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("--max-feature-nodes must be >= 1")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
-    return value
+    return None if text == "all" else int(_setting("max_feature_nodes")(text))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,11 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-feature-nodes", type=_max_nodes, default=None, help="N or 'all' (default)"
     )
-    p.add_argument("--max-n-logits", type=int, default=10)
-    p.add_argument("--desired-logit-prob", type=_fraction, default=0.95)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--node-threshold", type=_fraction, default=0.8)
-    p.add_argument("--edge-threshold", type=_fraction, default=0.98)
+    for name in ("max_n_logits", "desired_logit_prob", "node_threshold", "edge_threshold"):
+        option = "--" + name.replace("_", "-")
+        p.add_argument(option, type=_setting(name), default=getattr(AttributeParams, name))
+    p.add_argument("--batch-size", type=_setting("batch_size"), default=ENGINE_BATCH_SIZE)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--slug", default=None, help="graph slug (default: the output file's stem)")
@@ -106,8 +113,6 @@ def run_attribute(args: argparse.Namespace, progress: Callable[[str, float], Non
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda requested but CUDA is not available")
-    if args.max_n_logits < 1 or args.batch_size < 1:
-        raise ValueError("--max-n-logits and --batch-size must be >= 1")
     if not args.out.parent.is_dir():
         raise ValueError(f"output folder does not exist: {args.out.parent}")
     if args.prompt is not None and not args.prompt.strip():

@@ -29,6 +29,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from contract.params import AttributeParams, InterveneParams, SteerParams, TokenizeParams
+
 if TYPE_CHECKING:
     from features.models import LanguageModel, TranscoderSet
     from inference.engine import ReplacementModel
@@ -161,9 +163,9 @@ def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
     """Run the engine for the job and return its graph as circuit-tracer JSON."""
     from inference import engine
 
-    job, params = run.job, run.job.params
+    job, params = run.job, AttributeParams.from_dict(run.job.params)
     try:
-        tokens = rm.tokenize(params["prompt"])
+        tokens = rm.tokenize(params.prompt)
     except ValueError as exc:
         raise JobInputError(f"prompt: {exc}") from None
     if len(tokens) > job.model.max_prompt_tokens:
@@ -172,33 +174,32 @@ def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
             f"{job.model.max_prompt_tokens}"
         )
     options: dict[str, Any] = {
-        "max_n_logits": params.get("max_n_logits", 10),
-        "desired_logit_prob": params.get("desired_logit_prob", 0.95),
-        "max_feature_nodes": params.get("max_feature_nodes"),
+        "max_n_logits": params.max_n_logits,
+        "desired_logit_prob": params.desired_logit_prob,
+        "max_feature_nodes": params.max_feature_nodes,
     }
-    if params.get("batch_size"):
-        options["batch_size"] = params["batch_size"]
+    if params.batch_size:
+        options["batch_size"] = params.batch_size
     graph = engine.attribute(
         tokens,
         rm,
-        attribution_targets=_targets(rm, params.get("target")),
+        attribution_targets=_targets(rm, params.target),
         on_progress=run.progress,
         should_stop=run.should_stop,
         **options,
     )
-    node_threshold = params.get("node_threshold", 0.8)
-    edge_threshold = params.get("edge_threshold", 0.98)
+    node_threshold, edge_threshold = params.node_threshold, params.edge_threshold
     pruned = engine.prune(graph, node_threshold=node_threshold, edge_threshold=edge_threshold)
     document: dict[str, Any] = engine.graph_to_json(
         graph,
         pruned,
-        slug=params.get("slug") or "generated",
+        slug=params.slug or "generated",
         node_threshold=node_threshold,
         edge_threshold=edge_threshold,
         scan=job.model.slug,
     )
     # The prompt as the user typed it; the engine's copy comes from the token ids.
-    document["metadata"]["prompt"] = params["prompt"]
+    document["metadata"]["prompt"] = params.prompt
     return document
 
 
@@ -391,32 +392,34 @@ def steering_result(run: Run, rm: ReplacementModel) -> dict[str, Any]:
     """The engine's answer to an intervene or steer job, as the JSON kept on its SteeringRun."""
     from inference import engine
 
-    job, params = run.job, run.job.params
+    job = run.job
     run.progress("steering", 0.0)
     if job.kind == job.Kind.INTERVENE:
+        intervention = InterveneParams.from_dict(job.params)
         result = engine.intervene(
-            params["prompt"],
+            intervention.prompt,
             rm,
-            params["interventions"],
-            mode=params["mode"],
-            freeze_attention=params["freeze_attention"],
+            intervention.interventions,
+            mode=intervention.mode,
+            freeze_attention=intervention.freeze_attention,
         )
         return {
             "input_tokens": _token_texts(rm, result.input_tokens.tolist()),
             "logits": result.logit_table(
-                params["top_k"], params.get("logit_tokens", []), rm.decode_token
+                intervention.top_k, intervention.logit_tokens, rm.decode_token
             ),
             "activations": _activation_changes(result),
         }
+    params = SteerParams.from_dict(job.params)
     steered = engine.steer_generate(
-        params["prompt"],
+        params.prompt,
         rm,
-        params["interventions"],
-        n_tokens=params["n_tokens"],
-        temperature=params["temperature"],
-        seed=params["seed"],
-        apply_to_generated=params["apply_to_generated"],
-        top_k=params["top_k"],
+        params.interventions,
+        n_tokens=params.n_tokens,
+        temperature=params.temperature,
+        seed=params.seed,
+        apply_to_generated=params.apply_to_generated,
+        top_k=params.top_k,
     ).to_dict()
     return {
         "input_tokens": _token_texts(rm, steered["input_tokens"]),
@@ -437,7 +440,9 @@ def _steering(run: Run, rm: ReplacementModel) -> bool:
 # Tokenize
 
 
-def tokenize_prompt(model_id: int, prompt: str, top_k: int = 10) -> dict[str, Any]:
+def tokenize_prompt(
+    model_id: int, prompt: str, top_k: int = TokenizeParams.top_k
+) -> dict[str, Any]:
     import torch
 
     from features.models import LanguageModel
@@ -476,10 +481,12 @@ def tokenize_prompt(model_id: int, prompt: str, top_k: int = 10) -> dict[str, An
 
 
 @shared_task(name="inference.tokenize", ignore_result=False)
-def tokenize(model_id: int, prompt: str, top_k: int = 10) -> dict[str, Any]:
+def tokenize(model_id: int, prompt: str, top_k: int = TokenizeParams.top_k) -> dict[str, Any]:
     """Tokens of ``prompt`` and the top next-token probabilities (see jobs/tokens.py)."""
     try:
-        return tokenize_prompt(int(model_id), str(prompt), max(1, min(int(top_k), 50)))
+        top = TokenizeParams.spec("top_k")
+        bounded = max(int(top.low), min(int(top_k), int(top.high or top_k)))
+        return tokenize_prompt(int(model_id), str(prompt), bounded)
     except Exception as exc:
         log.exception("tokenize failed for model %s", model_id)
         return {"error": f"the worker could not tokenize this prompt ({type(exc).__name__}: {exc})"}

@@ -1,6 +1,7 @@
 """The generate page (HTML). It renders the form; the page script tokenizes as you type, posts
 the settings to ``POST /api/v1/graphs/generate`` and follows the job over its websocket. The
-ranges and defaults below are the API's (jobs/serializers.py); the API validates."""
+ranges, defaults and descriptions of the settings are the contract's (``contract.params``), as
+the API's are; the API validates."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from contract.params import AttributeParams
 from core.visibility import Visibility
 from features.models import LanguageModel
 from graphs.models import Graph
@@ -26,8 +28,23 @@ ADVANCED = [
 ]
 
 
-def _number(**attrs: Any) -> forms.NumberInput:
-    return forms.NumberInput(attrs={k: str(v) for k, v in attrs.items()})
+def _setting(name: str) -> forms.Field:
+    """A number field for ``AttributeParams``' setting ``name``: its bounds, its default, and a
+    help text that says them."""
+    spec = AttributeParams.spec(name)
+    integer = isinstance(spec.low, int) and not isinstance(spec.default, float)
+    field_class = forms.IntegerField if integer else forms.FloatField
+    attrs = {"min": spec.low, "max": spec.high, "step": 1 if integer else 0.01}
+    default = "the worker's" if spec.default is None else f"{spec.default:g}"
+    separator = ": " if spec.default is None else " "
+    bounds: dict[str, Any] = {"min_value": spec.low, "max_value": spec.high}
+    return field_class(
+        required=spec.default is not None,
+        initial=spec.default,
+        **bounds,
+        widget=forms.NumberInput(attrs={k: f"{v:g}" for k, v in attrs.items() if v is not None}),
+        help_text=f"{spec.range_text()}, default{separator}{default}. {spec.doc}",
+    )
 
 
 class GenerateForm(forms.Form):
@@ -56,30 +73,12 @@ class GenerateForm(forms.Form):
     )
     target_a = forms.CharField(required=False, max_length=100, label="Token A")
     target_b = forms.CharField(required=False, max_length=100, label="Token B")
-    max_n_logits = forms.IntegerField(
-        min_value=1, max_value=50, initial=10, widget=_number(min=1, max=50, step=1),
-        help_text="1–50, default 10. At most this many output logits.",
-    )  # fmt: skip
-    desired_logit_prob = forms.FloatField(
-        min_value=0.01, max_value=1.0, initial=0.95, widget=_number(min=0.01, max=1, step=0.01),
-        help_text="0.01–1, default 0.95. Keep top logits until their probability sums to this.",
-    )  # fmt: skip
-    max_feature_nodes = forms.IntegerField(
-        min_value=1, initial=5000, widget=_number(min=1, step=1),
-        help_text="≥ 1, default 5000. Most influential features kept before pruning.",
-    )  # fmt: skip
-    node_threshold = forms.FloatField(
-        min_value=0.0, max_value=1.0, initial=0.8, widget=_number(min=0, max=1, step=0.01),
-        help_text="0–1, default 0.8. Keep nodes up to this share of cumulative influence.",
-    )  # fmt: skip
-    edge_threshold = forms.FloatField(
-        min_value=0.0, max_value=1.0, initial=0.98, widget=_number(min=0, max=1, step=0.01),
-        help_text="0–1, default 0.98. Keep edges up to this share of cumulative influence.",
-    )  # fmt: skip
-    batch_size = forms.IntegerField(
-        required=False, min_value=1, max_value=1024, widget=_number(min=1, max=1024, step=1),
-        help_text="1–1024, default: the worker's. Backward passes per batch (memory vs speed).",
-    )  # fmt: skip
+    max_n_logits = _setting("max_n_logits")
+    desired_logit_prob = _setting("desired_logit_prob")
+    max_feature_nodes = _setting("max_feature_nodes")
+    node_threshold = _setting("node_threshold")
+    edge_threshold = _setting("edge_threshold")
+    batch_size = _setting("batch_size")
 
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -2,7 +2,8 @@
 
 Every bad input is a 400 that names its field (the shared handler in core/api.py turns these
 errors into ``{"error", "detail": {field: message}}``); unknown fields are refused too, so a typo
-such as ``max_features`` does not silently fall back to a default.
+such as ``max_features`` does not silently fall back to a default. Defaults and bounds are the
+contract's (``contract.params``), and so is the shape of the job's ``params``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.utils.text import slugify
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from contract.params import AttributeParams, Params, TokenizeParams
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
 from graphs.models import Graph
@@ -39,6 +41,25 @@ class FiniteFloatField(serializers.FloatField):
         if not math.isfinite(value):
             raise serializers.ValidationError("must be a finite number")
         return value
+
+
+def bounded(
+    field: type[serializers.IntegerField] | type[serializers.FloatField],
+    params: type[Params],
+    name: str,
+    *,
+    with_default: bool = True,
+    **extra: Any,
+) -> Any:
+    """A ``field`` with the contract's bounds, default and description of ``params``' ``name``
+    (no default when the contract's is None: the field is optional)."""
+    spec = params.spec(name)
+    options: dict[str, Any] = {"min_value": spec.low, "max_value": spec.high, "help_text": spec.doc}
+    if not with_default or spec.default is None:
+        options["required"] = False
+    else:
+        options["default"] = spec.default
+    return field(**options, **extra)
 
 
 def resolve_model(attrs: dict[str, Any], user: Any) -> LanguageModel:
@@ -120,12 +141,12 @@ class GenerationSettingsSerializer(StrictSerializer):
 
     model = serializers.SlugField(max_length=100)
     transcoder_set = serializers.SlugField(max_length=100, required=False)
-    max_n_logits = serializers.IntegerField(min_value=1, max_value=50, default=10)
-    desired_logit_prob = FiniteFloatField(min_value=0.01, max_value=1.0, default=0.95)
-    max_feature_nodes = serializers.IntegerField(min_value=1, default=5000)
-    node_threshold = FiniteFloatField(min_value=0.0, max_value=1.0, default=0.8)
-    edge_threshold = FiniteFloatField(min_value=0.0, max_value=1.0, default=0.98)
-    batch_size = serializers.IntegerField(min_value=1, max_value=1024, required=False)
+    max_n_logits = bounded(serializers.IntegerField, AttributeParams, "max_n_logits")
+    desired_logit_prob = bounded(FiniteFloatField, AttributeParams, "desired_logit_prob")
+    max_feature_nodes = bounded(serializers.IntegerField, AttributeParams, "max_feature_nodes")
+    node_threshold = bounded(FiniteFloatField, AttributeParams, "node_threshold")
+    edge_threshold = bounded(FiniteFloatField, AttributeParams, "edge_threshold")
+    batch_size = bounded(serializers.IntegerField, AttributeParams, "batch_size")
     target = serializers.JSONField(required=False)
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.PRIVATE)
     title = serializers.CharField(max_length=200, required=False, allow_blank=True)
@@ -156,14 +177,9 @@ class GenerationSettingsSerializer(StrictSerializer):
         return attrs
 
     def job_params(self) -> dict[str, Any]:
-        """The JSON-ready settings stored on each job row."""
-        data = dict(self.validated_data)
-        data.pop("model")
-        data.pop("transcoder_set")
-        data.pop("prompt", None)
-        data.pop("prompts", None)
-        data.setdefault("title", "")
-        return data
+        """The settings stored on each job row (``AttributeParams``; the prompt is added per job)."""
+        data = {k: v for k, v in self.validated_data.items() if k not in ("prompt", "prompts")}
+        return AttributeParams.from_dict(data).to_dict()
 
 
 class GenerateSerializer(GenerationSettingsSerializer):
@@ -220,7 +236,7 @@ class GenerateBatchSerializer(GenerationSettingsSerializer):
 class TokenizeSerializer(StrictSerializer):
     model = serializers.SlugField(max_length=100)
     prompt = prompt_field()
-    top_k = serializers.IntegerField(min_value=1, max_value=50, default=10)
+    top_k = bounded(serializers.IntegerField, TokenizeParams, "top_k")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs["model"] = resolve_model(attrs, self.context["request"].user)

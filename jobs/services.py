@@ -35,6 +35,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contract.graph_json import GraphValidationError, validate_graph
+from contract.params import AttributeParams
 from core.celery import app
 from features.models import LanguageModel, TranscoderSet
 from graphs import artifacts
@@ -372,14 +373,14 @@ class Run:
         Raises ``GraphValidationError`` when the graph cannot be stored (e.g. slug taken).
         """
         self.progress("storing", 0.0)
-        job, params = self.job, self.job.params
+        job, params = self.job, AttributeParams.from_dict(self.job.params)
         normalised = validate_graph(
             document, n_layers=job.model.n_layers, limits=graph_services.limits()
         )
         metadata = document.get("metadata") or {}
-        wanted = params.get("slug") or ""
+        wanted = params.slug
         for _ in range(5):
-            slug = wanted or graph_services.free_slug(job.model, params["prompt"][:60])
+            slug = wanted or graph_services.free_slug(job.model, params.prompt[:60])
             try:
                 graph = self._store(normalised, slug, metadata)
             except GraphValidationError as exc:
@@ -393,7 +394,7 @@ class Run:
         raise GraphValidationError({"slug": "could not find a free slug for this graph"})
 
     def _store(self, normalised: Any, slug: str, metadata: dict[str, Any]) -> Graph | None:
-        job, params = self.job, self.job.params
+        job, params = self.job, AttributeParams.from_dict(self.job.params)
         graph: Graph | None = None
         try:
             with transaction.atomic():
@@ -403,15 +404,15 @@ class Run:
                     transcoder_set=job.transcoder_set,
                     slug=slug,
                     owner=job.owner,
-                    visibility=params.get("visibility", "private"),
+                    visibility=params.visibility,
                     source=Graph.Source.GENERATED,
-                    title=params.get("title", ""),
-                    target=params.get("target"),
+                    title=params.title,
+                    target=params.target,
                     scores=metadata.get("scores") or {},
                     generation_settings=metadata.get("generation_settings") or {},
                     pruning_settings=metadata.get("pruning_settings") or {},
                 )
-                if params.get("featured"):
+                if params.featured:
                     # Only internal callers (the demo loader) set this; the API refuses the field.
                     Graph.objects.filter(pk=graph.pk).update(featured=True)
                 self.mark_succeeded(graph=graph)

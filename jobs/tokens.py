@@ -23,6 +23,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.core.cache import cache
 
+from contract.params import TokenizeParams
 from core.celery import app
 from features.models import LanguageModel
 from jobs.services import queue_for
@@ -41,7 +42,9 @@ def _key(kind: str, model: LanguageModel, *parts: object) -> str:
     return f"jobs:{kind}:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
-def tokenize(model: LanguageModel, prompt: str, top_k: int = 10) -> dict[str, Any]:
+def tokenize(
+    model: LanguageModel, prompt: str, top_k: int = TokenizeParams.top_k
+) -> dict[str, Any]:
     """``{"tokens": [{"id", "text"}], "n_tokens", "top": [{"id", "token", "prob", "cumulative"}]}``
     or ``{"error": message, "field": name or None}`` when the worker could not answer (a field
     when the request is at fault, e.g. a prompt the model cannot take)."""

@@ -28,6 +28,7 @@ from django.urls import reverse
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from contract.params import INTERVENE_MODES, MAX_LOGIT_TOKENS, InterveneParams, SteerParams
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
 from graphs.models import Graph, Subgraph
@@ -37,6 +38,7 @@ from jobs.serializers import (
     FiniteFloatField,
     JobGraphSerializer,
     StrictSerializer,
+    bounded,
     check_prompt_length,
     prompt_field,
     resolve_model,
@@ -45,7 +47,6 @@ from jobs.serializers import (
 from steering.models import SteeringRun
 
 ACTIONS = ("ablate", "set", "scale")
-MODES = ("constrained", "free")
 
 
 class FeatureRefSerializer(StrictSerializer):
@@ -264,18 +265,19 @@ class InterveneRequestSerializer(RunRequestSerializer):
     setting_names = ("mode", "freeze_attention", "top_k", "logit_tokens")
 
     mode = serializers.ChoiceField(
-        choices=MODES,
-        default="constrained",
+        choices=INTERVENE_MODES,
+        default=InterveneParams.mode,
         help_text="constrained: attention, norms and MLP outputs frozen (the graph's own linear "
         "model); free: the network recomputes downstream of the interventions.",
     )
     freeze_attention = serializers.BooleanField(
-        default=True, help_text="free mode only: keep the clean run's attention patterns."
+        default=InterveneParams.freeze_attention,
+        help_text="free mode only: keep the clean run's attention patterns.",
     )
-    top_k = serializers.IntegerField(min_value=1, max_value=50, default=10)
+    top_k = bounded(serializers.IntegerField, InterveneParams, "top_k")
     logit_tokens = serializers.ListField(
         child=serializers.IntegerField(min_value=0),
-        max_length=50,
+        max_length=MAX_LOGIT_TOKENS,
         default=list,
         help_text="Token ids always shown in the result (e.g. the graph's target logits).",
     )
@@ -300,21 +302,14 @@ class SteerRequestSerializer(RunRequestSerializer):
 
     setting_names = ("n_tokens", "temperature", "seed", "apply_to_generated", "top_k")
 
-    n_tokens = serializers.IntegerField(min_value=1, default=32)
-    temperature = FiniteFloatField(
-        min_value=0.0, max_value=5.0, default=0.5, help_text="0 is greedy decoding."
-    )
-    seed = serializers.IntegerField(
-        min_value=0,
-        max_value=2**53 - 1,
-        required=False,
-        help_text="Drives both continuations' sampling; a random one is chosen and kept if none.",
-    )
+    n_tokens = bounded(serializers.IntegerField, SteerParams, "n_tokens")
+    temperature = bounded(FiniteFloatField, SteerParams, "temperature")
+    seed = bounded(serializers.IntegerField, SteerParams, "seed", with_default=False)
     apply_to_generated = serializers.BooleanField(
-        default=True,
+        default=SteerParams.apply_to_generated,
         help_text="Every-position interventions also act on the generated tokens.",
     )
-    top_k = serializers.IntegerField(min_value=1, max_value=20, default=5)
+    top_k = bounded(serializers.IntegerField, SteerParams, "top_k")
 
     def validate_n_tokens(self, value: int) -> int:
         limit = settings.STEERING_MAX_NEW_TOKENS

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
+from contract.params import InterveneParams, SteerParams
 from graphs.models import Graph, Subgraph
 from jobs import services as job_services
 from jobs.models import Job
@@ -22,14 +23,14 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 
-def job_params(fields: dict[str, Any]) -> dict[str, Any]:
-    """What the worker reads from the job row: the prompt, the flat intervention list and the
-    settings (see inference/tasks.py)."""
-    return {
-        "prompt": fields["prompt"],
-        "interventions": expand(fields["interventions"]),
-        **fields["settings"],
-    }
+def job_params(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """What the worker reads from the job row (``InterveneParams`` or ``SteerParams``): the
+    prompt, the flat intervention list and the settings (see inference/tasks.py)."""
+    params_class = InterveneParams if kind == Job.Kind.INTERVENE else SteerParams
+    params = params_class(
+        prompt=fields["prompt"], interventions=expand(fields["interventions"]), **fields["settings"]
+    )
+    return params.to_dict()
 
 
 def create_run(*, kind: str, owner: User, fields: dict[str, Any]) -> SteeringRun:
@@ -40,7 +41,7 @@ def create_run(*, kind: str, owner: User, fields: dict[str, Any]) -> SteeringRun
             owner=owner,
             model=fields["model"],
             transcoder_set=fields["transcoder_set"],
-            params=[job_params(fields)],
+            params=[job_params(kind, fields)],
         )
         return SteeringRun.objects.create(
             kind=kind,

@@ -73,3 +73,11 @@ export const CANTOR_VECTORS: readonly (readonly [number, number, number])[] = [
   [25, 16383, 134635819],
   [61, 1000000, 500062501891],
 ];
+
+/** Each job kind's bounded settings (contract.params): default, low, high (null: none). */
+export const JOB_PARAMS = {
+  "attribution": {"max_n_logits": {"default": 10, "low": 1, "high": 50}, "desired_logit_prob": {"default": 0.95, "low": 0.01, "high": 1.0}, "max_feature_nodes": {"default": 5000, "low": 1, "high": null}, "node_threshold": {"default": 0.8, "low": 0.0, "high": 1.0}, "edge_threshold": {"default": 0.98, "low": 0.0, "high": 1.0}, "batch_size": {"default": null, "low": 1, "high": 1024}},
+  "tokenize": {"top_k": {"default": 10, "low": 1, "high": 50}},
+  "intervene": {"top_k": {"default": 10, "low": 1, "high": 50}},
+  "steer": {"n_tokens": {"default": 32, "low": 1, "high": null}, "temperature": {"default": 0.5, "low": 0.0, "high": 5.0}, "seed": {"default": 0, "low": 0, "high": 9007199254740991}, "top_k": {"default": 5, "low": 1, "high": 20}},
+} as const;

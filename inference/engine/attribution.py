@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
+from contract.params import ENGINE_BATCH_SIZE, AttributeParams
+
 from .graph import Graph
 from .replacement import ReplacementModel, run_linearised
 from .rows import RowComputer
@@ -289,10 +291,10 @@ def attribute(
     model: ReplacementModel,
     *,
     attribution_targets: TargetSpec = None,
-    max_n_logits: int = 10,
-    desired_logit_prob: float = 0.95,
+    max_n_logits: int = AttributeParams.max_n_logits,
+    desired_logit_prob: float = AttributeParams.desired_logit_prob,
     max_feature_nodes: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = ENGINE_BATCH_SIZE,
     update_interval: int = 4,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,

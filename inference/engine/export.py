@@ -26,6 +26,7 @@ from contract.node_ids import (
     logit_id,
     token_id,
 )
+from contract.params import AttributeParams
 
 from .graph import Graph
 from .pruning import PruneResult, prune
@@ -124,8 +125,8 @@ def graph_to_json(
     pruned: PruneResult | None = None,
     *,
     slug: str,
-    node_threshold: float = 0.8,
-    edge_threshold: float = 0.98,
+    node_threshold: float = AttributeParams.node_threshold,
+    edge_threshold: float = AttributeParams.edge_threshold,
     scan: str | None = None,
     create_time_ms: int | None = None,
 ) -> dict[str, Any]:

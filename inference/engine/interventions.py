@@ -40,6 +40,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from contract.params import INTERVENE_MODES
+
 from .adapters import resolve
 from .freezing import (
     ROW0_PATTERN,
@@ -61,7 +63,7 @@ from .transcoders import JumpReLU, TopK
 Action = Literal["set", "scale", "ablate"]
 Mode = Literal["constrained", "free"]
 ACTIONS: tuple[str, ...] = ("set", "scale", "ablate")
-MODES: tuple[str, ...] = ("constrained", "free")
+MODES: tuple[str, ...] = INTERVENE_MODES
 # Largest |value| the engine accepts for a set value or a scale factor; the API may bound tighter.
 MAX_ABS_VALUE = 1e4
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from contract.params import AttributeParams
+
 from .graph import Graph
 
 _SORT_LIMIT = 1 << 16  # below this many scores, sort them all
@@ -148,7 +150,10 @@ def _scores(
 
 
 def prune(
-    graph: Graph, *, node_threshold: float = 0.8, edge_threshold: float = 0.98
+    graph: Graph,
+    *,
+    node_threshold: float = AttributeParams.node_threshold,
+    edge_threshold: float = AttributeParams.edge_threshold,
 ) -> PruneResult:
     if not 0.0 <= node_threshold <= 1.0 or not 0.0 <= edge_threshold <= 1.0:
         raise ValueError("node_threshold and edge_threshold must be in [0, 1]")

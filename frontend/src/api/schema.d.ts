@@ -706,25 +706,35 @@ export interface components {
         GenerateBatchRequest: {
             model: string;
             transcoder_set?: string;
-            /** @default 10 */
+            /**
+             * @description At most this many output logits.
+             * @default 10
+             */
             max_n_logits: number;
             /**
              * Format: double
+             * @description Keep top logits until their probability sums to this.
              * @default 0.95
              */
             desired_logit_prob: number;
-            /** @default 5000 */
+            /**
+             * @description Most influential features kept before pruning.
+             * @default 5000
+             */
             max_feature_nodes: number;
             /**
              * Format: double
+             * @description Keep nodes up to this share of cumulative influence.
              * @default 0.8
              */
             node_threshold: number;
             /**
              * Format: double
+             * @description Keep edges up to this share of cumulative influence.
              * @default 0.98
              */
             edge_threshold: number;
+            /** @description Backward passes per batch (memory vs speed). */
             batch_size?: number;
             target?: unknown;
             /** @default private */
@@ -736,25 +746,35 @@ export interface components {
         GenerateRequest: {
             model: string;
             transcoder_set?: string;
-            /** @default 10 */
+            /**
+             * @description At most this many output logits.
+             * @default 10
+             */
             max_n_logits: number;
             /**
              * Format: double
+             * @description Keep top logits until their probability sums to this.
              * @default 0.95
              */
             desired_logit_prob: number;
-            /** @default 5000 */
+            /**
+             * @description Most influential features kept before pruning.
+             * @default 5000
+             */
             max_feature_nodes: number;
             /**
              * Format: double
+             * @description Keep nodes up to this share of cumulative influence.
              * @default 0.8
              */
             node_threshold: number;
             /**
              * Format: double
+             * @description Keep edges up to this share of cumulative influence.
              * @default 0.98
              */
             edge_threshold: number;
+            /** @description Backward passes per batch (memory vs speed). */
             batch_size?: number;
             target?: unknown;
             /** @default private */
@@ -853,7 +873,10 @@ export interface components {
              * @default true
              */
             freeze_attention: boolean;
-            /** @default 10 */
+            /**
+             * @description Most likely next tokens in the result.
+             * @default 10
+             */
             top_k: number;
             /** @description Token ids always shown in the result (e.g. the graph's target logits). */
             logit_tokens?: number[];
@@ -1211,7 +1234,10 @@ export interface components {
             title?: string;
             /** @default private */
             visibility: components["schemas"]["VisibilityEnum"];
-            /** @default 32 */
+            /**
+             * @description Tokens to generate.
+             * @default 32
+             */
             n_tokens: number;
             /**
              * Format: double
@@ -1229,7 +1255,10 @@ export interface components {
              * @default true
              */
             apply_to_generated: boolean;
-            /** @default 5 */
+            /**
+             * @description Most likely tokens shown per step.
+             * @default 5
+             */
             top_k: number;
         };
         SteerResult: {
@@ -1332,7 +1361,10 @@ export interface components {
         TokenizeRequest: {
             model: string;
             prompt: string;
-            /** @default 10 */
+            /**
+             * @description Most likely next tokens shown.
+             * @default 10
+             */
             top_k: number;
         };
         /** @description Response only (documents the tokenize answer; the view returns the worker's dict). */

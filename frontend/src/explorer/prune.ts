@@ -1,6 +1,7 @@
 // Client-side pruning. The sort happens once (pruneIndex); moving a slider is a binary search
 // plus one pass to fill a mask, so it stays well under a frame on 10k nodes / 200k edges.
 
+import { JOB_PARAMS } from "../contract.gen";
 import { Kind, type Graph } from "./graph";
 
 export interface Thresholds {
@@ -9,7 +10,12 @@ export interface Thresholds {
   density: number; // hide features whose activation density is above this (1 keeps all)
 }
 
-export const DEFAULT_THRESHOLDS: Thresholds = { node: 0.8, edge: 0.98, density: 1 };
+// A graph's own thresholds when it has them (state.ts); else a generated graph's defaults.
+export const DEFAULT_THRESHOLDS: Thresholds = {
+  node: JOB_PARAMS.attribution.node_threshold.default,
+  edge: JOB_PARAMS.attribution.edge_threshold.default,
+  density: 1,
+};
 
 export interface PruneIndex {
   order: Int32Array; // prunable nodes (features/errors with an influence) by influence ascending
