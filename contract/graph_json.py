@@ -145,9 +145,16 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999: an artifact holding it would not be JSON any more
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
 def parse_json(data: bytes) -> Any:
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise GraphValidationError({"file": "not UTF-8 text"}) from None
     except RecursionError:

@@ -2,7 +2,9 @@
 
 Every error body is ``{"error": "<one readable sentence>", "detail": {field: message}}``; the
 field map is empty when the error is not about a field. Throttled requests get 429 with
-``Retry-After`` (DRF sets the header; this handler keeps it).
+``Retry-After`` (DRF sets the header; this handler keeps it). A Redis or Postgres outage is a 503
+with ``Retry-After`` (throttles, lookups and job submission need Redis; nearly everything needs
+Postgres): the client may try again, and the server recovers by itself once the service is back.
 """
 
 from __future__ import annotations
@@ -10,12 +12,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+import redis
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, pagination, status, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+# Re-exported: the 413 lives with the parser, which DRF's settings load before this module.
+from core.parsers import PayloadTooLarge
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, str]:
@@ -53,7 +61,10 @@ _TITLES = {
     413: "too large",
     415: "unsupported media type",
     429: "too many requests",
+    503: "service unavailable",
 }
+# Seconds a client is told to wait when a service the request needs is down.
+OUTAGE_RETRY_AFTER_S = 10
 
 
 def error_body(error: str, detail: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -65,6 +76,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
+        exc = PayloadTooLarge(
+            f"the request body is over the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,}-byte limit "
+            "(DATA_UPLOAD_MAX_MEMORY_SIZE)"
+            if isinstance(exc, RequestDataTooBig)
+            else "the request has too many fields"
+        )
+    elif isinstance(exc, redis.RedisError):
+        exc = ServiceUnavailable("Redis (rate limits, queue, cache) is unavailable; try again soon")
+    elif isinstance(exc, OperationalError | InterfaceError):
+        exc = ServiceUnavailable("the database is unavailable; try again soon")
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -94,6 +116,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             )
             fields = _flatten(detail) if isinstance(detail, dict | list) else {}
             response.data = error_body(message, fields)
+        if isinstance(exc, ServiceUnavailable):
+            response.data["retry_after"] = exc.wait
     return response
 
 
@@ -103,10 +127,13 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "too large"
-    default_code = "too_large"
+class ServiceUnavailable(exceptions.APIException):
+    """A service the request needs is down; ``Retry-After`` says when to try again."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "service unavailable"
+    default_code = "unavailable"
+    wait = OUTAGE_RETRY_AFTER_S  # DRF sends it as Retry-After
 
 
 class PageNumberPagination(pagination.PageNumberPagination):

@@ -24,6 +24,21 @@ def broadcast(group: str, event: dict[str, Any]) -> None:
     async_to_sync(layer.group_send)(group, {"type": "forward.event", "event": event})
 
 
+async def refuse(consumer: AsyncJsonWebsocketConsumer) -> None:
+    """Close with 4404: the object does not exist or this user may not see it (one answer, on
+    purpose). Accepted first: a close before accepting becomes an HTTP 403 refusal of the
+    handshake on a real server, and the browser then sees code 1006, not ours."""
+    await consumer.accept()
+    await consumer.close(code=4404)
+
+
+class NoRouteConsumer(AsyncJsonWebsocketConsumer):
+    """Every websocket path no route matches: closed with 4404, as an unknown object is."""
+
+    async def connect(self) -> None:
+        await refuse(self)
+
+
 class GroupEventConsumer(AsyncJsonWebsocketConsumer):
     """Joins the groups from ``groups_for_connection()``; closes with 4404 when there are none."""
 
@@ -35,8 +50,7 @@ class GroupEventConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.joined = await self.groups_for_connection()
         if not self.joined:
-            # 4404: the object does not exist or this user may not see it (same answer, on purpose).
-            await self.close(code=4404)
+            await refuse(self)
             return
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)

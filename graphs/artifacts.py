@@ -34,7 +34,9 @@ class StoredArtifact:
 
 
 def encode(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    # allow_nan=False: never write an artifact that is not JSON (the parsers refuse non-finite
+    # numbers before this; a failure here is a bug, not a half-readable file).
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def write(document: dict[str, Any], *, model_slug: str, slug: str) -> StoredArtifact:

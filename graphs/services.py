@@ -197,6 +197,9 @@ def import_graph_bytes(
     lim = limits()
     # Parse once, find the model (maybe from metadata.scan), then validate against its layers.
     parsed = parse_json(read_limited(io.BytesIO(data), lim.max_bytes))
+    if not isinstance(parsed, dict):
+        kind = "an array" if isinstance(parsed, list) else type(parsed).__name__
+        raise GraphValidationError({"file": f"expected a JSON object (a graph), got {kind}"})
     metadata = parsed.get("metadata") if isinstance(parsed, dict) else None
     metadata = metadata if isinstance(metadata, dict) else None
     model = resolve_model(model_slug, metadata)

@@ -7,13 +7,14 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.api import error_body
 from core.visibility import Visibility
 from features.keys import parse_short
 from features.models import Explanation, Feature, LanguageModel
@@ -160,10 +161,20 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("tokens")
 
 
+def _is_api(request: HttpRequest) -> bool:
+    """API clients get the API's JSON error shape even where no API view ran."""
+    return request.path.startswith("/api/")
+
+
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(error_body(f"no API route {request.path}"), status=404)
     return render(request, "404.html", status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        # The details are in the server's log, not for the client.
+        return JsonResponse(error_body("internal server error"), status=500)
     # A plain template without context processors: the database may be what failed.
     return HttpResponse(loader.get_template("500.html").render(), status=500)

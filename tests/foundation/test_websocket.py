@@ -66,3 +66,16 @@ def test_announce_refuses_an_empty_notice() -> None:
     )
     assert result.returncode == 1
     assert "text: the notice is empty" in result.stderr
+
+
+def test_a_socket_to_an_unknown_route_is_closed_with_4404() -> None:
+    async def scenario() -> object:
+        communicator = WebsocketCommunicator(
+            application, "/ws/no-such-route/", headers=[(b"origin", b"http://localhost")]
+        )
+        connected, _ = await communicator.connect()
+        closed = await communicator.receive_output(timeout=5)
+        await communicator.disconnect()
+        return connected, closed
+
+    assert asyncio.run(scenario()) == (True, {"type": "websocket.close", "code": 4404})
