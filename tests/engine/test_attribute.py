@@ -27,10 +27,18 @@ def test_logit_targets_stop_where_cumulative_probability_crosses(
 ) -> None:
     probs = torch.softmax(_last_logits(llama), -1)
     top = torch.topk(probs, 10)
-    k = llama_graph.n_logits
+    cumulative = top.values.cumsum(0)
+    # The defaults: the most probable tokens up to the one whose cumulative probability reaches
+    # 0.95 (included), and never more than 10.
+    k = min(10, int((cumulative < 0.95).sum()) + 1)
+    assert llama_graph.n_logits == k
     assert llama_graph.logit_tokens.tolist() == top.indices[:k].tolist()
-    assert top.values[: k - 1].sum() < 0.95 <= top.values[:k].sum() or k == 10
     torch.testing.assert_close(llama_graph.logit_probabilities, top.values[:k])
+    # A goal that the third token's cumulative probability reaches, and the second's does not.
+    goal = float(cumulative[1] + cumulative[2]) / 2
+    three = attribute(PROMPT, llama, desired_logit_prob=goal, batch_size=32)
+    assert three.logit_tokens.tolist() == top.indices[:3].tolist()
+    torch.testing.assert_close(three.logit_probabilities, top.values[:3])
 
 
 def _last_logits(rm: ReplacementModel) -> torch.Tensor:

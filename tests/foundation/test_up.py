@@ -51,7 +51,8 @@ class UpProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -172,8 +173,7 @@ def test_a_port_in_use_gets_one_line_naming_the_port(var_dir: Path) -> None:
         port = taken.getsockname()[1]
         up = UpProcess(var_dir, port)
         code = up.process.wait(timeout=120)
-        assert up.process.stdout is not None
-        time.sleep(0.2)
+        up.reader.join(timeout=10)  # it ends at the end of the output: every line is queued
         lines = []
         while not up.lines.empty():
             lines.append(up.lines.get())

@@ -9,7 +9,7 @@ import gzip
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +73,36 @@ def session_headers(user: User) -> list[tuple[bytes, bytes]]:
     return [(b"origin", b"http://localhost"), (b"cookie", cookie.encode())]
 
 
-async def collect_events(
-    communicator: WebsocketCommunicator, until: set[str], timeout: float
-) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Keep the jobs' broker messages back until the returned function sends them, so a test's
+    websocket is connected while its job is still queued and sees every event the worker sends
+    (not only the final state a late connection catches up from)."""
+    messages: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    send = app.send_task
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: messages.append((args, kwargs)))
+
+    def release() -> None:
+        assert messages, "the request sent no job message"
+        for args, kwargs in messages:
+            send(*args, **kwargs)
+        messages.clear()
+
+    return release
+
+
+async def follow(websocket: str, user: User, release: Callable[[], None]) -> list[dict[str, Any]]:
+    """Every event of a held job: its state on connecting, then, once its message is released
+    to the worker, each event until it ends (or FIRST_JOB_S pass)."""
+    communicator = WebsocketCommunicator(
+        application, websocket, headers=await in_thread(session_headers, user)
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    events = [await communicator.receive_json_from(timeout=10)]
+    await in_thread(release)
+    deadline = time.monotonic() + FIRST_JOB_S
+    while events[-1]["type"] not in {"done", "failed", "cancelled"}:
         try:
             event = await communicator.receive_json_from(
                 timeout=max(0.1, deadline - time.monotonic())
@@ -86,13 +110,17 @@ async def collect_events(
         except TimeoutError:
             break
         events.append(event)
-        if event["type"] in until or (event["type"] == "state" and event["status"] in until):
-            break
+    await communicator.disconnect()
+    await close_consumer_connections()
     return events
 
 
 def test_a_submitted_prompt_streams_progress_and_becomes_a_stored_graph(
-    worker: Worker, tiny: LanguageModel, alice: User, as_alice: APIClient
+    worker: Worker,
+    tiny: LanguageModel,
+    alice: User,
+    as_alice: APIClient,
+    held: Callable[[], None],
 ) -> None:
     async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         response = await in_thread(
@@ -104,34 +132,24 @@ def test_a_submitted_prompt_streams_progress_and_becomes_a_stored_graph(
         )  # fmt: skip
         assert response.status_code == 202, response.json()
         job = response.json()
-        communicator = WebsocketCommunicator(
-            application, job["websocket"], headers=await in_thread(session_headers, alice)
-        )
-        connected, _ = await communicator.connect()
-        assert connected
-        events = await collect_events(communicator, {"done", "failed", "succeeded"}, FIRST_JOB_S)
-        await communicator.disconnect()
-        await close_consumer_connections()
-        return job, events
+        return job, await follow(job["websocket"], alice, held)
 
     job, events = asyncio.run(scenario())
+    # In order: the queued state, running, progress through the phases, done.
     types = [event["type"] for event in events]
-    assert types[0] == "state", events
-    assert types[-1] == "done" or events[-1].get("status") == "succeeded", (
+    progress = events[2:-1]
+    assert types == ["state", "running", *["progress"] * len(progress), "done"], (
         events,
         worker.output()[-3000:],
     )
+    assert events[0]["status"] == "queued"
     assert all(event["job"] == job["id"] for event in events)
-    # In order: queued/state, running, progress through the phases, done; percent never drops.
-    progress = [event for event in events if event["type"] == "progress"]
-    if events[0]["status"] == "queued":
-        assert "running" in types
-        assert types.index("running") < types.index("progress")
-        phases = [event["phase"] for event in progress]
-        order = ["loading", "forward", "logits", "features", "storing"]
-        assert sorted(set(phases), key=order.index) == [p for p in order if p in phases]
-        assert [order.index(p) for p in phases] == sorted(order.index(p) for p in phases)
-        assert {"forward", "features", "storing"} <= set(phases)
+    phases = [event["phase"] for event in progress]
+    order = ["loading", "forward", "logits", "features", "storing"]
+    assert set(phases) <= set(order), phases
+    assert [order.index(p) for p in phases] == sorted(order.index(p) for p in phases)
+    assert {"forward", "features", "storing"} <= set(phases)
+    # The percent never drops.
     percents = [event["percent"] for event in progress]
     assert percents == sorted(percents)
 
@@ -312,9 +330,13 @@ def test_input_only_the_worker_can_check_fails_the_job_readably(
 
 
 def test_an_intervention_and_a_steered_generation_come_back_over_the_websocket(
-    worker: Worker, tiny: LanguageModel, alice: User, as_alice: APIClient
+    worker: Worker,
+    tiny: LanguageModel,
+    alice: User,
+    as_alice: APIClient,
+    held: Callable[[], None],
 ) -> None:
-    """The explorer's Test panel path: POST, wait on the job's socket for 'done', GET the run."""
+    """The explorer's Test panel path: POST, follow the job's socket to 'done', GET the run."""
     features = [{"layer": 1, "position": 2, "feature": 3}, {"layer": 2, "feature": 5}]
     requests: dict[str, dict[str, Any]] = {
         "intervene": {"mode": "free", "interventions": [
@@ -332,24 +354,18 @@ def test_an_intervention_and_a_steered_generation_come_back_over_the_websocket(
         )
         assert response.status_code == 202, response.json()
         run = response.json()
-        communicator = WebsocketCommunicator(
-            application, run["job"]["websocket"], headers=await in_thread(session_headers, alice)
-        )
-        connected, _ = await communicator.connect()
-        assert connected
-        events = await collect_events(communicator, {"done", "failed", "succeeded"}, FIRST_JOB_S)
-        await communicator.disconnect()
-        await close_consumer_connections()
-        return run, events
+        return run, await follow(run["job"]["websocket"], alice, held)
 
     for path in ("intervene", "steer"):
         run, events = asyncio.run(scenario(path))
-        last = events[-1]
-        assert last["type"] == "done" or last.get("status") == "succeeded", (
+        types = [event["type"] for event in events]
+        assert types == ["state", "running", "progress", "progress", "progress", "done"], (
             events,
             worker.output()[-3000:],
         )
-        assert last["run"] == {"id": run["id"], "url": run["url"]}
+        assert events[0]["status"] == "queued"
+        assert [event["phase"] for event in events[2:-1]] == ["loading", "steering", "storing"]
+        assert events[-1]["run"] == {"id": run["id"], "url": run["url"]}
         stored = as_alice.get(run["url"]).json()
         assert stored["status"] == "succeeded"
         assert stored["job"]["status"] == "succeeded"

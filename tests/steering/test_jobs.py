@@ -102,15 +102,26 @@ def test_a_group_applies_one_strength_to_each_member(
 
 
 def test_steering_without_interventions_gives_two_identical_continuations(
-    alice: User, tiny: Any, sent: list[Job], django_capture_on_commit_callbacks: Any
+    alice: User,
+    tiny: Any,
+    engine_graph: Any,
+    sent: list[Job],
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
+    from inference.engine import steer_generate
+
     body = {"prompt": PROMPT, "interventions": [], "n_tokens": 6, "temperature": 1.0, "seed": 5}
     run = submit(client_for(alice), "steer", body, sent, django_capture_on_commit_callbacks)
     result = run["result"]
     assert result["default"] == result["steered"]
     tokens = result["default"]["tokens"]
-    # Six tokens, unless an end-of-sequence token (kept, id 2 here) ended it sooner.
-    assert len(tokens) == 6 or (len(tokens) < 6 and tokens[-1]["id"] == 2)
+    # The engine's own sampling with the same seed, carried unchanged: six tokens, none of them
+    # the end-of-sequence token (id 2 here) that would have ended it sooner.
+    rm, _ = engine_graph
+    direct = steer_generate(PROMPT, rm, [], n_tokens=6, temperature=1.0, seed=5).to_dict()
+    assert [t["id"] for t in tokens] == [t["token"] for t in direct["default"]["tokens"]]
+    assert len(tokens) == 6
+    assert 2 not in [t["id"] for t in tokens]
     first = tokens[0]
     assert len(first["top"]) == 5
     assert first["top"][0]["probability"] >= first["top"][-1]["probability"]
