@@ -1,6 +1,7 @@
 """Browser tests of the graph explorer: Debian's Chromium driven by Playwright against Django's
 live server on the test database. Skipped, with the reason, where Chromium, Playwright or the
-built frontend is missing, so `make test` passes on a laptop without them."""
+built frontend is missing, so `make test` passes on a laptop without them; under CI=true that skip
+fails the run instead (tests/plugins/ci_skips.py)."""
 
 from __future__ import annotations
 
