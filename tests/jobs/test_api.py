@@ -15,6 +15,7 @@ from features.models import LanguageModel
 from graphs.models import Graph
 from jobs import services
 from jobs.models import Job
+from tests.conftest import client_for
 from tests.jobs.conftest import register_model
 
 pytestmark = [pytest.mark.django_db]
@@ -157,8 +158,7 @@ def test_a_user_cannot_queue_more_than_the_limit(as_alice: APIClient, tiny: Lang
 
 def test_only_the_owner_sees_a_job(as_alice: APIClient, bob: User, tiny: LanguageModel) -> None:
     job_id = generate(as_alice, **valid()).json()["id"]
-    as_bob = APIClient()
-    as_bob.force_authenticate(bob)
+    as_bob = client_for(bob)
     assert as_bob.get(f"/api/v1/jobs/{job_id}").status_code == 404
     assert as_bob.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 404
     assert as_alice.get(f"/api/v1/jobs/{job_id}").json()["status"] == "queued"
@@ -223,8 +223,7 @@ def test_someone_elses_batch_is_not_found(
     url = as_alice.post(
         "/api/v1/graphs/generate-batch", {"model": "tiny-api", "prompts": ["w5"]}, format="json"
     ).json()["url"]
-    as_bob = APIClient()
-    as_bob.force_authenticate(bob)
+    as_bob = client_for(bob)
     assert as_bob.get(url).status_code == 404
 
 
