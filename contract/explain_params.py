@@ -7,9 +7,10 @@ feature of one layer of the job's transcoder set) or ``whole_set``.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import ClassVar
+
+from contract.params import Params
 
 TOKEN_PATTERN = "token-pattern"
 LLM = "llm"
@@ -18,7 +19,7 @@ MAX_FEATURES = 10_000  # features listed in one job (a layer or a whole set is n
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExplainParams:
+class ExplainParams(Params):
     kind: ClassVar[str] = "explain"
 
     method: str = TOKEN_PATTERN
@@ -29,12 +30,3 @@ class ExplainParams:
     # Redo features that already have an explanation by this method and model; otherwise they
     # are skipped, which is also how a rerun resumes.
     replace: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Missing keys take their defaults; unknown keys (from older rows) are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from contract.explain_params import ExplainParams
 from contract.params import (
     ENGINE_BATCH_SIZE,
     JOB_PARAMS,
@@ -37,6 +38,7 @@ def test_a_row_without_a_setting_gets_the_default_the_web_writes() -> None:
 
 def test_keys_the_contract_does_not_know_are_ignored() -> None:
     assert InterveneParams.from_dict({"prompt": "p", "retired_setting": 1}).prompt == "p"
+    assert ExplainParams.from_dict({"layer": 2, "retired_setting": 1}) == ExplainParams(layer=2)
 
 
 @pytest.mark.parametrize("params", JOB_PARAMS.values(), ids=JOB_PARAMS.keys())

@@ -5,6 +5,7 @@
 // The runs already made on this subgraph (or graph) are listed, and each can be shown or re-run.
 // All text from the server is set with textContent.
 
+import { JOB_PARAMS } from "../contract.gen";
 import { asApiError, el, sendJson } from "../site/dom";
 import { followJob, isFinal, runJobView, type JobView } from "../site/followJob";
 import {
@@ -193,8 +194,9 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
   const runButton = el("button", "button primary small", "Run intervention");
   runButton.type = "button";
   runButton.name = "intervene";
-  const nTokens = numberInput(24, 1, MAX_NEW_TOKENS, 1, "n_tokens");
-  const temperature = numberInput(0.5, 0, 5, 0.1, "temperature");
+  const { n_tokens: tokens, temperature: heat } = JOB_PARAMS.steer;
+  const nTokens = numberInput(tokens.default, tokens.low, MAX_NEW_TOKENS, 1, "n_tokens");
+  const temperature = numberInput(heat.default, heat.low, heat.high, 0.1, "temperature");
   const seed = el("input");
   seed.type = "number";
   seed.name = "seed";
