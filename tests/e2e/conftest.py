@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,17 @@ def browser() -> Iterator[Any]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def wait_until(page: Any, expression: str, timeout_s: float = 30.0) -> None:
+    """Wait until ``expression`` is truthy in the page. Playwright's ``wait_for_function`` evals
+    its predicate inside the page, which the site's Content-Security-Policy forbids (no
+    'unsafe-eval'); ``page.evaluate`` runs over the DevTools protocol, which CSP does not bind."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {expression}")
+        page.wait_for_timeout(50)
 
 
 @pytest.fixture

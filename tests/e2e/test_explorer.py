@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import import_synthetic
+from tests.e2e.conftest import import_synthetic, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -147,12 +147,14 @@ def test_back_and_forward_move_between_selections(page: Any, graph_url: str) -> 
     click_node(page, b)
     assert page.evaluate(STATE)["selected"] == b
     page.go_back()
-    page.wait_for_function(
-        f"window.__explorer.store.get().graph.nodes[window.__explorer.store.get().selected]?.id === '{a}'"
+    wait_until(
+        page,
+        f"window.__explorer.store.get().graph.nodes[window.__explorer.store.get().selected]?.id === '{a}'",
     )
     page.go_forward()
-    page.wait_for_function(
-        f"window.__explorer.store.get().graph.nodes[window.__explorer.store.get().selected]?.id === '{b}'"
+    wait_until(
+        page,
+        f"window.__explorer.store.get().graph.nodes[window.__explorer.store.get().selected]?.id === '{b}'",
     )
 
 
@@ -161,8 +163,9 @@ def test_the_pruning_slider_shows_fewer_nodes(page: Any, graph_url: str) -> None
     counts = page.locator("[data-testid=counts]")
     before = int(counts.inner_text().split(" / ")[0].replace(",", ""))
     page.locator("input[name=node-threshold]").fill("0.3")
-    page.wait_for_function(
-        f"parseInt(document.querySelector('[data-testid=counts]').textContent.replace(/,/g, '')) < {before}"
+    wait_until(
+        page,
+        f"parseInt(document.querySelector('[data-testid=counts]').textContent.replace(/,/g, '')) < {before}",
     )
     assert page.evaluate(STATE)["nodeThreshold"] == pytest.approx(0.3)
 
@@ -250,10 +253,10 @@ def test_the_density_filter_hides_dense_features_once_dashboards_are_loaded(
     page: Any, graph_url: str
 ) -> None:
     open_explorer(page, graph_url)
-    page.wait_for_function("window.__explorer.store.get().density !== null")
+    wait_until(page, "window.__explorer.store.get().density !== null")
     before = page.evaluate("window.__explorer.store.get().view.nVisible")
     page.locator("input[name=density-threshold]").fill("-3")
-    page.wait_for_function(f"window.__explorer.store.get().view.nVisible < {before}")
+    wait_until(page, f"window.__explorer.store.get().view.nVisible < {before}")
     # The loaded explanations are searchable too.
     page.locator(".search input").fill("mentions of city")
     page.locator(".search-results li[data-node]").first.wait_for()
@@ -273,7 +276,7 @@ def test_a_big_graph_opens_as_a_skeleton_and_loads_links_for_the_nodes_in_focus(
     assert "loaded of 12,000" in page.locator("[data-testid=counts]").inner_text()
     node = page.evaluate(BUSY_FEATURES, 1)[0]
     click_node(page, node)
-    page.wait_for_function("window.__explorer.store.get().graph.nEdges > 500")
+    wait_until(page, "window.__explorer.store.get().graph.nEdges > 500")
     page.locator(".connections .vrow[data-node]").first.wait_for()
     assert page.errors == []
 
@@ -285,7 +288,7 @@ def test_the_viewport_follows_the_keyboard_and_reopens_from_the_link(
     page.locator(".link-graph").focus()
     for key in ("+", "+", "ArrowLeft", "ArrowUp"):
         page.keyboard.press(key)
-    page.wait_for_function("location.search.includes('view=')")
+    wait_until(page, "location.search.includes('view=')")
     viewport = page.evaluate("window.__explorer.store.get().viewport")
     assert viewport["k"] > 0
     other = browser.new_context(viewport={"width": 1400, "height": 950}).new_page()

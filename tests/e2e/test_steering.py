@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from graphs.models import Graph
 from steering.models import SteeringRun
 from tests.conftest import PASSWORDS
+from tests.e2e.conftest import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -122,7 +123,7 @@ def test_the_test_panel_runs_an_intervention_and_a_steered_generation(
     history = page.locator(".test-history li")
     assert history.count() == 2
     history.nth(0).locator("button", has_text="Re-run").click()
-    page.wait_for_function("document.querySelectorAll('.test-history li').length === 3")
+    wait_until(page, "document.querySelectorAll('.test-history li').length === 3")
     steered = SteeringRun.objects.filter(kind="steer").order_by("created_at")
     assert [r.result is not None for r in steered] == [True, True]
     assert steered[1].rerun_of == steered[0]
