@@ -46,6 +46,8 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
         # graph; the script puts a share slug in place of "-" for a saved subgraph's runs.
         "intervene_url": reverse("api-intervene"),
         "steer_url": reverse("api-steer"),
+        # "Explain this graph's features" (jobs/explain.py), for signed-in users.
+        "explain_url": reverse("api-explain"),
         "graph_runs_url": reverse("api-graph-runs", kwargs=names),
         "subgraph_runs_url": reverse("api-subgraph-runs", kwargs={"share_slug": "-"}),
         "can_save": request.user.is_authenticated,

@@ -5,6 +5,7 @@ import "./explorer.css";
 import { FeatureLookup, keyString } from "../api/features";
 import { el } from "../site/dom";
 import { setUpPruning, setUpSearch } from "./controls";
+import { setUpExplainAction } from "./explainAction";
 import { download, exportGraphJson, linkGraphSvg, subgraphSvg, svgToPng } from "./exporting";
 import { featureKeyOf, setUpFeaturePanel } from "./featurePanel";
 import { buildGraph, type Graph } from "./graph";
@@ -367,6 +368,19 @@ async function start(root: HTMLElement): Promise<void> {
   setUpFeaturePanel(featureEl, store, lookup, model, set);
   const subgraph = setUpSubgraph(subgraphEl, store);
   setUpExport(exportEl, store, linkGraph, subgraph, graph.metadata.slug);
+  const explainUrl = root.dataset["explainUrl"] ?? "";
+  if (explainUrl && lookupUrl) {
+    const explainEl = el("div");
+    pruningEl.after(explainEl);
+    setUpExplainAction(explainEl, {
+      explainUrl,
+      model,
+      set,
+      graphSlug: root.dataset["graphSlug"] ?? "",
+      // A fresh lookup: the page's own has the old explanations cached.
+      onDone: () => prefetchSummaries(graph, store, new FeatureLookup(lookupUrl), model, set),
+    });
+  }
   setUpKeyboard(store, linkGraph, search, graphEl, subgraphEl);
   if (interveneUrl) {
     // The Test panel (not in embeds): interventions and steering on the pinned features.
