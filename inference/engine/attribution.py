@@ -35,10 +35,12 @@ import torch
 from contract.params import ENGINE_BATCH_SIZE, AttributeParams
 
 from .graph import Graph
-from .replacement import ReplacementModel, run_linearised
+from .replacement import LinearisedForward, ReplacementModel, run_linearised
 from .rows import RowComputer
 
 PHASES = ("forward", "logits", "features")
+# With every feature kept, feature rows are computed in this many groups of positions.
+POSITION_GROUPS = 8
 ProgressCallback = Callable[[str, float], None]
 
 
@@ -217,9 +219,52 @@ def _logit_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Rows
         run.progress("logits", (i + k) / n_logits)
 
 
-def _feature_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Rows) -> torch.Tensor:
+def _all_feature_rows(
+    run: _Run,
+    computer: RowComputer,
+    rows: _Rows,
+    forward_prefix: Callable[[int], LinearisedForward],
+) -> None:
+    """Every feature's row, by groups of positions: the features of a group (positions below its
+    end P) backpropagate through a forward pass over the first P tokens only, about half the
+    work of whole-prompt passes over ``POSITION_GROUPS`` groups. Within a group, batches follow
+    the layer order of the active features, so each reaches only the layers below its own."""
+    device, n_pos, n_active = computer.token_vectors.device, computer.n_pos, computer.n_active
+    feat_layers, feat_pos = computer.active_features[:, 0], computer.active_features[:, 1]
+    width = -(-n_pos // POSITION_GROUPS)
+    group = feat_pos // width
+    order = torch.argsort(group, stable=True)  # by group, then layer, then position
+    n_done = 0
+    for g in group.unique().tolist():
+        members = order[group[order] == g]
+        end = min((g + 1) * width, n_pos)
+        prefix = None if end == n_pos else forward_prefix(end)
+        for c in range(0, len(members), run.batch_size):
+            run.check_stop()
+            idx = members[c : c + run.batch_size]
+            on_device = idx.to(device)
+            result = computer.rows(
+                feat_layers[idx], feat_pos[idx].to(device), computer.encoder_rows(on_device), prefix
+            )
+            rows.buffer[idx, : rows.logit_offset] = result.cpu()
+            n_done += len(idx)
+            run.progress("features", n_done / n_active)
+        del prefix  # one prefix pass alive at a time
+
+
+def _feature_rows(
+    run: _Run,
+    computer: RowComputer,
+    targets: _Targets,
+    rows: _Rows,
+    forward_prefix: Callable[[int], LinearisedForward],
+) -> torch.Tensor:
     """Rows of the features, all of them or the ``n_keep`` most influential; returns the
     (n_active,) bool mask of the visited features."""
+    if rows.keep_all:
+        run.progress("features", 0.0 if computer.n_active else 1.0)
+        _all_feature_rows(run, computer, rows, forward_prefix)
+        return torch.ones(computer.n_active, dtype=torch.bool)
     device, home = computer.token_vectors.device, rows.buffer.device
     n_active, n_keep = computer.n_active, rows.n_keep
     feat_layers = computer.active_features[:, 0]
@@ -228,15 +273,12 @@ def _feature_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Ro
     visited = torch.zeros(n_active, dtype=torch.bool)
     n_visited, row = 0, rows.n_logits
     while n_visited < n_keep:
-        if rows.keep_all:
-            pending = torch.arange(n_active)
-        else:
-            influence = partial_influences(
-                rows.buffer[:row], targets.probabilities.float().to(home), rows.row_to_node[:row]
-            )
-            rank = torch.argsort(influence[:n_active], descending=True).cpu()
-            wanted = min(run.update_interval * run.batch_size, n_keep - n_visited)
-            pending = rank[~visited[rank]][:wanted]
+        influence = partial_influences(
+            rows.buffer[:row], targets.probabilities.float().to(home), rows.row_to_node[:row]
+        )
+        rank = torch.argsort(influence[:n_active], descending=True).cpu()
+        wanted = min(run.update_interval * run.batch_size, n_keep - n_visited)
+        pending = rank[~visited[rank]][:wanted]
         for c in range(0, len(pending), run.batch_size):
             run.check_stop()
             idx = pending[c : c + run.batch_size]
@@ -244,11 +286,8 @@ def _feature_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Ro
             result = computer.rows(
                 feat_layers[idx], feat_pos[on_device], computer.encoder_rows(on_device)
             )
-            if rows.keep_all:
-                rows.buffer[idx, : rows.logit_offset] = result.cpu()
-            else:
-                rows.buffer[row : row + len(idx), : rows.logit_offset] = result
-                rows.row_to_node[row : row + len(idx)] = on_device
+            rows.buffer[row : row + len(idx), : rows.logit_offset] = result
+            rows.row_to_node[row : row + len(idx)] = on_device
             visited[idx] = True
             row += len(idx)
             n_visited += len(idx)
@@ -320,7 +359,9 @@ def attribute(
     n_keep = n_active if max_feature_nodes is None else min(max_feature_nodes, n_active)
     rows = _Rows.allocate(computer, len(targets.labels), n_keep, model.device)
     _logit_rows(run, computer, targets, rows)
-    visited = _feature_rows(run, computer, targets, rows)
+    visited = _feature_rows(
+        run, computer, targets, rows, lambda n: run_linearised(model, tokens[:n])
+    )
     del trace, computer.trace  # frees the autograd graph of the forward pass
     selected = visited.nonzero().squeeze(1)
 

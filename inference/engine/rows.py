@@ -109,13 +109,21 @@ class RowComputer:
         return out
 
     def rows(
-        self, layers: torch.Tensor, positions: torch.Tensor, vectors: torch.Tensor
+        self,
+        layers: torch.Tensor,
+        positions: torch.Tensor,
+        vectors: torch.Tensor,
+        prefix: LinearisedForward | None = None,
     ) -> torch.Tensor:
         """(B, n_cols) direct effects on targets at (layer, pos) along `vectors` (B, d_model).
 
-        Layer ``n_layers`` means the final normalised residual (logit targets).
+        Layer ``n_layers`` means the final normalised residual (logit targets). ``prefix`` is a
+        linearised forward pass over the prompt's first P tokens, every target's position below
+        P: causal attention makes its tensors those of the whole prompt's first P positions, and
+        the backward pass then works on P positions instead of all of them (sources at P and
+        after have no effect on these targets: their columns stay 0).
         """
-        trace, batch = self.trace, len(layers)
+        trace, batch = prefix or self.trace, len(layers)
         outputs, grad_outputs = [], []
         for layer in sorted(set(layers.tolist())):
             tensor = trace.final_resid if layer == self.n_layers else trace.feature_inputs[layer]
@@ -139,25 +147,29 @@ class RowComputer:
         )
         device = self.token_vectors.device
         row = torch.zeros(batch, self.n_cols, dtype=torch.float32, device=device)
-        n = self.n_pos
+        n, p = self.n_pos, grads[0].shape[2]  # all positions; those the pass covers
         g_embed = grads[0][:, 0].float()
-        row[:, self.token_offset :] = torch.einsum("bnd,nd->bn", g_embed, self.token_vectors)
+        tokens = self.token_vectors[:p]
+        row[:, self.token_offset : self.token_offset + p] = torch.einsum(
+            "bnd,nd->bn", g_embed, tokens
+        )
         for j in range(n_src):
-            g = grads[1 + j][:, 0].float()  # (B, n_pos, d): gradient at layer j's output hook
+            g = grads[1 + j][:, 0].float()  # (B, p, d): gradient at layer j's output hook
             err_start = self.error_offset + j * n
-            row[:, err_start : err_start + n] = torch.einsum("bnd,nd->bn", g, self.errors[j])
+            row[:, err_start : err_start + p] = torch.einsum("bnd,nd->bn", g, self.errors[j][:p])
             for i in range(0 if self.cross_layer else j, j + 1):
                 self._add_feature_effects(row, g, i, j)
         return row
 
     def _add_feature_effects(self, row: torch.Tensor, g: torch.Tensor, src: int, dst: int) -> None:
         block = self.blocks[src]
-        if len(block.pos) == 0:
+        p = g.shape[1]
+        # Features are sorted by position: those before p come first.
+        k = len(block.pos) if p == self.n_pos else int(torch.searchsorted(block.pos, p))
+        if k == 0:
             return
         # One GEMM per position: (B, d) grads x (d, k_pos) decoders, batched over positions, in
         # the model's dtype (float32 for a float32 model).
-        padded = block.padded[dst - src]
+        padded = block.padded[dst - src, :p]
         out = torch.bmm(g.transpose(0, 1).to(padded.dtype), padded.transpose(1, 2))
-        row[:, block.start : block.start + len(block.pos)] += out[
-            block.pos, :, block.slot
-        ].T.float()
+        row[:, block.start : block.start + k] += out[block.pos[:k], :, block.slot[:k]].T.float()

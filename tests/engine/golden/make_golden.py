@@ -5,8 +5,9 @@ Run once from the repository root, with circuit-tracer 0.5.0 and nnsight 0.6.1 i
 
     .venv/bin/python tests/engine/golden/make_golden.py --ctref-python PATH/TO/ctref/bin/python
 
-Each case's model and transcoders are built from the seeds in tests/engine/golden_cases.py; the
-file keeps circuit-tracer's graph (the adjacency rows that can be non-zero: features, then
+Each case's model and transcoders are built from the seeds in tests/engine/golden_cases.py;
+``--gemma3`` also writes the real-checkpoint case of tests/engine/gemma3_case.py (the folder
+``make gemma3-270m`` caches must exist). A file keeps circuit-tracer's graph (the adjacency rows that can be non-zero: features, then
 logits), its pruning masks and the versions that made it.
 """
 
@@ -46,6 +47,39 @@ def make(python: str, case: Case, folder: Path) -> None:
         edge_threshold=EDGE_THRESHOLD,
         threads=1,
     )
+    save(out, info, case.path)
+
+
+def make_gemma3(python: str, folder: Path) -> None:
+    from inference.engine import ReplacementModel
+    from tests.engine import gemma3_case
+
+    transcoders = gemma3_case.write_transcoders(folder / "transcoders")
+    rm = ReplacementModel.load(gemma3_case.CHECKPOINT, transcoders / "config.yaml")
+    tokens = rm.tokenize(gemma3_case.PROMPT).tolist()
+    del rm
+    out = folder / "ref.safetensors"
+    info = run_circuit_tracer(
+        python,
+        gemma3_case.CHECKPOINT,
+        transcoders,
+        "plt",
+        tokens,
+        gemma3_case.N_LAYERS,
+        out,
+        in_hook=gemma3_case.INPUT_HOOK,
+        out_hook=gemma3_case.OUTPUT_HOOK,
+        batch_size=gemma3_case.BATCH_SIZE,
+        max_feature_nodes=gemma3_case.MAX_FEATURE_NODES,
+        node_threshold=NODE_THRESHOLD,
+        edge_threshold=EDGE_THRESHOLD,
+        threads=2,
+        env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+    save(out, info, gemma3_case.GOLDEN_FILE)
+
+
+def save(out: Path, info: dict, path: Path) -> None:
     ref = load_file(str(out))
     adjacency = ref["adjacency"]
     n_features, n_logits = len(ref["selected_features"]), len(ref["logit_tokens"])
@@ -59,6 +93,7 @@ def make(python: str, case: Case, folder: Path) -> None:
         "logit_tokens": ref["logit_tokens"].to(torch.int32).contiguous(),
         "node_mask": ref["node_mask"],
         "edge_mask_rows": ref["edge_mask"][rows].contiguous(),
+        "input_tokens": ref["input_tokens"].to(torch.int32).contiguous(),
     }
     metadata = {
         "made_by": "circuit-tracer 0.5.0 via tests/engine/golden/make_golden.py",
@@ -66,15 +101,22 @@ def make(python: str, case: Case, folder: Path) -> None:
         "replacement": repr(info["replacement"]),
         "completeness": repr(info["completeness"]),
     }
-    save_file(tensors, str(case.path), metadata=metadata)
-    print(f"{case.path.name}: {case.path.stat().st_size} bytes, {n_features} features")
+    save_file(tensors, str(path), metadata=metadata)
+    print(f"{path.name}: {path.stat().st_size} bytes, {n_features} features")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ctref-python", required=True, help="python of the circuit-tracer venv")
+    parser.add_argument("--gemma3", action="store_true", help="also the Gemma-3-270M case")
+    parser.add_argument("--only-gemma3", action="store_true", help="only the Gemma-3-270M case")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.gemma3 or args.only_gemma3:
+        with tempfile.TemporaryDirectory() as tmp:
+            make_gemma3(args.ctref_python, Path(tmp))
+        if args.only_gemma3:
+            return
     for case in CASES:
         with tempfile.TemporaryDirectory() as tmp:
             make(args.ctref_python, case, Path(tmp))
