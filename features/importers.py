@@ -127,6 +127,18 @@ def _numbers(value: Any, where: str, name: str) -> list[float] | None:
     return [_number(v, where, name) or 0.0 for v in value]
 
 
+def _histogram(value: Any, where: str) -> Any:
+    """Counts over [act_min, act_max] (a list), or explicit bins ``{"edges", "counts"}``
+    (``python -m inference dashboards`` writes these: its bins start at 0)."""
+    if not isinstance(value, dict):
+        return _numbers(value, where, "histogram")
+    counts = _numbers(value.get("counts"), where, "histogram.counts")
+    edges = _numbers(value.get("edges"), where, "histogram.edges")
+    if counts is None or edges is None or len(edges) != len(counts) + 1:
+        raise FeatureFormatError(f"{where}: histogram: expected {{edges, counts}}, one more edge")
+    return {"edges": edges, "counts": counts}
+
+
 def _layer_hint(name: str) -> int | None:
     match = _LAYER_NAME.search(name)
     return int(match.group(1)) if match else None
@@ -167,7 +179,7 @@ def parse_feature(
         act_min=_number(obj.get("act_min"), where, "act_min"),
         act_max=act_max,
         max_activation=act_max if act_max is not None else best,
-        histogram=_numbers(obj.get("histogram"), where, "histogram"),
+        histogram=_histogram(obj.get("histogram"), where),
         quantile_values=_numbers(obj.get("quantile_values"), where, "quantile_values"),
         top_logits=_strings(obj.get("top_logits"), where, "top_logits")[:100],
         bottom_logits=_strings(obj.get("bottom_logits"), where, "bottom_logits")[:100],

@@ -1,4 +1,5 @@
-"""`python -m inference attribute ...`: one attribution graph from the command line.
+"""`python -m inference attribute ...`: one attribution graph from the command line
+(`python -m inference dashboards ...`: see dashboards_cli.py).
 
 Bad input (paths, architecture, transcoder shapes, prompt) prints one line and exits with 2.
 Defaults and bounds are the contract's (``contract.params.AttributeParams``), as a job's are,
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import cast
 
 from contract.params import ENGINE_BATCH_SIZE, AttributeParams
+from inference import dashboards_cli
 
 EXIT_BAD_INPUT = 2
 
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--raw", type=Path, default=None, help="also write the unpruned graph as safetensors"
     )
+    dashboards_cli.add_parser(commands)
     return parser
 
 
@@ -161,7 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         hf_logging.disable_progress_bar()  # keep logs and error output to plain lines
     try:
-        data = run_attribute(args, progress)
+        if args.command == "dashboards":
+            written = dashboards_cli.run(args, progress)
+        else:
+            data = run_attribute(args, progress)
     except (
         ModelLoadError,
         TranscoderLoadError,
@@ -174,6 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        progress.close()
+        print("interrupted: run the same command again to continue", file=sys.stderr)
+        return 130
     progress.close()
+    if args.command == "dashboards":
+        print(f"wrote {len(written)} layer files to {args.out}")
+        return 0
     print(f"wrote {args.out} ({len(data['nodes'])} nodes, {len(data['links'])} links)")
     return 0

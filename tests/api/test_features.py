@@ -152,6 +152,19 @@ def test_a_malformed_dashboard_names_the_line_and_field(model: Any, tmp_path: Pa
         call_command("import_features", path, model="tiny", stdout=io.StringIO())
 
 
+def test_a_histogram_with_explicit_bins_is_kept_and_a_mismatched_one_refused(
+    model: Any, tmp_path: Path
+) -> None:
+    bins = {"edges": [0.0, 2.0, 4.0], "counts": [7, 1]}
+    path = write_jsonl_gz(tmp_path / "layer_0.jsonl.gz", [dashboard(0) | {"histogram": bins}])
+    call_command("import_features", path, model="tiny", stdout=io.StringIO())
+    assert Feature.objects.get().histogram == bins
+    bad = dashboard(1) | {"histogram": {"edges": [0.0, 1.0], "counts": [1, 2]}}
+    path = write_jsonl_gz(tmp_path / "layer_1.jsonl.gz", [bad])
+    with pytest.raises(CommandError, match=r"layer_1.jsonl:1: histogram"):
+        call_command("import_features", path, model="tiny", stdout=io.StringIO())
+
+
 def test_features_outside_the_set_are_refused(model: Any, tmp_path: Path) -> None:
     path = write_jsonl_gz(tmp_path / "layer_9.jsonl.gz", [dashboard(0)])
     with pytest.raises(CommandError, match="outside"):

@@ -79,3 +79,67 @@ def test_mismatched_transcoder_shapes_exit_2(
     )
     assert code == 2
     assert "d_model" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# python -m inference dashboards
+
+
+def _dashboards(files: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "dashboards",
+            "--model",
+            str(files / "model"),
+            "--transcoders",
+            str(files / "tc"),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_dashboards_writes_the_layer_files_import_features_reads(
+    files: Path, tmp_path: Path
+) -> None:
+    from inference.engine import read_layer
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(
+        "\n".join(" ".join(f"w{(i * j) % 40 + 4}" for j in range(12)) for i in range(9))
+    )
+    out = tmp_path / "dash"
+    code = _dashboards(files, out, "--corpus", str(corpus), "--layers", "0,2", "--top-k", "3")
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["layer_0.jsonl.gz", "layer_2.jsonl.gz"]
+    features = read_layer(out / "layer_2.jsonl.gz")
+    assert [f["index"] for f in features] == list(range(40))
+    fired = [f for f in features if f["activation_frequency"] > 0]
+    assert fired
+    for feature in fired:
+        top = feature["examples_quantiles"][0]
+        assert top["quantile_name"] == "Top activations"
+        assert 1 <= len(top["examples"]) <= 3
+        assert all(t.startswith("w") for e in top["examples"] for t in e["tokens"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--corpus", "/nonexistent/corpus.txt"], "corpus not found: /nonexistent/corpus.txt"),
+        (["--corpus", "EMPTY", "--layers", "0"], "empty.txt: the file is empty"),
+        (["--corpus", "EMPTY", "--layers", "7"], "--layers must be in"),
+    ],
+)
+def test_dashboards_bad_input_is_one_line_naming_it(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    args = [str(empty) if a == "EMPTY" else a for a in args]
+    assert _dashboards(files, tmp_path / "out", *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ")
+    assert message in err
+    assert "\n" not in err
