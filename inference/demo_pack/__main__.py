@@ -200,22 +200,23 @@ def main() -> None:
     train_transcoders.save_transcoder_set(transcoders, out / "transcoders")
     lap("transcoders")
 
-    for layer, transcoder in enumerate(transcoders):
-        with tqdm(
-            total=config.transcoder.n_features, desc=f"dashboards {layer}", unit="feature"
-        ) as bar:
-            dashboards.write_layer_dashboards(
-                out / "features" / f"layer_{layer}.jsonl.gz",
-                layer,
-                transcoder,
-                held_resid[layer],
-                held_out_rows,
-                model,
-                tokenizer,
-                config.dashboard,
-                seed=config.seed,
-                on_feature=lambda _f: bar.update(),
-            )
+    with tqdm(total=100, desc="dashboards", unit="%") as bar:
+
+        def on_dashboard_progress(phase: str, fraction: float) -> None:
+            bar.set_description(f"dashboards: {phase}")
+            bar.n = round(fraction * 100)
+            bar.refresh()
+
+        dashboards.write_dashboards(
+            out / "features",
+            out / "transcoders",
+            held_out_rows,
+            model,
+            tokenizer,
+            config.dashboard,
+            seed=config.seed,
+            on_progress=on_dashboard_progress,
+        )
     lap("dashboards")
 
     samples = card.sample_prompts(model, tokenizer)

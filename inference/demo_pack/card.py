@@ -232,15 +232,17 @@ positive activations per token, dead the fraction of features that never fire on
 ## Feature dashboards
 
 `features/layer_{{i}}.jsonl.gz`: gzip JSON lines, line n is feature n of layer i, every feature
-(dead ones with no examples and frequency 0), in circuit-tracer's feature shape: `index`,
-`transcoder_id`, `examples_quantiles` (`Top activations` then `Subsample Interval 0..`, strongest
-first, each example `tokens`, `tokens_acts_list`, `train_token_ind`, `is_repeated_datapoint`),
-`top_logits` / `bottom_logits` (decoder direction through the final norm gain and the
-unembedding), `act_min` / `act_max` (over active tokens), `quantile_values` (lowest activation
-of each interval), `histogram` (counts of active tokens in equal bins from 0 to `act_max`),
-`activation_frequency` (fraction of non-BOS tokens where it is active). Computed on held-out corpus
-text that was not used to train the model or the transcoders; each distinct example window is
-shown once per feature.
+(dead ones with no examples and frequency 0), written by the engine's `compute_dashboards` (the
+code behind `python -m inference dashboards`; see docs/dashboards.md for every field) on held-out
+corpus text that was not used to train the model or the transcoders, in circuit-tracer's feature
+shape: `index`, `transcoder_id`, `examples_quantiles` (`Top activations`, at most one per row and
+per distinct window, then `Subsample Interval 0..`, random active tokens from activation bands;
+each example `tokens`, `tokens_acts_list`, `train_token_ind`, `is_repeated_datapoint`, and where it
+is in the corpus), `top_logits` / `bottom_logits` with their values (decoder direction through the
+final norm gain and the unembedding), `act_min` / `act_max` / `act_mean` (over active tokens),
+`quantile_intervals` and `quantile_values` (the bands and their lower edges), `histogram`
+(`edges` from 0 and `counts` of active tokens), `activation_frequency` (fraction of non-BOS
+tokens where it is active).
 
 ## Timings
 

@@ -12,8 +12,9 @@ TopK feature kept with a negative pre-activation does not count):
   (context index, then position), and of two windows with the same tokens the earlier is kept;
 - **interval samples**: ``n_intervals`` activation bands covering (0, act_max] (edges in
   ``quantile_intervals``, lower edges in ``quantile_values``), from each up to
-  ``examples_per_interval`` firing tokens drawn uniformly without replacement. The draw is a
-  bottom-k sample by a hash of (seed, layer, feature, token), so it is reproducible and does not
+  ``examples_per_interval`` distinct windows drawn uniformly without replacement from the
+  windows of its firing tokens (each shown at its earliest token in the band). The draw is a
+  bottom-k sample by a hash of (seed, layer, feature, window), so it is reproducible and does not
   depend on the batch size or on a resume;
 - ``histogram``: ``{"edges", "counts"}``, ``histogram_bins`` equal bins from 0 to an upper edge at
   most 1/16 of a bin-width-multiple above act_max (see "Ranges" below); counts sum to the firings;
@@ -142,11 +143,26 @@ def _mix(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def _sample_keys(ptr: torch.Tensor, feature: torch.Tensor, salt: int) -> torch.Tensor:
-    """A unique sort key per (feature, token): a 23-bit hash above the 39-bit pointer."""
-    x = _mix((ptr % _M31) * 48271 % _M31 + feature)
-    x = _mix((x * 16807 + salt) % _M31)
+def _sample_keys(
+    ptr: torch.Tensor, window: torch.Tensor, feature: torch.Tensor, salt: int
+) -> torch.Tensor:
+    """A unique sort key per (feature, token): a 23-bit hash of (feature, window) above the
+    39-bit pointer, so repeats of one window share the hash and the earliest sorts first."""
+    x = _mix((window % _M31) * 48271 % _M31 + feature)
+    x = _mix((x * 16807 + salt + (window >> 31) % _M31) % _M31)
     return ((x >> 8) << _PTR_BITS) | ptr
+
+
+def _bottom(keys: torch.Tensor, vals: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The n smallest keys along the last dimension, one per window (hash), and their values."""
+    order = keys.argsort(-1)
+    keys, vals = keys.gather(-1, order), vals.gather(-1, order)
+    high = keys >> _PTR_BITS
+    repeat = torch.zeros_like(keys, dtype=torch.bool)
+    repeat[..., 1:] = (high[..., 1:] == high[..., :-1]) & (keys[..., 1:] != _EMPTY)
+    keys = keys.masked_fill(repeat, _EMPTY)
+    order = keys.argsort(-1)[..., :n]
+    return keys.gather(-1, order), vals.gather(-1, order)
 
 
 def _window_hashes(
@@ -221,8 +237,9 @@ class _LayerState:
         fine = (v * scale * s.fine_bins).floor().long()
         ones = torch.ones_like(fine, dtype=torch.int32)
         self.hist.view(-1).index_add_(0, f * s.fine_bins + fine, ones)
-        self._sample(f, v, ptr, (v * scale * s.cells).floor().long())
-        self._top(f, v, ptr, b, whash[b, t])
+        wh = whash[b, t]
+        self._sample(f, v, ptr, wh, (v * scale * s.cells).floor().long())
+        self._top(f, v, ptr, b, wh)
 
     def _grow(self, needed: torch.Tensor) -> None:
         fresh = (self.R == 0) & (needed > 0)
@@ -236,21 +253,29 @@ class _LayerState:
             self.hist[grow] = torch.cat([hist, torch.zeros_like(hist)], 1)
             shape = (n, s.cells // 2, 2 * s.examples_per_interval)
             keys, vals = self.res_key[grow].view(shape), self.res_val[grow].view(shape)
-            order = keys.argsort(-1)[..., : s.examples_per_interval]
-            keys, vals = keys.gather(-1, order), vals.gather(-1, order)
+            keys, vals = _bottom(keys, vals, s.examples_per_interval)
             self.res_key[grow] = torch.cat([keys, torch.full_like(keys, _EMPTY)], 1)
             self.res_val[grow] = torch.cat([vals, torch.zeros_like(vals)], 1)
             self.R[grow] *= 2
 
     def _sample(
-        self, f: torch.Tensor, v: torch.Tensor, ptr: torch.Tensor, cell: torch.Tensor
+        self,
+        f: torch.Tensor,
+        v: torch.Tensor,
+        ptr: torch.Tensor,
+        wh: torch.Tensor,
+        cell: torch.Tensor,
     ) -> None:
         s = self.s
         per_cell = s.examples_per_interval
-        key = _sample_keys(ptr, f, self.salt)
+        key = _sample_keys(ptr, wh, f, self.salt)
         group = f * s.cells + cell
         order = _lexsort([group, key])
         group, key, v = group[order], key[order], v[order]
+        high = key >> _PTR_BITS
+        first = torch.ones_like(key, dtype=torch.bool)  # one token per window and cell
+        first[1:] = (group[1:] != group[:-1]) | (high[1:] != high[:-1])
+        group, key, v = group[first], key[first], v[first]
         rank = _group_rank(group)
         keep = rank < per_cell
         group, key, v, rank = group[keep], key[keep], v[keep], rank[keep]
@@ -263,9 +288,7 @@ class _LayerState:
         flat_val = self.res_val.view(-1, per_cell)
         keys = torch.cat([flat_key[touched], cand_key], 1)
         vals = torch.cat([flat_val[touched], cand_val], 1)
-        order = keys.argsort(1)[:, :per_cell]  # keys are unique, so no tie to break
-        flat_key[touched] = keys.gather(1, order)
-        flat_val[touched] = vals.gather(1, order)
+        flat_key[touched], flat_val[touched] = _bottom(keys, vals, per_cell)
 
     def _top(
         self,
@@ -618,9 +641,7 @@ def _picks(state: _LayerState) -> _Picks:
     for i in range(s.n_intervals):
         inside = (interval == i)[..., None] & (keys != _EMPTY)
         k = torch.where(inside, keys, _EMPTY).reshape(s.d_transcoder, -1)
-        order = k.argsort(1)[:, : s.examples_per_interval]
-        chosen = k.gather(1, order)
-        value = vals.reshape(s.d_transcoder, -1).gather(1, order)
+        chosen, value = _bottom(k, vals.reshape(s.d_transcoder, -1), s.examples_per_interval)
         ok = chosen != _EMPTY
         parts_f.append(torch.arange(s.d_transcoder)[:, None].expand_as(chosen)[ok])
         parts_p.append(chosen[ok] & ((1 << _PTR_BITS) - 1))

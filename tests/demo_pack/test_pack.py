@@ -15,8 +15,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from inference.demo_pack.activations import mlp_io
 from inference.demo_pack.card import greedy_completion
-from inference.demo_pack.dashboards import read_layer_dashboards
 from inference.demo_pack.train_transcoders import Transcoder
+from inference.engine import read_layer
 
 PACK = Path(__file__).resolve().parents[2] / "inference" / "packs" / "demo"
 MAX_PACK_BYTES = 25 * 1024 * 1024
@@ -62,7 +62,14 @@ FEATURE_SCHEMA = {
         "act_min": {"type": "number"},
         "act_max": {"type": "number"},
         "quantile_values": {"type": "array", "items": {"type": "number"}},
-        "histogram": {"type": "array", "items": {"type": "number"}},
+        "histogram": {
+            "type": "object",
+            "required": ["edges", "counts"],
+            "properties": {
+                "edges": {"type": "array", "items": {"type": "number"}},
+                "counts": {"type": "array", "items": {"type": "integer"}},
+            },
+        },
         "activation_frequency": {"type": "number", "minimum": 0, "maximum": 1},
     },
 }
@@ -161,7 +168,7 @@ def test_transcoders_reconstruct_the_mlp_output_from_resid_mid() -> None:
 @pytest.mark.parametrize("layer", range(4))
 def test_dashboards_match_the_feature_schema(layer: int) -> None:
     n_features = load_file(PACK / "transcoders" / f"layer_{layer}.safetensors")["W_enc"].shape[0]
-    features = read_layer_dashboards(PACK / "features" / f"layer_{layer}.jsonl.gz")
+    features = read_layer(PACK / "features" / f"layer_{layer}.jsonl.gz")
     assert [f["index"] for f in features] == list(range(n_features))
     validator = jsonschema.Draft202012Validator(FEATURE_SCHEMA)
     # The schema validator is slow in Python; every 16th feature keeps the test fast, and the
@@ -173,6 +180,7 @@ def test_dashboards_match_the_feature_schema(layer: int) -> None:
         for example in examples:
             assert len(example["tokens"]) == len(example["tokens_acts_list"])
             assert example["train_token_ind"] < len(example["tokens"])
+        assert len(feature["histogram"]["edges"]) == len(feature["histogram"]["counts"]) + 1
         if feature["activation_frequency"] == 0:
             assert examples == []
         else:

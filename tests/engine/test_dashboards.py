@@ -264,7 +264,7 @@ def test_histogram_counts_follow_the_documented_bins_and_sum_to_the_firings(
 
 
 def test_every_interval_sample_lies_in_its_interval_and_intervals_fill_up(
-    acts: list[torch.Tensor], result: dict[int, list[dict[str, Any]]]
+    case: Case, acts: list[torch.Tensor], result: dict[int, list[dict[str, Any]]]
 ) -> None:
     per = OPTIONS["examples_per_interval"]
     for layer, features in result.items():
@@ -280,10 +280,18 @@ def test_every_interval_sample_lies_in_its_interval_and_intervals_fill_up(
             for i, (lo, hi) in enumerate(intervals):
                 samples = _examples(feature, f"Subsample Interval {i}")
                 pointers = [(e["corpus_context"], e["corpus_position"]) for e in samples]
-                assert len(set(pointers)) == len(pointers)
-                for pointer in pointers:
+                windows = [_window(case, *p) for p in pointers]
+                assert len(set(windows)) == len(windows)  # one sample per distinct window
+                for pointer, window in zip(pointers, windows, strict=True):
                     assert lo <= by_pointer[pointer] < hi
-                inside = [v for v in by_pointer.values() if lo <= v < hi]
+                    # Shown at the window's earliest token in the band.
+                    same = [
+                        p
+                        for p, v in by_pointer.items()
+                        if lo <= v < hi and _window(case, *p) == window
+                    ]
+                    assert pointer == min(same)
+                inside = {_window(case, *p) for p, v in by_pointer.items() if lo <= v < hi}
                 assert len(samples) == min(per, len(inside)), (layer, f, i)
 
 
