@@ -294,6 +294,7 @@ def bench(
     from contract.params import AttributeParams
     from features.models import LanguageModel, TranscoderSet
     from inference import engine
+    from jobs import dispatch
     from jobs import services as job_services
     from jobs.models import Job
 
@@ -331,7 +332,7 @@ def bench(
 
     direct()  # warm-up
     engine_times = tmp / "engine-times.txt"
-    worker = start_worker(job_services.queue_for(model), tmp / "worker.log", engine_times)
+    worker = start_worker(dispatch.queue_for(model), tmp / "worker.log", engine_times)
     listener = Listener()
 
     def engine_ms_in_worker() -> float:
@@ -473,13 +474,13 @@ def time_api_validation(model_slug: str, owner: Any, prompt: str, n: int = 20) -
     """The generate view alone (validation, token count, row insert), message send stubbed."""
     from rest_framework.test import APIClient
 
-    from jobs import services as job_services
+    from jobs import dispatch
     from jobs.models import Job
 
     client = APIClient(HTTP_HOST="localhost")
     client.force_authenticate(owner)
-    real_send = job_services._send
-    job_services._send = lambda job: None
+    real_send = dispatch.send
+    dispatch.send = lambda job: None
     times = []
     try:
         for _ in range(n):
@@ -491,7 +492,7 @@ def time_api_validation(model_slug: str, owner: Any, prompt: str, n: int = 20) -
             assert response.status_code == 202, response.content[:500]
             Job.objects.filter(pk=response.json()["id"]).update(status=Job.Status.CANCELLED)
     finally:
-        job_services._send = real_send
+        dispatch.send = real_send
     return median(times)
 
 

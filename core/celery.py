@@ -5,7 +5,7 @@ and steering; per-model GPU queues (``gpu.<model-slug>``) are added by the job s
 process sends tasks by their explicit name, so it never imports worker code (or torch).
 
 Jobs (docs/jobs.md): the web process sends ``inference.*`` tasks to the model's own queue,
-``gpu.<model-slug>`` (jobs/services.py ``queue_for``); a worker consumes the queues of the models
+``gpu.<model-slug>`` (jobs/dispatch.py ``queue_for``); a worker consumes the queues of the models
 it serves. Workers import ``inference.tasks`` (which loads the engine lazily in the pool child)
 and run the job reaper on their timer (jobs/worker.py, added to the worker's steps by
 jobs/apps.py once Django is set up). This module imports no app, so every app may import it.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from core.visibility import Visibility, is_staff
 from features.models import LanguageModel, TranscoderSet
@@ -148,6 +149,18 @@ class Graph(models.Model):
     @property
     def etag(self) -> str:
         return f'"{self.artifact_sha256}"'
+
+    def links(self) -> dict[str, str]:
+        """Where the graph is read: its explorer page, its API row and its artifact (what a job
+        and a steering run point at)."""
+        kwargs = {"model": self.model.slug, "slug": self.slug}
+        return {
+            "model": self.model.slug,
+            "slug": self.slug,
+            "page_url": reverse("graph-explorer", kwargs=kwargs),
+            "url": reverse("api-graph", kwargs=kwargs),
+            "artifact_url": reverse("api-graph-artifact", kwargs=kwargs),
+        }
 
     def is_owned_by(self, user: User) -> bool:
         return bool(user is not None and user.is_authenticated and self.owner_id == user.pk)

@@ -1,14 +1,16 @@
 """Writes that touch several models or storage: storing a graph, deleting it, saving subgraphs.
 
-``store_graph`` is the one way a graph gets in (upload, ``import_graph``, the generation worker):
-validate, write the artifact, then the ``Graph`` row and its ``GraphNode`` index in one
-transaction. If the transaction fails the artifact is deleted, so nothing is half-written.
+``store_graph`` is the one way a graph gets in (upload, ``import_graph``, the generation worker
+through ``store_generated_graph``): validate, write the artifact, then the ``Graph`` row and its
+``GraphNode`` index in one transaction. If the transaction fails the artifact is deleted, so
+nothing is half-written.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -161,6 +163,92 @@ def store_graph(
         artifacts.delete(stored.name)
         raise
     return row
+
+
+def store_generated_graph(
+    document: dict[str, Any],
+    *,
+    model: LanguageModel,
+    transcoder_set: TranscoderSet | None,
+    owner: User | None,
+    prompt: str,
+    slug: str = "",
+    visibility: str = Visibility.PRIVATE,
+    title: str = "",
+    target: dict[str, Any] | None = None,
+    featured: bool = False,
+    then: Callable[[Graph], None],
+) -> Graph:
+    """Validate and store the graph JSON a worker generated, under ``slug`` or (when empty) a free
+    slug made from the prompt. ``then(graph)`` runs inside the same transaction (the job system
+    marks its job succeeded there): if it raises, the graph and its artifact are gone and the
+    exception propagates.
+
+    Raises ``GraphValidationError`` when the graph cannot be stored (e.g. ``slug`` is taken).
+    """
+    normalised = validate_graph(document, n_layers=model.n_layers, limits=limits())
+    metadata = document.get("metadata") or {}
+    for _ in range(5):
+        try:
+            return _store_generated(
+                normalised,
+                metadata,
+                model=model,
+                transcoder_set=transcoder_set,
+                owner=owner,
+                slug=slug or free_slug(model, prompt[:60]),
+                visibility=visibility,
+                title=title,
+                target=target,
+                featured=featured,
+                then=then,
+            )
+        except GraphValidationError as exc:
+            # Another graph took the free slug between free_slug and the insert: retry.
+            if slug or "slug" not in exc.errors:
+                raise
+    raise GraphValidationError({"slug": "could not find a free slug for this graph"})
+
+
+def _store_generated(
+    normalised: NormalisedGraph,
+    metadata: dict[str, Any],
+    *,
+    model: LanguageModel,
+    transcoder_set: TranscoderSet | None,
+    owner: User | None,
+    slug: str,
+    visibility: str,
+    title: str,
+    target: dict[str, Any] | None,
+    featured: bool,
+    then: Callable[[Graph], None],
+) -> Graph:
+    graph: Graph | None = None
+    try:
+        with transaction.atomic():
+            graph = store_graph(
+                normalised,
+                model=model,
+                transcoder_set=transcoder_set,
+                slug=slug,
+                owner=owner,
+                visibility=visibility,
+                source=Graph.Source.GENERATED,
+                title=title,
+                target=target,
+                scores=metadata.get("scores") or {},
+                generation_settings=metadata.get("generation_settings") or {},
+                pruning_settings=metadata.get("pruning_settings") or {},
+            )
+            if featured:
+                Graph.objects.filter(pk=graph.pk).update(featured=True)
+            then(graph)
+    except Exception:
+        if graph is not None:
+            artifacts.delete(graph.artifact.name or "")  # rolled back; its file must go too
+        raise
+    return graph
 
 
 def _index_nodes(row: Graph, graph: NormalisedGraph) -> None:

@@ -276,14 +276,14 @@ def _run(
 def _explain(run: Run, exc: Exception, soft_limit: float | None) -> tuple[str, str | None]:
     """What a failure means: (outcome, the message the user reads, or None for no write)."""
     from contract.graph_json import GraphValidationError
-    from jobs import services
+    from jobs import dispatch, services
 
     engine = None if _engine_broken else sys.modules.get("inference.engine")
     if engine is not None and isinstance(exc, engine.AttributionCancelled):
         log.info("job %s stopped: cancelled or taken over", run.job.id)
         return "cancelled", None
     if isinstance(exc, SoftTimeLimitExceeded):
-        soft = soft_limit or services.time_limits(run.job.model)[0]
+        soft = soft_limit or dispatch.time_limits(run.job.model)[0]
         return "failed", (
             f"the job took longer than the {soft:g} s this model allows; "
             "try fewer tokens or a lower max_feature_nodes"

@@ -313,7 +313,7 @@ class JobSerializer(serializers.ModelSerializer[Job]):
 
     @extend_schema_field(JobGraphSerializer(allow_null=True))
     def get_graph(self, job: Job) -> dict[str, str] | None:
-        return services.graph_links(job.graph) if job.graph is not None else None
+        return job.graph.links() if job.graph is not None else None
 
     @extend_schema_field(JobRunSerializer(allow_null=True))
     def get_run(self, job: Job) -> dict[str, str] | None:

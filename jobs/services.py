@@ -1,6 +1,6 @@
 """Every write to a job row: enqueue, claim, progress, finish, fail, cancel, reap.
 
-Job kinds share this lifecycle: attribution graphs (stored as a Graph here), and interventions and
+Job kinds share this lifecycle: attribution graphs (stored as a Graph through graphs/services.py), and interventions and
 steered generations (stored as a SteeringRun by steering/services.py, which marks the job
 succeeded with ``Run.mark_succeeded`` in the same transaction).
 
@@ -16,6 +16,9 @@ messages, workers, users and the reaper act never matters:
   cancel, so ``should_stop`` costs nothing per batch) and throttled progress writes + events.
 - ``reap``: a running job whose heartbeat is older than ``JOBS_HEARTBEAT_TIMEOUT_S`` lost its
   worker; it is re-queued while it has attempts left (``JOBS_MAX_ATTEMPTS``), then failed.
+
+Which task and queue a job goes to is jobs/dispatch.py; storing a generated graph is
+graphs/services.py (``store_generated_graph``); each app builds the links to its own pages.
 """
 
 from __future__ import annotations
@@ -31,35 +34,19 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, QuerySet
-from django.urls import reverse
 from django.utils import timezone
 
-from contract.graph_json import GraphValidationError, validate_graph
 from contract.params import AttributeParams
-from core.celery import app
 from features.models import LanguageModel, TranscoderSet
-from graphs import artifacts
 from graphs import services as graph_services
 from graphs.models import Graph
-from jobs import events
+from jobs import dispatch, events
 from jobs.models import Job
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
-
-ATTRIBUTE_TASK = "inference.attribute"
-STEER_TASK = "inference.steer"
-# The Celery task that runs each kind of job (inference/tasks.py registers these names).
-TASKS: dict[str, str] = {
-    Job.Kind.ATTRIBUTION: ATTRIBUTE_TASK,
-    Job.Kind.INTERVENE: STEER_TASK,
-    Job.Kind.STEER: STEER_TASK,
-    Job.Kind.EXPLAIN: "jobs.explain",  # jobs/tasks.py
-}
-# Kinds that need no model loaded run on the shared default queue, never a GPU queue.
-DEFAULT_QUEUE_KINDS = {Job.Kind.EXPLAIN}
 
 OOM_MESSAGE = (
     "this prompt needs more GPU memory than this worker has; "
@@ -88,37 +75,14 @@ class TooManyJobs(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# Routing
-
-
-def queue_for(model: LanguageModel) -> str:
-    """Each model has its own GPU queue; a worker consumes the queues of the models it serves."""
-    return f"gpu.{model.slug}"
-
-
-def time_limits(model: LanguageModel) -> tuple[int, int]:
-    """(soft, hard) seconds for one job on ``model``: JOBS_TIME_LIMITS, else the defaults."""
-    default = (settings.JOBS_SOFT_TIME_LIMIT_S, settings.JOBS_HARD_TIME_LIMIT_S)
-    limits: tuple[int, int] = settings.JOBS_TIME_LIMITS.get(model.slug, default)
-    return limits
-
-
-def _send(job: Job) -> None:
-    soft, hard = time_limits(job.model)
-    app.send_task(
-        TASKS[job.kind],
-        args=[str(job.id)],
-        queue=job.queue,
-        soft_time_limit=soft,
-        time_limit=hard,
-    )
+# Sending
 
 
 def _send_or_fail(jobs: list[Job]) -> None:
     """Send after commit. If the broker is down the jobs fail now, not wait in "queued" forever."""
     for job in jobs:
         try:
-            _send(job)
+            dispatch.send(job)
         except Exception as exc:  # kombu raises many kinds of connection errors
             log.exception("could not send job %s to %s", job.id, job.queue)
             Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
@@ -148,7 +112,7 @@ def create_jobs(
     """
     limit = settings.JOBS_MAX_ACTIVE_PER_USER
     batch_id = uuid.uuid4() if batch else None
-    queue = "default" if kind in DEFAULT_QUEUE_KINDS else queue_for(model)
+    queue = "default" if kind in dispatch.DEFAULT_QUEUE_KINDS else dispatch.queue_for(model)
     with transaction.atomic():
         # Serialise one user's submissions so two requests cannot both pass the limit.
         get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
@@ -207,27 +171,13 @@ def queue_position(job: Job) -> int | None:
     return ahead + 1
 
 
-def graph_links(graph: Graph) -> dict[str, str]:
-    kwargs = {"model": graph.model.slug, "slug": graph.slug}
-    return {
-        "model": graph.model.slug,
-        "slug": graph.slug,
-        "page_url": reverse("graph-explorer", kwargs=kwargs),
-        "url": reverse("api-graph", kwargs=kwargs),
-        "artifact_url": reverse("api-graph-artifact", kwargs=kwargs),
-    }
-
-
-def run_links(run_id: uuid.UUID | str) -> dict[str, str]:
-    return {"id": str(run_id), "url": reverse("api-steering-run", kwargs={"run_id": run_id})}
-
-
 def steering_run_links(job: Job) -> dict[str, str] | None:
-    """Where the result of an intervention or steering job is read (steering/)."""
+    """Where the result of an intervention or steering job is read: its run, which steering/
+    links to its job (jobs/ cannot import steering/, so it reads the run through the relation)."""
     if job.kind == Job.Kind.ATTRIBUTION:
         return None
-    run_id = Job.objects.filter(pk=job.pk).values_list("steering_run__id", flat=True).first()
-    return run_links(run_id) if run_id is not None else None
+    run = getattr(job, "steering_run", None)  # None once the run is deleted
+    return run.links() if run is not None else None
 
 
 def snapshot(job: Job) -> dict[str, Any]:
@@ -241,7 +191,7 @@ def snapshot(job: Job) -> dict[str, Any]:
         "position": queue_position(job),
         "attempts": job.attempts,
         "error": job.error,
-        "graph": graph_links(job.graph) if job.graph is not None else None,
+        "graph": job.graph.links() if job.graph is not None else None,
         "run": steering_run_links(job),
     }
 
@@ -367,59 +317,32 @@ class Run:
         return failed == 1
 
     def complete_attribution(self, document: dict[str, Any]) -> Graph | None:
-        """Store the graph JSON (artifact, Graph and GraphNode rows) and point the job at it, in
-        one transaction. None (and nothing stored) if the job was cancelled or re-queued.
+        """Store the graph JSON (see ``graphs.services.store_generated_graph``) and point the job
+        at it, in one transaction. None (and nothing stored) if the job was cancelled or
+        re-queued.
 
         Raises ``GraphValidationError`` when the graph cannot be stored (e.g. slug taken).
         """
         self.progress("storing", 0.0)
         job, params = self.job, AttributeParams.from_dict(self.job.params)
-        normalised = validate_graph(
-            document, n_layers=job.model.n_layers, limits=graph_services.limits()
-        )
-        metadata = document.get("metadata") or {}
-        wanted = params.slug
-        for _ in range(5):
-            slug = wanted or graph_services.free_slug(job.model, params.prompt[:60])
-            try:
-                graph = self._store(normalised, slug, metadata)
-            except GraphValidationError as exc:
-                # Another graph took the free slug between free_slug and the insert: retry.
-                if wanted or "slug" not in exc.errors:
-                    raise
-                continue
-            if graph is not None:
-                _emit(job, {"type": "done", "graph": graph_links(graph)})
-            return graph
-        raise GraphValidationError({"slug": "could not find a free slug for this graph"})
-
-    def _store(self, normalised: Any, slug: str, metadata: dict[str, Any]) -> Graph | None:
-        job, params = self.job, AttributeParams.from_dict(self.job.params)
-        graph: Graph | None = None
         try:
-            with transaction.atomic():
-                graph = graph_services.store_graph(
-                    normalised,
-                    model=job.model,
-                    transcoder_set=job.transcoder_set,
-                    slug=slug,
-                    owner=job.owner,
-                    visibility=params.visibility,
-                    source=Graph.Source.GENERATED,
-                    title=params.title,
-                    target=params.target,
-                    scores=metadata.get("scores") or {},
-                    generation_settings=metadata.get("generation_settings") or {},
-                    pruning_settings=metadata.get("pruning_settings") or {},
-                )
-                if params.featured:
-                    # Only internal callers (the demo loader) set this; the API refuses the field.
-                    Graph.objects.filter(pk=graph.pk).update(featured=True)
-                self.mark_succeeded(graph=graph)
+            graph = graph_services.store_generated_graph(
+                document,
+                model=job.model,
+                transcoder_set=job.transcoder_set,
+                owner=job.owner,
+                prompt=params.prompt,
+                slug=params.slug,
+                visibility=params.visibility,
+                title=params.title,
+                target=params.target,
+                # Only internal callers (the demo loader) set this; the API refuses the field.
+                featured=params.featured,
+                then=lambda graph: self.mark_succeeded(graph=graph),
+            )
         except JobLost:
-            assert graph is not None
-            artifacts.delete(graph.artifact.name or "")  # rolled back; its file must go too
             return None
+        _emit(job, {"type": "done", "graph": graph.links()})
         return graph
 
     def mark_succeeded(self, **fields: Any) -> None:

@@ -26,7 +26,7 @@ from django.core.cache import cache
 from contract.params import TokenizeParams
 from core.celery import app
 from features.models import LanguageModel
-from jobs.services import queue_for
+from jobs.dispatch import queue_for
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ class JobsTimer(bootsteps.StartStopStep):
 
 def _consume_every_model(worker: Any) -> None:
     from features.models import LanguageModel
-    from jobs.services import queue_for
+    from jobs.dispatch import queue_for
 
     consumer = getattr(worker, "consumer", None)
     task_consumer = getattr(consumer, "task_consumer", None)

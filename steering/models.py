@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from core.visibility import Visibility, is_staff
 from graphs.models import Graph
@@ -114,3 +115,7 @@ class SteeringRun(models.Model):
     def can_edit(self, user: User) -> bool:
         owner = user is not None and user.is_authenticated and self.owner_id == user.pk
         return bool(owner or is_staff(user))
+
+    def links(self) -> dict[str, str]:
+        """Where the run is read (what its job's ``run`` field and ``done`` event point at)."""
+        return {"id": str(self.id), "url": reverse("api-steering-run", kwargs={"run_id": self.id})}

@@ -32,7 +32,6 @@ from contract.params import INTERVENE_MODES, MAX_LOGIT_TOKENS, InterveneParams, 
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
 from graphs.models import Graph, Subgraph
-from jobs import services as job_services
 from jobs import tokens
 from jobs.serializers import (
     FiniteFloatField,
@@ -448,7 +447,7 @@ class SteeringRunSerializer(serializers.ModelSerializer[SteeringRun]):
     def get_graph(self, run: SteeringRun) -> dict[str, str] | None:
         if run.graph is None:
             return None
-        return job_services.graph_links(run.graph)
+        return run.graph.links()
 
     @extend_schema_field(RunJobSerializer(allow_null=True))
     def get_job(self, run: SteeringRun) -> dict[str, Any] | None:

@@ -88,19 +88,14 @@ def complete(job_run: job_services.Run, result: dict[str, Any]) -> bool:
     job = job_run.job
     try:
         with transaction.atomic():
-            run_id = (
-                SteeringRun.objects.select_for_update()
-                .filter(job_id=job.pk)
-                .values_list("id", flat=True)
-                .first()
-            )
-            if run_id is None:
+            run = SteeringRun.objects.select_for_update().filter(job_id=job.pk).only("id").first()
+            if run is None:
                 raise job_services.JobLost  # the run was deleted while its job ran
-            SteeringRun.objects.filter(pk=run_id).update(result=result)
+            SteeringRun.objects.filter(pk=run.pk).update(result=result)
             job_run.mark_succeeded()
     except job_services.JobLost:
         return False
-    job_run.emit({"type": "done", "run": job_services.run_links(run_id)})
+    job_run.emit({"type": "done", "run": run.links()})
     return True
 
 

@@ -65,10 +65,10 @@ def register_model(
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
     """Record the jobs that would go to the broker instead of sending them."""
-    from jobs import services
+    from jobs import dispatch
 
     messages: list[Job] = []
-    monkeypatch.setattr(services, "_send", messages.append)
+    monkeypatch.setattr(dispatch, "send", messages.append)
     return messages
 
 

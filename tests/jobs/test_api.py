@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from features.models import LanguageModel
 from graphs.models import Graph
-from jobs import services
+from jobs import dispatch, services
 from jobs.models import Job
 from tests.conftest import client_for
 from tests.jobs.conftest import register_model
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.django_db]
 def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
     """These tests need no worker: record what would be sent instead of sending it."""
     sent: list[Job] = []
-    monkeypatch.setattr(services, "_send", sent.append)
+    monkeypatch.setattr(dispatch, "send", sent.append)
     return sent
 
 

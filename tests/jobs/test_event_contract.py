@@ -18,7 +18,7 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from features.models import LanguageModel, TranscoderSet
-from jobs import events, services
+from jobs import dispatch, events, services
 from jobs.models import Job
 from steering import services as steering_services
 from steering.models import SteeringRun
@@ -59,7 +59,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     Celery dispatch of re-queued jobs is recorded too, not sent."""
     messages: list[dict[str, Any]] = []
     monkeypatch.setattr(events, "send", lambda group, event: messages.append(event))
-    monkeypatch.setattr(services, "_send", lambda job: None)
+    monkeypatch.setattr(dispatch, "send", lambda job: None)
     return messages
 
 
@@ -81,7 +81,7 @@ def queued(owner: User, model: LanguageModel, kind: str = Job.Kind.ATTRIBUTION) 
         model=model,
         transcoder_set=model.default_transcoder_set,
         kind=kind,
-        queue=services.queue_for(model),
+        queue=dispatch.queue_for(model),
         params={"prompt": "The cat", "visibility": "private"},
     )
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from features.models import LanguageModel
-from jobs import services
+from jobs import dispatch, services
 from jobs.models import Job
 from tests.jobs.conftest import job_status, register_model, start_worker, wait_for
 
@@ -26,7 +26,7 @@ def stale_running_job(owner: User, model: LanguageModel, attempts: int) -> Job:
         owner=owner,
         model=model,
         transcoder_set=model.default_transcoder_set,
-        queue=services.queue_for(model),
+        queue=dispatch.queue_for(model),
         params={"prompt": "w5 w6"},
         status=Job.Status.RUNNING,
         attempts=attempts,

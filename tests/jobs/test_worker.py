@@ -24,8 +24,8 @@ from rest_framework.test import APIClient
 from core.celery import app
 from features.models import LanguageModel
 from graphs.models import Graph, GraphNode
+from jobs.dispatch import ATTRIBUTE_TASK
 from jobs.models import Job
-from jobs.services import ATTRIBUTE_TASK
 from tests.jobs.conftest import Worker, job_status, register_model, start_worker, wait_for
 from webapp.asgi import application
 

@@ -140,7 +140,7 @@ def _worker_queues() -> list[str]:
     (JOBS_WORKER_SERVE_ALL_MODELS, set below; see jobs/worker.py).
     """
     from features.models import LanguageModel
-    from jobs.services import queue_for
+    from jobs.dispatch import queue_for
 
     os.environ["JOBS_WORKER_SERVE_ALL_MODELS"] = "1"
     return ["default", "gpu", *(queue_for(model) for model in LanguageModel.objects.only("slug"))]
