@@ -48,11 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OOM_MESSAGE = (
-    "this prompt needs more GPU memory than this worker has; "
-    "try fewer tokens or a lower max_feature_nodes"
-)
-
 # Share of the overall percentage each phase covers (the engine reports a fraction per phase).
 PHASE_SPANS: dict[str, tuple[float, float]] = {
     "loading": (0.0, 5.0),

@@ -7,6 +7,7 @@ from .dashboards import DashboardsCancelled, compute_dashboards, read_layer, wri
 from .export import GraphFormatError, graph_to_json, load_raw, save_raw
 from .graph import Graph
 from .interventions import Intervention, InterventionError, InterventionResult, intervene
+from .next_token import NextToken, top_next_tokens
 from .pruning import PruneResult, graph_scores, prune
 from .replacement import ModelLoadError, ReplacementModel
 from .steering import SteeringResult, steer_generate
@@ -27,6 +28,7 @@ __all__ = [
     "LogitDiff",
     "ModelAdapter",
     "ModelLoadError",
+    "NextToken",
     "PruneResult",
     "ReplacementModel",
     "SteeringResult",
@@ -47,5 +49,6 @@ __all__ = [
     "read_layer",
     "save_raw",
     "steer_generate",
+    "top_next_tokens",
     "write_layer",
 ]
