@@ -1,6 +1,6 @@
 """The engine's intervention and steering results as the JSON kept on a SteeringRun.
 
-The shapes are documented in docs/steering.md; the API's serializers (steering/serializers.py)
+The shapes are documented in docs/steering.md; the API's serializers (steering/responses.py)
 describe them to the OpenAPI schema.
 """
 

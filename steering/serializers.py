@@ -1,4 +1,4 @@
-"""Validation of intervention and steering requests, and the JSON shape of a run.
+"""Validation of intervention and steering requests (the JSON shape of a run: responses.py).
 
 Every bad input is a 400 that names its field in the request's own terms
 (``interventions[2].value``, ``interventions[0].features[3].position``, ``n_tokens``). What the web
@@ -15,7 +15,8 @@ An intervention is one feature or a group (a supernode) sharing one action and v
      "action": "ablate"}
 
 ``position`` counts tokens of the prompt with the special first token at 0 (as graph node ids
-do); null means every position.
+do); null means every position. The lookups (the graph and subgraph a run tests, the prompt's token
+count) are steering/services.py's; this module turns their answers into field errors.
 """
 
 from __future__ import annotations
@@ -24,18 +25,13 @@ import secrets
 from typing import Any
 
 from django.conf import settings
-from django.urls import reverse
-from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from contract.params import INTERVENE_MODES, MAX_LOGIT_TOKENS, InterveneParams, SteerParams
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
-from graphs.models import Graph, Subgraph
-from jobs import tokens
 from jobs.serializers import (
     FiniteFloatField,
-    JobGraphSerializer,
     StrictSerializer,
     bounded,
     check_prompt_length,
@@ -43,6 +39,8 @@ from jobs.serializers import (
     resolve_model,
     resolve_transcoder_set,
 )
+from steering import services
+from steering.interventions import members
 from steering.models import SteeringRun
 
 ACTIONS = ("ablate", "set", "scale")
@@ -102,23 +100,6 @@ class InterventionSerializer(StrictSerializer):
         return attrs
 
 
-def _members(item: dict[str, Any]) -> list[dict[str, Any]]:
-    if "features" in item:
-        return [dict(member) for member in item["features"]]
-    return [{k: item[k] for k in ("layer", "position", "feature")}]
-
-
-def expand(interventions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The engine's flat list: one entry per feature, a group's action copied to each member."""
-    flat = []
-    for item in interventions:
-        for member in _members(item):
-            flat.append(
-                {**member, "action": item["action"], "value": float(item.get("value", 0.0))}
-            )
-    return flat
-
-
 class RunRequestSerializer(StrictSerializer):
     """What intervene and steer requests share. Subclasses name their settings fields."""
 
@@ -148,7 +129,12 @@ class RunRequestSerializer(StrictSerializer):
         user = self.context["request"].user
         model = resolve_model(attrs, user)
         attrs["model"] = model
-        graph, subgraph = self._graph_and_subgraph(attrs, model, user)
+        try:
+            graph, subgraph = services.graph_and_subgraph(
+                user, model, attrs.get("graph"), attrs.get("subgraph")
+            )
+        except services.RequestError as exc:
+            raise serializers.ValidationError(exc.errors) from None
         attrs["graph"], attrs["subgraph"] = graph, subgraph
         set_slug = attrs.pop("transcoder_set", None)
         if set_slug is None and graph is not None and graph.transcoder_set is not None:
@@ -163,43 +149,9 @@ class RunRequestSerializer(StrictSerializer):
         if not prompt.strip():
             raise serializers.ValidationError({"prompt": "the prompt is empty"})
         check_prompt_length(model, prompt)
-        n_tokens = self._token_count(model, prompt, graph)
+        n_tokens = services.prompt_token_count(model, prompt, graph)
         self._check_features(attrs["interventions"], attrs["transcoder_set"], model, n_tokens)
         return attrs
-
-    def _graph_and_subgraph(
-        self, attrs: dict[str, Any], model: LanguageModel, user: Any
-    ) -> tuple[Graph | None, Subgraph | None]:
-        graph: Graph | None = None
-        if "graph" in attrs:
-            graph = Graph.objects.visible_to(user).filter(model=model, slug=attrs["graph"]).first()
-            if graph is None:
-                raise serializers.ValidationError(
-                    {"graph": f"model {model.slug!r} has no graph {attrs['graph']!r} you can open"}
-                )
-        subgraph: Subgraph | None = None
-        if "subgraph" in attrs:
-            subgraph = (
-                Subgraph.objects.visible_to(user)
-                .select_related("graph")
-                .filter(share_slug=attrs["subgraph"])
-                .first()
-            )
-            if subgraph is None:
-                raise serializers.ValidationError({"subgraph": "no such subgraph you can open"})
-            if graph is not None and subgraph.graph_id != graph.pk:
-                raise serializers.ValidationError({"subgraph": "it belongs to another graph"})
-            if subgraph.graph.model_id != model.pk:
-                raise serializers.ValidationError({"subgraph": "it is a graph of another model"})
-            graph = subgraph.graph
-        return graph, subgraph
-
-    @staticmethod
-    def _token_count(model: LanguageModel, prompt: str, graph: Graph | None) -> int | None:
-        """Tokens of the prompt, special first token included; None when unknown here."""
-        if graph is not None and prompt == graph.prompt and graph.prompt_tokens:
-            return len(graph.prompt_tokens)
-        return tokens.count_tokens(model, prompt)
 
     @staticmethod
     def _check_features(
@@ -209,13 +161,13 @@ class RunRequestSerializer(StrictSerializer):
         n_tokens: int | None,
     ) -> None:
         limit = settings.STEERING_MAX_INTERVENTIONS
-        if sum(len(_members(item)) for item in interventions) > limit:
+        if sum(len(members(item)) for item in interventions) > limit:
             raise serializers.ValidationError(
                 {"interventions": f"at most {limit} features in one run, groups counted by member"}
             )
         errors: dict[str, str] = {}
         for i, item in enumerate(interventions):
-            for j, member in enumerate(_members(item)):
+            for j, member in enumerate(members(item)):
                 where = f"interventions[{i}]" + (f".features[{j}]" if "features" in item else "")
                 if member["layer"] >= model.n_layers:
                     errors[f"{where}.layer"] = (
@@ -323,149 +275,6 @@ class SteerRequestSerializer(RunRequestSerializer):
         if "seed" not in attrs:
             attrs["seed"] = secrets.randbelow(2**31)
         return attrs
-
-
-class RunJobSerializer(serializers.Serializer[Any]):
-    id = serializers.UUIDField()
-    status = serializers.CharField()
-    phase = serializers.CharField()
-    percent = serializers.FloatField()
-    error = serializers.CharField()
-    url = serializers.CharField()
-    websocket = serializers.CharField(help_text="Its events; 'done' means the result is stored.")
-
-
-class TokenSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    text = serializers.CharField()
-
-
-class LogitRowSerializer(serializers.Serializer[Any]):
-    token = serializers.IntegerField()
-    text = serializers.CharField()
-    clean_probability = serializers.FloatField()
-    probability = serializers.FloatField(help_text="With the interventions.")
-    clean_logit = serializers.FloatField()
-    logit = serializers.FloatField()
-
-
-class ActivationChangeSerializer(serializers.Serializer[Any]):
-    layer = serializers.IntegerField()
-    position = serializers.IntegerField()
-    feature = serializers.IntegerField()
-    clean = serializers.FloatField()
-    value = serializers.FloatField(help_text="With the interventions.")
-
-
-class InterveneResultSerializer(serializers.Serializer[Any]):
-    input_tokens = TokenSerializer(many=True)
-    logits = LogitRowSerializer(
-        many=True,
-        help_text="The top_k tokens before or after, plus logit_tokens, most probable before first.",
-    )
-    activations = ActivationChangeSerializer(
-        many=True, help_text="Features whose activation changed, largest change first (<= 100)."
-    )
-
-
-class TopTokenSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    text = serializers.CharField()
-    probability = serializers.FloatField()
-
-
-class GeneratedTokenSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    text = serializers.CharField()
-    probability = serializers.FloatField(help_text="Of this token at its step (temperature 1).")
-    top = TopTokenSerializer(many=True, help_text="The top_k next tokens at this step.")
-
-
-class ContinuationSerializer(serializers.Serializer[Any]):
-    text = serializers.CharField()
-    tokens = GeneratedTokenSerializer(many=True)
-
-
-class SteerResultSerializer(serializers.Serializer[Any]):
-    input_tokens = TokenSerializer(many=True)
-    default = ContinuationSerializer()
-    steered = ContinuationSerializer()
-
-
-class SteeringRunSerializer(serializers.ModelSerializer[SteeringRun]):
-    status = serializers.ChoiceField(
-        choices=["queued", "running", "succeeded", "failed", "cancelled"], read_only=True
-    )
-    interventions = serializers.SerializerMethodField()
-    settings = serializers.SerializerMethodField()
-    result = serializers.SerializerMethodField(help_text="Null until the job succeeds.")
-    owner: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
-    )
-    model: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
-    )
-    transcoder_set: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True, allow_null=True
-    )
-    graph = serializers.SerializerMethodField()
-    subgraph: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="share_slug", read_only=True, allow_null=True
-    )
-    job = serializers.SerializerMethodField()
-    url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = SteeringRun
-        fields = [
-            "id", "kind", "status", "owner", "model", "transcoder_set", "graph", "subgraph",
-            "title", "prompt", "interventions", "settings", "result", "job", "rerun_of",
-            "visibility", "created_at", "url",
-        ]  # fmt: skip
-        read_only_fields = fields
-
-    @extend_schema_field(InterventionSerializer(many=True))
-    def get_interventions(self, run: SteeringRun) -> list[dict[str, Any]]:
-        return list(run.interventions)
-
-    @extend_schema_field(serializers.DictField())
-    def get_settings(self, run: SteeringRun) -> dict[str, Any]:
-        return dict(run.settings)
-
-    @extend_schema_field(
-        PolymorphicProxySerializer(
-            component_name="SteeringResult",
-            serializers=[InterveneResultSerializer, SteerResultSerializer],
-            resource_type_field_name=None,
-            allow_null=True,
-        )
-    )
-    def get_result(self, run: SteeringRun) -> dict[str, Any] | None:
-        return run.result
-
-    @extend_schema_field(JobGraphSerializer(allow_null=True))
-    def get_graph(self, run: SteeringRun) -> dict[str, str] | None:
-        if run.graph is None:
-            return None
-        return run.graph.links()
-
-    @extend_schema_field(RunJobSerializer(allow_null=True))
-    def get_job(self, run: SteeringRun) -> dict[str, Any] | None:
-        job = run.job
-        if job is None:
-            return None
-        return {
-            "id": str(job.id),
-            "status": job.status,
-            "phase": job.phase,
-            "percent": round(job.percent, 1),
-            "error": job.error,
-            "url": reverse("api-job", kwargs={"job_id": job.id}),
-            "websocket": job.websocket_path,
-        }
-
-    def get_url(self, run: SteeringRun) -> str:
-        return reverse("api-steering-run", kwargs={"run_id": run.id})
 
 
 class SteeringRunUpdateSerializer(serializers.ModelSerializer[SteeringRun]):

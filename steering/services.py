@@ -1,4 +1,5 @@
-"""Writes to steering runs: create (with its job), re-run, store the worker's result, delete.
+"""Writes to steering runs: create (with its job), re-run, store the worker's result, delete;
+and the lookups a run request needs (the graph and subgraph it tests, its prompt's token count).
 
 A run and its job are created in one transaction, and the job's message leaves on commit
 (jobs/services.py), so a worker never sees a job whose run does not exist yet. The worker stores
@@ -13,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from contract.params import InterveneParams, SteerParams
+from features.models import LanguageModel
 from graphs.models import Graph, Subgraph
 from jobs import services as job_services
+from jobs import tokens
 from jobs.models import Job
+from steering.interventions import expand
 from steering.models import SteeringRun
-from steering.serializers import expand
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -31,6 +34,52 @@ def job_params(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
         prompt=fields["prompt"], interventions=expand(fields["interventions"]), **fields["settings"]
     )
     return params.to_dict()
+
+
+class RequestError(Exception):
+    """A run request names something it cannot use; ``errors`` is {field: message}."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.errors = {field: message}
+
+
+def graph_and_subgraph(
+    user: Any, model: LanguageModel, graph_slug: str | None, subgraph_slug: str | None
+) -> tuple[Graph | None, Subgraph | None]:
+    """The graph and saved subgraph a run tests (a subgraph implies its graph). Raises
+    ``RequestError`` when ``user`` cannot open them or they do not belong to ``model``."""
+    graph: Graph | None = None
+    if graph_slug is not None:
+        graph = Graph.objects.visible_to(user).filter(model=model, slug=graph_slug).first()
+        if graph is None:
+            raise RequestError(
+                "graph", f"model {model.slug!r} has no graph {graph_slug!r} you can open"
+            )
+    subgraph: Subgraph | None = None
+    if subgraph_slug is not None:
+        subgraph = (
+            Subgraph.objects.visible_to(user)
+            .select_related("graph")
+            .filter(share_slug=subgraph_slug)
+            .first()
+        )
+        if subgraph is None:
+            raise RequestError("subgraph", "no such subgraph you can open")
+        if graph is not None and subgraph.graph_id != graph.pk:
+            raise RequestError("subgraph", "it belongs to another graph")
+        if subgraph.graph.model_id != model.pk:
+            raise RequestError("subgraph", "it is a graph of another model")
+        graph = subgraph.graph
+    return graph, subgraph
+
+
+def prompt_token_count(model: LanguageModel, prompt: str, graph: Graph | None) -> int | None:
+    """Tokens of the prompt, special first token included; None when unknown here. The graph's
+    own tokens when the prompt is the graph's, else the model's tokenizer (jobs/tokens.py)."""
+    if graph is not None and prompt == graph.prompt and graph.prompt_tokens:
+        return len(graph.prompt_tokens)
+    return tokens.count_tokens(model, prompt)
 
 
 def create_run(*, kind: str, owner: User, fields: dict[str, Any]) -> SteeringRun:

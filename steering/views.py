@@ -24,11 +24,11 @@ from jobs.services import TooManyJobs
 from jobs.views import too_many_jobs
 from steering import services
 from steering.models import SteeringRun
+from steering.responses import SteeringRunSerializer
 from steering.serializers import (
     InterveneRequestSerializer,
     RerunSerializer,
     RunRequestSerializer,
-    SteeringRunSerializer,
     SteeringRunUpdateSerializer,
     SteerRequestSerializer,
 )
