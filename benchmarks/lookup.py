@@ -207,7 +207,8 @@ def fake_dashboard(pools: Pools, layer: int, index: int, n_examples: int) -> dic
 
 
 def seed_features(ts: Any, args: argparse.Namespace, pools: Pools) -> dict[str, float]:
-    from features.importers import Progress, parse_feature, write_batch
+    from features.importers.dashboards import parse_feature
+    from features.importers.writer import Progress, write_batch
 
     per_layer = args.features // args.layers
     progress = Progress()
@@ -262,7 +263,7 @@ def seed_explanations(ts: Any) -> float:
 
 def file_import(ts: Any, args: argparse.Namespace, pools: Pools) -> dict[str, float]:
     """End to end from layer_{i}.jsonl.gz files (gunzip + JSON parse + validate + write)."""
-    from features.importers import import_features
+    from features.importers.writer import import_features
 
     n = args.file_sample
     per_layer = max(1, n // args.layers)

@@ -12,7 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from features.importers import ExplanationProgress, FeatureFormatError, import_explanations
+from features.importers.explanations import ExplanationProgress, import_explanations
+from features.importers.fields import FeatureFormatError
 from features.management.commands._common import transcoder_set
 
 

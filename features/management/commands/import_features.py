@@ -13,7 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from features.importers import FeatureFormatError, Progress, import_features
+from features.importers.fields import FeatureFormatError
+from features.importers.writer import Progress, import_features
 from features.management.commands._common import transcoder_set
 
 
