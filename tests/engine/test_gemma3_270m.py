@@ -18,10 +18,7 @@ from inference.engine import Graph, ReplacementModel, attribute, prune
 from . import gemma3_case as case
 from .golden_cases import EDGE_THRESHOLD, NODE_THRESHOLD
 
-pytestmark = pytest.mark.skipif(
-    not (case.CHECKPOINT / "config.json").exists(),
-    reason=f"no Gemma-3-270M at {case.CHECKPOINT}: run make gemma3-270m",
-)
+pytestmark = pytest.mark.optional_checkpoint(case.CHECKPOINT / "config.json", "make gemma3-270m")
 
 
 @pytest.fixture(scope="module")
