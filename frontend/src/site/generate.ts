@@ -3,6 +3,7 @@
 // stored, and open it.
 
 import type { TokenizeResponse } from "../api/types";
+import { JOB_PARAMS } from "../contract.gen";
 import { asApiError, clearErrors, el, sendJson, showErrors } from "./dom";
 import { followJob, isFinal, jobTick, type JobView } from "./followJob";
 import { describeJob, generateRequest } from "./generateLogic";
@@ -39,7 +40,7 @@ function setUpTokenizer(form: HTMLFormElement): void {
     status.textContent = "Tokenizing…";
     let reply: { status: number; body: unknown };
     try {
-      reply = await sendJson(form.dataset["tokenizeUrl"] ?? "/api/v1/tokenize", "POST", { model, prompt, top_k: 10 });
+      reply = await sendJson(form.dataset["tokenizeUrl"] ?? "/api/v1/tokenize", "POST", { model, prompt, top_k: JOB_PARAMS.tokenize.top_k.default });
     } catch {
       reply = { status: 0, body: null };
     }
