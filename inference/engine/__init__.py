@@ -3,7 +3,8 @@
 from .adapters import ADAPTERS, ModelAdapter, UnsupportedModelError, adapter_for
 from .attribution import PHASES, AttributionCancelled, CustomTarget, LogitDiff, attribute
 from .corpus import CorpusError, TokenizedCorpus, read_documents
-from .dashboards import DashboardsCancelled, compute_dashboards, read_layer, write_layer
+from .dashboard_files import read_layer, write_layer
+from .dashboards import DashboardsCancelled, compute_dashboards
 from .export import GraphFormatError, graph_to_json, load_raw, save_raw
 from .graph import Graph
 from .interventions import Intervention, InterventionError, InterventionResult, intervene

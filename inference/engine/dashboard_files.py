@@ -1,0 +1,131 @@
+"""The dashboards' JSON: one circuit-tracer feature dict per feature from a layer's statistics,
+and the ``layer_{i}.jsonl.gz`` files they are written to and read from.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .dashboard_forward import _TokenNames, _Windows
+from .dashboard_stats import _LayerState, _Picks, _Settings
+
+Feature = dict[str, Any]
+
+
+def _r(x: float, digits: int = 5) -> float:
+    """``digits`` significant digits: small activations keep their size, files stay small."""
+    return float(f"{float(x):.{digits}g}") + 0.0  # + 0.0: no -0.0 in the files
+
+
+def _layer_json(
+    state: _LayerState,
+    picks: _Picks,
+    windows: _Windows,
+    logits: tuple[torch.Tensor, ...],
+    counted: int,
+    names: _TokenNames,
+) -> list[Feature]:
+    s = state.s
+    n_fire = state.n_fire.cpu().tolist()
+    total = state.total.cpu().tolist()
+    act_min = state.act_min.cpu().tolist()
+    act_max = state.top_val[:, 0].cpu().tolist()
+    R = state.R.cpu()
+    hist = state.hist.cpu()
+    top_ids, top_vals, bottom_ids, bottom_vals = (t.tolist() for t in logits)
+    edges = picks.interval_edges.tolist()
+    by_feature: dict[int, list[int]] = {}
+    for i, f in enumerate(picks.feature.tolist()):
+        by_feature.setdefault(f, []).append(i)
+    groups, pointers = picks.group.tolist(), picks.ptr.tolist()
+    win_tokens, win_values = windows.tokens.tolist(), windows.values.tolist()
+    features: list[Feature] = []
+    for f in range(s.d_transcoder):
+        feature: Feature = {
+            "index": f,
+            "transcoder_id": f"layer_{state.layer}",
+            "examples_quantiles": [],
+            "top_logits": [names(t) for t in top_ids[f]],
+            "top_logits_values": [_r(v) for v in top_vals[f]],
+            "bottom_logits": [names(t) for t in bottom_ids[f]],
+            "bottom_logits_values": [_r(v) for v in bottom_vals[f]],
+            "act_min": 0.0,
+            "act_max": 0.0,
+            "act_mean": 0.0,
+            "quantile_values": [],
+            "quantile_intervals": [],
+            "histogram": {"edges": [0.0, 0.0], "counts": [0]},
+            "activation_frequency": 0.0,
+        }
+        features.append(feature)
+        if n_fire[f] == 0:
+            continue
+        feature["act_min"] = float(act_min[f])
+        feature["act_max"] = float(act_max[f])
+        feature["act_mean"] = total[f] / n_fire[f]
+        feature["activation_frequency"] = n_fire[f] / counted
+        fine_used = min(s.fine_bins, math.floor(act_max[f] / float(R[f]) * s.fine_bins) + 1)
+        width = -(-fine_used // s.histogram_bins)
+        counts = hist[f, : width * s.histogram_bins].view(s.histogram_bins, width).sum(1)
+        step = float(R[f]) / s.fine_bins * width
+        feature["histogram"] = {
+            "edges": [step * i for i in range(s.histogram_bins + 1)],
+            "counts": counts.tolist(),
+        }
+        quantiles: list[dict[str, Any]] = [{"quantile_name": "Top activations", "examples": []}]
+        quantiles += [
+            {"quantile_name": f"Subsample Interval {i}", "examples": []}
+            for i in range(s.n_intervals)
+        ]
+        for i in by_feature.get(f, []):
+            quantiles[groups[i] + 1]["examples"].append(
+                _example(win_tokens[i], win_values[i], pointers[i], s, names)
+            )
+        feature["examples_quantiles"] = [q for q in quantiles if q["examples"]]
+        feature["quantile_intervals"] = [
+            [edges[f][i], edges[f][i + 1]] for i in range(s.n_intervals)
+        ]
+        feature["quantile_values"] = [edges[f][i] for i in range(s.n_intervals)]
+    return features
+
+
+def _example(
+    tokens: list[int], values: list[float], pointer: int, s: _Settings, names: _TokenNames
+) -> dict[str, Any]:
+    kept = [i for i, t in enumerate(tokens) if t >= 0]
+    return {
+        "tokens": [names(tokens[i]) for i in kept],
+        "tokens_acts_list": [_r(values[i], 4) for i in kept],
+        "train_token_ind": kept.index(s.tokens_before),
+        "is_repeated_datapoint": False,
+        # Where the activating token is: context index in corpus order, position in it.
+        "corpus_context": pointer // s.context,
+        "corpus_position": pointer % s.context,
+    }
+
+
+def write_layer(path: Path, features: list[Feature]) -> None:
+    """One layer's dashboards as ``layer_{i}.jsonl.gz`` (line n = feature n), the file
+    ``import_features`` reads; mtime 0 and no name in the gzip header, so equal features give
+    equal bytes. Written to a temporary name and renamed, so a reader never sees half a layer."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with (
+        open(partial, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as out,
+    ):
+        for feature in features:
+            line = json.dumps(feature, separators=(",", ":"), ensure_ascii=False) + "\n"
+            out.write(line.encode())
+    partial.replace(path)
+
+
+def read_layer(path: Path) -> list[Feature]:
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]

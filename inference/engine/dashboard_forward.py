@@ -1,0 +1,192 @@
+"""The model side of the dashboards: every chosen layer encoded from one forward pass, the corpus
+read and batched, the examples' windows copied out of a forward, and each feature's output tokens
+through the unembedding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from .adapters import resolve
+from .dashboard_stats import _Picks, _Settings
+from .freezing import first_tensor_arg, norm_eps, norm_scale, normalized
+from .replacement import ReplacementModel
+
+_T = TypeVar("_T")
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward pass: every chosen layer's transcoder input from one forward
+
+
+class _Enough(Exception):
+    """Raised by the last layer's hook: nothing after it is needed."""
+
+
+@contextmanager
+def _encoding(
+    rm: ReplacementModel, layers: Sequence[int], on_acts: Callable[[int, torch.Tensor], None]
+) -> Iterator[None]:
+    """Hooks that encode each chosen layer's transcoder input and hand (layer, acts (B, T, F))
+    to ``on_acts``; the forward stops after the last chosen layer. Always removed on exit."""
+    path, kind = rm.adapter.hook(rm.transcoders.feature_input_hook)
+    last = max(layers)
+    handles = []
+
+    def hook_for(layer: int, module: nn.Module) -> Callable[..., None]:
+        eps = norm_eps(module)
+
+        def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            x = first_tensor_arg(args, kwargs)
+            if kind == "normalized":  # the norm's output before its weight
+                kind_ = rm.adapter.norm_kind
+                x = normalized(x, kind_, norm_scale(x, kind_, eps)).to(x.dtype)
+            shape = x.shape
+            acts = rm.transcoders.encode(layer, x.reshape(-1, shape[-1]))
+            on_acts(layer, acts.reshape(*shape[:-1], -1))
+            if layer == last:
+                raise _Enough
+
+        return hook
+
+    try:
+        for layer in layers:
+            module = resolve(rm.blocks[layer], path)
+            handles.append(
+                module.register_forward_pre_hook(hook_for(layer, module), with_kwargs=True)
+            )
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _batches(rows: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    batch: list[_T] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _padded(
+    batch: list[torch.Tensor], pad: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) tokens padded on the right (causal attention: padding never reaches earlier
+    positions, and padded positions are excluded) and (B,) lengths."""
+    lengths = torch.tensor([len(r) for r in batch])
+    tokens = torch.full((len(batch), int(lengths.max())), pad, dtype=torch.long)
+    for i, row in enumerate(batch):
+        tokens[i, : len(row)] = row
+    return tokens.to(device), lengths.to(device)
+
+
+def _run(
+    rm: ReplacementModel,
+    tokens: torch.Tensor,
+    layers: Sequence[int],
+    on_acts: Callable[[int, torch.Tensor], None],
+) -> None:
+    with torch.no_grad(), _encoding(rm, layers, on_acts), suppress(_Enough):
+        rm.model(input_ids=tokens, use_cache=False)
+
+
+def _as_rows(corpus: Iterable[Any], vocab: int) -> Iterator[torch.Tensor]:
+    for i, row in enumerate(corpus):
+        tensor = torch.as_tensor(row, dtype=torch.long).reshape(-1)
+        if len(tensor) == 0:
+            raise ValueError(f"corpus context {i} is empty")
+        if int(tensor.min()) < 0 or int(tensor.max()) >= vocab:
+            raise ValueError(f"corpus context {i} has token ids outside [0, {vocab})")
+        yield tensor
+
+
+class _TokenNames:
+    def __init__(self, rm: ReplacementModel) -> None:
+        self.rm = rm
+        self.cache: dict[int, str] = {}
+
+    def __call__(self, token: int) -> str:
+        if token not in self.cache:
+            self.cache[token] = self.rm.decode_token(token)
+        return self.cache[token]
+
+
+@dataclass
+class _Windows:
+    tokens: torch.Tensor  # (n, before + 1 + after), -1 outside the context
+    values: torch.Tensor  # (n, before + 1 + after)
+
+
+@dataclass
+class _BatchRows:
+    index: torch.Tensor  # (B,) corpus index of each row, ascending
+    tokens: torch.Tensor  # (B, T)
+    lengths: torch.Tensor  # (B,)
+
+
+def _take_windows(
+    s: _Settings,
+    picks: list[_Picks],
+    pick_rows: dict[int, torch.Tensor],
+    position: dict[int, int],
+    out: dict[int, _Windows],
+    batch: _BatchRows,
+    layer: int,
+    acts: torch.Tensor,
+) -> None:
+    """Copy the windows of this layer's picks that lie in this batch's rows."""
+    p, w, row = picks[position[layer]], out[layer], pick_rows[layer]
+    lo, hi = int(batch.index[0]), int(batch.index[-1])
+    mine = ((row >= lo) & (row <= hi) & torch.isin(row, batch.index)).nonzero().squeeze(1)
+    if len(mine) == 0:
+        return
+    b = torch.searchsorted(batch.index, row[mine])
+    offsets = torch.arange(-s.tokens_before, s.tokens_after + 1)
+    pos = (p.ptr[mine] % s.context)[:, None] + offsets[None, :]
+    inside = (pos >= 1) & (pos < batch.lengths[b][:, None])
+    at = pos.clamp(0, batch.tokens.shape[1] - 1)
+    rows = b[:, None].expand_as(at)
+    values = acts[
+        rows.to(acts.device), at.to(acts.device), p.feature[mine][:, None].to(acts.device)
+    ]
+    w.values[mine] = torch.where(inside, values.float().cpu(), 0.0)
+    w.tokens[mine] = torch.where(inside, batch.tokens[rows, at], -1)
+
+
+def _output_tokens(
+    rm: ReplacementModel, layer: int, n_logits: int, chunk: int = 256
+) -> tuple[torch.Tensor, ...]:
+    """(top ids, top values, bottom ids, bottom values), each (F, n_logits), float32."""
+    norm = resolve(rm.model, rm.adapter.final_norm)
+    weight = norm.weight
+    assert isinstance(weight, torch.Tensor)
+    gain = weight.detach().float()
+    if rm.adapter.norm_kind == "rms_plus_one":
+        gain = 1.0 + gain
+    unembed = (rm.unembed_weight.detach().float() * gain).T  # (d_model, vocab)
+    special = torch.tensor(rm.special_token_ids(), dtype=torch.long)
+    decoder = rm.transcoders.decoders[layer]
+    n = min(n_logits, unembed.shape[1] - len(set(special.tolist())))
+    parts: list[list[torch.Tensor]] = [[], [], [], []]
+    for start in range(0, decoder.d_transcoder, chunk):
+        ids = torch.arange(start, min(start + chunk, decoder.d_transcoder))
+        direction = decoder.rows(ids, unembed.device, torch.float32).sum(1)  # all output layers
+        values = direction @ unembed  # (chunk, vocab)
+        top = values.index_fill(1, special.to(values.device), -math.inf).topk(n, 1)
+        bottom = values.index_fill(1, special.to(values.device), math.inf).topk(n, 1, largest=False)
+        for part, t in zip(
+            parts, (top.indices, top.values, bottom.indices, bottom.values), strict=True
+        ):
+            part.append(t.cpu())
+    return tuple(torch.cat(p) for p in parts)

@@ -1,0 +1,316 @@
+"""Streaming per-layer statistics of the feature dashboards (see `dashboards` for what they are).
+
+`_LayerState` folds each batch's activations into a layer's running counts, top examples, sample
+reservoirs and fine histogram; `_picks` reads the chosen examples back out of it at the end. The
+sort, rank, hash and bottom-k sampling helpers here are exact on every device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+_EMPTY = torch.iinfo(torch.int64).max  # an unused reservoir slot sorts last
+_PTR_BITS = 39  # token pointers below 2**39 (550 billion tokens)
+_M31 = 2**31 - 1
+_FINE_PER_BIN = 32
+
+
+@dataclass(frozen=True)
+class _Settings:
+    top_k: int
+    tokens_before: int
+    tokens_after: int
+    n_intervals: int
+    examples_per_interval: int
+    histogram_bins: int
+    seed: int
+    layers: tuple[int, ...]
+    d_transcoder: int
+    context: int  # longest context: token pointer = context index * context + position
+
+    @property
+    def cells(self) -> int:
+        return 1 << max(1, math.ceil(math.log2(4 * self.n_intervals)))
+
+    @property
+    def fine_bins(self) -> int:
+        return _FINE_PER_BIN * self.histogram_bins
+
+
+# ---------------------------------------------------------------------------------------------
+# Small exact helpers
+
+
+def _lexsort(keys: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Indices sorting by keys[0], then keys[1], ... (stable sorts from the last key)."""
+    order = torch.arange(len(keys[0]), device=keys[0].device)
+    for key in reversed(keys):
+        order = order[key[order].argsort(stable=True)]
+    return order
+
+
+def _group_rank(sorted_groups: torch.Tensor) -> torch.Tensor:
+    """Rank of each element within its run of equal values (input sorted by group)."""
+    n = len(sorted_groups)
+    index = torch.arange(n, device=sorted_groups.device)
+    first = torch.ones(n, dtype=torch.bool, device=sorted_groups.device)
+    first[1:] = sorted_groups[1:] != sorted_groups[:-1]
+    start = torch.where(first, index, 0).cummax(0).values
+    return index - start
+
+
+def _pow2_above(x: torch.Tensor) -> torch.Tensor:
+    """The smallest power of two strictly above each positive x (0 where x is 0)."""
+    _, exponent = torch.frexp(x)  # x = m * 2**e with m in [0.5, 1), so x < 2**e
+    return torch.where(x > 0, torch.ldexp(torch.ones_like(x), exponent), torch.zeros_like(x))
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    # Products of two values below 2**31 fit in int64, so this is exact on every device.
+    x = (x * 1103515245 + 12345) % _M31
+    x = x ^ (x >> 13)
+    x = (x * 69069 + 907) % _M31
+    return x ^ (x >> 16)
+
+
+def _sample_keys(
+    ptr: torch.Tensor, window: torch.Tensor, feature: torch.Tensor, salt: int
+) -> torch.Tensor:
+    """A unique sort key per (feature, token): a 23-bit hash of (feature, window) above the
+    39-bit pointer, so repeats of one window share the hash and the earliest sorts first."""
+    x = _mix((window % _M31) * 48271 % _M31 + feature)
+    x = _mix((x * 16807 + salt + (window >> 31) % _M31) % _M31)
+    return ((x >> 8) << _PTR_BITS) | ptr
+
+
+def _bottom(keys: torch.Tensor, vals: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The n smallest keys along the last dimension, one per window (hash), and their values."""
+    order = keys.argsort(-1)
+    keys, vals = keys.gather(-1, order), vals.gather(-1, order)
+    high = keys >> _PTR_BITS
+    repeat = torch.zeros_like(keys, dtype=torch.bool)
+    repeat[..., 1:] = (high[..., 1:] == high[..., :-1]) & (keys[..., 1:] != _EMPTY)
+    keys = keys.masked_fill(repeat, _EMPTY)
+    order = keys.argsort(-1)[..., :n]
+    return keys.gather(-1, order), vals.gather(-1, order)
+
+
+def _window_hashes(
+    tokens: torch.Tensor, lengths: torch.Tensor, before: int, after: int
+) -> torch.Tensor:
+    """(B, T) 62-bit hash of each position's example window (its clipped token list)."""
+    b, t = tokens.shape
+    pos = torch.arange(t, device=tokens.device)
+    h1 = torch.zeros((b, t), dtype=torch.long, device=tokens.device)
+    h2 = torch.zeros_like(h1)
+    for offset in range(-before, after + 1):
+        at = pos + offset
+        inside = (at >= 1)[None, :] & (at[None, :] < lengths[:, None])
+        value = torch.where(inside, tokens[:, at.clamp(0, t - 1)] + 2, 1)
+        h1 = (h1 * 1000003 + value) % _M31
+        h2 = (h2 * 998244353 % _M31 + value) % _M31
+    return (h1 << 31) | h2
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-layer running state
+
+
+class _LayerState:
+    """Everything kept for one layer's features while the corpus streams."""
+
+    NAMES: tuple[str, ...] = ("n_fire", "total", "act_min", "top_val", "top_ptr", "top_hash")
+    NAMES += ("R", "hist", "res_key", "res_val")
+
+    def __init__(self, s: _Settings, layer: int, device: torch.device) -> None:
+        f, k = s.d_transcoder, s.top_k
+        self.s, self.layer = s, layer
+        self.salt = (s.seed * 1000003 + layer * 7919 + 1) % _M31
+        self.n_fire = torch.zeros(f, dtype=torch.long, device=device)
+        self.total = torch.zeros(f, dtype=torch.float64, device=device)
+        self.act_min = torch.full((f,), math.inf, device=device)
+        self.top_val = torch.full((f, k), -math.inf, device=device)
+        self.top_ptr = torch.full((f, k), -1, dtype=torch.long, device=device)
+        self.top_hash = torch.full((f, k), -1, dtype=torch.long, device=device)
+        self.R = torch.zeros(f, device=device)  # grid range per feature: [0, R)
+        self.hist = torch.zeros((f, s.fine_bins), dtype=torch.int32, device=device)
+        shape = (f, s.cells, s.examples_per_interval)
+        self.res_key = torch.full(shape, _EMPTY, dtype=torch.long, device=device)
+        self.res_val = torch.zeros(shape, device=device)
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}{name}": getattr(self, name).cpu() for name in self.NAMES}
+
+    def load(self, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+        for name in self.NAMES:
+            current = getattr(self, name)
+            setattr(self, name, tensors[f"{prefix}{name}"].to(current.device, current.dtype))
+
+    @torch.no_grad()
+    def update(
+        self, acts: torch.Tensor, valid: torch.Tensor, first_row: int, whash: torch.Tensor
+    ) -> None:
+        """Fold one batch in: acts (B, T, F), valid (B, T), whash (B, T) window hashes."""
+        s = self.s
+        b, t, f = ((acts > 0) & valid[..., None]).nonzero(as_tuple=True)  # corpus order
+        if len(f) == 0:
+            return
+        v = acts[b, t, f].float()
+        ptr = (first_row + b) * s.context + t
+        n_features = s.d_transcoder
+        self.n_fire += torch.bincount(f, minlength=n_features)
+        self.total.index_add_(0, f, v.double())
+        self.act_min.scatter_reduce_(0, f, v, "amin")
+        batch_max = torch.zeros(n_features, device=v.device).scatter_reduce_(0, f, v, "amax")
+        self._grow(_pow2_above(batch_max))
+        scale = 1.0 / self.R[f]  # a power of two: v * scale * bins is exact
+        fine = (v * scale * s.fine_bins).floor().long()
+        ones = torch.ones_like(fine, dtype=torch.int32)
+        self.hist.view(-1).index_add_(0, f * s.fine_bins + fine, ones)
+        wh = whash[b, t]
+        self._sample(f, v, ptr, wh, (v * scale * s.cells).floor().long())
+        self._top(f, v, ptr, b, wh)
+
+    def _grow(self, needed: torch.Tensor) -> None:
+        fresh = (self.R == 0) & (needed > 0)
+        self.R = torch.where(fresh, needed, self.R)
+        while True:
+            grow = ((self.R > 0) & (needed > self.R)).nonzero().squeeze(1)
+            if len(grow) == 0:
+                return
+            n, s = len(grow), self.s
+            hist = self.hist[grow].view(n, s.fine_bins // 2, 2).sum(-1, dtype=torch.int32)
+            self.hist[grow] = torch.cat([hist, torch.zeros_like(hist)], 1)
+            shape = (n, s.cells // 2, 2 * s.examples_per_interval)
+            keys, vals = self.res_key[grow].view(shape), self.res_val[grow].view(shape)
+            keys, vals = _bottom(keys, vals, s.examples_per_interval)
+            self.res_key[grow] = torch.cat([keys, torch.full_like(keys, _EMPTY)], 1)
+            self.res_val[grow] = torch.cat([vals, torch.zeros_like(vals)], 1)
+            self.R[grow] *= 2
+
+    def _sample(
+        self,
+        f: torch.Tensor,
+        v: torch.Tensor,
+        ptr: torch.Tensor,
+        wh: torch.Tensor,
+        cell: torch.Tensor,
+    ) -> None:
+        s = self.s
+        per_cell = s.examples_per_interval
+        key = _sample_keys(ptr, wh, f, self.salt)
+        group = f * s.cells + cell
+        order = _lexsort([group, key])
+        group, key, v = group[order], key[order], v[order]
+        high = key >> _PTR_BITS
+        first = torch.ones_like(key, dtype=torch.bool)  # one token per window and cell
+        first[1:] = (group[1:] != group[:-1]) | (high[1:] != high[:-1])
+        group, key, v = group[first], key[first], v[first]
+        rank = _group_rank(group)
+        keep = rank < per_cell
+        group, key, v, rank = group[keep], key[keep], v[keep], rank[keep]
+        touched, slot = torch.unique_consecutive(group, return_inverse=True)
+        cand_key = torch.full((len(touched), per_cell), _EMPTY, dtype=torch.long, device=v.device)
+        cand_val = torch.zeros((len(touched), per_cell), device=v.device)
+        cand_key[slot, rank] = key
+        cand_val[slot, rank] = v
+        flat_key = self.res_key.view(-1, per_cell)
+        flat_val = self.res_val.view(-1, per_cell)
+        keys = torch.cat([flat_key[touched], cand_key], 1)
+        vals = torch.cat([flat_val[touched], cand_val], 1)
+        flat_key[touched], flat_val[touched] = _bottom(keys, vals, per_cell)
+
+    def _top(
+        self,
+        f: torch.Tensor,
+        v: torch.Tensor,
+        ptr: torch.Tensor,
+        row: torch.Tensor,
+        wh: torch.Tensor,
+    ) -> None:
+        k = self.s.top_k
+        # Each context's strongest token, then each distinct window's strongest occurrence.
+        for by_window in (False, True):
+            group = wh if by_window else row
+            order = _lexsort([f, group, -v, ptr])
+            f, v, ptr, row, wh, group = (x[order] for x in (f, v, ptr, row, wh, group))
+            first = torch.ones_like(f, dtype=torch.bool)
+            first[1:] = (f[1:] != f[:-1]) | (group[1:] != group[:-1])
+            f, v, ptr, row, wh = (x[first] for x in (f, v, ptr, row, wh))
+        order = _lexsort([f, -v, ptr])
+        f, v, ptr, wh = f[order], v[order], ptr[order], wh[order]
+        rank = _group_rank(f)
+        keep = rank < k
+        f, v, ptr, wh, rank = f[keep], v[keep], ptr[keep], wh[keep], rank[keep]
+        touched, slot = torch.unique_consecutive(f, return_inverse=True)
+        n = len(touched)
+        cand_val = torch.full((n, k), -math.inf, device=v.device)
+        cand_ptr = torch.full((n, k), -1, dtype=torch.long, device=v.device)
+        cand_hash = torch.full((n, k), -1, dtype=torch.long, device=v.device)
+        cand_val[slot, rank], cand_ptr[slot, rank], cand_hash[slot, rank] = v, ptr, wh
+        # Kept entries come before this batch's in corpus order and both halves are sorted by
+        # (value desc, pointer asc), so a stable sort on value keeps that order.
+        vals = torch.cat([self.top_val[touched], cand_val], 1)
+        ptrs = torch.cat([self.top_ptr[touched], cand_ptr], 1)
+        hashes = torch.cat([self.top_hash[touched], cand_hash], 1)
+        order = (-vals).argsort(dim=1, stable=True)
+        vals, ptrs, hashes = vals.gather(1, order), ptrs.gather(1, order), hashes.gather(1, order)
+        filled = vals > -math.inf
+        same = hashes[:, :, None] == hashes[:, None, :]
+        earlier = torch.ones((2 * k, 2 * k), dtype=torch.bool, device=v.device).tril(-1)
+        repeat = (same & earlier & filled[:, None, :]).any(-1)
+        order = (~(filled & ~repeat)).to(torch.int8).argsort(dim=1, stable=True)[:, :k]
+        vals, ptrs, hashes = vals.gather(1, order), ptrs.gather(1, order), hashes.gather(1, order)
+        dropped = ~torch.isfinite(vals) | repeat.gather(1, order)
+        self.top_val[touched] = vals.masked_fill(dropped, -math.inf)
+        self.top_ptr[touched] = ptrs.masked_fill(dropped, -1)
+        self.top_hash[touched] = hashes.masked_fill(dropped, -1)
+
+
+@dataclass
+class _Picks:
+    """One layer's chosen examples as flat arrays: feature, pointer, value, group (-1 = top)."""
+
+    feature: torch.Tensor
+    ptr: torch.Tensor
+    value: torch.Tensor
+    group: torch.Tensor
+    interval_edges: torch.Tensor  # (F, n_intervals + 1)
+
+
+def _picks(state: _LayerState) -> _Picks:
+    s = state.s
+    top_val, top_ptr = state.top_val.cpu(), state.top_ptr.cpu()
+    filled = top_ptr >= 0
+    feature = torch.arange(s.d_transcoder)[:, None].expand_as(top_ptr)
+    parts_f, parts_p, parts_v = [feature[filled]], [top_ptr[filled]], [top_val[filled]]
+    parts_g = [torch.full((int(filled.sum()),), -1, dtype=torch.long)]
+    # Interval i = cells [floor(i n / I), floor((i + 1) n / I)), n = cells up to act_max.
+    R = state.R.cpu()
+    act_max = top_val[:, 0].clamp(min=0)
+    used = torch.where(R > 0, (act_max / R * s.cells).floor() + 1, 0).clamp(max=s.cells).long()
+    bounds = torch.div(
+        torch.arange(s.n_intervals + 1)[None, :] * used[:, None],
+        s.n_intervals,
+        rounding_mode="floor",
+    )
+    edges = bounds.float() * (R / s.cells)[:, None]
+    keys, vals = state.res_key.cpu(), state.res_val.cpu()
+    cells = torch.arange(s.cells)
+    interval = (bounds[:, None, 1:] <= cells[None, :, None]).sum(-1)  # (F, cells)
+    for i in range(s.n_intervals):
+        inside = (interval == i)[..., None] & (keys != _EMPTY)
+        k = torch.where(inside, keys, _EMPTY).reshape(s.d_transcoder, -1)
+        chosen, value = _bottom(k, vals.reshape(s.d_transcoder, -1), s.examples_per_interval)
+        ok = chosen != _EMPTY
+        parts_f.append(torch.arange(s.d_transcoder)[:, None].expand_as(chosen)[ok])
+        parts_p.append(chosen[ok] & ((1 << _PTR_BITS) - 1))
+        parts_v.append(value[ok])
+        parts_g.append(torch.full((int(ok.sum()),), i, dtype=torch.long))
+    return _Picks(
+        torch.cat(parts_f), torch.cat(parts_p), torch.cat(parts_v), torch.cat(parts_g), edges
+    )
