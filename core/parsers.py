@@ -35,26 +35,36 @@ def _no_constant(name: str) -> float:
     raise _NotFinite(name)  # NaN, Infinity, -Infinity
 
 
+def _string_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "JSON strings must not contain NUL (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "JSON strings must be valid Unicode (a lone surrogate such as \\ud800 is not)"
+    return None
+
+
 def _check_strings(data: Any) -> None:
-    """Refuse lone surrogates and NUL in any key or string: Postgres text and jsonb hold neither,
-    so they would fail at the database as a 500. Iterative: bodies may nest deeply."""
-    stack = [data]
+    """Refuse lone surrogates and NUL in any key or string, naming where it is
+    (``features[0].model``): Postgres text and jsonb hold neither, so they would fail at the
+    database as a 500. Iterative: bodies may nest deeply."""
+    stack: list[tuple[Any, str]] = [(data, "")]
     while stack:
-        item = stack.pop()
+        item, path = stack.pop()
         if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            for key, value in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                problem = _string_problem(key)
+                if problem is not None:
+                    raise exceptions.ValidationError({path or "non_field_errors": [problem]})
+                stack.append((value, where))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((value, f"{path}[{i}]") for i, value in enumerate(item))
         elif isinstance(item, str):
-            if "\x00" in item:
-                raise exceptions.ParseError("JSON strings must not contain NUL (\\u0000)")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise exceptions.ParseError(
-                    "JSON strings must be valid Unicode (a lone surrogate such as \\ud800 is not)"
-                ) from None
+            problem = _string_problem(item)
+            if problem is not None:
+                raise exceptions.ValidationError({path or "non_field_errors": [problem]})
 
 
 class JSONParser(parsers.JSONParser):
