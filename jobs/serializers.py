@@ -243,7 +243,9 @@ class TokenizeSerializer(StrictSerializer):
         return attrs
 
 
-class TokenizedTokenSerializer(serializers.Serializer[Any]):
+class TokenSerializer(serializers.Serializer[Any]):
+    """A prompt token as the tokenizer gives it (tokenize answers and steering results)."""
+
     id = serializers.IntegerField()
     text = serializers.CharField()
 
@@ -258,7 +260,7 @@ class NextTokenSerializer(serializers.Serializer[Any]):
 class TokenizeResponseSerializer(serializers.Serializer[Any]):
     """Response only (documents the tokenize answer; the view returns the worker's dict)."""
 
-    tokens = TokenizedTokenSerializer(many=True, help_text="Special first token included.")
+    tokens = TokenSerializer(many=True, help_text="Special first token included.")
     n_tokens = serializers.IntegerField()
     top = NextTokenSerializer(many=True, help_text="Most likely next tokens, most likely first.")
     model = serializers.CharField()

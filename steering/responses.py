@@ -9,7 +9,7 @@ from django.urls import reverse
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from jobs.serializers import JobGraphSerializer
+from jobs.serializers import JobGraphSerializer, TokenSerializer
 from steering.models import SteeringRun
 from steering.serializers import InterventionSerializer
 
@@ -22,11 +22,6 @@ class RunJobSerializer(serializers.Serializer[Any]):
     error = serializers.CharField()
     url = serializers.CharField()
     websocket = serializers.CharField(help_text="Its events; 'done' means the result is stored.")
-
-
-class TokenSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    text = serializers.CharField()
 
 
 class LogitRowSerializer(serializers.Serializer[Any]):

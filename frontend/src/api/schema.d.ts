@@ -1353,6 +1353,7 @@ export interface components {
             visibility?: components["schemas"]["VisibilityEnum"];
             version?: number;
         };
+        /** @description A prompt token as the tokenizer gives it (tokenize answers and steering results). */
         Token: {
             id: number;
             text: string;
@@ -1370,16 +1371,12 @@ export interface components {
         /** @description Response only (documents the tokenize answer; the view returns the worker's dict). */
         TokenizeResponse: {
             /** @description Special first token included. */
-            tokens: components["schemas"]["TokenizedToken"][];
+            tokens: components["schemas"]["Token"][];
             n_tokens: number;
             /** @description Most likely next tokens, most likely first. */
             top: components["schemas"]["NextToken"][];
             model: string;
             max_prompt_tokens: number;
-        };
-        TokenizedToken: {
-            id: number;
-            text: string;
         };
         TopToken: {
             id: number;
