@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,12 +107,38 @@ def _wait_gone(pids: list[int], timeout: float = 30) -> list[int]:
     return alive
 
 
+@contextlib.contextmanager
+def _own_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the given server for one `up`, dropped afterwards.
+
+    `up` migrates and writes the database its DATABASE_URL names, outside pytest-django's test
+    database; on a server that outlives the run (CI's, a developer's) rows from an earlier run
+    would still be there, and a second `tiny-up` model is a unique-key failure.
+    """
+    import psycopg
+    from psycopg import sql
+
+    name = f"atlas_up_{uuid.uuid4().hex[:12]}"
+    base, _, _ = server_url.rpartition("/")
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture
-def var_dir() -> Iterator[Path]:
+def var_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # Not under tmp_path: every pytest session that starts resets /tmp/pytest-of-<user> to mode
     # 0700, which would lock the embedded Postgres (run as its own user) out of its data midway.
     path = Path(tempfile.mkdtemp(prefix="atlas-up-test-")) / "var"
-    yield path
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("ATLAS_TEST_EMBEDDED") != "1" and "DATABASE_URL" in os.environ:
+            database = stack.enter_context(_own_database(os.environ["DATABASE_URL"]))
+            monkeypatch.setenv("DATABASE_URL", database)
+        yield path
     # Never leak servers from a failed test into the rest of the run.
     for pid in _embedded_pids(path):
         psutil.Process(pid).kill()
