@@ -32,6 +32,7 @@ urlpatterns = [
     path("api/v1/", include("graphs.urls")),
     path("api/v1/", include("jobs.urls")),
     path("api/v1/", include("steering.urls")),
+    path("api/v1/", include("analysis.urls")),
     path("api/v1/", include("webapp.token_views")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
