@@ -16,13 +16,18 @@ import json
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 _CACHE_GRAPHS = 4
+# Big enough that a read from a bucket is a few requests, small enough to keep memory flat.
+_STREAM_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,68 @@ def read_gzip(name: str) -> bytes:
 
 def read_document(name: str) -> dict[str, Any]:
     return json.loads(gzip.decompress(read_gzip(name)))
+
+
+class _BytesCache:
+    """The most recently used gzipped artifacts, up to a total size (LRU)."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes, budget: int) -> None:
+        if len(data) > budget:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = data
+            self._bytes += len(data)
+            while self._bytes > budget:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped)
+
+
+_gzip_cache = _BytesCache()
+
+
+def read_gzip_cached(name: str, sha256: str) -> bytes:
+    """The stored gzip bytes, from memory when this process served them recently.
+
+    Safe because an artifact is never rewritten: storing a graph again makes a new name.
+    """
+    key = f"{name}:{sha256}"
+    data = _gzip_cache.get(key)
+    if data is None:
+        data = read_gzip(name)
+        _gzip_cache.put(key, data, settings.ARTIFACT_MEMORY_CACHE_MB * 1024 * 1024)
+    return data
+
+
+def iter_gzip(name: str) -> Iterator[bytes]:
+    """The stored gzip bytes in chunks, for a WSGI-style (synchronous) response."""
+    with default_storage.open(name, "rb") as handle:
+        while chunk := handle.read(_STREAM_CHUNK):
+            yield chunk
+
+
+async def aiter_gzip(name: str) -> AsyncIterator[bytes]:
+    """The same chunks for an ASGI response: storage reads (disk or a bucket) block, so each runs
+    in a worker thread and the event loop keeps serving other requests meanwhile."""
+    handle = await sync_to_async(default_storage.open, thread_sensitive=False)(name, "rb")
+    try:
+        while chunk := await sync_to_async(handle.read, thread_sensitive=False)(_STREAM_CHUNK):
+            yield chunk
+    finally:
+        await sync_to_async(handle.close, thread_sensitive=False)()
 
 
 def with_annotations(

@@ -4,9 +4,9 @@ import gzip
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models import F
-from django.http import FileResponse, HttpResponse, HttpResponseBase
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
@@ -212,6 +212,28 @@ def _cache_headers(response: HttpResponseBase, graph: Graph) -> None:
     patch_vary_headers(response, ["Accept-Encoding", "Cookie", "Authorization"])
 
 
+def _stored_gzip(request: Request, graph: Graph) -> HttpResponseBase:
+    """The stored gzip bytes as they are. Most graphs are answered from memory (see
+    ``artifacts.read_gzip_cached``); big ones are streamed from storage in chunks, through an
+    async iterator under the ASGI server (a sync one would tie up a thread for the whole
+    download) and a sync one otherwise (the test client, a WSGI server)."""
+    if graph.artifact_gzip_bytes <= settings.ARTIFACT_STREAM_ABOVE_MB * 1024 * 1024:
+        response: HttpResponseBase = HttpResponse(
+            artifacts.read_gzip_cached(graph.artifact_name, graph.artifact_sha256),
+            content_type="application/json",
+        )
+    else:
+        chunks = (
+            artifacts.aiter_gzip(graph.artifact_name)
+            if isinstance(request._request, ASGIRequest)
+            else artifacts.iter_gzip(graph.artifact_name)
+        )
+        response = StreamingHttpResponse(chunks, content_type="application/json")
+        response["Content-Length"] = str(graph.artifact_gzip_bytes)
+    response["Content-Encoding"] = "gzip"
+    return response
+
+
 class GraphArtifactView(generics.GenericAPIView[Graph]):
     """The graph JSON (circuit-tracer schema), gzip on the wire, with ETag/conditional GET.
 
@@ -244,12 +266,11 @@ class GraphArtifactView(generics.GenericAPIView[Graph]):
         if _etag_matches(request, etag):
             response: HttpResponseBase = HttpResponse(status=304)
         elif _accepts_gzip(request):
-            response = FileResponse(default_storage.open(graph.artifact_name, "rb"))
-            response["Content-Type"] = "application/json"
-            response["Content-Encoding"] = "gzip"
-            response["Content-Length"] = str(graph.artifact_gzip_bytes)
+            response = _stored_gzip(request, graph)
         else:
-            body = gzip.decompress(artifacts.read_gzip(graph.artifact_name))
+            body = gzip.decompress(
+                artifacts.read_gzip_cached(graph.artifact_name, graph.artifact_sha256)
+            )
             response = HttpResponse(body, content_type="application/json")
         response["ETag"] = etag
         _cache_headers(response, graph)

@@ -200,10 +200,55 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
+# Graph artifacts and uploads. `local`: the MEDIA_ROOT folder, which every process must share.
+# `s3`: one S3-compatible bucket (AWS S3, MinIO, ...) that the web and every worker reach, so GPU
+# machines on other hosts need no shared disk (docs/jobs.md). Objects are private (no ACL, no
+# public URLs): the web process reads them and serves them itself, with their ETag and gzip.
+MEDIA_STORAGE = env_choice("MEDIA_STORAGE", "local", ("local", "s3"))
+
+
+def _s3_storage() -> dict[str, object]:
+    bucket = env_str("S3_BUCKET", "")
+    if not bucket:
+        raise ImproperlyConfigured("S3_BUCKET must be set when MEDIA_STORAGE=s3")
+    access_key, secret_key = env_str("S3_ACCESS_KEY_ID", ""), env_str("S3_SECRET_ACCESS_KEY", "")
+    if bool(access_key) != bool(secret_key):
+        raise ImproperlyConfigured("set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither")
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            # Unset: AWS itself. MinIO and other S3-compatible servers: their URL.
+            "endpoint_url": env_url("S3_ENDPOINT_URL", ("http", "https")),
+            "region_name": env_str("S3_REGION", "us-east-1"),
+            # Empty: boto3's own credential chain (instance roles, ~/.aws, AWS_* variables).
+            "access_key": access_key or None,
+            "secret_key": secret_key or None,
+            "location": env_str("S3_PREFIX", "").strip("/"),
+            # MinIO serves buckets under the path (http://minio:9000/bucket/key).
+            "addressing_style": env_choice(
+                "S3_ADDRESSING_STYLE", "auto", ("auto", "path", "virtual")
+            ),
+            "default_acl": None,
+            "querystring_auth": True,
+            # Like the local folder: a name that exists gets a new one, never overwritten.
+            "file_overwrite": False,
+        },
+    }
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _s3_storage()
+    if MEDIA_STORAGE == "s3"
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# The web process keeps the most recently served gzipped artifacts in memory (graphs/artifacts.py)
+# so a popular graph is not fetched from the bucket (or disk) on every request. Artifacts are
+# immutable (a new graph is a new name), so the copy never goes stale.
+ARTIFACT_MEMORY_CACHE_MB = env_int("ARTIFACT_MEMORY_CACHE_MB", 64, minimum=0)
+# Larger artifacts (0: all) are streamed in chunks instead of being read whole into memory.
+ARTIFACT_STREAM_ABOVE_MB = env_int("ARTIFACT_STREAM_ABOVE_MB", 8, minimum=0)
 # Vite names its chunks name-<8+ char hash>.ext; those never change, so cache them forever.
 WHITENOISE_IMMUTABLE_FILE_TEST = r"/dist/assets/[^/]+-[0-9A-Za-z_-]{8,}\.[0-9a-z.]+$"
 WHITENOISE_USE_FINDERS = DEBUG

@@ -44,6 +44,7 @@ def _import_settings(tmp_path: Path, **overrides: str) -> subprocess.CompletedPr
         ("PORT", "70000", "PORT must be at most 65535"),
         ("ATLAS_ENV", "staging", "ATLAS_ENV must be one of"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of"),
+        ("MEDIA_STORAGE", "ftp", "MEDIA_STORAGE must be one of"),
     ],
 )
 def test_it_refuses_a_malformed_value_naming_the_variable(
@@ -177,3 +178,14 @@ def test_the_web_process_pools_connections_instead_of_keeping_one_per_request(
 def test_the_pool_may_not_outgrow_the_embedded_postgres(tmp_path: Path) -> None:
     result = _import_settings(tmp_path, DATABASE_POOL_MAX_SIZE="500")
     assert "DATABASE_POOL_MAX_SIZE must be at most 50" in result.stderr
+
+
+def test_bucket_storage_needs_a_bucket_and_both_keys_or_neither(tmp_path: Path) -> None:
+    result = _import_settings(tmp_path, MEDIA_STORAGE="s3", S3_BUCKET="")
+    assert "S3_BUCKET must be set when MEDIA_STORAGE=s3" in result.stderr
+    result = _import_settings(tmp_path, MEDIA_STORAGE="s3", S3_BUCKET="b", S3_ACCESS_KEY_ID="k")
+    assert "set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY" in result.stderr
+    result = _import_settings(
+        tmp_path, MEDIA_STORAGE="s3", S3_BUCKET="b", S3_ENDPOINT_URL="minio:9000"
+    )
+    assert "S3_ENDPOINT_URL must start with http:// or https://" in result.stderr
