@@ -20,6 +20,39 @@ from graphs.models import Graph
 LINKS_ON_DEMAND_ABOVE = 500_000
 SKELETON_LINKS = 200_000
 
+# The scores a graph may carry (Graph.scores, from the engine's pruning or the file's metadata),
+# shown on its page with what they measure.
+SCORES = [
+    (
+        "replacement_score",
+        "replacement",
+        "Share of the influence on the logits that traces back to the prompt's tokens rather "
+        "than ending in error nodes (1: the features explain it all).",
+    ),
+    (
+        "completeness_score",
+        "completeness",
+        "Share of each node's input that comes from other nodes rather than error nodes, "
+        "weighted by its influence on the logits (1: no error input at all).",
+    ),
+]
+
+
+def _scores(graph: Graph) -> list[dict[str, Any]]:
+    scores = graph.scores if isinstance(graph.scores, dict) else {}
+    return [
+        {"name": name, "value": scores[key], "help": help}
+        for key, name, help in SCORES
+        if isinstance(scores.get(key), int | float) and not isinstance(scores.get(key), bool)
+    ]
+
+
+def _feature_page_prefix(graph: Graph) -> str:
+    if graph.transcoder_set is None:
+        return ""
+    names = {"model": graph.model.slug, "set_slug": graph.transcoder_set.slug}
+    return reverse("feature-page", kwargs={**names, "layer": 0, "index": 0}).removesuffix("0/0")
+
 
 def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
     """The graph explorer. The page is a shell: the script downloads the graph artifact and
@@ -41,6 +74,8 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
         "subgraph_url": reverse("api-subgraph", kwargs={"share_slug": "-"})[:-1],
         "lookup_url": reverse("api-feature-lookup"),
         "transcoder_set": graph.transcoder_set.slug if graph.transcoder_set else "",
+        # The script appends "<layer>/<index>" to link a node to its feature's page.
+        "feature_page_prefix": _feature_page_prefix(graph),
         "subgraphs_url": reverse("api-graph-subgraphs", kwargs=names),
         # The Test panel: interventions and steering (steering/), and the runs made on this
         # graph; the script puts a share slug in place of "-" for a saved subgraph's runs.
@@ -51,6 +86,9 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
         "graph_runs_url": reverse("api-graph-runs", kwargs=names),
         "subgraph_runs_url": reverse("api-subgraph-runs", kwargs={"share_slug": "-"}),
         "can_save": request.user.is_authenticated,
+        "can_edit": graph.can_edit(request.user),
+        "graph_api_url": reverse("api-graph", kwargs=names),
+        "scores": _scores(graph),
         "embed": request.GET.get("embed") == "1",
         "visibilities": Visibility.choices,
     }

@@ -165,6 +165,13 @@ def test_up_serves_until_sigterm_and_leaves_nothing_running(var_dir: Path) -> No
     assert set(body["components"]) == {"database", "redis", "worker"}  # type: ignore[call-overload]
     children = [child.pid for child in up.family()]
     assert children, "up should run the web server and worker as child processes"
+    # A link nobody may open is the site's own 404, not Django's debug page of URL patterns.
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://127.0.0.1:{up.port}/graphs/nope/private", timeout=10)
+    assert missing.value.code == 404
+    page = missing.value.read().decode()
+    assert "Nothing here" in page
+    assert "URLconf" not in page
 
     up.process.send_signal(signal.SIGTERM)
     assert up.process.wait(timeout=60) == 0

@@ -3,6 +3,7 @@
 // a node with thousands of edges scrolls smoothly.
 
 import { featureKey, Kind, type Graph } from "./graph";
+import { nodeActions, runNodeAction } from "./nodeActions";
 import { nodeName, select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
 import { formatNumber } from "./style";
 
@@ -39,7 +40,12 @@ const GLYPH: Record<number, string> = {
   [Kind.Logit]: "◆",
 };
 
-function virtualList(container: HTMLElement, store: ExplorerStore): (rows: Row[]) => void {
+interface VirtualList {
+  set(rows: Row[]): void; // new rows, scrolled to the top
+  refresh(): void; // the same rows, redrawn where they are (pins changed)
+}
+
+function virtualList(container: HTMLElement, store: ExplorerStore, featurePrefix: string): VirtualList {
   const viewport = document.createElement("div");
   viewport.className = "vlist";
   const spacer = document.createElement("div");
@@ -81,7 +87,7 @@ function virtualList(container: HTMLElement, store: ExplorerStore): (rows: Row[]
         const weight = document.createElement("span");
         weight.className = `vrow-weight ${row.weight >= 0 ? "pos" : "neg"}`;
         weight.textContent = formatNumber(row.weight);
-        el.append(glyph, label, where, weight);
+        el.append(glyph, label, where, weight, nodeActions(s, row.other, featurePrefix, true));
       }
       children.push(el);
     }
@@ -90,6 +96,7 @@ function virtualList(container: HTMLElement, store: ExplorerStore): (rows: Row[]
   };
   viewport.addEventListener("scroll", () => requestAnimationFrame(render), { passive: true });
   viewport.addEventListener("click", (event) => {
+    if (runNodeAction(store, event)) return;
     const el = (event.target as HTMLElement).closest<HTMLElement>(".vrow[data-node]");
     if (!el) return;
     const i = Number(el.dataset["node"]);
@@ -101,28 +108,34 @@ function virtualList(container: HTMLElement, store: ExplorerStore): (rows: Row[]
     if (el) store.set({ hovered: Number(el.dataset["node"]) });
   });
   viewport.addEventListener("mouseleave", () => store.set({ hovered: -1 }));
-  return (next) => {
-    rows = next;
-    rendered = "";
-    viewport.scrollTop = 0;
-    render();
+  return {
+    set(next) {
+      rows = next;
+      rendered = "";
+      viewport.scrollTop = 0;
+      render();
+    },
+    refresh() {
+      rendered = "";
+      render();
+    },
   };
 }
 
-export function setUpNodeConnections(element: HTMLElement, store: ExplorerStore): void {
+export function setUpNodeConnections(element: HTMLElement, store: ExplorerStore, featurePrefix = ""): void {
   element.classList.add("connections");
   const title = document.createElement("div");
   title.className = "panel-title";
   const columns = document.createElement("div");
   columns.className = "connections-columns";
-  const make = (name: string): { set: (rows: Row[]) => void; heading: HTMLElement } => {
+  const make = (name: string): { list: VirtualList; heading: HTMLElement } => {
     const column = document.createElement("section");
     column.className = "connections-column";
     const heading = document.createElement("h3");
     heading.textContent = name;
     column.appendChild(heading);
     columns.appendChild(column);
-    return { set: virtualList(column, store), heading };
+    return { list: virtualList(column, store, featurePrefix), heading };
   };
   const inputs = make("Inputs");
   const outputs = make("Outputs");
@@ -132,8 +145,8 @@ export function setUpNodeConnections(element: HTMLElement, store: ExplorerStore)
     const i = s.selected;
     if (i < 0) {
       title.textContent = "Click a node to see its connections";
-      inputs.set([]);
-      outputs.set([]);
+      inputs.list.set([]);
+      outputs.list.set([]);
       inputs.heading.textContent = "Inputs";
       outputs.heading.textContent = "Outputs";
       return;
@@ -143,9 +156,13 @@ export function setUpNodeConnections(element: HTMLElement, store: ExplorerStore)
     const outs = connectionRows(s, i, "output");
     inputs.heading.textContent = `Inputs (${ins.filter((r) => !("header" in r)).length})`;
     outputs.heading.textContent = `Outputs (${outs.filter((r) => !("header" in r)).length})`;
-    inputs.set(ins);
-    outputs.set(outs);
+    inputs.list.set(ins);
+    outputs.list.set(outs);
   };
-  store.watch(["selected", "view", "labels", "pinned", "explanations", "showNames"], update);
+  store.watch(["selected", "view", "labels", "explanations", "showNames"], update);
+  store.watch(["pinned", "grouping"], () => {
+    inputs.list.refresh();
+    outputs.list.refresh();
+  });
   update(store.get());
 }

@@ -8,6 +8,7 @@ import type { FeatureDetail, FeatureKey } from "../api/types";
 import { el } from "../site/dom";
 import { featureKey, Kind, type Graph, type NodeInfo } from "./graph";
 import { showToken } from "./linkGraph";
+import { groupPicked, nodeActions, runNodeAction, syncNodeActions } from "./nodeActions";
 import { nodeName, setLabel, type ExplorerState, type ExplorerStore } from "./state";
 import { formatNumber } from "./style";
 
@@ -79,7 +80,12 @@ function examples(detail: FeatureDetail): HTMLElement | null {
     const to = Math.min(example.tokens.length, peak + 8);
     for (let t = from; t < to; t++) {
       const value = example.values[t] ?? 0;
-      const span = el("span", "tok", showToken(example.tokens[t] ?? ""));
+      // Spaces stay spaces (not showToken's no-break ones), and a token's leading space goes
+      // before its highlight: the snippet wraps between words, never inside one.
+      const text = (example.tokens[t] ?? "").replace(/\n/g, "⏎");
+      const word = text.trimStart();
+      if (word && word !== text) line.appendChild(document.createTextNode(text.slice(0, text.length - word.length)));
+      const span = el("span", "tok", word || text);
       if (value > 0) {
         span.style.backgroundColor = `rgba(224, 112, 27, ${Math.min(1, value / globalMax).toFixed(2)})`;
         span.title = formatNumber(value);
@@ -91,8 +97,20 @@ function examples(detail: FeatureDetail): HTMLElement | null {
   return box;
 }
 
-export function setUpFeaturePanel(element: HTMLElement, store: ExplorerStore, lookup: FeatureLookup | null, model: string, set: string): void {
+export function setUpFeaturePanel(element: HTMLElement, store: ExplorerStore, lookup: FeatureLookup | null, model: string, set: string, featurePrefix = ""): void {
   element.classList.add("feature-panel");
+  // The selected node's buttons (pin, pick for a group, feature page) and "Group the picked".
+  const groupButton = el("button", "node-action group-picked");
+  groupButton.type = "button";
+  const syncActions = (s: ExplorerState): void => {
+    syncNodeActions(element, s);
+    groupButton.hidden = s.grouping.length < 2;
+    groupButton.textContent = `Group the ${s.grouping.length} picked`;
+  };
+  element.addEventListener("click", (event) => {
+    if (event.target === groupButton) groupPicked(store);
+    else runNodeAction(store, event);
+  });
   let shown = -2;
   let shownSelected = -2;
   let labelsVersion: ReadonlyMap<number, string> | null = null;
@@ -119,6 +137,9 @@ export function setUpFeaturePanel(element: HTMLElement, store: ExplorerStore, lo
     header.append(title, facts);
     const children: Node[] = [header];
     if (i === s.selected) {
+      const actions = nodeActions(s, i, featurePrefix, false);
+      actions.appendChild(groupButton);
+      children.push(actions);
       // Inline, plain-text label editing for the selected node.
       const edit = el("input", "label-edit");
       edit.type = "text";
@@ -179,5 +200,7 @@ export function setUpFeaturePanel(element: HTMLElement, store: ExplorerStore, lo
     }
   };
   store.watch(["hovered", "selected", "labels", "explanations", "showNames"], render);
+  store.watch(["pinned", "grouping", "selected", "hovered"], syncActions);
   render(store.get());
+  syncActions(store.get());
 }

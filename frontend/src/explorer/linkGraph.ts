@@ -4,6 +4,7 @@
 // does not grow with the total number of edges.
 
 import { edgeShare, featureKey, Kind, type Graph } from "./graph";
+import { COLUMN_GAP } from "./layout";
 import { edgeVisible } from "./prune";
 import { Scheduler, type LayerName } from "./scheduler";
 import { nearest } from "./spatial";
@@ -28,15 +29,49 @@ export interface LinkGraphHandle {
   clientPosition(i: number): { x: number; y: number } | null;
 }
 
+// Logit labels are drawn rising at 60°, from just above their node.
+const LABEL_ANGLE = Math.PI / 3;
+const LABEL_CHAR_PX = 6.3; // an 11px system-ui character, on average (fitting only; drawing measures)
+
+/** A logit node's label: its token (a logit difference is "logit(a)-logit(b)") and probability. */
+export function logitLabel(node: Graph["nodes"][number]): string {
+  const p = Number.isNaN(node.tokenProb) ? "" : ` ${(node.tokenProb * 100).toFixed(node.tokenProb < 0.1 ? 1 : 0)}%`;
+  return `${showToken(node.token).slice(0, 40)}${p}`;
+}
+
+const longestLabels = new WeakMap<ExplorerState["view"], number>();
+function longestLogitLabel(s: ExplorerState): number {
+  let longest = longestLabels.get(s.view);
+  if (longest !== undefined) return longest;
+  longest = 0;
+  const g = s.graph;
+  for (let i = 0; i < g.n; i++) {
+    if (g.kind[i] === Kind.Logit && s.view.visible[i] === 1) longest = Math.max(longest, logitLabel(g.nodes[i]!).length);
+  }
+  longestLabels.set(s.view, longest);
+  return longest;
+}
+
+/** Room above and right of the graph for the longest logit label (logits sit in the last
+ * column), so a fitted view shows it whole. */
+export function labelMargins(s: ExplorerState, width: number, height: number): { top: number; right: number } {
+  const length = longestLogitLabel(s) * LABEL_CHAR_PX;
+  return {
+    top: Math.round(Math.min(Math.max(MARGIN.top, length * Math.sin(LABEL_ANGLE) + 16), height * 0.4)),
+    right: Math.round(Math.min(Math.max(MARGIN.right, length * Math.cos(LABEL_ANGLE) + 8), width * 0.3)),
+  };
+}
+
 export function fitViewport(s: ExplorerState, width: number, height: number): Viewport {
   const { layout } = s.view;
-  const w = Math.max(width - MARGIN.left - MARGIN.right, 10);
-  const h = Math.max(height - MARGIN.top - MARGIN.bottom, 10);
+  const { top, right } = labelMargins(s, width, height);
+  const w = Math.max(width - MARGIN.left - right, 10);
+  const h = Math.max(height - top - MARGIN.bottom, 10);
   // x and y scale separately, so the graph fills the canvas whatever its shape.
   const k = Math.min(w / Math.max(layout.width, 1), 4);
   const ky = Math.min(h / Math.max(layout.height, 1), 4 * Math.max(1, h / w));
   const extraX = (w - layout.width * k) / 2;
-  return { x: -(MARGIN.left + extraX) / k, y: -MARGIN.top / ky, k, ky };
+  return { x: -(MARGIN.left + extraX) / k, y: -top / ky, k, ky };
 }
 
 interface Ctx2D {
@@ -167,12 +202,27 @@ function paintBase(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport
   // Prompt tokens under their columns; kept at the bottom edge when the embeddings are below it.
   ctx.textAlign = "center";
   const tokenY = Math.min((layout.rowY[0]! - vp.y) * vp.ky + 22, height - 10);
+  // Columns too narrow for a few characters (a phone) get their tokens slanted down and left,
+  // in the room under the row; a label never takes the next column's room.
+  const pitch = Math.min(...Array.from(layout.columnWidth, (cw) => cw * vp.k)) + COLUMN_GAP * vp.k;
+  const slant = pitch - 4 < ctx.measureText("abcd").width;
+  const slantRoom = Math.max((height - tokenY + 6) / Math.sin(Math.PI / 4) - 4, 0);
   for (let c = 0; c < layout.columnStart.length; c++) {
     const left = (layout.columnStart[c]! - vp.x) * vp.k;
     const w = layout.columnWidth[c]! * vp.k;
-    if (left + w < 0 || left > width || w < 10) continue;
+    if (left + w < 0 || left > width || w < 6) continue;
+    const token = showToken(g.metadata.promptTokens[c] ?? "");
     ctx.fillStyle = COLORS.ink;
-    ctx.fillText(truncate(ctx, showToken(g.metadata.promptTokens[c] ?? ""), w + 12), left + w / 2, tokenY);
+    if (slant) {
+      ctx.save();
+      ctx.translate(left + w / 2 + 3, tokenY - 6);
+      ctx.rotate(-Math.PI / 4);
+      ctx.textAlign = "right";
+      ctx.fillText(truncate(ctx, token, slantRoom), 0, 0);
+      ctx.restore();
+    } else {
+      ctx.fillText(truncate(ctx, token, w + COLUMN_GAP * vp.k - 4), left + w / 2, tokenY);
+    }
     ctx.fillStyle = COLORS.grid;
     ctx.fillRect(left, tokenY - 12, w, 1);
   }
@@ -230,11 +280,14 @@ function paintBase(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport
     if (sx < -50 || sx > width + 50) continue;
     if (labelled.some((other) => Math.abs(other - sx) < 11)) continue;
     labelled.push(sx);
+    // Shortened (with an ellipsis) where the canvas's top or right edge would cut it.
+    const room = Math.min((sy - 4) / Math.sin(LABEL_ANGLE), (width - sx - 4) / Math.cos(LABEL_ANGLE));
+    const text = truncate(ctx, logitLabel(node), room);
+    if (!text) continue;
     ctx.save();
     ctx.translate(sx, sy);
-    ctx.rotate(-Math.PI / 3);
-    const p = Number.isNaN(node.tokenProb) ? "" : ` ${(node.tokenProb * 100).toFixed(node.tokenProb < 0.1 ? 1 : 0)}%`;
-    ctx.fillText(`${showToken(node.token).slice(0, 24)}${p}`, 0, 0);
+    ctx.rotate(-LABEL_ANGLE);
+    ctx.fillText(text, 0, 0);
     ctx.restore();
   }
 }

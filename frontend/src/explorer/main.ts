@@ -15,7 +15,8 @@ import { setUpNodeConnections } from "./connections";
 import { addExplanations, createStore, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
 import { NeighbourhoodLoader, setUpNeighbourhood } from "./neighbourhood";
 import { announceExplorer } from "./ready";
-import { fetchSubgraph } from "./savedSubgraph";
+import type { SavedSubgraph } from "../api/types";
+import { fetchSubgraph, missingSubgraphText } from "./savedSubgraph";
 import { setUpSubgraph, type SubgraphHandle } from "./subgraph";
 import { emptyUrlState, parseLabels, parseSupernodes, parseUrlState, serialiseUrlState, validId, type UrlState } from "./urlState";
 import { groupNodes } from "./supernodes";
@@ -203,9 +204,15 @@ function setUpExport(element: HTMLElement, store: ExplorerStore, linkGraph: Link
     return b;
   };
   const name = slug || "graph";
-  button("Copy link", async () => {
+  const copy = button("Copy link", async () => {
     try {
       await navigator.clipboard.writeText(location.href);
+      copy.textContent = "Copied ✓";
+      copy.setAttribute("aria-label", "Link copied");
+      setTimeout(() => {
+        copy.textContent = "Copy link";
+        copy.removeAttribute("aria-label");
+      }, 1500);
     } catch {
       window.prompt("Copy this link", location.href);
     }
@@ -296,6 +303,17 @@ async function loadGraph(url: string, loadMs: Record<string, number>): Promise<G
 
 class GraphLoadError extends Error {}
 
+/** What a viewer of a shared subgraph reads first: its title, who saved it, and its notes. */
+function subgraphBanner(saved: SavedSubgraph): HTMLElement {
+  const box = el("section", "subgraph-banner");
+  box.setAttribute("aria-label", "Saved subgraph");
+  const head = el("p", "subgraph-banner-title");
+  head.append(el("strong", "", saved.title), el("span", "muted", ` · saved by ${saved.owner} · v${saved.version}`));
+  box.appendChild(head);
+  if (saved.notes.trim()) box.appendChild(el("p", "subgraph-banner-notes", saved.notes));
+  return box;
+}
+
 async function start(root: HTMLElement): Promise<void> {
   const graphUrl = root.dataset["graphUrl"] ?? "";
   const lookupUrl = root.dataset["lookupUrl"] ?? "";
@@ -322,14 +340,18 @@ async function start(root: HTMLElement): Promise<void> {
   const bare = serialiseUrlState(fromUrl) === "";
   const share = new URLSearchParams(location.search).get("subgraph") ?? "";
   const subgraphApi = root.dataset["subgraphUrl"] ?? "";
-  const saved = bare && subgraphApi && /^[A-Za-z0-9_-]{1,32}$/.test(share) ? await fetchSubgraph(subgraphApi + share) : null;
-  const initial = saved ?? (bare ? urlStateFromQParams(graph.qParams) : fromUrl);
+  // Asked for once, here; site/subgraphs.ts reads the answer from announceExplorer below.
+  const asked = share !== "";
+  const fetched = asked && subgraphApi && /^[A-Za-z0-9_-]{1,32}$/.test(share) ? await fetchSubgraph(subgraphApi + share) : null;
+  const saved = fetched?.ok ? fetched.subgraph : null;
+  const initial = fetched?.ok && bare ? fetched.state : bare ? urlStateFromQParams(graph.qParams) : fromUrl;
   store.set(fromUrlState(graph, initial, store.get().thresholds));
   loadMs["state"] = performance.now() - t2;
 
   // Page skeleton.
   const top = el("div", "explorer-top");
-  const title = el("h1", "explorer-title", graph.metadata.prompt || graph.metadata.slug || "Attribution graph");
+  const title = el("h1", "explorer-title", root.dataset["title"] || graph.metadata.prompt || graph.metadata.slug || "Attribution graph");
+  title.title = graph.metadata.prompt ? `Prompt: ${graph.metadata.prompt}` : title.textContent ?? "";
   const searchEl = el("div");
   const exportEl = el("div");
   const helpButton = el("button", "help-button", "?");
@@ -356,6 +378,12 @@ async function start(root: HTMLElement): Promise<void> {
       : "This graph came without links.";
     root.insertBefore(el("p", "explorer-note", text), main);
   }
+  if (asked && !saved) {
+    const note = el("p", "explorer-note subgraph-missing", missingSubgraphText(fetched?.ok === false ? fetched.status : 404));
+    note.setAttribute("role", "alert");
+    root.insertBefore(note, main);
+  }
+  if (saved) root.insertBefore(subgraphBanner(saved), main);
   if (graph.dropped.nodes || graph.dropped.links) {
     const note = el("p", "explorer-note", `${graph.dropped.nodes} nodes and ${graph.dropped.links} links in the file were unusable and were skipped.`);
     root.insertBefore(note, main);
@@ -364,8 +392,9 @@ async function start(root: HTMLElement): Promise<void> {
   const linkGraph = setUpLinkGraph(graphEl, store);
   setUpPruning(pruningEl, store);
   const search = setUpSearch(searchEl, store, (i) => store.get().explanations.get(i));
-  setUpNodeConnections(connectionsEl, store);
-  setUpFeaturePanel(featureEl, store, lookup, model, set);
+  const featurePrefix = root.dataset["featurePagePrefix"] ?? "";
+  setUpNodeConnections(connectionsEl, store, featurePrefix);
+  setUpFeaturePanel(featureEl, store, lookup, model, set, featurePrefix);
   const subgraph = setUpSubgraph(subgraphEl, store);
   setUpExport(exportEl, store, linkGraph, subgraph, graph.metadata.slug);
   const explainUrl = root.dataset["explainUrl"] ?? "";
@@ -398,6 +427,7 @@ async function start(root: HTMLElement): Promise<void> {
       subgraphRunsUrl: (slug) => runsUrl.replace("-/", `${encodeURIComponent(slug)}/`),
       canRun: root.dataset["canRun"] === "1",
       loginUrl: root.dataset["loginUrl"] ?? "/accounts/login/",
+      missingSubgraph: asked && !saved ? share : "",
     });
   }
   helpButton.addEventListener("click", () => store.set({ helpOpen: true }));
@@ -414,7 +444,7 @@ async function start(root: HTMLElement): Promise<void> {
 
   // The browser tests and the load benchmark read the page through this handle.
   window.__explorer = { store, linkGraph, lookup, loadMs };
-  announceExplorer({ store });
+  announceExplorer({ store, subgraph: saved });
   requestAnimationFrame(() => {
     linkGraph.scheduler.flush();
     root.dataset["ready"] = "1";

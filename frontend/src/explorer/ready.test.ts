@@ -11,7 +11,7 @@ describe("explorerReady", () => {
     const waiting = explorerReady.then((handle) => (got = handle.store));
     await Promise.resolve();
     expect(got).toBeNull();
-    announceExplorer({ store });
+    announceExplorer({ store, subgraph: null });
     await waiting;
     expect(got).toBe(store);
   });

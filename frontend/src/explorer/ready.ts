@@ -2,10 +2,13 @@
 // scripts (site/subgraphs.ts, a separate entry) wait for it instead of polling a global. Both
 // entries import this module; the build puts it in one shared chunk, so they share its promise.
 
+import type { SavedSubgraph } from "../api/types";
 import type { ExplorerStore } from "./state";
 
 export interface ExplorerHandle {
   store: ExplorerStore;
+  // The saved subgraph the page opened with (?subgraph=<slug>), fetched once, by the explorer.
+  subgraph: SavedSubgraph | null;
 }
 
 let announce: (handle: ExplorerHandle) => void = () => undefined;

@@ -2,7 +2,7 @@
 // clicked_id) to and from the explorer's state. `?subgraph=<share_slug>` on the page opens one;
 // `toSubgraphFields` is what a save dialog sends. Field names come from the generated schema.
 
-import type { SubgraphFields } from "../api/types";
+import type { SavedSubgraph, SubgraphFields } from "../api/types";
 import type { ExplorerState } from "./state";
 import { emptyUrlState, parseLabels, parseSupernodes, validId, type UrlState } from "./urlState";
 
@@ -40,12 +40,34 @@ export function toSubgraphFields(s: ExplorerState): SubgraphFields {
   };
 }
 
-export async function fetchSubgraph(url: string): Promise<UrlState | null> {
+/** What asking for `?subgraph=<slug>` gave: the subgraph (as the server sent it, and as URL
+ * state), or why there is none to show (a private, deleted or never-made one is a 404). */
+export type SubgraphFetch =
+  | { ok: true; subgraph: SavedSubgraph; state: UrlState }
+  | { ok: false; status: number };
+
+function isSaved(raw: unknown): raw is SavedSubgraph {
+  if (typeof raw !== "object" || raw === null) return false;
+  const r = raw as Record<string, unknown>;
+  return typeof r["share_slug"] === "string" && typeof r["title"] === "string" && typeof r["owner"] === "string";
+}
+
+export async function fetchSubgraph(url: string): Promise<SubgraphFetch> {
   try {
     const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    if (!response.ok) return null;
-    return subgraphToUrlState(await response.json());
+    if (!response.ok) return { ok: false, status: response.status };
+    const raw: unknown = await response.json();
+    if (!isSaved(raw)) return { ok: false, status: 0 };
+    return { ok: true, subgraph: { ...raw, notes: raw.notes ?? "", visibility: raw.visibility ?? "private" }, state: subgraphToUrlState(raw) };
   } catch {
-    return null;
+    return { ok: false, status: 0 };
   }
+}
+
+/** The line the page shows when a linked subgraph cannot be opened. */
+export function missingSubgraphText(status: number): string {
+  if (status === 404 || status === 403) {
+    return "The subgraph in this link could not be opened: it is private, was deleted, or never existed. Showing the graph without it.";
+  }
+  return "The subgraph in this link could not be loaded (the server did not answer). Showing the graph without it.";
 }

@@ -145,7 +145,7 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
     }
     hint.textContent = s.pinned.length
       ? `${s.pinned.length} pinned · ${s.groups.length} groups${s.grouping.length ? ` · ${s.grouping.length} picked` : ""}`
-      : "Ctrl/Cmd-click nodes to pin them here";
+      : "Pin nodes (the Pin buttons, or Ctrl/Cmd-click) to see them here";
     groupButton.disabled = s.grouping.length < 2;
     ungroupButton.disabled = !(unitIndexOfSelected(s) >= 0 && agg.units[unitIndexOfSelected(s)]!.group >= 0);
     clearButton.disabled = s.pinned.length === 0;

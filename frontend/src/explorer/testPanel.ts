@@ -42,6 +42,7 @@ export interface TestPanelOptions {
   subgraphRunsUrl: (shareSlug: string) => string;
   canRun: boolean;
   loginUrl: string;
+  missingSubgraph: string; // the ?subgraph= slug that could not be opened, or ""
 }
 
 const POLL_MS = 1000;
@@ -63,9 +64,11 @@ function numberInput(value: number, min: number, max: number, step: number, name
   return input;
 }
 
-function shareSlug(): string {
+/** The saved subgraph the page is on (the URL names it; a subgraph saved here updates the URL);
+ * `missing` is the one the page was linked to but could not open: runs go on the graph then. */
+function shareSlug(missing: string): string {
   const slug = new URLSearchParams(location.search).get("subgraph") ?? "";
-  return /^[A-Za-z0-9_-]{1,32}$/.test(slug) ? slug : "";
+  return /^[A-Za-z0-9_-]{1,32}$/.test(slug) && slug !== missing ? slug : "";
 }
 
 /** How a job's view reads in the panel's status line while it runs. */
@@ -308,7 +311,7 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
   };
 
   const refreshHistory = async (): Promise<void> => {
-    const slug = shareSlug();
+    const slug = shareSlug(options.missingSubgraph);
     historyTitle.textContent = slug ? "Runs on this subgraph" : "Runs on this graph";
     const reply = await sendJson(slug ? options.subgraphRunsUrl(slug) : options.graphRunsUrl, "GET", undefined);
     if (reply.status !== 200) return;
@@ -356,7 +359,7 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
   };
 
   const common = (): Record<string, unknown> => {
-    const slug = shareSlug();
+    const slug = shareSlug(options.missingSubgraph);
     return {
       model: options.model,
       ...(options.set ? { transcoder_set: options.set } : {}),

@@ -4,6 +4,7 @@
 // embed code).
 
 import type { SavedSubgraph as Saved } from "../api/types";
+import { isVisibility, reachWarning, setUpGraphVisibility, type GraphVisibility } from "../explorer/graphVisibility";
 import { explorerReady } from "../explorer/ready";
 import { toSubgraphFields } from "../explorer/savedSubgraph";
 import { asApiError, el, sendJson } from "./dom";
@@ -11,7 +12,34 @@ import { embedCode, shareLink } from "./share";
 
 const VISIBILITY: Record<string, string> = { private: "Private", unlisted: "Unlisted", public: "Public" };
 
-export function setUpSavedSubgraphs(panel: HTMLElement): void {
+/**
+ * The warning under a dialog's visibility select: shown while the chosen visibility would hand
+ * out a link the graph's own visibility blocks, with a button (for the graph's owner) that
+ * makes the graph unlisted.
+ */
+function reachCheck(dialog: HTMLDialogElement, select: HTMLSelectElement, graph: GraphVisibility): () => void {
+  const box = dialog.querySelector<HTMLElement>(".dialog-warning")!;
+  const text = box.querySelector("p")!;
+  const fix = box.querySelector<HTMLButtonElement>("[data-graph-visibility]")!;
+  const update = (): void => {
+    const chosen = select.value;
+    const warning = isVisibility(chosen) ? reachWarning(graph.value, chosen, graph.canEdit) : null;
+    box.hidden = warning === null;
+    text.textContent = warning ?? "";
+    fix.hidden = !graph.canEdit;
+  };
+  fix.addEventListener("click", async () => {
+    fix.disabled = true;
+    const error = await graph.change("unlisted");
+    fix.disabled = false;
+    if (error) text.textContent = error;
+  });
+  select.addEventListener("change", update);
+  graph.subscribe(update);
+  return update;
+}
+
+export function setUpSavedSubgraphs(panel: HTMLElement, graph: GraphVisibility): void {
   const listUrl = panel.dataset["listUrl"]!;
   const detailUrl = (slug: string): string => `${panel.dataset["detailUrl"]}${encodeURIComponent(slug)}`;
   const me = panel.dataset["username"] ?? "";
@@ -22,6 +50,10 @@ export function setUpSavedSubgraphs(panel: HTMLElement): void {
   const saveStatus = saveDialog.querySelector<HTMLElement>(".dialog-status")!;
   const overwrite = saveDialog.querySelector<HTMLButtonElement>("[value=overwrite]")!;
   const shareDialog = document.getElementById("share-dialog") as HTMLDialogElement;
+  const panelStatus = panel.querySelector<HTMLElement>(".saved-status");
+  const checkSave = reachCheck(saveDialog, saveForm.elements.namedItem("visibility") as HTMLSelectElement, graph);
+  const shareForm = shareDialog.querySelector("form")!;
+  const checkShare = reachCheck(shareDialog, shareForm.elements.namedItem("visibility") as HTMLSelectElement, graph);
   let current: Saved | null = null;
   let items: Saved[] = [];
 
@@ -64,6 +96,10 @@ export function setUpSavedSubgraphs(panel: HTMLElement): void {
     if (!confirm(`Delete the subgraph “${s.title}”? This cannot be undone.`)) return;
     const reply = await sendJson(detailUrl(s.share_slug), "DELETE", undefined);
     if (reply.status === 204 && current?.share_slug === s.share_slug) current = null;
+    if (panelStatus) {
+      panelStatus.textContent = reply.status === 204 ? `Deleted “${s.title}”.` : `Not deleted: ${asApiError(reply.body, reply.status).error}`;
+      panelStatus.classList.toggle("bad", reply.status !== 204);
+    }
     await refresh();
   };
 
@@ -79,6 +115,7 @@ export function setUpSavedSubgraphs(panel: HTMLElement): void {
       input(saveForm, "notes").value = current.notes;
       input(saveForm, "visibility").value = current.visibility;
     }
+    checkSave();
     saveDialog.showModal();
   };
 
@@ -119,7 +156,7 @@ export function setUpSavedSubgraphs(panel: HTMLElement): void {
   };
 
   const openShare = (s: Saved): void => {
-    const form = shareDialog.querySelector("form")!;
+    const form = shareForm;
     const link = shareLink(location.href, s.share_slug, false);
     (shareDialog.querySelector(".share-title") as HTMLElement).textContent = s.title;
     input(form, "link").value = link;
@@ -134,13 +171,15 @@ export function setUpSavedSubgraphs(panel: HTMLElement): void {
       if (reply.status === 200) {
         Object.assign(s, reply.body as Saved);
         if (current?.share_slug === s.share_slug) current = s;
-        status.textContent = `Now ${VISIBILITY[s.visibility]?.toLowerCase() ?? s.visibility}.`;
+        status.textContent = `The subgraph is now ${VISIBILITY[s.visibility]?.toLowerCase() ?? s.visibility}.`;
         await refresh();
       } else {
         status.textContent = reply.status === 409 ? "Someone saved a newer version: reload the page first." : asApiError(reply.body, reply.status).error;
         visibility.value = s.visibility;
       }
+      checkShare();
     };
+    checkShare();
     shareDialog.showModal();
   };
 
@@ -155,16 +194,15 @@ export function setUpSavedSubgraphs(panel: HTMLElement): void {
   });
   shareDialog.querySelector("[data-close]")?.addEventListener("click", () => shareDialog.close());
 
-  // The subgraph opened with ?subgraph=<slug> is the one "Save over" writes to.
-  const opened = new URLSearchParams(location.search).get("subgraph");
-  if (opened) {
-    void sendJson(detailUrl(opened), "GET", undefined).then((reply) => {
-      if (reply.status === 200) current = reply.body as Saved;
-      render();
-    });
-  }
+  // The subgraph opened with ?subgraph=<slug> is the one "Save over" writes to; the explorer
+  // fetched it already.
+  void explorerReady.then(({ subgraph }) => {
+    current = subgraph;
+    render();
+  });
   void refresh();
 }
 
 const panel = document.getElementById("saved-subgraphs");
-if (panel) setUpSavedSubgraphs(panel);
+const bar = document.getElementById("graph-bar");
+if (panel && bar) setUpSavedSubgraphs(panel, setUpGraphVisibility(bar));

@@ -189,6 +189,10 @@ class Command(BaseCommand):
                 # The site is still useful without it (uploads, other models): say so, go on.
                 self.stderr.write(f"demo pack not loaded: {exc}")
 
+        # `up` is the demo people open from other machines and share links from: Django's debug
+        # pages (settings, every URL pattern) are not for them, and a shared link that is a 404
+        # must read as the site's own page. DEBUG=1 in the environment still turns them on.
+        os.environ.setdefault("DEBUG", "false")
         children = self._children(host, port)
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
