@@ -133,7 +133,8 @@ def _remix_initial(request: HttpRequest, ref: str) -> dict[str, Any]:
 
 def generate(request: HttpRequest) -> HttpResponse:
     initial: dict[str, Any] = {}
-    if ref := request.GET.get("remix", "")[:300]:
+    # A NUL can be in no stored slug (and Postgres refuses it in a query): such a ref is no graph.
+    if (ref := request.GET.get("remix", "")[:300]) and "\x00" not in ref:
         initial = _remix_initial(request, ref)
     if model := request.GET.get("model"):
         initial.setdefault("model", model[:100])

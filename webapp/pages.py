@@ -43,7 +43,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def search(request: HttpRequest) -> HttpResponse:
     """Graphs by prompt or title, features by explanation text or ``L12/3456``."""
-    q = request.GET.get("q", "").strip()[:200]
+    # NUL characters are dropped: no stored text can hold one (Postgres refuses them, which would
+    # be a 500), so they can be part of no match, and the rest of the words still search.
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:200]
     graphs: list[Graph] = []
     features: list[Feature] = []
     if q:
