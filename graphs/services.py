@@ -4,12 +4,19 @@
 through ``store_generated_graph``): validate, write the artifact, then the ``Graph`` row and its
 ``GraphNode`` index in one transaction. If the transaction fails the artifact is deleted, so
 nothing is half-written.
+
+Slugs are unique per model, and a name taken must never tell someone that a graph they may not
+see exists. So a graph a user creates that is not public gets a slug of its own kind
+(``private_slug``: their name plus random letters): nobody can find it by trying names, and it
+never takes a name someone else wants for a public graph. A taken name is then reported only
+when the requester can list the graph that has it (docs/api.md, "Slugs").
 """
 
 from __future__ import annotations
 
 import io
 import re
+import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +43,9 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 _NODE_BATCH = 5000
+# Letters only, so a private slug never looks like free_slug's "-2", "-3"; 24**10 is about 2**46.
+_SUFFIX_LETTERS = "abcdefghijkmnpqrstuvwxyz"
+_SUFFIX_LENGTH = 10
 
 
 def limits() -> Limits:
@@ -88,6 +98,27 @@ def free_slug(model: LanguageModel, wanted: str) -> str:
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
+
+
+def private_slug(wanted: str) -> str:
+    """The slug of a non-public graph a user creates: ``wanted`` slugified, then random letters."""
+    base = slugify(wanted)[: 99 - _SUFFIX_LENGTH] or "graph"
+    suffix = "".join(secrets.choice(_SUFFIX_LETTERS) for _ in range(_SUFFIX_LENGTH))
+    return f"{base}-{suffix}"
+
+
+def slug_taken(model: LanguageModel, slug: str, user: User | None) -> str | None:
+    """Why ``user`` cannot have ``slug`` for a public graph of ``model``, or None when it is free.
+
+    Only a graph the user can list (theirs, or a public one) is named as the reason; any other
+    (a private graph made before private slugs, or by an admin's import) gets the same answer
+    whatever it is, so the reply says nothing about it.
+    """
+    if not Graph.objects.filter(model=model, slug=slug).exists():
+        return None
+    if user is None or Graph.objects.listed_for(user).filter(model=model, slug=slug).exists():
+        return f"model {model.slug!r} already has a graph called {slug!r}"
+    return f"the slug {slug!r} is not available; choose another"
 
 
 def store_graph(
@@ -155,9 +186,8 @@ def store_graph(
     except IntegrityError as exc:
         artifacts.delete(stored.name)
         if "graph_slug_per_model" in str(exc):
-            raise GraphValidationError(
-                {"slug": f"model {model.slug!r} already has a graph called {slug!r}"}
-            ) from None
+            reason = slug_taken(model, slug, owner) or f"the slug {slug!r} was just taken"
+            raise GraphValidationError({"slug": reason}) from None
         raise
     except BaseException:
         artifacts.delete(stored.name)
@@ -180,14 +210,15 @@ def store_generated_graph(
     then: Callable[[Graph], None],
 ) -> Graph:
     """Validate and store the graph JSON a worker generated, under ``slug`` or (when empty) a free
-    slug made from the prompt. ``then(graph)`` runs inside the same transaction (the job system
-    marks its job succeeded there): if it raises, the graph and its artifact are gone and the
-    exception propagates.
+    slug made from the prompt; a graph that is not public gets ``private_slug`` of either.
+    ``then(graph)`` runs inside the same transaction (the job system marks its job succeeded
+    there): if it raises, the graph and its artifact are gone and the exception propagates.
 
     Raises ``GraphValidationError`` when the graph cannot be stored (e.g. ``slug`` is taken).
     """
     normalised = validate_graph(document, n_layers=model.n_layers, limits=limits())
     metadata = document.get("metadata") or {}
+    private = visibility != Visibility.PUBLIC
     for _ in range(5):
         try:
             return _store_generated(
@@ -196,7 +227,9 @@ def store_generated_graph(
                 model=model,
                 transcoder_set=transcoder_set,
                 owner=owner,
-                slug=slug or free_slug(model, prompt[:60]),
+                slug=private_slug(slug or prompt[:60])
+                if private
+                else slug or free_slug(model, prompt[:60]),
                 visibility=visibility,
                 title=title,
                 target=target,
@@ -204,8 +237,8 @@ def store_generated_graph(
                 then=then,
             )
         except GraphValidationError as exc:
-            # Another graph took the free slug between free_slug and the insert: retry.
-            if slug or "slug" not in exc.errors:
+            # Another graph took the slug we picked between picking and the insert: pick again.
+            if (slug and not private) or "slug" not in exc.errors:
                 raise
     raise GraphValidationError({"slug": "could not find a free slug for this graph"})
 
@@ -278,10 +311,14 @@ def import_graph_bytes(
     visibility: str = Visibility.PRIVATE,
     source: str = Graph.Source.UPLOAD,
     title: str = "",
+    name_privately: bool = False,
 ) -> Graph:
     """Validate a graph file (JSON or gzipped JSON) and store it. The model comes from
     ``model_slug`` or the file's ``metadata.scan``; the slug from ``slug``, the file's
-    ``metadata.slug`` or the prompt (made unique only when not given explicitly)."""
+    ``metadata.slug`` or the prompt (made unique only when not given explicitly).
+
+    ``name_privately`` (what a user's upload sets): a graph that is not public gets
+    ``private_slug`` of that name. Admin imports keep the exact name they give."""
     lim = limits()
     # Parse once, find the model (maybe from metadata.scan), then validate against its layers.
     parsed = parse_json(read_limited(io.BytesIO(data), lim.max_bytes))
@@ -298,13 +335,14 @@ def import_graph_bytes(
             {"slug": "use only lowercase letters, numbers, hyphens and underscores"}
         )
     wanted = graph.metadata.get("slug") or graph.metadata["prompt"][:60] or "graph"
+    private = name_privately and visibility != Visibility.PUBLIC
     for attempt in range(3):
         try:
             return store_graph(
                 graph,
                 model=model,
                 transcoder_set=transcoder_set,
-                slug=slug or free_slug(model, wanted),
+                slug=private_slug(slug or wanted) if private else slug or free_slug(model, wanted),
                 owner=owner,
                 visibility=visibility,
                 source=source,
@@ -312,7 +350,7 @@ def import_graph_bytes(
             )
         except GraphValidationError as exc:
             # A slug we picked was taken by a concurrent upload in between: pick again.
-            if slug or "slug" not in exc.errors or attempt == 2:
+            if (slug and not private) or "slug" not in exc.errors or attempt == 2:
                 raise
     raise AssertionError("unreachable")
 

@@ -146,6 +146,7 @@ class GraphListView(generics.ListCreateAPIView[Graph]):
                 owner=request.user,  # type: ignore[arg-type]
                 visibility=form.validated_data["visibility"],
                 title=form.validated_data.get("title", ""),
+                name_privately=True,
             )
         except GraphValidationError as exc:
             raise _validation_error(exc) from None

@@ -19,6 +19,7 @@ from rest_framework import serializers
 from contract.params import AttributeParams, Params, TokenizeParams
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
+from graphs import services as graph_services
 from graphs.models import Graph
 from jobs import services, tokens
 from jobs.models import Job
@@ -198,13 +199,18 @@ class GenerateSerializer(GenerationSettingsSerializer):
                 raise serializers.ValidationError(
                     {"slug": "use only lowercase letters, numbers, hyphens and underscores"}
                 )
-            taken = Graph.objects.filter(model=model, slug=slug).exists() or (
-                Job.objects.active().filter(model=model, params__slug=slug).exists()
-            )
-            if taken:
-                raise serializers.ValidationError(
-                    {"slug": f"model {model.slug!r} already has a graph called {slug!r}"}
+            # A graph that is not public gets a slug of its own (graphs/services.py), so only a
+            # public one can find its name taken, and only by what its requester may list.
+            if attrs["visibility"] == Visibility.PUBLIC:
+                user = self.context["request"].user
+                reason = graph_services.slug_taken(model, slug, user)
+                queued = Job.objects.active().filter(
+                    model=model, owner=user, params__slug=slug, params__visibility=Visibility.PUBLIC
                 )
+                if reason is None and queued.exists():
+                    reason = f"your queued job already makes a graph called {slug!r}"
+                if reason is not None:
+                    raise serializers.ValidationError({"slug": reason})
         return attrs
 
 

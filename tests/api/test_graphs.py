@@ -51,7 +51,9 @@ def test_uploads_need_a_signed_in_user(anon: Any, model: Any) -> None:
 
 def test_a_taken_slug_is_a_400_naming_the_slug(alice: Any, model: Any) -> None:
     make_graph(alice, slug="cat")
-    response = upload(client_for(alice), graph_json(), model="tiny", slug="cat")
+    response = upload(
+        client_for(alice), graph_json(), model="tiny", slug="cat", visibility="public"
+    )
     assert response.status_code == 400
     assert "slug" in response.json()["detail"]
     assert Graph.objects.count() == 1
@@ -59,7 +61,7 @@ def test_a_taken_slug_is_a_400_naming_the_slug(alice: Any, model: Any) -> None:
 
 def test_without_a_slug_a_taken_one_gets_a_suffix(alice: Any, model: Any) -> None:
     make_graph(alice, slug="cat")
-    response = upload(client_for(alice), graph_json(slug="cat"), model="tiny")
+    response = upload(client_for(alice), graph_json(slug="cat"), model="tiny", visibility="public")
     assert response.status_code == 201
     assert response.json()["slug"] == "cat-2"
 

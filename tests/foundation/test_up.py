@@ -240,7 +240,7 @@ model.default_transcoder_set = TranscoderSet.objects.create(
 model.save(update_fields=["default_transcoder_set"])
 alice = User.objects.create_user("alice", password="pw-alice-123")
 form = GenerateSerializer(
-    data={"model": "tiny-up", "prompt": "w5 w6 w7 w8", "slug": "held"},
+    data={"model": "tiny-up", "prompt": "w5 w6 w7 w8", "slug": "held", "visibility": "public"},
     context={"request": SimpleNamespace(user=alice)},
 )
 assert form.is_valid(), form.errors

@@ -122,8 +122,10 @@ def test_malformed_bodies_get_400(as_alice: APIClient, tiny: LanguageModel, body
 
 
 def test_a_slug_already_taken_is_refused(as_alice: APIClient, tiny: LanguageModel) -> None:
-    Graph.objects.create(model=tiny, slug="mine", prompt="x", artifact="graphs/x.json.gz")
-    response = generate(as_alice, **valid(slug="mine"))
+    Graph.objects.create(
+        model=tiny, slug="mine", prompt="x", artifact="graphs/x.json.gz", visibility="public"
+    )
+    response = generate(as_alice, **valid(slug="mine", visibility="public"))
     assert response.status_code == 400
     assert "already has a graph" in response.json()["detail"]["slug"]
 
@@ -131,8 +133,8 @@ def test_a_slug_already_taken_is_refused(as_alice: APIClient, tiny: LanguageMode
 def test_a_slug_reserved_by_a_queued_job_is_refused(
     as_alice: APIClient, tiny: LanguageModel
 ) -> None:
-    assert generate(as_alice, **valid(slug="first")).status_code == 202
-    assert generate(as_alice, **valid(slug="first")).status_code == 400
+    assert generate(as_alice, **valid(slug="first", visibility="public")).status_code == 202
+    assert generate(as_alice, **valid(slug="first", visibility="public")).status_code == 400
 
 
 def test_anonymous_callers_cannot_generate(tiny: LanguageModel) -> None:
@@ -243,3 +245,29 @@ def test_tokenize_says_so_when_no_worker_answers(as_alice: APIClient, tiny: Lang
     )
     assert response.status_code == 503
     assert "no worker" in response.json()["error"]
+
+
+def test_a_private_graph_of_someone_else_is_never_named_by_a_taken_slug(
+    as_alice: APIClient, tiny: LanguageModel, bob: User
+) -> None:
+    # bob's graphs made before private slugs keep their exact names: "hidden" is one.
+    for visibility in ("private", "unlisted"):
+        Graph.objects.create(
+            model=tiny,
+            slug=f"hidden-{visibility}",
+            prompt="x",
+            artifact="graphs/x.json.gz",
+            owner=bob,
+            visibility=visibility,
+        )
+    answers = [
+        generate(as_alice, **valid(slug=slug, visibility="public")).json()["detail"]["slug"]
+        for slug in ("hidden-private", "hidden-unlisted")
+    ]
+    assert answers == [
+        "the slug 'hidden-private' is not available; choose another",
+        "the slug 'hidden-unlisted' is not available; choose another",
+    ]
+    # A private request takes no name from anyone: its graph gets a slug of its own.
+    assert generate(as_alice, **valid(slug="hidden-private")).status_code == 202
+    assert generate(as_alice, **valid(slug="hidden-private")).status_code == 202
