@@ -126,6 +126,9 @@ class TokenizeParams(Params):
 # network recomputes downstream of the interventions.
 InterveneMode = Literal["constrained", "free"]
 INTERVENE_MODES: tuple[InterveneMode, ...] = get_args(InterveneMode)
+# What an intervention does to a feature: zero it, set it to a value, or scale it by a factor.
+# The steering API takes these; a saved subgraph keeps its Test panel rows with them.
+INTERVENTION_ACTIONS = ("ablate", "set", "scale")
 
 
 @dataclass(frozen=True, kw_only=True)

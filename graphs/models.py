@@ -226,6 +226,10 @@ class Subgraph(models.Model):
     # {"node": 0.8, "edge": 0.98, "density": ...} as the explorer's sliders were set.
     thresholds = models.JSONField(default=dict, blank=True)
     clicked_id = models.CharField(max_length=100, blank=True)
+    # The Test panel's rows as the user set them:
+    # [{"ids": [node_id, ...], "action": "scale", "value": 2.0, "all_positions": false}, ...];
+    # a row's ids are its supernode's members, or the one pinned node.
+    test_rows = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
     visibility = models.CharField(
         max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE

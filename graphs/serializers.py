@@ -8,6 +8,7 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
+from contract.params import INTERVENTION_ACTIONS
 from core.visibility import Visibility
 from graphs.models import Graph, GraphNode, Subgraph
 
@@ -144,6 +145,7 @@ class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
             "node_labels",
             "thresholds",
             "clicked_id",
+            "test_rows",
             "notes",
             "visibility",
             "version",
@@ -198,6 +200,43 @@ class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
             _check_id(key, "key")
             _check_label(label, key)
         return dict(value)
+
+    def validate_test_rows(self, value: Any) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or len(value) > MAX_PINNED:
+            raise serializers.ValidationError(f"expected a list of at most {MAX_PINNED} rows")
+        rows = []
+        for i, row in enumerate(value):
+            where = f"[{i}]"
+            if not isinstance(row, dict) or set(row) - {"ids", "action", "value", "all_positions"}:
+                raise serializers.ValidationError(
+                    f"{where}: expected {{ids, action, value, all_positions}}"
+                )
+            ids = row.get("ids")
+            if not isinstance(ids, list) or not 0 < len(ids) <= MAX_PINNED:
+                raise serializers.ValidationError(f"{where}.ids: expected a list of node ids")
+            if row.get("action") not in INTERVENTION_ACTIONS:
+                raise serializers.ValidationError(
+                    f"{where}.action: one of {', '.join(INTERVENTION_ACTIONS)}"
+                )
+            number = row.get("value", 0)
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not math.isfinite(number)
+            ):
+                raise serializers.ValidationError(f"{where}.value: expected a finite number")
+            everywhere = row.get("all_positions", False)
+            if not isinstance(everywhere, bool):
+                raise serializers.ValidationError(f"{where}.all_positions: expected true or false")
+            rows.append(
+                {
+                    "ids": [_check_id(v, f"{where}.ids[{j}]") for j, v in enumerate(ids)],
+                    "action": row["action"],
+                    "value": float(number),
+                    "all_positions": everywhere,
+                }
+            )
+        return rows
 
     def validate_thresholds(self, value: Any) -> dict[str, float]:
         if not isinstance(value, dict) or len(value) > 10:

@@ -27,7 +27,13 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from contract.params import INTERVENE_MODES, MAX_LOGIT_TOKENS, InterveneParams, SteerParams
+from contract.params import (
+    INTERVENE_MODES,
+    INTERVENTION_ACTIONS,
+    MAX_LOGIT_TOKENS,
+    InterveneParams,
+    SteerParams,
+)
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
 from jobs.serializers import (
@@ -43,7 +49,7 @@ from steering import services
 from steering.interventions import members
 from steering.models import SteeringRun
 
-ACTIONS = ("ablate", "set", "scale")
+ACTIONS = INTERVENTION_ACTIONS
 
 
 class FeatureRefSerializer(StrictSerializer):

@@ -172,6 +172,12 @@ def test_a_script_label_is_kept_as_plain_text(alice: Any, graph: Any) -> None:
         ("thresholds", {"node": "high"}),
         ("title", ""),
         ("visibility", "secret"),
+        ("test_rows", {"ids": ["0_7_1"]}),
+        ("test_rows", [{"ids": [], "action": "ablate"}]),
+        ("test_rows", [{"ids": ["0_7_1"], "action": "explode", "value": 1}]),
+        ("test_rows", [{"ids": ["0_7_1"], "action": "scale", "value": "big"}]),
+        ("test_rows", [{"ids": ["0_7_1"], "action": "scale", "value": 2, "extra": 1}]),
+        ("test_rows", [{"ids": ["0_7_1"], "action": "set", "value": 2, "all_positions": "y"}]),
     ],
 )
 def test_malformed_subgraphs_are_refused_naming_the_field(
@@ -180,6 +186,20 @@ def test_malformed_subgraphs_are_refused_naming_the_field(
     response = create(alice, **{field: value})
     assert response.status_code == 400
     assert any(key.startswith(field) for key in response.json()["detail"]), response.json()
+
+
+def test_the_test_panel_rows_are_saved_with_the_subgraph(alice: Any, graph: Any) -> None:
+    rows = [
+        {"ids": ["0_7_1", "2_42_2"], "action": "scale", "value": 3, "all_positions": True},
+        {"ids": ["0_7_1"], "action": "ablate"},
+    ]
+    response = create(alice, test_rows=rows)
+    assert response.status_code == 201, response.json()
+    share = response.json()["share_slug"]
+    assert client_for(alice).get(f"/api/v1/subgraphs/{share}").json()["test_rows"] == [
+        {"ids": ["0_7_1", "2_42_2"], "action": "scale", "value": 3.0, "all_positions": True},
+        {"ids": ["0_7_1"], "action": "ablate", "value": 0.0, "all_positions": False},
+    ]
 
 
 def test_anonymous_users_cannot_save_subgraphs(graph: Any) -> None:

@@ -290,3 +290,36 @@ def test_a_logit_difference_label_fits_in_the_canvas(
     assert fit["up"] >= fit["rise"], fit
     assert fit["right"] >= fit["run"], fit
     page.locator(".link-graph").screenshot(path=str(output_dir / "walk-logit-diff.png"))
+
+
+def test_opening_a_past_run_restores_its_rows_and_titles_it_with_labels(
+    page: Any, url: str, graph: Graph, alice: User
+) -> None:
+    from steering.models import SteeringRun
+
+    open_explorer(page, url)
+    node = page.evaluate(BUSY_FEATURE)
+    info = page.evaluate(
+        "i => { const n = window.__explorer.store.get().graph.nodes[i]; return [n.layer, n.feature, n.ctx, n.clerp]; }",
+        node,
+    )
+    layer, feature, position, clerp = info
+    SteeringRun.objects.create(
+        kind="intervene", owner=alice, model=graph.model, graph=graph, prompt="p",
+        interventions=[
+            {"layer": layer, "feature": feature, "position": position, "action": "scale", "value": 3.0},
+        ],
+        settings={"mode": "constrained"}, visibility="public",
+        result={"input_tokens": [], "activations": [], "logits": []},
+    )  # fmt: skip
+    page.reload()
+    page.wait_for_selector("#explorer[data-ready='1']")
+    title = page.locator(".test-history li button.link-button")
+    title.wait_for()
+    expected = f"Intervene: ×3 {clerp or f'L{layer}/{feature}'}@{position} · constrained"
+    assert title.inner_text() == expected
+    title.click()
+    row = page.locator(".test-row").first
+    assert row.locator("select[name=action]").input_value() == "scale"
+    assert row.locator("input[name=value]").input_value() == "3"
+    assert page.evaluate("() => window.__explorer.store.get().pinned") == [node]

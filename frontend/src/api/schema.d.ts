@@ -1193,6 +1193,7 @@ export interface components {
             node_labels?: unknown;
             thresholds?: unknown;
             clicked_id?: string;
+            test_rows?: unknown;
             notes?: string;
             visibility?: components["schemas"]["VisibilityEnum"];
             version?: number;
@@ -1322,6 +1323,7 @@ export interface components {
             node_labels?: unknown;
             thresholds?: unknown;
             clicked_id?: string;
+            test_rows?: unknown;
             notes?: string;
             visibility?: components["schemas"]["VisibilityEnum"];
             readonly version: number;
@@ -1338,6 +1340,7 @@ export interface components {
             node_labels?: unknown;
             thresholds?: unknown;
             clicked_id?: string;
+            test_rows?: unknown;
             notes?: string;
             visibility?: components["schemas"]["VisibilityEnum"];
         };
@@ -1349,6 +1352,7 @@ export interface components {
             node_labels?: unknown;
             thresholds?: unknown;
             clicked_id?: string;
+            test_rows?: unknown;
             notes?: string;
             visibility?: components["schemas"]["VisibilityEnum"];
             version?: number;

@@ -24,8 +24,9 @@ export type TokenizeResponse = Schemas["TokenizeResponse"];
  */
 export type SavedSubgraph = ServerSubgraph & Required<Pick<ServerSubgraph, "notes" | "visibility">>;
 /** The annotation fields of a Subgraph, as the explorer writes them. */
-export type SubgraphFields = Required<Pick<Schemas["SubgraphRequest"], "pinned_ids" | "supernodes" | "node_labels" | "thresholds" | "clicked_id">> & {
+export type SubgraphFields = Required<Pick<Schemas["SubgraphRequest"], "pinned_ids" | "supernodes" | "node_labels" | "thresholds" | "clicked_id" | "test_rows">> & {
   pinned_ids: string[];
+  test_rows: { ids: string[]; action: Schemas["ActionEnum"]; value: number; all_positions: boolean }[];
   supernodes: string[][];
   node_labels: Record<string, string>;
   thresholds: { node: number; edge: number; density: number };

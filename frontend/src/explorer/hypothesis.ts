@@ -3,9 +3,9 @@
 // run's result reads (before/after bars, the changed activations, a one-line summary).
 
 import type { components } from "../api/schema";
-import { Kind, type Graph } from "./graph";
+import { Kind, nodeLabel, type Graph } from "./graph";
 import type { ExplorerState } from "./state";
-import { aggregate } from "./supernodes";
+import { aggregate, groupNodes, type Group } from "./supernodes";
 
 type Schemas = components["schemas"];
 export type InterventionRequest = Schemas["InterventionRequest"];
@@ -15,6 +15,7 @@ export type SteeringRun = Schemas["SteeringRun"];
 export type InterveneResult = Schemas["InterveneResult"];
 export type SteerResult = Schemas["SteerResult"];
 export type Action = Schemas["ActionEnum"];
+export type Intervention = Schemas["Intervention"];
 
 export const ACTIONS: readonly Action[] = ["ablate", "scale", "set"];
 export const MAX_NEW_TOKENS = 128;
@@ -77,7 +78,8 @@ export function testRows(s: ExplorerState, previous: ReadonlyMap<string, RowSett
     }
     const name = unit.group >= 0 ? s.groups[unit.group]!.name : (s.labels.get(unit.members[0]!) ?? g.nodes[unit.members[0]!]!.clerp);
     const first = g.nodes[unit.members[0]!]!;
-    const fallback = first.kind === Kind.Feature ? `L${first.layer}/${first.feature ?? "?"}@${first.ctx}` : first.id;
+    // Tokens, errors and logits by what they are (Emb: " cat"), never by their raw ids.
+    const fallback = first.kind === Kind.Feature ? `L${first.layer}/${first.feature ?? "?"}@${first.ctx}` : nodeLabel(first);
     const mean = known ? activation / known : NaN;
     const kept = previous.get(unit.key);
     rows.push({
@@ -94,11 +96,19 @@ export function testRows(s: ExplorerState, previous: ReadonlyMap<string, RowSett
   return rows;
 }
 
+/** A row that changes nothing (scaled by 1): it is not sent, and a run restored leaves the rows
+ * it did not touch so. */
+export function isNoOp(row: Pick<RowSettings, "action" | "value">): boolean {
+  return row.action === "scale" && row.value === 1;
+}
+
+export const NO_CHANGE: RowSettings = { action: "scale", value: 1, allPositions: false };
+
 /** The API's interventions for the rows that have features: groups as groups, the rest single. */
 export function interventionsFor(rows: readonly TestRow[]): InterventionRequest[] {
   const out: InterventionRequest[] = [];
   for (const row of rows) {
-    if (!row.members.length) continue;
+    if (!row.members.length || isNoOp(row)) continue;
     const value = row.action === "ablate" ? {} : { value: row.value };
     const refs = row.members.map((m) => ({ layer: m.layer, position: row.allPositions ? null : m.position, feature: m.feature }));
     // Every position makes members at several positions one feature each: say it once.
@@ -151,16 +161,38 @@ export function pointChange(before: number, after: number): string {
   return `${sign}${Math.abs(pp).toFixed(Math.abs(pp) >= 10 ? 0 : 1)} pp`;
 }
 
-function describe(item: InterventionRequest): string {
-  const what = item.group ? `${item.group} (${item.features?.length ?? 0})` : `L${item.layer}/${item.feature}`;
+/** What the panel calls a feature of a run: its label in this graph, else `L{layer}/{feature}`. */
+export type FeatureNamer = (layer: number, feature: number, position: number | null) => string | null;
+
+function describe(item: InterventionRequest, name: FeatureNamer): string {
+  const single = (): string => {
+    const named = name(item.layer ?? -1, item.feature ?? -1, item.position ?? null);
+    return named ?? `L${item.layer}/${item.feature}`;
+  };
+  const what = item.group ? `${item.group} (${item.features?.length ?? 0})` : single();
   const where = item.group ? "" : item.position === null ? " everywhere" : `@${item.position}`;
   const how = item.action === "ablate" ? "ablate" : item.action === "scale" ? `×${item.value}` : `=${item.value}`;
   return `${how} ${what}${where}`;
 }
 
+/** Names features by the graph's nodes (the user's label, the file's, else the feature's id). */
+export function featureNamer(s: Pick<ExplorerState, "graph" | "labels">): FeatureNamer {
+  return (layer, feature, position) => {
+    const g = s.graph;
+    for (let i = 0; i < g.n; i++) {
+      const node = g.nodes[i]!;
+      if (node.kind !== Kind.Feature || node.layer !== layer || node.feature !== feature) continue;
+      if (position !== null && node.ctx !== position) continue;
+      return s.labels.get(i) || node.clerp || null;
+    }
+    return null;
+  };
+}
+
 /** One line for the history: what was done, how, and what came of it. */
-export function summary(run: SteeringRun): string {
-  const items = run.interventions.map(describe);
+export function summary(run: SteeringRun, name: FeatureNamer = () => null): string {
+  // Items that changed nothing (scaled by 1, from older runs) say nothing about the run.
+  const items = run.interventions.filter((item) => !(item.action === "scale" && item.value === 1)).map((item) => describe(item, name));
   const what = items.length ? (items.length > 2 ? `${items.slice(0, 2).join(", ")} +${items.length - 2}` : items.join(", ")) : "no interventions";
   const settings = run.settings as Record<string, unknown>;
   const how = run.kind === "intervene" ? String(settings["mode"] ?? "") : `${String(settings["n_tokens"] ?? "")} tokens, T=${String(settings["temperature"] ?? "")}`;
@@ -204,4 +236,91 @@ export function isSteerResult(result: SteeringRun["result"]): result is SteerRes
 
 export function isInterveneResult(result: SteeringRun["result"]): result is InterveneResult {
   return result !== null && typeof result === "object" && "logits" in result && Array.isArray(result.logits);
+}
+
+/** A Test panel row as a saved subgraph keeps it: by node ids, so it outlives the page. */
+export interface SavedRow {
+  ids: string[];
+  action: Action;
+  value: number;
+  all_positions: boolean;
+}
+
+/** The rows' settings the user chose, by their members' ids (for Subgraph.test_rows). */
+export function savedRows(s: ExplorerState): SavedRow[] {
+  const { units } = aggregate(s.graph, s.pinned, s.groups);
+  const out: SavedRow[] = [];
+  for (const unit of units) {
+    const kept = s.test.settings.get(unit.key);
+    if (!kept) continue;
+    out.push({ ids: unit.members.map((i) => s.graph.nodes[i]!.id), action: kept.action, value: kept.value, all_positions: kept.allPositions });
+  }
+  return out;
+}
+
+const membersKey = (ids: readonly (string | number)[]): string => [...ids].map(String).sort().join(" ");
+
+/** Saved rows back as the panel's settings, for the units of this state with the same members;
+ * anything malformed or no longer pinned is dropped. */
+export function settingsFromSaved(s: Pick<ExplorerState, "graph" | "pinned" | "groups">, raw: unknown): Map<string, RowSettings> {
+  const settings = new Map<string, RowSettings>();
+  if (!Array.isArray(raw)) return settings;
+  const { units } = aggregate(s.graph, s.pinned, s.groups);
+  const byMembers = new Map(units.map((u) => [membersKey(u.members.map((i) => s.graph.nodes[i]!.id)), u.key]));
+  for (const row of raw.slice(0, 5000)) {
+    if (typeof row !== "object" || row === null) continue;
+    const r = row as Record<string, unknown>;
+    const ids = Array.isArray(r["ids"]) ? r["ids"].filter((v): v is string => typeof v === "string") : [];
+    const key = byMembers.get(membersKey(ids));
+    const action = r["action"];
+    const value = r["value"];
+    if (!key || !ACTIONS.includes(action as Action) || typeof value !== "number" || !Number.isFinite(value)) continue;
+    settings.set(key, { action: action as Action, value, allPositions: r["all_positions"] === true });
+  }
+  return settings;
+}
+
+/**
+ * The pins, groups and row settings that reproduce a past run in the panel: its features are
+ * pinned (its groups made again when they are not there), its rows set as they were, and the
+ * other rows left unchanged (scaled by 1), so "Run" now makes the same run.
+ */
+export function restoreRun(
+  s: Pick<ExplorerState, "graph" | "pinned" | "groups">,
+  interventions: readonly Intervention[],
+): { pinned: number[]; groups: Group[]; settings: Map<string, RowSettings> } {
+  const g = s.graph;
+  const pinned = [...s.pinned];
+  let groups: Group[] = [...s.groups];
+  const find = (layer: number, feature: number, position: number | null): number => {
+    let fallback = -1;
+    for (let i = 0; i < g.n; i++) {
+      const node = g.nodes[i]!;
+      if (node.kind !== Kind.Feature || node.layer !== layer || node.feature !== feature) continue;
+      if (position !== null ? node.ctx === position : pinned.includes(i)) return i;
+      if (position === null && fallback < 0) fallback = i;
+    }
+    return fallback;
+  };
+  const wanted: { members: number[]; settings: RowSettings }[] = [];
+  for (const item of interventions) {
+    const refs = item.group ? (item.features ?? []) : [{ layer: item.layer ?? -1, feature: item.feature ?? -1, position: item.position ?? null }];
+    const members = [...new Set(refs.map((r) => find(r.layer, r.feature, r.position ?? null)).filter((i) => i >= 0))];
+    if (!members.length) continue;
+    for (const i of members) if (!pinned.includes(i)) pinned.push(i);
+    const settings = { action: item.action, value: item.value ?? 0, allPositions: refs.some((r) => r.position === null || r.position === undefined) };
+    if (item.group) {
+      const same = groups.findIndex((grp) => membersKey(grp.members) === membersKey(members));
+      if (same < 0) groups = groupNodes(groups, members, item.group);
+    }
+    wanted.push({ members, settings });
+  }
+  const { units } = aggregate(g, pinned, groups);
+  const settings = new Map<string, RowSettings>();
+  for (const unit of units) settings.set(unit.key, NO_CHANGE);
+  for (const { members, settings: row } of wanted) {
+    const unit = units.find((u) => membersKey(u.members) === membersKey(members));
+    if (unit) settings.set(unit.key, row);
+  }
+  return { pinned, groups, settings };
 }

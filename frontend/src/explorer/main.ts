@@ -12,7 +12,8 @@ import { buildGraph, type Graph } from "./graph";
 import { setUpLinkGraph, type LinkGraphHandle } from "./linkGraph";
 import type { LoaderReply } from "./loader.worker";
 import { setUpNodeConnections } from "./connections";
-import { addExplanations, createStore, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
+import { settingsFromSaved } from "./hypothesis";
+import { addExplanations, createStore, updateTestPanel, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
 import { NeighbourhoodLoader, setUpNeighbourhood } from "./neighbourhood";
 import { announceExplorer } from "./ready";
 import type { SavedSubgraph } from "../api/types";
@@ -346,6 +347,7 @@ async function start(root: HTMLElement): Promise<void> {
   const saved = fetched?.ok ? fetched.subgraph : null;
   const initial = fetched?.ok && bare ? fetched.state : bare ? urlStateFromQParams(graph.qParams) : fromUrl;
   store.set(fromUrlState(graph, initial, store.get().thresholds));
+  if (fetched?.ok && bare) updateTestPanel(store, { settings: settingsFromSaved(store.get(), fetched.subgraph.test_rows) });
   loadMs["state"] = performance.now() - t2;
 
   // Page skeleton.

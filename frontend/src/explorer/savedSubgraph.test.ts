@@ -24,6 +24,7 @@ describe("saved subgraphs", () => {
       node_labels: { "0_7_1": "cat" },
       thresholds: { node: 0.6, edge: 0.9, density: 0.01 },
       clicked_id: "1_3_1",
+      test_rows: [],
     });
     const other = createStore(graph);
     other.set(fromUrlState(graph, subgraphToUrlState(JSON.parse(JSON.stringify(fields))), other.get().thresholds));

@@ -3,6 +3,7 @@
 // `toSubgraphFields` is what a save dialog sends. Field names come from the generated schema.
 
 import type { SavedSubgraph, SubgraphFields } from "../api/types";
+import { savedRows } from "./hypothesis";
 import type { ExplorerState } from "./state";
 import { emptyUrlState, parseLabels, parseSupernodes, validId, type UrlState } from "./urlState";
 
@@ -37,6 +38,7 @@ export function toSubgraphFields(s: ExplorerState): SubgraphFields {
     node_labels: Object.fromEntries([...s.labels].map(([i, label]) => [id(i), label])),
     thresholds: { node: s.thresholds.node, edge: s.thresholds.edge, density: s.thresholds.density },
     clicked_id: s.selected >= 0 ? id(s.selected) : "",
+    test_rows: savedRows(s),
   };
 }
 

@@ -13,7 +13,11 @@ import {
   bars,
   changedTokens,
   defaultValue,
+  featureNamer,
   interventionsFor,
+  isNoOp,
+  restoreRun,
+  type FeatureNamer,
   isInterveneResult,
   isSteerResult,
   logitTokens,
@@ -150,10 +154,10 @@ function renderContinuation(title: string, prompt: string, continuation: SteerRe
   return column;
 }
 
-export function renderResult(run: SteeringRun, targets: readonly number[]): HTMLElement {
+export function renderResult(run: SteeringRun, targets: readonly number[], name: FeatureNamer = () => null): HTMLElement {
   const box = el("div", "test-result");
   box.dataset["run"] = run.id;
-  box.appendChild(el("p", "test-result-title", summary(run)));
+  box.appendChild(el("p", "test-result-title", summary(run, name)));
   if (run.status !== "succeeded" || run.result === null) {
     const reason = run.job?.error || (run.status === "cancelled" ? "The run was cancelled." : `The run is ${run.status}.`);
     box.appendChild(el("p", "test-error", reason));
@@ -301,7 +305,8 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
         }
       });
       everywhere.addEventListener("change", () => save({ allPositions: everywhere.checked }));
-      const facts = el("span", "test-row-facts", `${row.members.length} feature${row.members.length === 1 ? "" : "s"}${Number.isFinite(row.activation) ? ` · act ${formatNumber(row.activation)}` : ""}${row.skipped ? ` · ${row.skipped} skipped` : ""}`);
+      const noOp = isNoOp(row) ? " · no change (not sent)" : "";
+      const facts = el("span", "test-row-facts", `${row.members.length} feature${row.members.length === 1 ? "" : "s"}${Number.isFinite(row.activation) ? ` · act ${formatNumber(row.activation)}` : ""}${row.skipped ? ` · ${row.skipped} skipped` : ""}${noOp}`);
       line.append(action, slider, value, labelled("all positions", everywhere), facts);
       table.appendChild(line);
     }
@@ -320,9 +325,17 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
     historyList.replaceChildren(
       ...runs.map((run) => {
         const li = el("li", store.get().test.lastRun?.id === run.id ? "current" : "");
-        const show = el("button", "link-button", summary(run));
+        const show = el("button", "link-button", summary(run, featureNamer(store.get())));
         show.type = "button";
-        show.addEventListener("click", () => results.replaceChildren(renderResult(run, targets)));
+        show.title = "Show this run's result and set the rows as they were for it";
+        show.addEventListener("click", () => {
+          results.replaceChildren(renderResult(run, targets, featureNamer(store.get())));
+          const restored = restoreRun(store.get(), run.interventions);
+          store.set({ pinned: restored.pinned, groups: restored.groups });
+          updateTestPanel(store, { settings: restored.settings });
+          renderRows();
+          for (const item of historyList.children) item.classList.toggle("current", item === li);
+        });
         const meta = el("span", "meta", ` ${run.owner} · ${run.status} · ${new Date(run.created_at).toLocaleString()}`);
         li.append(show, meta);
         if (options.canRun) {
@@ -349,7 +362,7 @@ export function setUpTestPanel(element: HTMLElement, store: ExplorerStore, optio
       const finished = await follow(reply.body as SteeringRun, (text) => setStatus(text));
       updateTestPanel(store, { lastRun: finished });
       setStatus(finished.status === "succeeded" ? "Done." : (finished.job?.error ?? `The run ${finished.status}.`), finished.status !== "succeeded");
-      results.replaceChildren(renderResult(finished, targets));
+      results.replaceChildren(renderResult(finished, targets, featureNamer(store.get())));
       await refreshHistory();
     } catch {
       setStatus("The server could not be reached; try again.", true);

@@ -5,7 +5,8 @@ import { reachWarning, visibilityDone } from "./graphVisibility";
 import { labelMargins, logitLabel, MARGIN } from "./linkGraph";
 import { featurePageUrl, groupPicked, togglePick } from "./nodeActions";
 import { missingSubgraphText } from "./savedSubgraph";
-import { createStore } from "./state";
+import { createStore, updateTestPanel } from "./state";
+import { featureNamer, interventionsFor, restoreRun, savedRows, settingsFromSaved, summary, testRows, type Intervention, type SteeringRun } from "./hypothesis";
 
 describe("the graph's visibility against a subgraph's", () => {
   it("warns only when the graph's privacy blocks the subgraph's link", () => {
@@ -69,5 +70,73 @@ describe("a linked subgraph that cannot be opened", () => {
   it("is named as private, deleted or made up on a 404, and as unreachable otherwise", () => {
     expect(missingSubgraphText(404)).toContain("private, was deleted, or never existed");
     expect(missingSubgraphText(0)).toContain("did not answer");
+  });
+});
+
+describe("the Test panel's rows, saved and restored", () => {
+  const graph = buildGraph(tinyGraphJson());
+  const id = (s: string): number => graph.index.get(s)!;
+  const run = (interventions: Intervention[]): SteeringRun =>
+    ({ kind: "intervene", interventions, settings: { mode: "constrained" } }) as unknown as SteeringRun;
+
+  it("names embeddings by their token, not their id", () => {
+    const store = createStore(graph);
+    store.set({ pinned: [id("E_11_1")] });
+    expect(testRows(store.get(), new Map())[0]!.name).toBe('Emb: " cat"');
+  });
+
+  it("sends no row that is scaled by 1, and the title neither counts nor shows it", () => {
+    const store = createStore(graph);
+    store.set({ pinned: [id("1_3_1"), id("0_7_1")] });
+    const [a, b] = testRows(store.get(), new Map()).map((r) => r.key);
+    const settings = new Map([
+      [a!, { action: "scale" as const, value: 2, allPositions: false }],
+      [b!, { action: "scale" as const, value: 1, allPositions: false }],
+    ]);
+    expect(interventionsFor(testRows(store.get(), settings))).toEqual([{ layer: 1, position: 1, feature: 3, action: "scale", value: 2 }]);
+    const old = run([
+      { layer: 1, position: 1, feature: 3, action: "scale", value: 2 },
+      { layer: 0, position: 1, feature: 7, action: "scale", value: 1 },
+      { layer: 0, position: 1, feature: 7, action: "scale", value: 1 },
+    ]);
+    expect(summary(old, featureNamer(store.get()))).toBe("Intervene: ×2 say animal@1 · constrained");
+  });
+
+  it("titles runs with the features' labels, the user's first", () => {
+    const store = createStore(graph);
+    store.set({ labels: new Map([[id("0_7_1"), "cat"]]) });
+    const r = run([{ layer: 0, position: 1, feature: 7, action: "ablate" }, { layer: 9, position: 1, feature: 9, action: "ablate" }]);
+    expect(summary(r, featureNamer(store.get()))).toBe("Intervene: ablate cat@1, ablate L9/9@1 · constrained");
+  });
+
+  it("restores a past run's pins, groups and rows, the rows it left alone unchanged", () => {
+    const store = createStore(graph);
+    store.set({ pinned: [id("0_5_0")] });
+    const restored = restoreRun(store.get(), [
+      { layer: 1, position: 1, feature: 3, action: "scale", value: 3 },
+      { group: "cats", features: [{ layer: 0, position: 1, feature: 7 }], action: "set", value: 5 },
+    ]);
+    expect(restored.pinned).toEqual([id("0_5_0"), id("1_3_1"), id("0_7_1")]);
+    expect(restored.groups).toEqual([{ name: "cats", members: [id("0_7_1")] }]);
+    store.set({ pinned: restored.pinned, groups: restored.groups });
+    const rows = testRows(store.get(), restored.settings);
+    expect(rows.map((r) => [r.name, r.action, r.value])).toEqual([
+      ["cats", "set", 5],
+      ["the article", "scale", 1],
+      ["say animal", "scale", 3],
+    ]);
+  });
+
+  it("keeps row settings with a saved subgraph by node ids and reads them back", () => {
+    const store = createStore(graph);
+    store.set({ pinned: [id("1_3_1"), id("0_7_1")], groups: [{ name: "pair", members: [id("0_7_1"), id("0_5_0")] }] });
+    const keys = testRows(store.get(), new Map()).map((r) => r.key);
+    updateTestPanel(store, { settings: new Map([[keys[0]!, { action: "scale" as const, value: 4, allPositions: true }]]) });
+    const saved = savedRows(store.get());
+    expect(saved).toEqual([{ ids: ["0_7_1", "0_5_0"], action: "scale", value: 4, all_positions: true }]);
+    const other = createStore(graph);
+    other.set({ pinned: [id("0_5_0"), id("0_7_1"), id("1_3_1")], groups: [{ name: "pair", members: [id("0_5_0"), id("0_7_1")] }] });
+    const back = settingsFromSaved(other.get(), [...saved, { ids: ["nope"], action: "set", value: 1 }, "junk", { ids: ["1_3_1"], action: "boom", value: 1 }]);
+    expect([...back.values()]).toEqual([{ action: "scale", value: 4, allPositions: true }]);
   });
 });
