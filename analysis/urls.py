@@ -1,5 +1,9 @@
 """The analysis endpoints, mounted under /api/v1/."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from analysis import diff_views
+
+urlpatterns: list[URLPattern] = [
+    path("graph-diff", diff_views.GraphDiffView.as_view(), name="api-graph-diff"),
+]

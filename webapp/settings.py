@@ -401,6 +401,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # A name for each choice set that shares its field name ("status") with another.
+    "ENUM_NAME_OVERRIDES": {"DiffStatusEnum": "analysis.diff.STATUSES"},
     # The error responses (one JSON shape) on every operation: core/openapi.py.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

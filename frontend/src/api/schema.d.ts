@@ -128,6 +128,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/graph-diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The diff of two graphs of one model and transcoder set: positions aligned by their
+         *     tokens, every node and edge shared, only in A or only in B, with its change (docs/analysis.md).
+         */
+        get: operations["v1_graph_diff_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/graphs": {
         parameters: {
             query?: never;
@@ -565,6 +585,13 @@ export interface components {
              */
             value: number;
         };
+        AlignedPair: {
+            /** @description Position in A. */
+            a: number;
+            /** @description Position in B. */
+            b: number;
+            same_token: boolean;
+        };
         ApiToken: {
             readonly id: number;
             name: string;
@@ -592,6 +619,86 @@ export interface components {
             text: string;
             tokens: components["schemas"]["GeneratedToken"][];
         };
+        DiffEdge: {
+            /** @description Index into nodes. */
+            source: number;
+            /** @description Index into nodes. */
+            target: number;
+            status: components["schemas"]["DiffStatusEnum"];
+            /** Format: double */
+            weight_a: number | null;
+            /** Format: double */
+            weight_b: number | null;
+            /**
+             * Format: double
+             * @description weight_b - weight_a, a missing edge as 0.
+             */
+            delta_weight: number;
+        };
+        DiffNode: {
+            kind: components["schemas"]["DiffNodeKindEnum"];
+            status: components["schemas"]["DiffStatusEnum"];
+            /** @description Node id in A (null: only in B). */
+            id_a: string | null;
+            /** @description Node id in B (null: only in A). */
+            id_b: string | null;
+            layer: number | null;
+            /** @description Feature index (features). */
+            feature: number | null;
+            /** @description Vocabulary id (tokens, logits). */
+            token: number | null;
+            /** @description Position in A; for a node only in B, the A position aligned with its own (null when none is). */
+            pos_a: number | null;
+            pos_b: number | null;
+            label: string;
+            /** Format: double */
+            influence_a: number | null;
+            /** Format: double */
+            influence_b: number | null;
+            /**
+             * Format: double
+             * @description influence_b - influence_a (cumulative fraction: negative is more influential in B); a missing side counts as 1.0.
+             */
+            delta_influence: number | null;
+            /** Format: double */
+            activation_a: number | null;
+            /** Format: double */
+            activation_b: number | null;
+            /**
+             * Format: double
+             * @description activation_b - activation_a; null unless in both.
+             */
+            delta_activation: number | null;
+            /**
+             * Format: double
+             * @description Logits only.
+             */
+            probability_a: number | null;
+            /**
+             * Format: double
+             * @description Logits only.
+             */
+            probability_b: number | null;
+            /** @description The intervention (POST /api/v1/intervene on graph A) that sets this feature to its activation in B, or ablates it when B's graph lacks it; null when nothing differs or it cannot be patched. */
+            patch: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /**
+         * @description * `feature` - feature
+         *     * `error` - error
+         *     * `token` - token
+         *     * `logit` - logit
+         * @enum {string}
+         */
+        DiffNodeKindEnum: "feature" | "error" | "token" | "logit";
+        /**
+         * @description * `shared` - shared
+         *     * `only_a` - only_a
+         *     * `only_b` - only_b
+         * @enum {string}
+         */
+        DiffStatusEnum: "shared" | "only_a" | "only_b";
         Example: {
             quantile: string;
             tokens: string[];
@@ -823,6 +930,35 @@ export interface components {
             readonly urls: {
                 [key: string]: string;
             };
+        };
+        GraphDiff: {
+            a: components["schemas"]["GraphRef"];
+            b: components["schemas"]["GraphRef"];
+            alignment: components["schemas"]["AlignedPair"][];
+            /** @description Counts by status: per node kind (feature, error, token, logit) and for edges. */
+            summary: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            /** @description Sorted by |delta_influence|, unknown last. */
+            nodes: components["schemas"]["DiffNode"][];
+            /** @description The max_edges that changed most. */
+            edges: components["schemas"]["DiffEdge"][];
+            /** @description Edges in A or B. */
+            edges_total: number;
+            /** @description Most features one intervention run takes. */
+            patch_limit: number;
+        };
+        GraphRef: {
+            model: string;
+            slug: string;
+            title: string;
+            prompt: string;
+            prompt_tokens: string[];
+            page_url: string;
+            url: string;
+            artifact_url: string;
         };
         GraphUploadRequest: {
             /**
@@ -2052,6 +2188,88 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["PaginatedFeatureSearchResultList"];
                 };
+            };
+            /** @description Invalid request: `detail` names each bad field or parameter. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authentication required (a Bearer token or a session). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this (only owners and staff change things). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit reached; try again after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; try again after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    v1_graph_diff_retrieve: {
+        parameters: {
+            query: {
+                /** @description Graph A: `<model>/<slug>`. */
+                a: string;
+                /** @description Graph B: `<model>/<slug>`. */
+                b: string;
+                /** @description Edges returned, those that changed most first (0-200,000; default 5,000). */
+                max_edges?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraphDiff"];
+                };
+            };
+            /** @description Not modified. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid request: `detail` names each bad field or parameter. */
             400: {
