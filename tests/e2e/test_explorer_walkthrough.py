@@ -323,3 +323,29 @@ def test_opening_a_past_run_restores_its_rows_and_titles_it_with_labels(
     assert row.locator("select[name=action]").input_value() == "scale"
     assert row.locator("input[name=value]").input_value() == "3"
     assert page.evaluate("() => window.__explorer.store.get().pinned") == [node]
+
+
+def test_the_subgraph_names_its_layers_and_draws_arrowheads_and_weights(
+    page: Any, url: str, output_dir: Path
+) -> None:
+    open_explorer(page, url)
+    node = page.evaluate(BUSY_FEATURE)
+    page.evaluate(
+        """i => { const s = window.__explorer.store.get(); const g = s.graph; const pins = [i];
+        for (let j = g.inStart[i]; j < g.inStart[i + 1] && pins.length < 4; j++) pins.push(g.edgeSrc[g.inEdges[j]]);
+        for (let j = g.outStart[i]; j < g.outStart[i + 1] && pins.length < 7; j++) pins.push(g.edgeDst[g.outEdges[j]]);
+        window.__explorer.store.set({ pinned: [...new Set(pins)] }); }""",
+        node,
+    )
+    svg = page.locator(".subgraph-svg")
+    edges = svg.locator("line.sg-edge")
+    assert edges.count() >= 3
+    assert all(
+        (edges.nth(k).get_attribute("marker-end") or "").startswith("url(#sg-arrow-")
+        for k in range(edges.count())
+    )
+    assert svg.locator("text.sg-weight").count() >= 3
+    rows = svg.locator("text.sg-row").evaluate_all("els => els.map(e => e.textContent)")
+    assert len(rows) >= 2
+    assert all(r in {"Emb", "Logit"} or r.startswith("L") for r in rows)
+    page.locator(".subgraph").screenshot(path=str(output_dir / "walk-subgraph.png"))

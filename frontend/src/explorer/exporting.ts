@@ -104,7 +104,7 @@ export function subgraphSvg(svg: SVGSVGElement): string {
   const copy = svg.cloneNode(true) as SVGSVGElement;
   copy.setAttribute("xmlns", "http://www.w3.org/2000/svg");
   const style = document.createElementNS("http://www.w3.org/2000/svg", "style");
-  style.textContent = ".sg-label{font:11px system-ui,sans-serif;fill:#1d232b}.sg-count{font:bold 11px system-ui,sans-serif;fill:#2c6bb3}";
+  style.textContent = ".sg-label{font:11px system-ui,sans-serif;fill:#1d232b}.sg-count{font:bold 11px system-ui,sans-serif;fill:#2c6bb3}.sg-row{font:10px system-ui,sans-serif;fill:#6b7785}.sg-weight{font:10px system-ui,sans-serif}";
   copy.insertBefore(style, copy.firstChild);
   const bg = document.createElementNS("http://www.w3.org/2000/svg", "rect");
   bg.setAttribute("width", "100%");

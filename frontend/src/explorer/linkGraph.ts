@@ -88,13 +88,15 @@ function makeLayer(parent: HTMLElement, name: string): Ctx2D {
   return { ctx, canvas };
 }
 
-/** Collect the in-focus edges of node i into colour buckets of screen-space segments. */
+/** Collect the in-focus edges of node i into colour buckets of screen-space segments; with
+ * `among`, only the edges whose other end is in that set. */
 function collectEdges(
   s: ExplorerState,
   i: number,
   linkType: LinkType,
   buckets: number[][],
   vp: Viewport,
+  among: ReadonlySet<number> | null = null,
 ): void {
   const g = s.graph;
   const { x, y } = s.view.layout;
@@ -110,6 +112,7 @@ function collectEdges(
       if (!edgeVisible(g, e, visible, threshold)) continue;
       const a = g.edgeSrc[e]!;
       const b = g.edgeDst[e]!;
+      if (among && !(among.has(a) && among.has(b))) continue;
       const w = g.edgeWeight[e]!;
       const bucket = edgeBucket(w, edgeShare(g, e), Math.abs(w) / maxAbs);
       buckets[bucket]!.push(
@@ -120,8 +123,25 @@ function collectEdges(
       );
     }
   };
-  if (linkType !== "output") walk(g.inStart, g.inEdges);
-  if (linkType !== "input") walk(g.outStart, g.outEdges);
+  // Among a set, each edge is walked once, from its source.
+  if (linkType !== "output" && !among) walk(g.inStart, g.inEdges);
+  if (linkType !== "input" || among) walk(g.outStart, g.outEdges);
+}
+
+/** The focus layer's edges in colour buckets: all of the selected node's, and among the pinned
+ * nodes only those between two of them (or the selection), so many pins stay a picture of the
+ * subgraph, not a hairball. */
+export function focusSegments(s: ExplorerState, vp: Viewport): number[][] {
+  const buckets = emptyBuckets();
+  const focus = new Set(s.pinned);
+  if (s.selected >= 0) {
+    focus.add(s.selected);
+    collectEdges(s, s.selected, s.linkType, buckets, vp);
+  }
+  const among = new Set(focus);
+  among.delete(s.selected); // the selected node's edges are drawn already
+  for (const i of s.pinned) if (i !== s.selected) collectEdges(s, i, s.linkType, buckets, vp, among);
+  return buckets;
 }
 
 function strokeBuckets(ctx: CanvasRenderingContext2D, buckets: number[][]): void {
@@ -298,11 +318,7 @@ function emptyBuckets(): number[][] {
 
 function paintFocus(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport, width: number, height: number): void {
   ctx.clearRect(0, 0, width, height);
-  const buckets = emptyBuckets();
-  const focus = new Set(s.pinned);
-  if (s.selected >= 0) focus.add(s.selected);
-  for (const i of focus) collectEdges(s, i, s.linkType, buckets, vp);
-  strokeBuckets(ctx, buckets);
+  strokeBuckets(ctx, focusSegments(s, vp));
   const r = nodeRadius(vp.k);
   const rings: [readonly number[], string, number][] = [
     [s.searchResults, COLORS.search, 2],

@@ -28,6 +28,13 @@ describe("searchGraph", () => {
     expect(searchGraph(graph, "verb", { explanation })).toEqual([id("1_3_1")]);
   });
 
+  it("finds the features at a prompt token, after the token itself", () => {
+    const hits = searchGraph(graph, "cat");
+    // "say animal" sits at " cat", though its label does not say so.
+    expect(hits).toEqual([id("0_7_1"), id("1_-1_1"), id("E_11_1"), id("1_3_1")]);
+    expect(searchGraph(graph, "ca")).not.toContain(id("1_3_1")); // the whole token, not a part
+  });
+
   it("returns nothing for an empty query", () => {
     expect(searchGraph(graph, "   ")).toEqual([]);
   });

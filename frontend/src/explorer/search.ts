@@ -1,6 +1,7 @@
-// Search in the graph: a feature id (`L12/3456`, `12/3456`), a node id, or text found in a
-// node's label, its token, or a loaded explanation. Results are ranked: exact id matches, then
-// label prefix matches, then substring matches, each by influence.
+// Search in the graph: a feature id (`L12/3456`, `12/3456`), a node id, text found in a node's
+// label, its token, or a loaded explanation, or a prompt token (the features at its positions).
+// Results are ranked: exact id matches, then label prefix matches, then substring matches, then
+// the features at a matching token, each by influence.
 
 import { Kind, nodeLabel, type Graph } from "./graph";
 
@@ -42,6 +43,8 @@ export function searchGraph(graph: Graph, query: string, options: SearchOptions 
     else if (node.token.toLowerCase().includes(q) && node.kind !== Kind.Feature) score = 2;
     else if (node.clerp.toLowerCase().includes(q)) score = 3;
     else if (options.explanation?.(i)?.toLowerCase().includes(q)) score = 3;
+    // A prompt token ("is") finds the features at its positions, after the nodes named by it.
+    else if (node.kind === Kind.Feature && node.token.trim().toLowerCase() === q) score = 4;
     if (score >= 0) scored.push({ i, score });
   }
   const inf = (i: number): number => {

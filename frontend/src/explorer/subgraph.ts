@@ -11,6 +11,22 @@ import { aggregate, groupNodes, ungroup, type Aggregate } from "./supernodes";
 const SVG = "http://www.w3.org/2000/svg";
 const PAD = 40;
 const LABEL_CHARS = 22;
+const WEIGHT_LABELS = 8;
+const ARROW_POS = "sg-arrow-pos";
+const ARROW_NEG = "sg-arrow-neg";
+// A white outline under the text: edges behind a label do not cross its letters.
+const HALO = { "paint-order": "stroke", stroke: "#fff", "stroke-width": 3, "stroke-linejoin": "round" };
+
+/** Arrowheads in the edges' two colours (SVG markers, so an export keeps them). */
+function defs(): SVGDefsElement {
+  const box = svgEl("defs", {});
+  for (const [id, [r, g, b]] of [[ARROW_POS, COLORS.positive], [ARROW_NEG, COLORS.negative]] as const) {
+    const marker = svgEl("marker", { id, viewBox: "0 0 10 10", refX: 8, refY: 5, markerWidth: 9, markerHeight: 9, orient: "auto", markerUnits: "userSpaceOnUse" });
+    marker.appendChild(svgEl("path", { d: "M0,0 L10,5 L0,10 z", fill: `rgb(${r},${g},${b})` }));
+    box.appendChild(marker);
+  }
+  return box;
+}
 
 export interface Point {
   x: number;
@@ -150,25 +166,53 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
     ungroupButton.disabled = !(unitIndexOfSelected(s) >= 0 && agg.units[unitIndexOfSelected(s)]!.group >= 0);
     clearButton.disabled = s.pinned.length === 0;
 
-    const children: SVGElement[] = [];
+    const children: SVGElement[] = [defs()];
+    // Rows are layers: name them at the left edge, so the layout reads as one.
+    const rowNames = new Map<number, string>();
+    agg.units.forEach((unit, u) => {
+      if (dragged.has(unit.key)) return;
+      const row = s.graph.row[unit.members[0]!]!;
+      rowNames.set(Math.round(pts[u]!.y), row === 0 ? "Emb" : row === s.graph.nLayers + 1 ? "Logit" : `L${row - 1}`);
+    });
+    for (const [y, name] of rowNames) {
+      const text = svgEl("text", { x: 4, y: y + 4, class: "sg-row", ...HALO });
+      text.textContent = name;
+      children.push(text);
+    }
     const maxW = Math.max(...agg.edges.map((e) => Math.abs(e.weight)), 1e-9);
+    // The strongest edges carry their weight; all have it in their tooltip.
+    const labelled = new Set([...agg.edges].sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, WEIGHT_LABELS));
+    const weights: SVGElement[] = [];
     for (const edge of agg.edges) {
       const a = pts[edge.from]!;
       const b = pts[edge.to]!;
       const [r, g, bl] = edge.weight >= 0 ? COLORS.positive : COLORS.negative;
+      // From the edge of one shape to the edge of the other, so the arrowhead is seen.
+      const dx = b.x - a.x;
+      const dy = b.y - a.y;
+      const length = Math.hypot(dx, dy) || 1;
+      const startGap = agg.units[edge.from]!.group >= 0 ? 14 : 8;
+      const endGap = (agg.units[edge.to]!.group >= 0 ? 14 : 8) + 2;
+      if (length <= startGap + endGap) continue;
       const line = svgEl("line", {
-        x1: a.x,
-        y1: a.y,
-        x2: b.x,
-        y2: b.y,
+        x1: a.x + (dx / length) * startGap,
+        y1: a.y + (dy / length) * startGap,
+        x2: b.x - (dx / length) * endGap,
+        y2: b.y - (dy / length) * endGap,
         stroke: `rgba(${r},${g},${bl},0.7)`,
         "stroke-width": (0.8 + 5 * Math.sqrt(Math.abs(edge.weight) / maxW)).toFixed(2),
+        "marker-end": `url(#${edge.weight >= 0 ? ARROW_POS : ARROW_NEG})`,
         class: "sg-edge",
       });
       const title = svgEl("title", {});
       title.textContent = `${formatNumber(edge.weight)} (${edge.count} edge${edge.count === 1 ? "" : "s"})`;
       line.appendChild(title);
       children.push(line);
+      if (labelled.has(edge)) {
+        const weight = svgEl("text", { x: a.x + dx * 0.5, y: a.y + dy * 0.5 + 3, "text-anchor": "middle", class: "sg-weight", fill: `rgb(${r},${g},${bl})`, ...HALO });
+        weight.textContent = formatNumber(edge.weight);
+        weights.push(weight);
+      }
     }
     const selectedUnit = unitIndexOfSelected(s);
     agg.units.forEach((unit, u) => {
@@ -184,7 +228,7 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
           ? svgEl("circle", { r: 7, fill: nodeFill(node.kind), stroke: COLORS.featureStroke })
           : svgEl("rect", { x: -7, y: -7, width: 14, height: 14, fill: nodeFill(node.kind) });
       const below = isGroup ? 24 : 20;
-      const label = svgEl("text", { y: labelAbove.has(u) ? -(below - 6) : below, "text-anchor": "middle", class: "sg-label" });
+      const label = svgEl("text", { y: labelAbove.has(u) ? -(below - 6) : below, "text-anchor": "middle", class: "sg-label", ...HALO });
       const name = isGroup ? s.groups[unit.group]!.name : nodeName(s, first);
       label.textContent = name.length > LABEL_CHARS ? `${name.slice(0, LABEL_CHARS - 1)}…` : name;
       const tip = svgEl("title", {});
@@ -199,7 +243,8 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
       }
       children.push(group);
     });
-    svg.replaceChildren(...children);
+    // Weights and labels above every edge (a white halo each), so no edge runs through them.
+    svg.replaceChildren(...children, ...weights);
   };
 
   const startEdit = (u: number): void => {

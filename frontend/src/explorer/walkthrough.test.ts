@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { buildGraph } from "./graph";
 import { tinyGraphJson } from "./fixture";
 import { reachWarning, visibilityDone } from "./graphVisibility";
-import { labelMargins, logitLabel, MARGIN } from "./linkGraph";
+import { focusSegments, labelMargins, logitLabel, MARGIN } from "./linkGraph";
 import { featurePageUrl, groupPicked, togglePick } from "./nodeActions";
 import { missingSubgraphText } from "./savedSubgraph";
 import { createStore, updateTestPanel } from "./state";
@@ -138,5 +138,21 @@ describe("the Test panel's rows, saved and restored", () => {
     other.set({ pinned: [id("0_5_0"), id("0_7_1"), id("1_3_1")], groups: [{ name: "pair", members: [id("0_5_0"), id("0_7_1")] }] });
     const back = settingsFromSaved(other.get(), [...saved, { ids: ["nope"], action: "set", value: 1 }, "junk", { ids: ["1_3_1"], action: "boom", value: 1 }]);
     expect([...back.values()]).toEqual([{ action: "scale", value: 4, allPositions: true }]);
+  });
+});
+
+describe("the edges of pinned nodes", () => {
+  const graph = buildGraph(tinyGraphJson());
+  const id = (s: string): number => graph.index.get(s)!;
+  const vp = { x: 0, y: 0, k: 1, ky: 1 };
+  const count = (buckets: number[][]): number => buckets.reduce((n, b) => n + b.length / 4, 0);
+
+  it("are drawn only between pins, each once; the selected node keeps all of its own", () => {
+    const store = createStore(graph);
+    store.set({ thresholds: { ...store.get().thresholds, edge: 1 }, pinned: [id("0_7_1"), id("1_3_1")] });
+    expect(count(focusSegments(store.get(), vp))).toBe(1); // 0_7_1 -> 1_3_1, not their other edges
+    store.set({ selected: id("0_7_1") });
+    // All three edges of the selection (E_11_1 in, 1_3_1 and the logit out), then 1_3_1's to pins: none left.
+    expect(count(focusSegments(store.get(), vp))).toBe(3);
   });
 });
