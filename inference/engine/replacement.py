@@ -180,7 +180,9 @@ class LinearisedForward:
     ``output_leaves[l]`` (1, n_pos, d): leaf at the output hook; its grad is the hook's grad.
     ``outputs[l]`` (n_pos, d): the true output-hook value (detached).
     ``embed_leaf`` (1, n_pos, d): the token embedding output, a leaf.
-    ``final_resid`` (1, n_pos, d): the lm_head input (final norm output), in the graph.
+    ``final_resid`` (1, 1, d): the lm_head input (final norm output) at the last position, in
+    the graph: only the last position's logits are computed (a 262k-token vocabulary makes the
+    others cost as much as the blocks).
     ``logits`` (vocab,): the model's logits at the last position (after any softcap).
     """
 
@@ -259,7 +261,7 @@ def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
 def run_linearised(rm: ReplacementModel, tokens: torch.Tensor) -> LinearisedForward:
     """One forward pass under `linearised`; the returned tensors keep their autograd graph."""
     with torch.enable_grad(), linearised(rm) as trace:
-        out = rm.model(input_ids=tokens[None].to(rm.device), use_cache=False)
+        out = rm.model(input_ids=tokens[None].to(rm.device), use_cache=False, logits_to_keep=1)
     trace.logits = out.logits[0, -1].detach().float()
     return trace
 

@@ -130,7 +130,9 @@ class RowComputer:
             assert tensor is not None
             seed = torch.zeros((batch, *tensor.shape), dtype=tensor.dtype, device=tensor.device)
             sel = (layers == layer).nonzero().squeeze(1)
-            seed[sel, 0, positions[sel]] = vectors[sel].to(tensor.device, tensor.dtype)
+            # final_resid holds only the last position: index from the end
+            at = positions[sel] - (trace.feature_inputs[0].shape[1] - tensor.shape[1])
+            seed[sel, 0, at] = vectors[sel].to(tensor.device, tensor.dtype)
             outputs.append(tensor)
             grad_outputs.append(seed)
         # Only outputs of layers below the highest target layer can reach any target.

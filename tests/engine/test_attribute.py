@@ -15,8 +15,10 @@ from inference.engine import (
     LogitDiff,
     ReplacementModel,
     attribute,
+    attribution,
     load_transcoders,
 )
+from inference.engine.attribution import _position_groups
 
 from .builders import save_plt, tiny_model
 from .conftest import PROMPT
@@ -148,3 +150,39 @@ def test_bfloat16_graph_is_close_to_the_float32_graph(tmp_path: Path, llama_grap
     ]
     low = graph.adjacency[graph.logit_offset, graph.token_offset : graph.logit_offset]
     torch.testing.assert_close(low, ref, atol=0.03 * float(ref.abs().max()), rtol=0.03)
+
+
+def test_position_groups_cover_every_feature_once_each_below_its_prefix_end() -> None:
+    g = torch.Generator().manual_seed(0)
+    layers = torch.randint(0, 6, (300,), generator=g)
+    positions = torch.randint(1, 40, (300,), generator=g).sort().values
+    for forward_cost in (0.0, 7.0, 1e9):
+        groups = _position_groups(layers, positions, 40, 16, forward_cost)
+        members = torch.cat([group.members for group in groups])
+        assert sorted(members.tolist()) == list(range(300))
+        for group in groups:
+            assert int(positions[group.members].max()) < group.end <= 40
+            keys = layers[group.members] * 40 + positions[group.members]
+            assert torch.equal(keys, keys.sort().values)  # batches follow the layer order
+    # free forward passes: narrow groups; an unaffordable one: the whole prompt
+    assert len(_position_groups(layers, positions, 40, 16, 0.0)) > 1
+    assert [g.end for g in _position_groups(layers, positions, 40, 16, 1e9)] == [40]
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_rows_over_prefix_passes_equal_rows_over_the_whole_prompt(
+    tmp_path: Path, family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = save_plt(tmp_path / "tc", jumprelu=True)
+    rm = ReplacementModel.from_parts(tiny_model(family), load_transcoders(config))
+    prompt = [5, 9, 7, 12, 30, 8, 14, 21, 6, 11]
+    monkeypatch.setattr(attribution, "_forward_cost", lambda _model: 1e9)
+    whole = attribute(prompt, rm, batch_size=8)
+    monkeypatch.setattr(attribution, "_forward_cost", lambda _model: 0.0)
+    by_position = attribute(prompt, rm, batch_size=8)
+    features = by_position.active_features
+    groups = _position_groups(features[:, 0], features[:, 1], len(prompt) + 1, 8, 0.0)
+    assert len(groups) > 2  # several prefix passes
+    assert torch.equal(whole.active_features, by_position.active_features)
+    scale = whole.adjacency.abs().max()
+    torch.testing.assert_close(by_position.adjacency / scale, whole.adjacency / scale)
