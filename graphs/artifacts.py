@@ -137,10 +137,12 @@ def with_annotations(
     node_labels: dict[str, str],
     clicked_id: str = "",
 ) -> dict[str, Any]:
-    """The document with a subgraph's pins, supernodes and labels, as other tools read them."""
+    """The document with a subgraph's pins, supernodes and labels, as other tools read them:
+    labels in ``qParams.clerps`` (so a re-upload keeps them as labels) and in the nodes' clerp."""
     out = dict(document)
     q = dict(document.get("qParams") or {})
     q.update(pinnedIds=list(pinned_ids), supernodes=[list(s) for s in supernodes])
+    q["clerps"] = [[node_id, label] for node_id, label in node_labels.items()]
     if clicked_id:
         q["clickedId"] = clicked_id
     out["qParams"] = q
@@ -201,6 +203,11 @@ def _indexed(name: str, sha256: str) -> _Indexed:
         while len(_cache) > _CACHE_GRAPHS:
             _cache.popitem(last=False)
     return index
+
+
+def node_ids(name: str, sha256: str) -> frozenset[str]:
+    """Every node id of the graph (what a subgraph's pins, groups and labels may name)."""
+    return frozenset(_indexed(name, sha256).nodes)
 
 
 def skeleton(name: str, sha256: str, *, max_links: int) -> bytes:

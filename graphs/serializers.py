@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from contract.params import INTERVENTION_ACTIONS
 from core.visibility import Visibility
+from graphs import artifacts
 from graphs.models import Graph, GraphNode, Subgraph
 
 MAX_LABEL_CHARS = 200
@@ -181,8 +182,10 @@ class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
             )
         out = []
         for i, group in enumerate(value):
-            if not isinstance(group, list) or not group or not isinstance(group[0], str):
-                raise serializers.ValidationError(f"[{i}]: expected [label, node_id, ...]")
+            if not isinstance(group, list) or len(group) < 2 or not isinstance(group[0], str):
+                raise serializers.ValidationError(
+                    f"[{i}]: expected [label, node_id, ...] with at least one node id"
+                )
             _check_label(group[0], f"[{i}]")
             if len(group) > MAX_PINNED + 1:
                 raise serializers.ValidationError(f"[{i}]: too many nodes in one supernode")
@@ -252,6 +255,28 @@ class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
             ):
                 raise serializers.ValidationError(f"{str(key)[:50]}: expected a finite number")
         return dict(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Every id must be a node of the graph: a typo would otherwise replace the saved pins
+        with ids that show nothing (the graph is the view's, or the row's on an update)."""
+        graph: Graph | None = self.context.get("graph") or getattr(self.instance, "graph", None)
+        if graph is None:
+            return attrs
+        known = artifacts.node_ids(graph.artifact_name, graph.artifact_sha256)
+        named: list[tuple[str, str]] = [
+            (f"pinned_ids[{i}]", v) for i, v in enumerate(attrs.get("pinned_ids", []))
+        ]
+        for i, group in enumerate(attrs.get("supernodes", [])):
+            named += [(f"supernodes[{i}][{j + 1}]", v) for j, v in enumerate(group[1:])]
+        named += [("node_labels", key) for key in attrs.get("node_labels", {})]
+        if attrs.get("clicked_id"):
+            named.append(("clicked_id", attrs["clicked_id"]))
+        for where, node_id in named:
+            if node_id not in known:
+                raise serializers.ValidationError(
+                    {where: f"{node_id!r} is not a node of graph {graph.slug!r}"}
+                )
+        return attrs
 
 
 class SubgraphWriteSerializer(SubgraphSerializer):

@@ -417,8 +417,14 @@ class GraphSubgraphsView(generics.ListCreateAPIView[Subgraph]):
             .select_related("graph__model", "owner")
         )
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = dict(super().get_serializer_context())
+        if self.request.method == "POST":
+            context["graph"] = self._graph()
+        return context
+
     def perform_create(self, serializer: Any) -> None:
-        serializer.save(graph=self._graph(), owner=self.request.user)
+        serializer.save(graph=serializer.context["graph"], owner=self.request.user)
 
 
 class SubgraphDetailView(generics.RetrieveUpdateDestroyAPIView[Subgraph]):

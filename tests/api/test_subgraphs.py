@@ -205,3 +205,47 @@ def test_the_test_panel_rows_are_saved_with_the_subgraph(alice: Any, graph: Any)
 def test_anonymous_users_cannot_save_subgraphs(graph: Any) -> None:
     response = client_for(None).post("/api/v1/graphs/tiny/cat/subgraphs", BODY, format="json")
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"pinned_ids": ["0_7_1", "9_999_9"]}, "pinned_ids[1]"),
+        ({"supernodes": [["capital", "0_7_1", "ghost"]]}, "supernodes[0][2]"),
+        ({"node_labels": {"nope_1_1": "x"}}, "node_labels"),
+        ({"clicked_id": "3_3_3"}, "clicked_id"),
+    ],
+)
+def test_an_update_naming_a_node_not_in_the_graph_is_refused_and_wipes_nothing(
+    alice: Any, graph: Any, changes: dict[str, Any], field: str
+) -> None:
+    share = create(alice).json()["share_slug"]
+    response = client_for(alice).patch(
+        f"/api/v1/subgraphs/{share}", changes, format="json", HTTP_IF_MATCH='"1"'
+    )
+    assert response.status_code == 400, response.json()
+    detail = response.json()["detail"]
+    assert field in detail, detail
+    bad = next(iter(changes.values()))
+    bad_id = {"pinned_ids": "9_999_9", "supernodes": "ghost"}.get(next(iter(changes)))
+    assert (bad_id or str(bad if isinstance(bad, str) else next(iter(bad)))) in detail[field]
+    saved = Subgraph.objects.get()
+    assert (saved.version, saved.pinned_ids) == (1, BODY["pinned_ids"])
+    assert saved.supernodes == BODY["supernodes"]
+
+
+def test_saving_a_subgraph_with_unknown_node_ids_is_refused(alice: Any, graph: Any) -> None:
+    response = create(alice, pinned_ids=["0_7_1", "12_3_4"])
+    assert response.status_code == 400
+    assert "'12_3_4' is not a node" in response.json()["detail"]["pinned_ids[1]"]
+    assert not Subgraph.objects.exists()
+
+
+def test_a_supernode_without_any_node_is_refused(alice: Any, graph: Any) -> None:
+    share = create(alice).json()["share_slug"]
+    response = client_for(alice).patch(
+        f"/api/v1/subgraphs/{share}", {"supernodes": [["x"]]}, format="json", HTTP_IF_MATCH='"1"'
+    )
+    assert response.status_code == 400
+    assert "supernodes" in response.json()["detail"]
+    assert Subgraph.objects.get().supernodes == BODY["supernodes"]
