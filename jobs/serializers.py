@@ -137,6 +137,40 @@ class TargetSerializer(StrictSerializer):
         return attrs
 
 
+_TOKEN_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "description": "a token id"},
+        {"type": "string", "minLength": 1, "maxLength": 100, "description": "one token's text"},
+    ]
+}
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "What the graph explains instead of the top next tokens: exactly one of "
+        "`tokens` (these output tokens) or `logit_diff` ([a, b]: a minus b). A token is its id "
+        "or its text; text must be exactly one token of the model's vocabulary.",
+        "properties": {
+            "tokens": {"type": "array", "items": _TOKEN_SCHEMA, "minItems": 1, "maxItems": 50},
+            "logit_diff": {
+                "type": "array",
+                "items": _TOKEN_SCHEMA,
+                "minItems": 2,
+                "maxItems": 2,
+                "description": "[a, b]: explain the logit of a minus that of b",
+            },
+        },
+        "additionalProperties": False,
+        "minProperties": 1,
+        "maxProperties": 1,
+    }
+)
+class TargetField(serializers.JSONField):
+    """``target``: validated by ``TargetSerializer`` in the settings' ``validate``; typed here
+    for the schema (a JSONField alone is described as ``{}``)."""
+
+
 class GenerationSettingsSerializer(StrictSerializer):
     """Settings shared by one generation and a batch."""
 
@@ -148,7 +182,7 @@ class GenerationSettingsSerializer(StrictSerializer):
     node_threshold = bounded(FiniteFloatField, AttributeParams, "node_threshold")
     edge_threshold = bounded(FiniteFloatField, AttributeParams, "edge_threshold")
     batch_size = bounded(serializers.IntegerField, AttributeParams, "batch_size")
-    target = serializers.JSONField(required=False)
+    target = TargetField(required=False)
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.PRIVATE)
     title = serializers.CharField(max_length=200, required=False, allow_blank=True)
 

@@ -19,3 +19,15 @@ def test_the_committed_openapi_file_is_the_servers_schema(tmp_path: Path) -> Non
         "frontend/src/api/openapi.yaml is stale: run `cd frontend && npm run api-schema && "
         "npm run api-types` and commit both files"
     )
+
+
+def test_the_generate_requests_target_is_typed_not_an_empty_schema() -> None:
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "frontend" / "src" / "api" / "openapi.yaml").read_text())
+    for name in ("GenerateRequest", "GenerateBatchRequest"):
+        target = schema["components"]["schemas"][name]["properties"]["target"]
+        assert target["type"] == "object"
+        assert set(target["properties"]) == {"tokens", "logit_diff"}
+        token = target["properties"]["tokens"]["items"]["oneOf"]
+        assert {t["type"] for t in token} == {"integer", "string"}

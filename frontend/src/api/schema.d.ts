@@ -843,7 +843,12 @@ export interface components {
             edge_threshold: number;
             /** @description Backward passes per batch (memory vs speed). */
             batch_size?: number;
-            target?: unknown;
+            /** @description What the graph explains instead of the top next tokens: exactly one of `tokens` (these output tokens) or `logit_diff` ([a, b]: a minus b). A token is its id or its text; text must be exactly one token of the model's vocabulary. */
+            target?: {
+                tokens?: (number | string)[];
+                /** @description [a, b]: explain the logit of a minus that of b */
+                logit_diff?: (number | string)[];
+            };
             /** @default private */
             visibility: components["schemas"]["VisibilityEnum"];
             title?: string;
@@ -883,7 +888,12 @@ export interface components {
             edge_threshold: number;
             /** @description Backward passes per batch (memory vs speed). */
             batch_size?: number;
-            target?: unknown;
+            /** @description What the graph explains instead of the top next tokens: exactly one of `tokens` (these output tokens) or `logit_diff` ([a, b]: a minus b). A token is its id or its text; text must be exactly one token of the model's vocabulary. */
+            target?: {
+                tokens?: (number | string)[];
+                /** @description [a, b]: explain the logit of a minus that of b */
+                logit_diff?: (number | string)[];
+            };
             /** @default private */
             visibility: components["schemas"]["VisibilityEnum"];
             title?: string;
