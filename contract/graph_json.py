@@ -5,14 +5,20 @@ The data contract, as circuit-tracer's ``create_graph_files`` writes it and Neur
     {"metadata": {"slug", "scan", "prompt", "prompt_tokens", "node_threshold"?, "info"?,
                   "generation_settings"?, "pruning_settings"?, "feature_details"?, ...},
      "qParams":  {"pinnedIds": [id], "supernodes": [[label, id, ...]], "linkType",
-                  "clickedId", "sg_pos"},
+                  "clickedId", "sg_pos", "clerps"?: [[id, label]], "pruningThreshold"?,
+                  "edgeThreshold"?, "densityThreshold"?},
      "nodes":    [{"node_id", "feature", "layer", "ctx_idx", "feature_type", "jsNodeId",
                    "clerp", "influence", "activation", "token_prob", "is_target_logit"}],
      "links":    [{"source": node_id, "target": node_id, "weight": float}]}
 
 Node ids follow ``contract.node_ids``: a feature's ``feature`` is rewritten to the Cantor pairing
 of (layer, index); an error id in the older ``0_{layer}_{pos}`` form is rewritten to
-``{layer}_-1_{pos}``, in links, pinned ids and supernodes too.
+``{layer}_-1_{pos}``, in links, pinned ids, supernodes and labels too.
+
+``qParams.clerps`` holds the labels a person gave nodes (Neuronpedia's ``[[id, label]]``; an
+``{id: label}`` object is accepted). An export writes each label into its node's ``clerp`` too,
+for tools that read only that; a node whose ``clerp`` is its label is that copy, and its ``clerp``
+is cleared again on the way in, so the label stays a label (editable) rather than the node's name.
 
 ``layer`` is written as a string, as circuit-tracer does. Labels (``clerp``) are kept as plain
 text; nothing here interprets them. Sizes are bounded before anything per-node is built, and
@@ -255,7 +261,7 @@ def _validate_metadata(raw: Any, errors: _Errors, limits: Limits) -> dict[str, A
             metadata[key] = _string(raw[key], f"metadata.{key}", errors, max_chars=200)
     if raw.get("node_threshold") is not None and not _is_number(raw["node_threshold"]):
         errors.add("metadata.node_threshold", "expected a number")
-    for key in ("info", "generation_settings", "pruning_settings", "feature_details"):
+    for key in ("info", "generation_settings", "pruning_settings", "feature_details", "scores"):
         if key in raw and not isinstance(raw[key], dict):
             errors.add(f"metadata.{key}", "expected an object")
         elif key in raw and "\\u0000" in json.dumps(raw[key]):
@@ -282,10 +288,37 @@ def _validate_qparams(raw: Any, errors: _Errors) -> dict[str, Any]:
     ):
         errors.add("qParams.supernodes", "expected a list of [label, node_id, ...] lists")
         supernodes = []
-    out = {"pinnedIds": pinned, "supernodes": supernodes}
+    out: dict[str, Any] = {"pinnedIds": pinned, "supernodes": supernodes}
     for key, default in (("linkType", "both"), ("clickedId", ""), ("sg_pos", "")):
         value = raw.get(key, default)
         out[key] = value if isinstance(value, str) else default
+    if "clerps" in raw:
+        out["clerps"] = _validate_clerps(raw["clerps"], errors)
+    for key in ("pruningThreshold", "edgeThreshold", "densityThreshold"):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not _is_number(value) or not 0 <= value <= 1:
+            errors.add(f"qParams.{key}", "expected a number from 0 to 1 or null")
+        else:
+            out[key] = float(value)
+    return out
+
+
+def _validate_clerps(raw: Any, errors: _Errors) -> list[list[str]]:
+    pairs = list(raw.items()) if isinstance(raw, dict) else raw
+    if not isinstance(pairs, list):
+        errors.add("qParams.clerps", "expected a list of [node_id, label] pairs")
+        return []
+    out: list[list[str]] = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            errors.add(f"qParams.clerps[{i}]", "expected [node_id, label]")
+            continue
+        node_id = _string(pair[0], f"qParams.clerps[{i}][0]", errors, max_chars=MAX_NODE_ID_CHARS)
+        label = _string(pair[1], f"qParams.clerps[{i}][1]", errors, max_chars=MAX_LABEL_CHARS)
+        if node_id and label:
+            out.append([node_id, label])
     return out
 
 
@@ -377,6 +410,12 @@ def validate_graph(
     qparams["supernodes"] = [
         [s[0], *(renamed.get(p, p) for p in s[1:])] for s in qparams["supernodes"] if s
     ]
+    if "clerps" in qparams:
+        qparams["clerps"] = [[renamed.get(i, i), label] for i, label in qparams["clerps"]]
+        labels = dict(qparams["clerps"])
+        for kept in nodes:
+            if kept["clerp"] and labels.get(kept["node_id"]) == kept["clerp"]:
+                kept["clerp"] = ""  # the export's copy of the label (see the module docstring)
     document = {"metadata": metadata, "qParams": qparams, "nodes": nodes, "links": links}
     return NormalisedGraph(document=document, feature_nodes=features)
 

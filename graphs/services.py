@@ -15,6 +15,7 @@ when the requester can list the graph that has it (docs/api.md, "Slugs").
 from __future__ import annotations
 
 import io
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -144,6 +145,14 @@ def store_graph(
     metadata = graph.metadata
     metadata["slug"] = slug
     metadata["scan"] = model.slug
+    info = metadata.get("info")
+    if isinstance(info, dict) and "model" in info:
+        # The worker's engine names the model by the folder it loaded: a server path, not
+        # something to hand out. The catalogue's slug names it here.
+        metadata["info"] = {**info, "model": model.slug}
+    scores = scores or _finite_numbers(metadata.get("scores"))
+    if scores:
+        metadata["scores"] = scores
     if transcoder_set is not None:
         details = metadata.get("feature_details") or {}
         metadata["feature_details"] = {**details, "neuronpedia_source_set": transcoder_set.slug}
@@ -282,6 +291,19 @@ def _store_generated(
             artifacts.delete(graph.artifact.name or "")  # rolled back; its file must go too
         raise
     return graph
+
+
+def _finite_numbers(value: Any) -> dict[str, float]:
+    """The numeric entries of a file's ``metadata.scores`` (replacement, completeness, ...)."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(key)[:50]: float(number)
+        for key, number in value.items()
+        if isinstance(number, int | float)
+        and not isinstance(number, bool)
+        and math.isfinite(number)
+    }
 
 
 def _index_nodes(row: Graph, graph: NormalisedGraph) -> None:
