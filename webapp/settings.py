@@ -124,6 +124,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as our own static files
     "channels",
     "csp",
     "webapp",
@@ -400,6 +401,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Attribution graphs, features, annotations and jobs.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ works offline and under our CSP (scripts from 'self' only): Swagger UI from the
+    # pinned sidecar package's static files, its set-up script as a separate file (the split
+    # view in webapp/urls.py), never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # A name for each choice set that shares its field name ("status") with another.
     "ENUM_NAME_OVERRIDES": {"DiffStatusEnum": "analysis.diff.STATUSES"},
