@@ -30,8 +30,10 @@ SEARCH_RESULTS = 20
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     listed = Graph.objects.listed_for(user).select_related("model", "owner")
-    # "Recent public" leaves out your own graphs (listed above); ownerless ones stay in.
+    # "Recent public" leaves out your own graphs and the featured ones (both listed above);
+    # ownerless ones stay in.
     others = listed.exclude(owner_id=user.pk) if user.is_authenticated else listed
+    others = others.exclude(featured=True)
     context = {
         "models": LanguageModel.objects.listed_for(user).prefetch_related("transcoder_sets"),
         "featured": listed.filter(featured=True)[:LIST_SIZE],
@@ -135,20 +137,25 @@ class TokenForm(forms.Form):
         return name
 
 
+_NEW_TOKEN = "new_api_token"
+
+
 @never_cache  # a new token is in the page once; no cache may keep it
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
+    """Create a token with POST, then redirect: a refresh of the page that shows the new token
+    must not post again (a second token). The token travels to that page in the session, which
+    hands it out once."""
     assert isinstance(request.user, User)
     form = TokenForm(request.POST or None)
-    new_token = ""
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            _, new_token = create_token(request.user, form.cleaned_data["name"])
-            form = TokenForm()
-        else:
-            status = 400
+            _, request.session[_NEW_TOKEN] = create_token(request.user, form.cleaned_data["name"])
+            return redirect("tokens")
+        status = 400
+    new_token = request.session.pop(_NEW_TOKEN, "")
     rows = ApiToken.objects.filter(user=request.user).order_by("revoked_at", "-created_at")
     context = {"form": form, "tokens": rows, "new_token": new_token, "now": timezone.now()}
     return render(request, "site/tokens.html", context, status=status)

@@ -49,6 +49,15 @@ def test_sign_up_shows_field_errors_inline() -> None:
     assert User.objects.count() == 1
 
 
+def test_the_password_hints_are_listed_one_by_one_not_run_together() -> None:
+    page = Client().get("/accounts/signup/").content.decode()
+    hints = re.search(r'<ul class="help help-list">(.*?)</ul>', page, re.S)
+    assert hints is not None
+    items = re.findall(r"<li>(.*?)</li>", hints.group(1))
+    assert len(items) >= 2
+    assert all(item.strip().endswith(".") for item in items)
+
+
 def test_a_username_with_markup_is_refused_with_a_message() -> None:
     response = _sign_up(Client(), username="eve<script>", email="eve@example.org")
     assert response.status_code == 400

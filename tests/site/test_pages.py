@@ -40,6 +40,18 @@ def test_home_lists_models_your_graphs_and_public_ones_but_not_others_unlisted(
     assert "/graphs/tiny/ownerless" in page(Client(), "/")[1]
 
 
+def test_home_lists_a_featured_graph_once_under_featured_not_again_under_recent(
+    bob: User,
+) -> None:
+    graph_for(bob, "star", "public").__class__.objects.filter(slug="star").update(featured=True)
+    graph_for(bob, "plain", "public")
+    html = page(Client(), "/")[1]
+    assert html.count("/graphs/tiny/star") == 1
+    featured, recent = html.split("Recent public graphs")
+    assert "/graphs/tiny/star" in featured
+    assert "/graphs/tiny/plain" in recent
+
+
 def test_search_finds_graphs_by_prompt_and_features_by_text_or_key(
     alice: User, feature: Feature
 ) -> None:
@@ -121,6 +133,12 @@ def test_the_feature_page_shows_the_dashboard_and_the_graphs_with_the_node_selec
     graph_for(alice, "cat", "public")
     graph_for(alice, "hidden", "private")
     status, html = page(Client(), "/features/tiny/plt/2/42")
+    # The breadcrumb's model and set lead to them on the home page's list.
+    assert '<a href="/#model-tiny">Tiny</a>' in html
+    assert '<a href="/#set-tiny-plt">plt</a>' in html
+    home = page(Client(), "/")[1]
+    assert 'id="model-tiny"' in home
+    assert 'id="set-tiny-plt"' in home
     assert status == 200
     assert "cats &lt;b&gt;and&lt;/b&gt; kittens" in html
     assert "/graphs/tiny/cat?clickedId=2_42_2" in html
@@ -154,12 +172,15 @@ def test_a_token_is_shown_once_and_can_be_revoked_by_its_owner_only(alice: User,
     assert response.status_code == 400
     assert 'id="id_name-errors"' in response.content.decode()
     created = client.post("/me/tokens", {"name": "notebook"})
-    assert "no-store" in created["Cache-Control"]
-    html = created.content.decode()
+    assert (created.status_code, created["Location"]) == (302, "/me/tokens")
+    shown = client.get("/me/tokens")
+    assert "no-store" in shown["Cache-Control"]
+    html = shown.content.decode()
     row = ApiToken.objects.get(user=alice)
     assert 'id="new-token"' in html
     assert row.prefix in html
     assert 'id="new-token"' not in page(client, "/me/tokens")[1]
+    assert ApiToken.objects.filter(user=alice).count() == 1  # reloading made no second token
     assert browser(bob).post(f"/me/tokens/{row.pk}/revoke").status_code == 404
     client.post(f"/me/tokens/{row.pk}/revoke")
     row.refresh_from_db()
