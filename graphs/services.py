@@ -37,7 +37,7 @@ from contract.graph_json import (
 )
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
-from graphs import artifacts
+from graphs import artifacts, references
 from graphs.models import Graph, GraphNode, Subgraph
 
 if TYPE_CHECKING:
@@ -349,13 +349,56 @@ def import_graph_bytes(
         raise GraphValidationError({"file": f"expected a JSON object (a graph), got {kind}"})
     metadata = parsed.get("metadata") if isinstance(parsed, dict) else None
     metadata = metadata if isinstance(metadata, dict) else None
-    model = resolve_model(model_slug, metadata)
-    graph = validate_graph(parsed, n_layers=model.n_layers, limits=lim)
-    transcoder_set = resolve_transcoder_set(model, transcoder_set_slug, graph.metadata)
     if slug and slugify(slug) != slug:
         raise GraphValidationError(
             {"slug": "use only lowercase letters, numbers, hyphens and underscores"}
         )
+    scan = (metadata or {}).get("scan")
+    scan = scan if isinstance(scan, str) else ""
+    model = None if model_slug else _known_model(scan)
+    if model is None and (model_slug or not scan):
+        model = resolve_model(model_slug, metadata)  # 400: an unknown model named, or none
+    # One transaction: a set or model made for this graph goes if the graph cannot be stored.
+    with transaction.atomic():
+        if model is None:
+            # A graph from another tool, on a model this install does not have: a
+            # reference-only model made from the file (graphs/references.py).
+            graph = validate_graph(parsed, n_layers=None, limits=lim)
+            model = references.create_model(scan, graph)
+        else:
+            graph = validate_graph(parsed, n_layers=model.n_layers, limits=lim)
+        return _store_import(
+            graph, model, transcoder_set_slug, slug, owner, visibility, source, title,
+            name_privately,
+        )  # fmt: skip
+
+
+def _known_model(scan: str) -> LanguageModel | None:
+    """The model a file's ``metadata.scan`` names: by slug, or by the slug of that name
+    (``google/gemma-2-2b`` -> ``google-gemma-2-2b``)."""
+    names = {scan, slugify(scan.replace("/", "-"))} - {""}
+    return LanguageModel.objects.filter(slug__in=names).first() if names else None
+
+
+def _store_import(
+    graph: NormalisedGraph,
+    model: LanguageModel,
+    transcoder_set_slug: str | None,
+    slug: str | None,
+    owner: User | None,
+    visibility: str,
+    source: str,
+    title: str,
+    name_privately: bool,
+) -> Graph:
+    if transcoder_set_slug:
+        transcoder_set = resolve_transcoder_set(model, transcoder_set_slug)
+    else:
+        # The set the file names (created when missing: a CLT graph goes under a CLT set, not
+        # under the model's default per-layer one), else the model's default.
+        transcoder_set = references.find_or_create_set(
+            model, graph.metadata, graph
+        ) or resolve_transcoder_set(model, None)
     wanted = graph.metadata.get("slug") or graph.metadata["prompt"][:60] or "graph"
     private = name_privately and visibility != Visibility.PUBLIC
     for attempt in range(3):
