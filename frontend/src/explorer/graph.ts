@@ -33,6 +33,8 @@ export interface GraphMetadata {
   promptTokens: string[];
   transcoderSet: string;
   nodeThreshold: number | null;
+  // The graph's own pruning_settings.edge_threshold (its tool's choice): the initial edge slider.
+  edgeThreshold: number | null;
   raw: Record<string, unknown>;
 }
 
@@ -150,14 +152,17 @@ function parseMetadata(value: unknown): GraphMetadata {
     ? (meta["prompt_tokens"] as unknown[]).slice(0, 16_384).map((t) => str(t))
     : [];
   const details = asRecord(meta["feature_details"]) ?? {};
-  const threshold = num(meta["node_threshold"] ?? asRecord(meta["pruning_settings"])?.["node_threshold"]);
+  const pruning = asRecord(meta["pruning_settings"]) ?? {};
+  const threshold = num(pruning["node_threshold"] ?? meta["node_threshold"]);
+  const edge = num(pruning["edge_threshold"]);
   return {
     slug: str(meta["slug"]),
     scan: str(meta["scan"]),
     prompt: str(meta["prompt"]),
     promptTokens: tokens,
     transcoderSet: str(details["neuronpedia_source_set"] ?? meta["transcoder_set"]),
-    nodeThreshold: Number.isFinite(threshold) ? threshold : null,
+    nodeThreshold: Number.isFinite(threshold) && threshold >= 0 && threshold <= 1 ? threshold : null,
+    edgeThreshold: Number.isFinite(edge) && edge >= 0 && edge <= 1 ? edge : null,
     raw: meta,
   };
 }

@@ -74,6 +74,7 @@ export function initialState(graph: Graph): ExplorerState {
   const thresholds: Thresholds = {
     ...DEFAULT_THRESHOLDS,
     node: graph.metadata.nodeThreshold ?? DEFAULT_THRESHOLDS.node,
+    edge: graph.metadata.edgeThreshold ?? DEFAULT_THRESHOLDS.edge,
   };
   return {
     graph,
