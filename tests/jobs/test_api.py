@@ -271,3 +271,11 @@ def test_a_private_graph_of_someone_else_is_never_named_by_a_taken_slug(
     # A private request takes no name from anyone: its graph gets a slug of its own.
     assert generate(as_alice, **valid(slug="hidden-private")).status_code == 202
     assert generate(as_alice, **valid(slug="hidden-private")).status_code == 202
+
+
+@pytest.mark.parametrize("batch", ["null", "undefined", "0", "%00"])
+def test_a_batch_id_that_is_not_a_uuid_is_a_json_404(as_alice: APIClient, batch: str) -> None:
+    # schemathesis sent /api/v1/batches/null during the walkthrough (issue 18).
+    response = as_alice.get(f"/api/v1/batches/{batch}")
+    assert response.status_code == 404
+    assert "error" in response.json()
