@@ -10,20 +10,49 @@ Postgres): the client may try again, and the server recovers by itself once the 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.core.validators import RegexValidator
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
-from rest_framework import exceptions, pagination, status, throttling
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, pagination, serializers, status, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 # Re-exported: the 413 lives with the parser, which DRF's settings load before this module.
 from core.parsers import PayloadTooLarge
+
+# The slugs graphs are stored under: exactly what django.utils.text.slugify leaves unchanged
+# (lowercase ASCII letters, digits, "_" and single "-", starting with a letter or digit and
+# ending in neither "-" nor "_"). As a validator, the OpenAPI schema states it as the pattern.
+SLUG_PATTERN = r"^[a-z0-9](?:_*(?:[a-z0-9]|-(?=[a-z0-9_])))*$"
+SLUG_MESSAGE = "use only lowercase letters, numbers, hyphens and underscores"
+
+
+def slug_field(**options: Any) -> serializers.CharField:
+    """A graph slug as a request field: at most 100 characters, ``SLUG_PATTERN``."""
+    return serializers.CharField(
+        max_length=100, validators=[RegexValidator(SLUG_PATTERN, SLUG_MESSAGE)], **options
+    )
+
+
+F = TypeVar("F", bound=serializers.Field)
+
+
+def documented(field_class: type[F], schema: dict[str, Any], **options: Any) -> F:
+    """A ``field_class`` request field whose OpenAPI schema is ``schema``: the shape or bounds its
+    serializer's own validation enforces, which drf-spectacular cannot see (a bare JSONField
+    would be documented as "anything", a bound checked in ``validate`` not at all)."""
+    subclass = extend_schema_field(schema)(
+        type(f"Documented{field_class.__name__}", (field_class,), {})
+    )
+    field: F = subclass(**options)
+    return field
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from features.models import Explanation, LanguageModel, TranscoderSet
@@ -55,7 +56,9 @@ class FeatureKeySerializer(serializers.Serializer[Any]):
 class LookupRequestSerializer(serializers.Serializer[Any]):
     """Documentation only: the view checks bodies by hand (10,000 nested serializers are slow)."""
 
-    features = FeatureKeySerializer(many=True)
+    features = serializers.ListField(
+        child=FeatureKeySerializer(), min_length=1, max_length=settings.FEATURE_LOOKUP_MAX_KEYS
+    )
     include = serializers.ListField(
         child=serializers.ChoiceField(choices=INCLUDE_CHOICES),
         required=False,

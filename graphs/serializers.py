@@ -9,6 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from contract.params import INTERVENTION_ACTIONS
+from core.api import documented, slug_field
 from core.visibility import Visibility
 from graphs import artifacts
 from graphs.models import Graph, GraphNode, Subgraph
@@ -17,6 +18,51 @@ MAX_LABEL_CHARS = 200
 MAX_NODE_ID_CHARS = 100
 MAX_PINNED = 5000
 MAX_SUPERNODES = 1000
+MAX_THRESHOLDS = 10
+
+# What the validate_* methods of SubgraphSerializer accept, for the OpenAPI schema.
+_NODE_ID = {"type": "string", "minLength": 1, "maxLength": MAX_NODE_ID_CHARS}
+_LABEL = {"type": "string", "maxLength": MAX_LABEL_CHARS}
+PINNED_IDS_SCHEMA = {"type": "array", "items": _NODE_ID, "maxItems": MAX_PINNED}
+SUPERNODES_SCHEMA = {
+    "type": "array",
+    "maxItems": MAX_SUPERNODES,
+    "description": "Each supernode is [label, node_id, ...]: its label (at most "
+    f"{MAX_LABEL_CHARS} characters), then its members' node ids.",
+    "items": {
+        "type": "array",
+        "items": {"type": "string"},
+        "minItems": 1,
+        "maxItems": MAX_PINNED + 1,
+    },
+}
+NODE_LABELS_SCHEMA = {
+    "type": "object",
+    "description": "{node_id: label}.",
+    "additionalProperties": _LABEL,
+    "maxProperties": MAX_PINNED,
+}
+TEST_ROWS_SCHEMA = {
+    "type": "array",
+    "maxItems": MAX_PINNED,
+    "items": {
+        "type": "object",
+        "properties": {
+            "ids": {"type": "array", "items": _NODE_ID, "minItems": 1, "maxItems": MAX_PINNED},
+            "action": {"type": "string", "enum": list(INTERVENTION_ACTIONS)},
+            "value": {"type": "number"},
+            "all_positions": {"type": "boolean"},
+        },
+        "required": ["ids", "action"],
+        "additionalProperties": False,
+    },
+}
+THRESHOLDS_SCHEMA = {
+    "type": "object",
+    "description": "Named finite numbers (keys at most 50 characters).",
+    "additionalProperties": {"type": "number"},
+    "maxProperties": MAX_THRESHOLDS,
+}
 
 
 class GraphSerializer(serializers.ModelSerializer[Graph]):
@@ -92,9 +138,7 @@ class GraphUploadSerializer(serializers.Serializer[Any]):
         required=False, help_text="Model slug; default: the file's metadata.scan."
     )
     transcoder_set = serializers.SlugField(required=False)
-    slug = serializers.SlugField(
-        required=False, max_length=100, help_text="Default: metadata.slug or the prompt."
-    )
+    slug = slug_field(required=False, help_text="Default: metadata.slug or the prompt.")
     title = serializers.CharField(required=False, max_length=200, allow_blank=True)
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.PRIVATE)
 
@@ -133,6 +177,11 @@ class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
         slug_field="username", read_only=True
     )
     url = serializers.SerializerMethodField()
+    pinned_ids = documented(serializers.JSONField, PINNED_IDS_SCHEMA, required=False)
+    supernodes = documented(serializers.JSONField, SUPERNODES_SCHEMA, required=False)
+    node_labels = documented(serializers.JSONField, NODE_LABELS_SCHEMA, required=False)
+    thresholds = documented(serializers.JSONField, THRESHOLDS_SCHEMA, required=False)
+    test_rows = documented(serializers.JSONField, TEST_ROWS_SCHEMA, required=False)
 
     class Meta:
         model = Subgraph
@@ -242,8 +291,10 @@ class SubgraphSerializer(serializers.ModelSerializer[Subgraph]):
         return rows
 
     def validate_thresholds(self, value: Any) -> dict[str, float]:
-        if not isinstance(value, dict) or len(value) > 10:
-            raise serializers.ValidationError("expected an object of at most 10 numbers")
+        if not isinstance(value, dict) or len(value) > MAX_THRESHOLDS:
+            raise serializers.ValidationError(
+                f"expected an object of at most {MAX_THRESHOLDS} numbers"
+            )
         for key, number in value.items():
             if (
                 not isinstance(key, str)

@@ -12,11 +12,11 @@ import math
 from typing import Any
 
 from django.conf import settings
-from django.utils.text import slugify
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from contract.params import AttributeParams, Params, TokenizeParams
+from core.api import slug_field
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
 from graphs import services as graph_services
@@ -60,7 +60,7 @@ def bounded(
         options["required"] = False
     else:
         options["default"] = spec.default
-    return field(**options, **extra)
+    return field(**{**options, **extra})
 
 
 def resolve_model(attrs: dict[str, Any], user: Any) -> LanguageModel:
@@ -178,7 +178,13 @@ class GenerationSettingsSerializer(StrictSerializer):
     transcoder_set = serializers.SlugField(max_length=100, required=False)
     max_n_logits = bounded(serializers.IntegerField, AttributeParams, "max_n_logits")
     desired_logit_prob = bounded(FiniteFloatField, AttributeParams, "desired_logit_prob")
-    max_feature_nodes = bounded(serializers.IntegerField, AttributeParams, "max_feature_nodes")
+    # The deployment's bound (JOBS_MAX_FEATURE_NODES) on top of the contract's, in the schema too.
+    max_feature_nodes = bounded(
+        serializers.IntegerField,
+        AttributeParams,
+        "max_feature_nodes",
+        max_value=settings.JOBS_MAX_FEATURE_NODES,
+    )
     node_threshold = bounded(FiniteFloatField, AttributeParams, "node_threshold")
     edge_threshold = bounded(FiniteFloatField, AttributeParams, "edge_threshold")
     batch_size = bounded(serializers.IntegerField, AttributeParams, "batch_size")
@@ -219,7 +225,7 @@ class GenerationSettingsSerializer(StrictSerializer):
 
 class GenerateSerializer(GenerationSettingsSerializer):
     prompt = prompt_field()
-    slug = serializers.CharField(max_length=100, required=False)
+    slug = slug_field(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -228,28 +234,28 @@ class GenerateSerializer(GenerationSettingsSerializer):
             raise serializers.ValidationError({"prompt": "the prompt is empty"})
         check_prompt_length(model, attrs["prompt"])
         slug = attrs.get("slug")
-        if slug is not None:
-            if slugify(slug) != slug or not slug:
-                raise serializers.ValidationError(
-                    {"slug": "use only lowercase letters, numbers, hyphens and underscores"}
-                )
-            # A graph that is not public gets a slug of its own (graphs/services.py), so only a
-            # public one can find its name taken, and only by what its requester may list.
-            if attrs["visibility"] == Visibility.PUBLIC:
-                user = self.context["request"].user
-                reason = graph_services.slug_taken(model, slug, user)
-                queued = Job.objects.active().filter(
-                    model=model, owner=user, params__slug=slug, params__visibility=Visibility.PUBLIC
-                )
-                if reason is None and queued.exists():
-                    reason = f"your queued job already makes a graph called {slug!r}"
-                if reason is not None:
-                    raise serializers.ValidationError({"slug": reason})
+        # A graph that is not public gets a slug of its own (graphs/services.py), so only a
+        # public one can find its name taken, and only by what its requester may list.
+        if slug is not None and attrs["visibility"] == Visibility.PUBLIC:
+            user = self.context["request"].user
+            reason = graph_services.slug_taken(model, slug, user)
+            queued = Job.objects.active().filter(
+                model=model, owner=user, params__slug=slug, params__visibility=Visibility.PUBLIC
+            )
+            if reason is None and queued.exists():
+                reason = f"your queued job already makes a graph called {slug!r}"
+            if reason is not None:
+                raise serializers.ValidationError({"slug": reason})
         return attrs
 
 
 class GenerateBatchSerializer(GenerationSettingsSerializer):
-    prompts = serializers.ListField(child=prompt_field(), min_length=1)
+    prompts = serializers.ListField(
+        child=prompt_field(),
+        min_length=1,
+        max_length=settings.JOBS_BATCH_MAX_PROMPTS,
+        error_messages={"max_length": "at most {max_length} prompts in one batch"},
+    )
 
     def validate_prompts(self, value: list[str]) -> list[str]:
         limit = settings.JOBS_BATCH_MAX_PROMPTS

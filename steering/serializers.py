@@ -34,6 +34,7 @@ from contract.params import (
     InterveneParams,
     SteerParams,
 )
+from core.api import documented
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
 from jobs.serializers import (
@@ -69,7 +70,18 @@ class InterventionSerializer(StrictSerializer):
         child=FeatureRefSerializer(), min_length=1, max_length=10_000, required=False
     )
     action = serializers.ChoiceField(choices=ACTIONS)
-    value = FiniteFloatField(required=False)
+    # validate() bounds it by action; the schema states both bounds.
+    value = documented(
+        FiniteFloatField,
+        {
+            "type": "number",
+            "minimum": -max(settings.STEERING_MAX_SCALE, settings.STEERING_MAX_SET_VALUE),
+            "maximum": max(settings.STEERING_MAX_SCALE, settings.STEERING_MAX_SET_VALUE),
+            "description": f"scale: a factor within ±{settings.STEERING_MAX_SCALE}; set: a "
+            f"value within ±{settings.STEERING_MAX_SET_VALUE}; ablate: none.",
+        },
+        required=False,
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         is_group = "group" in attrs or "features" in attrs
@@ -122,7 +134,10 @@ class RunRequestSerializer(StrictSerializer):
         required=False,
         help_text="The saved subgraph (its share slug) the run tests; implies its graph.",
     )
-    interventions = serializers.ListField(child=InterventionSerializer(), max_length=10_000)
+    # Each item is at least one feature, and a run has at most STEERING_MAX_INTERVENTIONS.
+    interventions = serializers.ListField(
+        child=InterventionSerializer(), max_length=settings.STEERING_MAX_INTERVENTIONS
+    )
     title = serializers.CharField(max_length=200, required=False, allow_blank=True)
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.PRIVATE)
 
@@ -259,7 +274,12 @@ class SteerRequestSerializer(RunRequestSerializer):
 
     setting_names = ("n_tokens", "temperature", "seed", "apply_to_generated", "top_k")
 
-    n_tokens = bounded(serializers.IntegerField, SteerParams, "n_tokens")
+    n_tokens = bounded(
+        serializers.IntegerField,
+        SteerParams,
+        "n_tokens",
+        max_value=settings.STEERING_MAX_NEW_TOKENS,
+    )
     temperature = bounded(FiniteFloatField, SteerParams, "temperature")
     seed = bounded(serializers.IntegerField, SteerParams, "seed", with_default=False)
     apply_to_generated = serializers.BooleanField(

@@ -1042,7 +1042,7 @@ export interface components {
             group?: string;
             features?: components["schemas"]["FeatureRef"][];
             action: components["schemas"]["ActionEnum"];
-            /** Format: double */
+            /** @description scale: a factor within ±100; set: a value within ±1000; ablate: none. */
             value?: number;
         };
         /** @description One feature (``layer``, ``position``, ``feature``) or a group (``group``, ``features``). */
@@ -1053,7 +1053,7 @@ export interface components {
             group?: string;
             features?: components["schemas"]["FeatureRefRequest"][];
             action: components["schemas"]["ActionEnum"];
-            /** Format: double */
+            /** @description scale: a factor within ±100; set: a value within ±1000; ablate: none. */
             value?: number;
         };
         Job: {
@@ -1334,12 +1334,25 @@ export interface components {
         /** @description Updates may name the version they read in the body instead of If-Match. */
         PatchedSubgraphWriteRequest: {
             title?: string;
-            pinned_ids?: unknown;
-            supernodes?: unknown;
-            node_labels?: unknown;
-            thresholds?: unknown;
+            pinned_ids?: string[];
+            /** @description Each supernode is [label, node_id, ...]: its label (at most 200 characters), then its members' node ids. */
+            supernodes?: string[][];
+            /** @description {node_id: label}. */
+            node_labels?: {
+                [key: string]: string;
+            };
+            /** @description Named finite numbers (keys at most 50 characters). */
+            thresholds?: {
+                [key: string]: number;
+            };
             clicked_id?: string;
-            test_rows?: unknown;
+            test_rows?: {
+                ids: string[];
+                /** @enum {string} */
+                action: "ablate" | "set" | "scale";
+                value?: number;
+                all_positions?: boolean;
+            }[];
             notes?: string;
             visibility?: components["schemas"]["VisibilityEnum"];
             version?: number;
@@ -1464,12 +1477,25 @@ export interface components {
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
             readonly owner: string;
             title: string;
-            pinned_ids?: unknown;
-            supernodes?: unknown;
-            node_labels?: unknown;
-            thresholds?: unknown;
+            pinned_ids?: string[];
+            /** @description Each supernode is [label, node_id, ...]: its label (at most 200 characters), then its members' node ids. */
+            supernodes?: string[][];
+            /** @description {node_id: label}. */
+            node_labels?: {
+                [key: string]: string;
+            };
+            /** @description Named finite numbers (keys at most 50 characters). */
+            thresholds?: {
+                [key: string]: number;
+            };
             clicked_id?: string;
-            test_rows?: unknown;
+            test_rows?: {
+                ids: string[];
+                /** @enum {string} */
+                action: "ablate" | "set" | "scale";
+                value?: number;
+                all_positions?: boolean;
+            }[];
             notes?: string;
             visibility?: components["schemas"]["VisibilityEnum"];
             readonly version: number;
@@ -1481,24 +1507,50 @@ export interface components {
         };
         SubgraphRequest: {
             title: string;
-            pinned_ids?: unknown;
-            supernodes?: unknown;
-            node_labels?: unknown;
-            thresholds?: unknown;
+            pinned_ids?: string[];
+            /** @description Each supernode is [label, node_id, ...]: its label (at most 200 characters), then its members' node ids. */
+            supernodes?: string[][];
+            /** @description {node_id: label}. */
+            node_labels?: {
+                [key: string]: string;
+            };
+            /** @description Named finite numbers (keys at most 50 characters). */
+            thresholds?: {
+                [key: string]: number;
+            };
             clicked_id?: string;
-            test_rows?: unknown;
+            test_rows?: {
+                ids: string[];
+                /** @enum {string} */
+                action: "ablate" | "set" | "scale";
+                value?: number;
+                all_positions?: boolean;
+            }[];
             notes?: string;
             visibility?: components["schemas"]["VisibilityEnum"];
         };
         /** @description Updates may name the version they read in the body instead of If-Match. */
         SubgraphWriteRequest: {
             title: string;
-            pinned_ids?: unknown;
-            supernodes?: unknown;
-            node_labels?: unknown;
-            thresholds?: unknown;
+            pinned_ids?: string[];
+            /** @description Each supernode is [label, node_id, ...]: its label (at most 200 characters), then its members' node ids. */
+            supernodes?: string[][];
+            /** @description {node_id: label}. */
+            node_labels?: {
+                [key: string]: string;
+            };
+            /** @description Named finite numbers (keys at most 50 characters). */
+            thresholds?: {
+                [key: string]: number;
+            };
             clicked_id?: string;
-            test_rows?: unknown;
+            test_rows?: {
+                ids: string[];
+                /** @enum {string} */
+                action: "ablate" | "set" | "scale";
+                value?: number;
+                all_positions?: boolean;
+            }[];
             notes?: string;
             visibility?: components["schemas"]["VisibilityEnum"];
             version?: number;
