@@ -19,11 +19,16 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
-_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
+_DTYPES: dict[str, np.dtype[Any]] = {
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),
+}
 _MAX_HEADER = 100 * 1024 * 1024
 
 
@@ -31,7 +36,7 @@ class DecoderFileError(ValueError):
     """A decoder file that is not the safetensors layout it should be."""
 
 
-def _mapped(path: Path, key: str) -> tuple[np.memmap, str]:
+def _mapped(path: Path, key: str) -> tuple[np.memmap[Any, Any], str]:
     with open(path, "rb") as f:
         header_len = int.from_bytes(f.read(8), "little")
         if not 0 < header_len <= _MAX_HEADER:

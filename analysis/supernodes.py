@@ -39,11 +39,13 @@ import numpy as np
 from contract.node_ids import Kind, kind_of, parse_node_id
 
 SIGNALS = ("edges_in", "edges_out", "decoder", "explanation", "logits")
-# Profiles over at most this many graph nodes are exact; larger graphs are projected onto
-# PROFILE_DIM random directions (Johnson-Lindenstrauss: cosines kept to about ±1/sqrt(dim)),
-# so the cost grows with the edges, not with nodes squared.
-EXACT_PROFILE_NODES = 1024
-PROFILE_DIM = 256
+# Edge profiles over at most this many graph nodes, and decoders of at most this many floats,
+# are compared exactly; larger ones are hashed into SKETCH_DIM signed buckets (a count sketch:
+# each node or coordinate adds to one bucket with a random sign, which keeps inner products on
+# average, cosines to within about ±1/sqrt(SKETCH_DIM)), so the cost grows with the edges and
+# the decoder width, not with their product with the number of features.
+EXACT_DIM = 1024
+SKETCH_DIM = 256
 # Bags of words and tokens are hashed into this many buckets.
 TEXT_DIM = 512
 NAME_CHARS = 120
@@ -156,14 +158,28 @@ def suggest(
 class _Signals:
     units: dict[str, np.ndarray]  # signal -> (n, dim) float32, unit rows or zeros
     has: dict[str, np.ndarray]  # signal -> (n,) bool
+    # Every signal side by side, scaled by the square root of its weight, so one matrix product
+    # gives the weighted sum of cosines (``joined``) and another the weight both rows have.
+    joined: np.ndarray  # (n, total dim) float32
+    weight: np.ndarray  # (n, n signals) float32
 
 
 def _unit_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     norms = np.linalg.norm(matrix, axis=1)
     has = norms > 1e-12
-    out = np.zeros_like(matrix, dtype=np.float32)
+    out = np.zeros(matrix.shape, dtype=np.float32)
     out[has] = matrix[has] / norms[has, None]
     return out, has
+
+
+def _sketch_columns(matrix: np.ndarray) -> np.ndarray:
+    """(n, d) -> (n, SKETCH_DIM): column j added, with a random sign, to bucket j % SKETCH_DIM."""
+    n, d = matrix.shape
+    width = -(-d // SKETCH_DIM) * SKETCH_DIM
+    sign = np.random.default_rng(1).choice(np.array([-1.0, 1.0], dtype=np.float32), d)
+    padded = np.zeros((n, width), dtype=np.float32)
+    np.multiply(matrix, sign, out=padded[:, :d])
+    return padded.reshape(n, width // SKETCH_DIM, SKETCH_DIM).sum(axis=1)
 
 
 def _signals(
@@ -178,15 +194,12 @@ def _signals(
     raw["edges_in"], raw["edges_out"] = _edge_profiles(features, nodes, links)
     keys = [(f.layer, f.index) for f in features]
     if any(k in decoders for k in keys):
-        dim = len(next(iter(decoders[k] for k in keys if k in decoders)))
-        raw["decoder"] = np.stack(
-            [
-                np.asarray(decoders[k], dtype=np.float32).reshape(-1)
-                if k in decoders
-                else np.zeros(dim, np.float32)
-                for k in keys
-            ]
-        )
+        dim = len(np.asarray(next(decoders[k] for k in keys if k in decoders)).reshape(-1))
+        matrix = np.zeros((len(keys), dim), dtype=np.float32)
+        for i, k in enumerate(keys):
+            if k in decoders:
+                matrix[i] = np.asarray(decoders[k], dtype=np.float32).reshape(-1)
+        raw["decoder"] = matrix if dim <= EXACT_DIM else _sketch_columns(matrix)
     explanations = [_words(texts[k].explanation) if k in texts else [] for k in keys]
     if any(explanations):
         raw["explanation"] = _bags(explanations, idf=True)
@@ -197,7 +210,10 @@ def _signals(
     for name, matrix in raw.items():
         if settings.weights.get(name, 0.0) > 0:
             units[name], has[name] = _unit_rows(matrix)
-    return _Signals(units, has)
+    roots = {name: np.float32(math.sqrt(settings.weights[name])) for name in units}
+    joined = np.hstack([roots[name] * unit for name, unit in units.items()])
+    weight = np.stack([roots[name] * has[name].astype(np.float32) for name in units], axis=1)
+    return _Signals(units, has, joined, weight)
 
 
 def _edge_profiles(
@@ -207,59 +223,47 @@ def _edge_profiles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, dim) incoming and outgoing weight profiles of the features over the graph's nodes."""
     index = {str(node.get("node_id")): i for i, node in enumerate(nodes)}
-    row_of = {f.node_id: i for i, f in enumerate(features)}
     n_nodes = len(index)
-    sources, targets, weights = [], [], []
-    for link in links:
-        s, t = index.get(str(link.get("source"))), index.get(str(link.get("target")))
-        w = link.get("weight")
-        if s is None or t is None or not isinstance(w, int | float) or not math.isfinite(w):
-            continue
-        sources.append(s)
-        targets.append(t)
-        weights.append(float(w))
-    src = np.asarray(sources, dtype=np.int64)
-    tgt = np.asarray(targets, dtype=np.int64)
-    w = np.asarray(weights, dtype=np.float32)
+    get = index.get
+    # Ids that are not strings (a malformed link) miss the index like unknown ones.
+    src = np.asarray([get(str(link.get("source")), -1) for link in links], dtype=np.int64)
+    tgt = np.asarray([get(str(link.get("target")), -1) for link in links], dtype=np.int64)
+    w = _weights([link.get("weight") for link in links])
+    ok = (src >= 0) & (tgt >= 0) & np.isfinite(w)
+    src, tgt, w = src[ok], tgt[ok], w[ok]
     rows = np.full(n_nodes, -1, dtype=np.int64)
-    for node_id, row in row_of.items():
-        rows[index[node_id]] = row
-    if n_nodes <= EXACT_PROFILE_NODES:
-        projection = None
+    for row, f in enumerate(features):
+        rows[index[f.node_id]] = row
+    if n_nodes <= EXACT_DIM:
+        bucket, dim = np.arange(n_nodes), n_nodes
+        sign = np.ones(n_nodes)
     else:
         rng = np.random.default_rng(0)
-        projection = rng.standard_normal((n_nodes, PROFILE_DIM), dtype=np.float32)
-    incoming = _profile(rows[tgt], src, w, len(features), n_nodes, projection)
-    outgoing = _profile(rows[src], tgt, w, len(features), n_nodes, projection)
+        bucket, dim = rng.integers(0, SKETCH_DIM, n_nodes), SKETCH_DIM
+        sign = rng.choice(np.array([-1.0, 1.0]), n_nodes)
+    incoming = _profile(rows[tgt], bucket[src], w * sign[src], len(features), dim)
+    outgoing = _profile(rows[src], bucket[tgt], w * sign[tgt], len(features), dim)
     return incoming, outgoing
 
 
-def _profile(
-    rows: np.ndarray,
-    others: np.ndarray,
-    w: np.ndarray,
-    n_rows: int,
-    n_nodes: int,
-    projection: np.ndarray | None,
-) -> np.ndarray:
-    """Sum over edges of weight × (the other end's basis vector) into each edge's row."""
+def _weights(values: list[Any]) -> np.ndarray:
+    """Link weights as floats; NaN for anything that is not a number (those links are dropped)."""
+    if all(type(v) is float for v in values):
+        return np.asarray(values, dtype=np.float64)
+    return np.asarray(
+        [
+            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+            for v in values
+        ],
+        dtype=np.float64,
+    )
+
+
+def _profile(rows: np.ndarray, buckets: np.ndarray, w: np.ndarray, n: int, dim: int) -> np.ndarray:
+    """Each edge's weight added to its feature's row at the other end's bucket."""
     keep = rows >= 0
-    rows, others, w = rows[keep], others[keep], w[keep]
-    if projection is None:
-        out = np.zeros((n_rows, n_nodes), dtype=np.float32)
-        np.add.at(out, (rows, others), w)
-        return out
-    out = np.zeros((n_rows, projection.shape[1]), dtype=np.float32)
-    order = np.argsort(rows, kind="stable")
-    rows, others, w = rows[order], others[order], w[order]
-    # In chunks, so the (edges, dim) product stays small.
-    chunk = 16384
-    for start in range(0, len(rows), chunk):
-        r = rows[start : start + chunk]
-        contrib = projection[others[start : start + chunk]] * w[start : start + chunk, None]
-        firsts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-        out[r[firsts]] += np.add.reduceat(contrib, firsts, axis=0)
-    return out
+    flat = rows[keep] * dim + buckets[keep]
+    return np.bincount(flat, weights=w[keep], minlength=n * dim).reshape(n, dim).astype(np.float32)
 
 
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]+")
@@ -322,19 +326,18 @@ def _similarity(
     signals: _Signals, rows: np.ndarray, cols: np.ndarray, settings: Settings
 ) -> np.ndarray:
     """Weighted mean of the signals both features have, (len(rows), len(cols)); 0 where none."""
-    num = np.zeros((len(rows), len(cols)), dtype=np.float32)
-    den = np.zeros_like(num)
-    for name, unit in signals.units.items():
-        weight = np.float32(settings.weights[name])
-        num += weight * (unit[rows] @ unit[cols].T)
-        has = signals.has[name].astype(np.float32)
-        den += weight * np.outer(has[rows], has[cols])
+    num = signals.joined[rows] @ signals.joined[cols].T
+    den = signals.weight[rows] @ signals.weight[cols].T
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
 def _layer_penalty(layers: np.ndarray, a: np.ndarray, b: np.ndarray, settings: Settings) -> Any:
-    gap = np.abs(layers[a][:, None] - layers[b][None, :])
-    return settings.layer_penalty * np.maximum(gap - 1, 0)
+    la, lb = layers[a].astype(np.float32), layers[b].astype(np.float32)
+    gap = np.abs(la[:, None] - lb[None, :])
+    gap -= 1
+    np.maximum(gap, 0, out=gap)
+    gap *= np.float32(settings.layer_penalty)
+    return gap
 
 
 def _cluster(features: list[Feature], signals: _Signals, settings: Settings) -> list[list[int]]:
@@ -434,18 +437,13 @@ def _join_neighbouring_positions(
         cols = np.asarray([i for c in there for i in clusters[c]])
         sim = _similarity(signals, rows, cols, settings)
         sim -= _layer_penalty(layers, rows, cols, settings) + settings.position_penalty
-        # Mean similarity between every group here and every group there.
-        left = np.zeros((len(here), len(rows)), dtype=np.float32)
-        col = 0
-        for k, c in enumerate(here):
-            left[k, col : col + len(clusters[c])] = 1 / len(clusters[c])
-            col += len(clusters[c])
-        right = np.zeros((len(cols), len(there)), dtype=np.float32)
-        col = 0
-        for k, c in enumerate(there):
-            right[col : col + len(clusters[c]), k] = 1 / len(clusters[c])
-            col += len(clusters[c])
-        means = left @ sim @ right
+        # Mean similarity between every group here and every group there: rows and columns
+        # are laid out group by group, so summing runs of them sums each group.
+        here_sizes = np.asarray([len(clusters[c]) for c in here])
+        there_sizes = np.asarray([len(clusters[c]) for c in there])
+        sums = np.add.reduceat(sim, np.r_[0, np.cumsum(here_sizes)[:-1]], axis=0)
+        sums = np.add.reduceat(sums, np.r_[0, np.cumsum(there_sizes)[:-1]], axis=1)
+        means = sums / np.outer(here_sizes, there_sizes)
         used_here: set[int] = set()
         used_there: set[int] = set()
         for flat in np.argsort(-means, axis=None):
@@ -467,13 +465,10 @@ def _join_neighbouring_positions(
 # Describing a group
 
 
-def _mean_pair_cosine(unit: np.ndarray) -> float | None:
-    """Mean cosine over the pairs of these unit rows (O(n d), not O(n² d))."""
-    m = len(unit)
-    if m < 2:
-        return None
-    total = unit.sum(axis=0)
-    return float((total @ total - m) / (m * (m - 1)))
+def _pair_sum(matrix: np.ndarray) -> float:
+    """Sum over the pairs of rows of their inner products (O(n d), not O(n² d))."""
+    total = matrix.sum(axis=0)
+    return float(total @ total - np.einsum("ij,ij->", matrix, matrix))
 
 
 def _describe(
@@ -489,16 +484,29 @@ def _describe(
     evidence: dict[str, float | None] = {name: None for name in SIGNALS}
     for name, unit in signals.units.items():
         rows = idx[signals.has[name][idx]]
-        value = _mean_pair_cosine(unit[rows])
-        evidence[name] = None if value is None else round(value, 3)
-    sim = _similarity(signals, idx, idx, settings)
-    layers = np.asarray([f.layer for f in features])
-    positions = np.asarray([f.pos for f in features])
-    sim -= _layer_penalty(layers, idx, idx, settings)
-    sim -= settings.position_penalty * (positions[idx][:, None] != positions[idx][None, :])
-    m = len(idx)
-    mean = float((sim.sum() - np.trace(sim)) / (m * (m - 1)))
+        if len(rows) > 1:
+            value = _pair_sum(unit[rows]) / (len(rows) * (len(rows) - 1))
+            evidence[name] = round(value, 3)
     chosen = [features[i] for i in members]
+    m = len(chosen)
+    pairs = m * (m - 1)
+    # The signals' weighted mean over all pairs, less the mean structure penalty.
+    weight = _pair_sum(signals.weight[idx])
+    mean = _pair_sum(signals.joined[idx]) / weight if weight > 0 else 0.0
+    layer_counts = Counter(f.layer for f in chosen)
+    position_counts = Counter(f.pos for f in chosen)
+    mean -= (
+        settings.layer_penalty
+        * sum(
+            na * nb * max(abs(a - b) - 1, 0)
+            for a, na in layer_counts.items()
+            for b, nb in layer_counts.items()
+        )
+        / pairs
+    )
+    mean -= settings.position_penalty * (
+        1 - sum(n * (n - 1) for n in position_counts.values()) / pairs
+    )
     return Suggestion(
         name=_name(chosen, signals, idx, texts, tokens),
         members=[f.node_id for f in chosen],

@@ -15,7 +15,8 @@ from the dashboards' examples (what ``manage.py load_demo`` stores, up to its he
 
 Beside the method: "same layer and position" (every feature at one (layer, position) is a
 group) and "decoder cosine alone" (the same average linkage on decoder cosine only, no structure
-penalty, at the threshold that suits it best on the dev graphs). The dev graphs are the ones the
+penalty, at the threshold that suits it best on the dev graphs), and the method without each
+of its signals in turn. The dev graphs are the ones the
 settings were tuned on; test graphs were not looked at while tuning.
 """
 
@@ -200,6 +201,19 @@ def main() -> None:
             slugs, lambda s, g: decoder_only(g, cache[s][1], best)
         ),
     }
+    # What each signal adds: the method without it (its weight 0), everything else the same.
+    for signal in supernodes.SIGNALS:
+        weights = {**settings.weights, signal: 0.0}
+        ablated = supernodes.Settings(
+            threshold=settings.threshold,
+            layer_penalty=settings.layer_penalty,
+            position_penalty=settings.position_penalty,
+            weights=weights,
+        )
+        rows[f"  without {signal}"] = score(
+            slugs,
+            lambda s, g, ablated=ablated: method_groups(g, cache[s][1], cache[s][2], ablated),
+        )
     elapsed = time.perf_counter() - started
     n_nodes = sum(len(supernodes.feature_nodes(cache[s][0]["nodes"])) for s in slugs)
     print(f"{len(slugs)} graphs ({args.split}), {n_nodes} feature nodes, {elapsed:.2f} s")

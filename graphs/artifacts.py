@@ -210,6 +210,13 @@ def node_ids(name: str, sha256: str) -> frozenset[str]:
     return frozenset(_indexed(name, sha256).nodes)
 
 
+def nodes_and_links(name: str, sha256: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The graph's nodes and links from the same parsed copy neighbourhoods use, so analyses
+    of a graph (supernode suggestions) do not parse its JSON again on every request."""
+    index = _indexed(name, sha256)
+    return list(index.nodes.values()), index.links
+
+
 def skeleton(name: str, sha256: str, *, max_links: int) -> bytes:
     """The graph with only its ``max_links`` strongest links (0: none), gzipped JSON.
 

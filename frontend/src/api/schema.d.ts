@@ -266,6 +266,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/graphs/{model}/{slug}/supernode-suggestions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Suggested supernodes: groups of features with similar edges, decoder directions,
+         *     explanations and top logits, at the same or neighbouring layers and positions.
+         */
+        post: operations["v1_graphs_supernode_suggestions_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/graphs/generate": {
         parameters: {
             query?: never;
@@ -1554,6 +1574,41 @@ export interface components {
             notes?: string;
             visibility?: components["schemas"]["VisibilityEnum"];
             version?: number;
+        };
+        Suggestion: {
+            name: string;
+            members: string[];
+            /**
+             * Format: double
+             * @description Mean similarity of the members' pairs, 0-1.
+             */
+            confidence: number;
+            /** @description Mean similarity per signal (edges_in, edges_out, decoder, explanation, logits) over the pairs that have it; null where none has it. */
+            evidence: {
+                [key: string]: number | null;
+            };
+            layers: number[];
+            positions: number[];
+        };
+        SuggestionRequestRequest: {
+            /** @description Group only these nodes (the pins, or what the pruned view shows); default: every feature of the graph. Ids not in the graph are ignored. */
+            node_ids?: string[];
+            /**
+             * Format: double
+             * @description Lowest mean similarity of a group (default 0.2); higher gives fewer, tighter groups.
+             */
+            threshold?: number;
+        };
+        SuggestionResponse: {
+            suggestions: components["schemas"]["Suggestion"][];
+            /** @description Which signals were available: decoder (the set's weights are on the web machine), explanation, logits; edge profiles always are. */
+            signals: {
+                [key: string]: boolean;
+            };
+            /** @description Feature nodes considered. */
+            n_candidates: number;
+            /** Format: double */
+            threshold: number;
         };
         /** @description A prompt token as the tokenizer gives it (tokenize answers and steering results). */
         Token: {
@@ -3190,6 +3245,99 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Subgraph"];
+                };
+            };
+            /** @description Invalid request: `detail` names each bad field or parameter. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authentication required (a Bearer token or a session). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this (only owners and staff change things). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, or not visible to you (private things are 404). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is over the size limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limit reached; try again after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; try again after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    v1_graphs_supernode_suggestions_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SuggestionRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuggestionResponse"];
                 };
             };
             /** @description Invalid request: `detail` names each bad field or parameter. */
