@@ -170,6 +170,57 @@ class SteerParams(Params):
     top_k: int = _setting(5, low=1, high=20, doc="Most likely tokens shown per step.")
 
 
+# Where a dashboards job's corpus comes from: a file uploaded into the server's file storage
+# (``corpus`` is its storage name), or a path under DASHBOARDS_CORPUS_ROOTS (``corpus`` is the path).
+CorpusSource = Literal["upload", "path"]
+CORPUS_SOURCES: tuple[CorpusSource, ...] = get_args(CorpusSource)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DashboardsParams(Params):
+    """Feature dashboards of a transcoder set over a corpus: a job of kind ``dashboards``, and
+    ``python -m inference dashboards`` (docs/dashboards.md)."""
+
+    kind: ClassVar[str] = "dashboards"
+
+    corpus: str = ""
+    corpus_source: CorpusSource = "path"
+    # The upload's name as its owner gave it, and its SHA-256: a rerun of the same file resumes
+    # from the engine's checkpoint even though each upload is stored anew.
+    corpus_name: str = ""
+    corpus_sha256: str = ""
+    text_field: str = "text"  # the document field of .jsonl lines
+    layers: list[int] = field(default_factory=list)  # empty: every layer
+    max_tokens: int = _setting(
+        1_000_000,
+        low=64,
+        high=10_000_000_000,
+        doc="Token budget: the model reads at most this many corpus tokens.",
+    )
+    top_k: int = _setting(20, low=1, high=200, doc="Top activating examples kept per feature.")
+    context: int = _setting(
+        64,
+        low=2,
+        high=4096,
+        doc="Tokens per context the corpus is cut into (special first token included).",
+    )
+    window: int = _setting(
+        32, low=0, high=512, doc="Tokens shown on each side of an example's strongest token."
+    )
+    n_intervals: int = _setting(
+        10, low=1, high=50, doc="Activation intervals the lower-activation samples come from."
+    )
+    examples_per_interval: int = _setting(5, low=1, high=50, doc="Samples per interval.")
+    batch_size: int = _setting(32, low=1, high=4096, doc="Contexts per forward pass.")
+    seed: int = _setting(0, low=0, high=2**31 - 1, doc="Seed of the interval samples.")
+
+    @property
+    def examples_per_feature(self) -> int:
+        """Every example the engine writes for one feature (top examples and samples)."""
+        return self.top_k + self.n_intervals * self.examples_per_interval
+
+
 JOB_PARAMS: dict[str, type[Params]] = {
-    p.kind: p for p in (AttributeParams, TokenizeParams, InterveneParams, SteerParams)
+    p.kind: p
+    for p in (AttributeParams, TokenizeParams, InterveneParams, SteerParams, DashboardsParams)
 }

@@ -16,7 +16,8 @@ from features.models import (
 class TranscoderSetInline(admin.TabularInline):
     model = TranscoderSet
     extra = 0
-    fields = ("slug", "display_name", "kind", "features_per_layer", "source")
+    fields = ("slug", "display_name", "kind", "features_per_layer", "source", "owner")
+    raw_id_fields = ("owner",)
 
 
 @admin.register(LanguageModel)
@@ -29,8 +30,9 @@ class LanguageModelAdmin(admin.ModelAdmin):
 
 @admin.register(TranscoderSet)
 class TranscoderSetAdmin(admin.ModelAdmin):
-    list_display = ("slug", "model", "kind", "features_per_layer", "source")
+    list_display = ("slug", "model", "kind", "features_per_layer", "source", "owner")
     list_filter = ("kind", "model")
+    raw_id_fields = ("owner",)
     search_fields = ("slug", "display_name")
 
 

@@ -88,6 +88,14 @@ class TranscoderSet(models.Model):
     features_per_layer = models.PositiveIntegerField()
     # A local path or an hf:// URI the worker loads the weights from.
     source = models.CharField(max_length=500, blank=True)
+    # Who may compute its dashboards besides staff (docs/dashboards.md); None: staff only.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="transcoder_sets",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -98,6 +106,12 @@ class TranscoderSet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.slug}/{self.slug}"
+
+    def can_manage(self, user: AbstractBaseUser | AnonymousUser | None) -> bool:
+        """Staff and the set's owner may run jobs that rewrite its features (dashboards)."""
+        if is_staff(user):
+            return True
+        return user is not None and user.is_authenticated and self.owner_id == user.pk
 
 
 class FeatureQuerySet(models.QuerySet["Feature"]):

@@ -28,10 +28,20 @@ OOM_MESSAGE = (
     "try fewer tokens or a lower max_feature_nodes"
 )
 
+DASHBOARDS_OOM_MESSAGE = (
+    "the dashboards need more GPU memory than this worker has; try a lower batch_size "
+    "(or fewer layers per job)"
+)
+# A dashboards job keeps its checkpoint when it stops early (inference/dashboards_task.py).
+DASHBOARDS_RESUME = (
+    "the layers imported so far are kept, and the same request continues from the last checkpoint"
+)
+
 _DOING = {
     "attribution": "generating the graph",
     "intervene": "running the intervention",
     "steer": "generating the steered text",
+    "dashboards": "computing the dashboards",
 }
 
 
@@ -51,16 +61,17 @@ def explain(run: Run, exc: Exception, soft_limit: float | None) -> tuple[str, st
     """What a failure means: (outcome, the message the user reads, or None for no write)."""
     broken = model_cache.engine_broken()
     engine = None if broken else sys.modules.get("inference.engine")
-    if engine is not None and isinstance(exc, engine.AttributionCancelled):
+    if engine is not None and isinstance(
+        exc, engine.AttributionCancelled | engine.DashboardsCancelled
+    ):
         log.info("job %s stopped: cancelled or taken over", run.job.id)
         return "cancelled", None
     if isinstance(exc, SoftTimeLimitExceeded):
         from jobs import dispatch
 
-        soft = soft_limit or dispatch.time_limits(run.job.model)[0]
-        return "failed", (
-            f"the job took longer than the {soft:g} s this model allows; "
-            "try fewer tokens or a lower max_feature_nodes"
+        soft = soft_limit or dispatch.job_time_limits(run.job)[0]
+        return "failed", f"the job took longer than the {soft:g} s it may run; " + _advice(
+            run, "try fewer tokens or a lower max_feature_nodes"
         )
     if isinstance(exc, JobInputError | EngineUnavailable):
         return "failed", str(exc)
@@ -72,12 +83,18 @@ def explain(run: Run, exc: Exception, soft_limit: float | None) -> tuple[str, st
     if not broken and _is_oom(exc):
         log.warning("job %s ran out of GPU memory", run.job.id)
         model_cache.free_memory()
+        if run.job.kind == "dashboards":
+            return "failed", DASHBOARDS_OOM_MESSAGE
         return "failed", OOM_MESSAGE
     if isinstance(exc, ValueError):  # the engine's word for bad input
         return "failed", str(exc)
     log.exception("job %s failed", run.job.id)
     doing = _DOING.get(run.job.kind, "running the job")
     return "failed", f"internal error while {doing} ({type(exc).__name__}: {exc})"
+
+
+def _advice(run: Run, default: str) -> str:
+    return DASHBOARDS_RESUME if run.job.kind == "dashboards" else default
 
 
 def fail(run: Run, message: str) -> None:

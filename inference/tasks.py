@@ -1,7 +1,7 @@
 """The only bridge between the web side and the engine: Celery tasks in, engine calls, rows out.
 
 Tasks are registered under explicit names (``inference.attribute``, ``inference.steer``,
-``inference.tokenize``) and
+``inference.dashboards``, ``inference.tokenize``) and
 the web process sends them by name, so it never imports this module. Nothing here imports torch
 or the engine at module level: each pool child loads the engine, and the models it is asked for,
 on first use (inference/model_cache.py). A failure ends as a failed job with a readable message
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from celery import shared_task
 
 from contract.params import AttributeParams, InterveneParams, SteerParams, TokenizeParams
-from inference import model_cache, steering_json
+from inference import dashboards_task, model_cache, steering_json
 from inference.failures import JobInputError, explain, fail
 from inference.model_cache import load_model
 
@@ -111,7 +111,11 @@ def run_job(job_id: str, worker: str, soft_limit: float | None = None) -> str:
     job = services.claim(job_id, worker)
     if job is None:
         return "skipped"  # redelivered, duplicate, cancelled or finished: nothing to do
-    compute = _attribution if job.kind == job.Kind.ATTRIBUTION else _steering
+    computes: dict[str, Callable[[Run, ReplacementModel], bool]] = {
+        job.Kind.ATTRIBUTION: _attribution,
+        job.Kind.DASHBOARDS: dashboards_task.compute,
+    }
+    compute = computes.get(job.kind, _steering)
     with services.Run(job) as run:
         outcome = _run(run, compute, soft_limit)
     events.flush()  # the last events leave before the task reports done
@@ -159,6 +163,13 @@ def attribute(self: Any, job_id: str) -> str:
 @shared_task(name="inference.steer", bind=True, ignore_result=True, acks_late=True)
 def steer(self: Any, job_id: str) -> str:
     """Run the intervention or steered generation of job ``job_id``."""
+    _, soft = self.request.timelimit or (None, None)
+    return run_job(str(job_id), self.request.hostname or "worker", soft)
+
+
+@shared_task(name="inference.dashboards", bind=True, ignore_result=True, acks_late=True)
+def dashboards(self: Any, job_id: str) -> str:
+    """Compute the feature dashboards of job ``job_id`` (inference/dashboards_task.py)."""
     _, soft = self.request.timelimit or (None, None)
     return run_job(str(job_id), self.request.hostname or "worker", soft)
 

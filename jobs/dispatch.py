@@ -15,12 +15,14 @@ from jobs.models import Job
 
 ATTRIBUTE_TASK = "inference.attribute"
 STEER_TASK = "inference.steer"
+DASHBOARDS_TASK = "inference.dashboards"  # inference/dashboards_task.py
 # The Celery task that runs each kind of job.
 TASKS: dict[str, str] = {
     Job.Kind.ATTRIBUTION: ATTRIBUTE_TASK,
     Job.Kind.INTERVENE: STEER_TASK,
     Job.Kind.STEER: STEER_TASK,
     Job.Kind.EXPLAIN: "jobs.explain",  # jobs/tasks.py
+    Job.Kind.DASHBOARDS: DASHBOARDS_TASK,
 }
 # Kinds that need no model loaded run on the shared default queue, never a GPU queue.
 DEFAULT_QUEUE_KINDS = {Job.Kind.EXPLAIN}
@@ -38,9 +40,17 @@ def time_limits(model: LanguageModel) -> tuple[int, int]:
     return limits
 
 
+def job_time_limits(job: Job) -> tuple[int, int]:
+    """(soft, hard) seconds for ``job``: dashboards have their own (DASHBOARDS_*_TIME_LIMIT_S),
+    every other kind its model's."""
+    if job.kind == Job.Kind.DASHBOARDS:
+        return settings.DASHBOARDS_SOFT_TIME_LIMIT_S, settings.DASHBOARDS_HARD_TIME_LIMIT_S
+    return time_limits(job.model)
+
+
 def send(job: Job) -> None:
-    """The job's message (its id only) to its queue, with its model's time limits."""
-    soft, hard = time_limits(job.model)
+    """The job's message (its id only) to its queue, with its time limits."""
+    soft, hard = job_time_limits(job)
     app.send_task(
         TASKS[job.kind],
         args=[str(job.id)],

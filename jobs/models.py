@@ -1,5 +1,6 @@
-"""The job row: the source of truth for a unit of work (an attribution graph, an intervention
-or a steered generation on a GPU queue; feature explanations on the default queue).
+"""The job row: the source of truth for a unit of work (an attribution graph, an intervention,
+a steered generation or a set's feature dashboards on a GPU queue; feature explanations on the
+default queue).
 
 Lifecycle: queued → running → succeeded | failed | cancelled. A worker moves a row only with
 compare-and-set updates on ``(status, attempts)``: ``attempts`` is the fencing token of the run
@@ -52,6 +53,7 @@ class Job(models.Model):
         INTERVENE = "intervene", "Feature intervention"
         STEER = "steer", "Steered generation"
         EXPLAIN = "explain", "Feature explanations"
+        DASHBOARDS = "dashboards", "Feature dashboards"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

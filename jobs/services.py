@@ -55,6 +55,11 @@ PHASE_SPANS: dict[str, tuple[float, float]] = {
     "logits": (15.0, 25.0),
     "features": (25.0, 95.0),
     "steering": (5.0, 95.0),
+    # Dashboards (inference/dashboards_task.py): stream the corpus, decode the examples, then
+    # finish and import one layer at a time.
+    "activations": (5.0, 80.0),
+    "examples": (80.0, 90.0),
+    "outputs": (90.0, 100.0),
     "storing": (95.0, 100.0),
 }
 # Queued jobs told their new position after a claim or cancel on their queue.

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import explain, views
+from jobs import dashboards, explain, views
 
 urlpatterns = [
     path("graphs/generate", views.GenerateView.as_view(), name="api-generate"),
@@ -10,4 +10,9 @@ urlpatterns = [
     path("batches/<uuid:batch_id>", views.BatchDetailView.as_view(), name="api-batch"),
     path("tokenize", views.TokenizeView.as_view(), name="api-tokenize"),
     path("explain", explain.ExplainView.as_view(), name="api-explain"),
+    path(
+        "models/<slug:model>/sets/<slug:set_slug>/dashboards",
+        dashboards.DashboardsView.as_view(),
+        name="api-dashboards",
+    ),
 ]

@@ -341,6 +341,26 @@ JOBS_WORKER_DTYPE = env_choice("JOBS_WORKER_DTYPE", "float32", ("float32", "bflo
 # torch CPU threads per worker process; 0 = auto: 1 on CPU (small models run fastest on one
 # thread, and a shared machine is not oversubscribed), torch's default on a GPU.
 JOBS_WORKER_TORCH_THREADS = env_int("JOBS_WORKER_TORCH_THREADS", 0, minimum=0)
+# Feature dashboards jobs (docs/dashboards.md): corpus uploads up to this size (stored in file
+# storage, where every worker reads them), server paths only under these roots (on the web
+# machine and, at the same path, on the workers), the most tokens one job may read, where a
+# worker keeps checkpoints and downloaded corpora, and a longer time limit than other jobs (a
+# job that runs out of time keeps its checkpoint: run it again to continue).
+DASHBOARDS_UPLOAD_MAX_BYTES = env_int(
+    "DASHBOARDS_UPLOAD_MAX_BYTES", 100 * 1024 * 1024, minimum=1024
+)
+DASHBOARDS_CORPUS_ROOTS = [
+    Path(root) for root in env_list("DASHBOARDS_CORPUS_ROOTS", [str(VAR_DIR / "corpora")])
+]
+DASHBOARDS_MAX_TOKENS = env_int("DASHBOARDS_MAX_TOKENS", 100_000_000, minimum=64)
+DASHBOARDS_WORK_DIR = Path(env_str("DASHBOARDS_WORK_DIR", str(VAR_DIR / "dashboards")))
+DASHBOARDS_CHECKPOINT_EVERY = env_int("DASHBOARDS_CHECKPOINT_EVERY", 50, minimum=1)
+DASHBOARDS_SOFT_TIME_LIMIT_S = env_int("DASHBOARDS_SOFT_TIME_LIMIT_S", 6 * 3600, minimum=1)
+DASHBOARDS_HARD_TIME_LIMIT_S = env_int("DASHBOARDS_HARD_TIME_LIMIT_S", 6 * 3600 + 60, minimum=2)
+if DASHBOARDS_HARD_TIME_LIMIT_S <= DASHBOARDS_SOFT_TIME_LIMIT_S:
+    raise ImproperlyConfigured(
+        "DASHBOARDS_HARD_TIME_LIMIT_S must be above DASHBOARDS_SOFT_TIME_LIMIT_S"
+    )
 # Steering and interventions (steering/, docs/steering.md): bounds on one run. The engine refuses
 # values beyond 1e4 whatever these say.
 STEERING_MAX_INTERVENTIONS = env_int("STEERING_MAX_INTERVENTIONS", 256, minimum=1, maximum=10_000)

@@ -31,8 +31,7 @@ from typing import IO, Any, cast
 
 import torch
 
-SUFFIXES = (".txt", ".jsonl", ".txt.gz", ".jsonl.gz")
-_SNIFF_BYTES = 8192
+from contract.corpus import SNIFF_BYTES, SUFFIXES, head_problem, suffix_problem
 
 
 class CorpusError(ValueError):
@@ -55,17 +54,15 @@ def _check_file(path: Path) -> None:
         raise CorpusError(f"corpus file not found: {path}")
     if not path.is_file():
         raise CorpusError(f"corpus path is not a file: {path}")
-    if not path.name.endswith(SUFFIXES):
-        raise CorpusError(f"{path}: unsupported corpus file (want {', '.join(SUFFIXES)})")
+    if problem := suffix_problem(path.name):
+        raise CorpusError(f"{path}: {problem}")
     try:
         with _open_bytes(path) as raw:
-            head = raw.read(_SNIFF_BYTES)
+            head = raw.read(SNIFF_BYTES)
     except (OSError, EOFError) as exc:  # a truncated or non-gzip .gz
         raise CorpusError(f"{path}: cannot read ({exc})") from None
-    if not head.strip():
-        raise CorpusError(f"{path}: the file is empty")
-    if b"\x00" in head:
-        raise CorpusError(f"{path}: looks binary (NUL bytes), not UTF-8 text")
+    if problem := head_problem(head, whole=len(head) < SNIFF_BYTES):
+        raise CorpusError(f"{path}: {problem}")
 
 
 def _has_paragraphs(path: Path) -> bool:

@@ -1,7 +1,8 @@
 """``manage.py register_model SLUG --n-layers N --d-model D --vocab-size V [...]``
 
 Creates or updates a language model, and with ``--set`` one of its transcoder sets (made the
-model's default unless another default exists, or always with ``--default``). Idempotent, so a
+model's default unless another default exists, or always with ``--default``; ``--owner`` names
+the user who may compute its dashboards). Idempotent, so a
 demo loader can call it on every start.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
@@ -38,6 +40,11 @@ class Command(BaseCommand):
         parser.add_argument("--feature-input-hook", default="")
         parser.add_argument("--feature-output-hook", default="")
         parser.add_argument("--default", action="store_true", help="Make --set the default.")
+        parser.add_argument(
+            "--owner",
+            default=None,
+            help="Username who may compute --set's dashboards (besides staff); '' for none.",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         fields: dict[str, Any] = {
@@ -84,6 +91,14 @@ class Command(BaseCommand):
             if opts["set_slug"]:
                 self._register_set(model, opts)
 
+    def _owner(self, username: str) -> Any:
+        if not username:
+            return None
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"--owner: no user {username!r}")
+        return user
+
     def _register_set(self, model: LanguageModel, opts: dict[str, Any]) -> None:
         fields: dict[str, Any] = {"kind": opts["kind"]}
         for key in ("feature_input_hook", "feature_output_hook"):
@@ -95,6 +110,8 @@ class Command(BaseCommand):
             fields["source"] = opts["set_source"]
         if opts["features_per_layer"] is not None:
             fields["features_per_layer"] = opts["features_per_layer"]
+        if opts["owner"] is not None:
+            fields["owner"] = self._owner(opts["owner"])
         ts = model.transcoder_sets.filter(slug=opts["set_slug"]).first()
         if ts is None:
             if "features_per_layer" not in fields:
