@@ -12,7 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from contract.params import DashboardsParams
+
 CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+def _default(name: str) -> Any:
+    """The dashboards job's default (contract.params), so the CLI and the site agree."""
+    return DashboardsParams.spec(name).default
 
 
 def _layers(text: str) -> list[int]:
@@ -49,14 +56,40 @@ def add_parser(commands: Any) -> None:
     p.add_argument("--text-field", default="text", help="the document field of .jsonl lines")
     p.add_argument("--out", required=True, type=Path, help="folder for layer_{i}.jsonl.gz")
     p.add_argument("--max-tokens", type=_positive, default=None, help="token budget (all tokens)")
-    p.add_argument("--top-k", type=_positive, default=20, help="top examples per feature")
-    p.add_argument("--context", type=_positive, default=64, help="tokens per context")
-    p.add_argument("--window", type=int, default=32, help="tokens shown each side of an example")
-    p.add_argument("--intervals", type=_positive, default=10, help="activation intervals sampled")
-    p.add_argument("--per-interval", type=_positive, default=5, help="samples per interval")
-    p.add_argument("--batch-size", type=_positive, default=32, help="contexts per forward pass")
+    p.add_argument(
+        "--top-k", type=_positive, default=_default("top_k"), help="top examples per feature"
+    )
+    p.add_argument(
+        "--context", type=_positive, default=_default("context"), help="tokens per context"
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=_default("window"),
+        help="tokens shown each side of an example",
+    )
+    p.add_argument(
+        "--intervals",
+        type=_positive,
+        default=_default("n_intervals"),
+        help="activation intervals sampled",
+    )
+    p.add_argument(
+        "--per-interval",
+        type=_positive,
+        default=_default("examples_per_interval"),
+        help="samples per interval",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=_default("batch_size"),
+        help="contexts per forward pass",
+    )
     p.add_argument("--checkpoint-every", type=_positive, default=50, help="batches")
-    p.add_argument("--seed", type=int, default=0, help="seed of the interval samples")
+    p.add_argument(
+        "--seed", type=int, default=_default("seed"), help="seed of the interval samples"
+    )
     p.add_argument("--layers", type=_layers, default=None, help="e.g. 0,5,11 (default: all)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")

@@ -80,4 +80,5 @@ export const JOB_PARAMS = {
   "tokenize": {"top_k": {"default": 10, "low": 1, "high": 50}},
   "intervene": {"top_k": {"default": 10, "low": 1, "high": 50}},
   "steer": {"n_tokens": {"default": 32, "low": 1, "high": null}, "temperature": {"default": 0.5, "low": 0.0, "high": 5.0}, "seed": {"default": 0, "low": 0, "high": 9007199254740991}, "top_k": {"default": 5, "low": 1, "high": 20}},
+  "dashboards": {"max_tokens": {"default": 1000000, "low": 64, "high": 10000000000}, "top_k": {"default": 20, "low": 1, "high": 200}, "context": {"default": 64, "low": 2, "high": 4096}, "window": {"default": 32, "low": 0, "high": 512}, "n_intervals": {"default": 10, "low": 1, "high": 50}, "examples_per_interval": {"default": 5, "low": 1, "high": 50}, "batch_size": {"default": 32, "low": 1, "high": 4096}, "seed": {"default": 0, "low": 0, "high": 2147483647}},
 } as const;

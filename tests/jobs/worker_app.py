@@ -1,5 +1,6 @@
 """The Celery app for test workers: the real one, plus an optional pause after each progress
-report (``TEST_JOBS_PROGRESS_DELAY_S``) so a test can act while a job is mid-run.
+report (``TEST_JOBS_PROGRESS_DELAY_S``) or after each layer a dashboards job imports
+(``TEST_JOBS_LAYER_DELAY_S``) so a test can act while a job is mid-run.
 
 The pause is patched into the engine inside the pool child, so production code has no test hook.
 """
@@ -35,3 +36,23 @@ def _slow_down_progress(**_: Any) -> None:
         return real(*args, on_progress=progress, **kwargs)
 
     engine.attribute = slow
+
+
+@worker_process_init.connect
+def _slow_down_layers(**_: Any) -> None:
+    delay = float(os.environ.get("TEST_JOBS_LAYER_DELAY_S", "0") or 0)
+    if delay <= 0:
+        return
+    from inference import engine
+
+    real = engine.compute_dashboards
+
+    def slow(*args: Any, on_layer: Any = None, **kwargs: Any) -> Any:
+        def layer(index: int, features: Any) -> None:
+            if on_layer is not None:
+                on_layer(index, features)
+            time.sleep(delay)
+
+        return real(*args, on_layer=layer, **kwargs)
+
+    engine.compute_dashboards = slow

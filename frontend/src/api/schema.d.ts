@@ -397,6 +397,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models/{model}/sets/{set_slug}/dashboards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Queue a dashboards job for a transcoder set (docs/dashboards.md); 202 with the job.
+         *
+         *     Only staff and the set's owner may (403 for other users; 404 when the model is not visible
+         *     or the set does not exist); one job per set at a time (409 while another is queued or
+         *     running).
+         */
+        post: operations["v1_models_sets_dashboards_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models/{slug}": {
         parameters: {
             query?: never;
@@ -638,6 +661,64 @@ export interface components {
         Continuation: {
             text: string;
             tokens: components["schemas"]["GeneratedToken"][];
+        };
+        /** @description Give exactly one of ``corpus_file`` (multipart) or ``corpus_path``. */
+        DashboardsRequest: {
+            /**
+             * Format: binary
+             * @description A corpus upload (.txt, .jsonl, .txt.gz, .jsonl.gz), at most DASHBOARDS_UPLOAD_MAX_BYTES.
+             */
+            corpus_file?: string;
+            /** @description A file or folder on the server, under one of DASHBOARDS_CORPUS_ROOTS. */
+            corpus_path?: string;
+            /**
+             * @description The document field of .jsonl lines.
+             * @default text
+             */
+            text_field: string;
+            /** @description Layers to compute (default: every layer). */
+            layers?: number[];
+            /**
+             * Format: int64
+             * @description Token budget: the model reads at most this many corpus tokens.
+             * @default 1000000
+             */
+            max_tokens: number;
+            /**
+             * @description Top activating examples kept per feature.
+             * @default 20
+             */
+            top_k: number;
+            /**
+             * @description Tokens per context the corpus is cut into (special first token included).
+             * @default 64
+             */
+            context: number;
+            /**
+             * @description Tokens shown on each side of an example's strongest token.
+             * @default 32
+             */
+            window: number;
+            /**
+             * @description Activation intervals the lower-activation samples come from.
+             * @default 10
+             */
+            n_intervals: number;
+            /**
+             * @description Samples per interval.
+             * @default 5
+             */
+            examples_per_interval: number;
+            /**
+             * @description Contexts per forward pass.
+             * @default 32
+             */
+            batch_size: number;
+            /**
+             * @description Seed of the interval samples.
+             * @default 0
+             */
+            seed: number;
         };
         DiffEdge: {
             /** @description Index into nodes. */
@@ -1123,9 +1204,10 @@ export interface components {
          *     * `intervene` - Feature intervention
          *     * `steer` - Steered generation
          *     * `explain` - Feature explanations
+         *     * `dashboards` - Feature dashboards
          * @enum {string}
          */
-        JobKindEnum: "attribution" | "intervene" | "steer" | "explain";
+        JobKindEnum: "attribution" | "intervene" | "steer" | "explain" | "dashboards";
         JobRun: {
             /** Format: uuid */
             id: string;
@@ -3880,6 +3962,105 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
+            };
+            /** @description Rate limit reached; try again after Retry-After seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Postgres or Redis is unavailable; try again after Retry-After seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    v1_models_sets_dashboards_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+                set_slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "multipart/form-data": components["schemas"]["DashboardsRequest"];
+                "application/json": components["schemas"]["DashboardsRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Invalid request: `detail` names each bad field or parameter. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authentication required (a Bearer token or a session). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Signed in, but not allowed to do this (only owners and staff change things). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found, or not visible to you (private things are 404). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No response body */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No response body */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Rate limit reached; try again after Retry-After seconds. */
             429: {
