@@ -15,6 +15,7 @@ export default defineConfig({
         generate: "src/site/generate.ts",
         upload: "src/site/upload.ts",
         subgraphs: "src/site/subgraphs.ts",
+        dashboards: "src/site/dashboards.ts",
       },
     },
   },

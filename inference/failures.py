@@ -70,8 +70,14 @@ def explain(run: Run, exc: Exception, soft_limit: float | None) -> tuple[str, st
         from jobs import dispatch
 
         soft = soft_limit or dispatch.job_time_limits(run.job)[0]
-        return "failed", f"the job took longer than the {soft:g} s it may run; " + _advice(
-            run, "try fewer tokens or a lower max_feature_nodes"
+        if run.job.kind == "dashboards":
+            return "failed", (
+                f"the job took longer than the {soft:g} s dashboards jobs may run "
+                f"(DASHBOARDS_SOFT_TIME_LIMIT_S); {DASHBOARDS_RESUME}"
+            )
+        return "failed", (
+            f"the job took longer than the {soft:g} s this model allows; "
+            "try fewer tokens or a lower max_feature_nodes"
         )
     if isinstance(exc, JobInputError | EngineUnavailable):
         return "failed", str(exc)
@@ -91,10 +97,6 @@ def explain(run: Run, exc: Exception, soft_limit: float | None) -> tuple[str, st
     log.exception("job %s failed", run.job.id)
     doing = _DOING.get(run.job.kind, "running the job")
     return "failed", f"internal error while {doing} ({type(exc).__name__}: {exc})"
-
-
-def _advice(run: Run, default: str) -> str:
-    return DASHBOARDS_RESUME if run.job.kind == "dashboards" else default
 
 
 def fail(run: Run, message: str) -> None:

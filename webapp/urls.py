@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from graphs import pages as graph_pages
 from jobs import pages as job_pages
-from webapp import accounts, feature_page, pages
+from webapp import accounts, feature_page, pages, set_page
 from webapp.health import healthz
 
 urlpatterns = [
@@ -18,6 +18,11 @@ urlpatterns = [
     path("me/", pages.profile, name="profile"),
     path("me/tokens", pages.tokens, name="tokens"),
     path("me/tokens/<int:pk>/revoke", pages.token_revoke, name="token-revoke"),
+    path(
+        "features/<slug:model>/<slug:set_slug>",
+        set_page.transcoder_set_page,
+        name="transcoder-set-page",
+    ),
     path(
         "features/<slug:model>/<slug:set_slug>/<int:layer>/<int:index>",
         feature_page.feature_page,

@@ -133,9 +133,9 @@ def test_the_feature_page_shows_the_dashboard_and_the_graphs_with_the_node_selec
     graph_for(alice, "cat", "public")
     graph_for(alice, "hidden", "private")
     status, html = page(Client(), "/features/tiny/plt/2/42")
-    # The breadcrumb's model and set lead to them on the home page's list.
+    # The breadcrumb's model leads to it on the home page's list, its set to the set's page.
     assert '<a href="/#model-tiny">Tiny</a>' in html
-    assert '<a href="/#set-tiny-plt">plt</a>' in html
+    assert '<a href="/features/tiny/plt">plt</a>' in html
     home = page(Client(), "/")[1]
     assert 'id="model-tiny"' in home
     assert 'id="set-tiny-plt"' in home
