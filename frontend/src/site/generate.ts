@@ -6,7 +6,7 @@ import type { TokenizeResponse } from "../api/types";
 import { JOB_PARAMS } from "../contract.gen";
 import { asApiError, clearErrors, el, sendJson, showErrors } from "./dom";
 import { followJob, isFinal, jobTick, type JobView } from "./followJob";
-import { describeJob, generateRequest } from "./generateLogic";
+import { collapseTokens, describeJob, generateRequest } from "./generateLogic";
 
 const FIELDS = ["model", "transcoder_set", "prompt", "title", "visibility", "target", "max_n_logits", "desired_logit_prob", "max_feature_nodes", "node_threshold", "edge_threshold", "batch_size", "slug"] as const;
 const TOKENIZE_DELAY_MS = 300;
@@ -53,11 +53,20 @@ function setUpTokenizer(form: HTMLFormElement): void {
     const over = body.n_tokens > body.max_prompt_tokens;
     status.textContent = `${body.n_tokens} tokens (at most ${body.max_prompt_tokens})${over ? ": too long" : ""}`;
     status.classList.toggle("bad", over);
-    list.replaceChildren(...body.tokens.map((t) => {
-      const chip = el("span", "token-chip", t.text.replace(/\n/g, "⏎"));
-      chip.title = `id ${t.id}`;
-      return chip;
-    }));
+    const chip = (t: { id: number; text: string }): HTMLElement => {
+      const span = el("span", "token-chip", t.text.replace(/\n/g, "⏎"));
+      span.title = `id ${t.id}`;
+      return span;
+    };
+    const parts = collapseTokens(body.tokens);
+    if (parts.hidden) {
+      const more = el("button", "button small token-more", `Show all ${body.tokens.length} tokens (${parts.hidden} more)`);
+      more.type = "button";
+      more.addEventListener("click", () => list.replaceChildren(...body.tokens.map(chip)));
+      list.replaceChildren(...parts.head.map(chip), more, ...parts.tail.map(chip));
+    } else {
+      list.replaceChildren(...parts.head.map(chip));
+    }
     top.replaceChildren(...body.top.map((t) => {
       const row = el("tr");
       const token = el("td");

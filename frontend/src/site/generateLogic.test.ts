@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { jobTick, type JobView } from "./followJob";
-import { describeJob, generateRequest } from "./generateLogic";
+import { collapseTokens, describeJob, generateRequest } from "./generateLogic";
 
 const form = (values: Record<string, string>) => (name: string): string => values[name] ?? "";
 const job: JobView = { id: "j", status: "queued", phase: "", percent: 0, position: 2, error: "", graph: null, url: "/api/v1/jobs/j", websocket: "/ws/jobs/j/" };
@@ -33,5 +33,20 @@ describe("jobTick", () => {
   it("describes the queue position and failures", () => {
     expect(describeJob(jobTick(job, { type: "queued", job: "j", position: 1 }))).toBe("Queued: next in line.");
     expect(describeJob(jobTick(job, { type: "failed", job: "j", message: "out of memory" }))).toBe("Failed: out of memory");
+  });
+});
+
+describe("collapseTokens", () => {
+  it("lists a short prompt's tokens whole", () => {
+    const tokens = Array.from({ length: 80 }, (_, i) => i);
+    expect(collapseTokens(tokens)).toEqual({ head: tokens, hidden: 0, tail: [] });
+  });
+
+  it("shows a long prompt's first and last tokens and counts the rest", () => {
+    const tokens = Array.from({ length: 927 }, (_, i) => i);
+    const parts = collapseTokens(tokens);
+    expect(parts.head).toEqual(tokens.slice(0, 60));
+    expect(parts.tail).toEqual(tokens.slice(-20));
+    expect(parts.hidden).toBe(847);
   });
 });

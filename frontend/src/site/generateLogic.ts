@@ -54,3 +54,10 @@ export function describeJob(view: JobView): string {
       return view.status;
   }
 }
+
+/** A long prompt's token preview, collapsed: the first `head` and last `tail` tokens and how
+ * many lie between (a 5,000-character prompt is ~900 chips otherwise). */
+export function collapseTokens<T>(tokens: T[], head = 60, tail = 20): { head: T[]; hidden: number; tail: T[] } {
+  if (tokens.length <= head + tail + 10) return { head: tokens, hidden: 0, tail: [] };
+  return { head: tokens.slice(0, head), hidden: tokens.length - head - tail, tail: tokens.slice(-tail) };
+}
