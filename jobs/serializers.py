@@ -9,6 +9,8 @@ contract's (``contract.params``), and so is the shape of the job's ``params``.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -107,8 +109,8 @@ def prompt_field() -> serializers.CharField:
 
 class TargetSerializer(StrictSerializer):
     """Exactly one of ``tokens`` (explain these output tokens) or ``logit_diff`` ([a, b]: a
-    minus b). A token is its id or its text; text must be one token of the model's vocabulary
-    (the worker checks, since only it has the tokenizer)."""
+    minus b). A token is its id or its text; text must be one token of the model's vocabulary,
+    checked here when the tokens are known (``target_problem``), else by the worker."""
 
     tokens = serializers.ListField(
         child=serializers.JSONField(), min_length=1, max_length=50, required=False
@@ -132,9 +134,44 @@ class TargetSerializer(StrictSerializer):
                 errors[f"{name}[{i}]"] = "token text must be 1 to 100 characters"
             elif isinstance(item, str) and "\x00" in item:
                 errors[f"{name}[{i}]"] = "token text must not contain NUL characters"
+        model = self.context.get("model")
+        if not errors and model is not None:
+            for i, item in enumerate(attrs[name]):
+                if isinstance(item, str) and (problem := target_problem(model, item, self.context)):
+                    errors[f"{name}[{i}]"] = problem
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+
+# After a prompt that ends in a word or punctuation, the next word is written with a space.
+_WORD_END = re.compile(r"[\w.,;:!?]$")
+
+
+def target_problem(model: LanguageModel, text: str, context: Mapping[str, Any]) -> str | None:
+    """Why the target ``text`` would not be the one token meant, or None (also when the tokens
+    are unknown here: the worker checks then). Two mistakes are caught before queueing: a text
+    of several tokens, and a word without its leading space after a prompt that wants one
+    ("Mary" is another token than " Mary"); the message names the token ids to give instead."""
+    found = tokens.text_tokens(model, text)
+    if found is None:
+        return None
+    if len(found) != 1:
+        pieces = ", ".join(repr(piece) for _, piece in found[:8])
+        return (
+            f"{text!r} is {len(found)} tokens for this model ({pieces}); give one token (or its id)"
+        )
+    prompts = context.get("prompts") or []
+    if text[:1].isspace() or not prompts or not all(_WORD_END.search(p) for p in prompts):
+        return None
+    spaced = tokens.text_tokens(model, " " + text)
+    if spaced is None or len(spaced) != 1 or spaced[0][0] == found[0][0]:
+        return None
+    return (
+        f"{text!r} is the token {found[0][1]!r} (id {found[0][0]}), but after this prompt the "
+        f"next word starts with a space: {spaced[0][1]!r} (id {spaced[0][0]}). Give "
+        f"{spaced[0][1]!r}, or the id {found[0][0]} to keep {text!r}"
+    )
 
 
 _TOKEN_SCHEMA = {
@@ -209,8 +246,10 @@ class GenerationSettingsSerializer(StrictSerializer):
                 raise serializers.ValidationError(
                     {"target": 'expected {"tokens": [...]} or {"logit_diff": [a, b]}'}
                 )
+            prompts = attrs.get("prompts") or ([attrs["prompt"]] if "prompt" in attrs else [])
             target = TargetSerializer(
-                data=attrs["target"], context={"vocab_size": model.vocab_size}
+                data=attrs["target"],
+                context={"vocab_size": model.vocab_size, "model": model, "prompts": prompts},
             )
             if not target.is_valid():
                 raise serializers.ValidationError({"target": target.errors})

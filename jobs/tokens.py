@@ -90,6 +90,24 @@ def count_tokens(model: LanguageModel, prompt: str) -> int | None:
     return len(ids) + 1
 
 
+def text_tokens(model: LanguageModel, text: str) -> list[tuple[int, str]] | None:
+    """The (id, text) tokens ``text`` becomes for ``model`` with no special token, as the worker
+    turns a target into ids; None when unknown here. From the model's local ``tokenizer.json``,
+    else from the tokenize cache (the generate page tokenizes its targets before submitting);
+    never a worker round trip, so queueing a job does not wait on a busy worker."""
+    tokenizer = _local_tokenizer(model.source)
+    if tokenizer is not None:
+        try:
+            ids = tokenizer.encode(text, add_special_tokens=False).ids
+            return [(int(i), str(tokenizer.decode([i]))) for i in ids]
+        except Exception:  # a tokenizer that chokes on odd input: leave it to the worker
+            return None
+    cached: dict[str, Any] | None = cache.get(_key("tokenize", model, TokenizeParams.top_k, text))
+    if not cached or "tokens" not in cached:
+        return None
+    return [(int(t["id"]), str(t["text"])) for t in cached["tokens"][1:]]
+
+
 @functools.lru_cache(maxsize=8)
 def _local_tokenizer(source: str) -> Any:
     path = Path(source)

@@ -279,3 +279,50 @@ def test_a_batch_id_that_is_not_a_uuid_is_a_json_404(as_alice: APIClient, batch:
     response = as_alice.get(f"/api/v1/batches/{batch}")
     assert response.status_code == 404
     assert "error" in response.json()
+
+
+def test_a_target_of_several_tokens_is_refused_before_queueing(
+    as_alice: APIClient, tiny: LanguageModel, no_broker: list[Job]
+) -> None:
+    response = generate(as_alice, **valid(target={"tokens": ["w5", "w8 w9"]}))
+    assert response.status_code == 400
+    message = response.json()["detail"]["target.tokens[1]"]
+    assert "'w8 w9' is 2 tokens" in message
+    assert not Job.objects.exists()
+
+
+def _spacey_model(tmp_path: Path) -> LanguageModel:
+    """A model whose tokenizer tells "Mary" from " Mary", as BPE vocabularies do."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {"<bos>": 0, "Mary": 1, "ĠMary": 2, "John": 3, "Ġgave": 4, "Ġto": 5, ",": 6}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<bos>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    model = LanguageModel.objects.create(
+        slug="spacey", display_name="s", source=str(tmp_path), n_layers=2, d_model=4,
+        vocab_size=len(vocab),
+    )  # fmt: skip
+    model.default_transcoder_set = model.transcoder_sets.create(slug="plt", features_per_layer=8)
+    model.save(update_fields=["default_transcoder_set"])
+    return model
+
+
+def test_a_target_without_its_leading_space_is_caught_and_named(
+    as_alice: APIClient, tmp_path: Path, no_broker: list[Job]
+) -> None:
+    _spacey_model(tmp_path)
+    body = {"model": "spacey", "prompt": "John gave to"}
+    response = generate(as_alice, **body, target={"logit_diff": ["Mary", " John"]})
+    assert response.status_code == 400
+    message = response.json()["detail"]["target.logit_diff[0]"]
+    assert "' Mary' (id 2)" in message
+    assert "the id 1" in message
+    assert not Job.objects.exists()
+    # With the space, or as an id, it queues.
+    assert generate(as_alice, **body, target={"tokens": [" Mary"]}).status_code == 202
+    assert generate(as_alice, **body, target={"tokens": [1]}).status_code == 202
+    # After an opening quote no space is wanted: "Mary" is meant as it is.
+    quoted = {"model": "spacey", "prompt": 'John gave to "'}
+    assert generate(as_alice, **quoted, target={"tokens": ["Mary"]}).status_code == 202

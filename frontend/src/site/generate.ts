@@ -143,6 +143,35 @@ function follow(job: JobView, section: HTMLElement): void {
   });
 }
 
+/**
+ * Tokenize the target's texts (and each with a leading space) before submitting, and say what
+ * each becomes. The API checks targets from the tokenize cache this fills (jobs/tokens.py), so a
+ * target of several tokens, or a word missing its leading space, is refused before it is queued.
+ */
+async function tokenizeTargets(form: HTMLFormElement, body: Record<string, unknown>): Promise<void> {
+  const note = document.getElementById("target-tokens-note");
+  const target = body["target"] as { tokens?: unknown[]; logit_diff?: unknown[] } | undefined;
+  const texts = [...(target?.tokens ?? []), ...(target?.logit_diff ?? [])].filter((t): t is string => typeof t === "string");
+  if (note) note.textContent = "";
+  if (!texts.length) return;
+  const url = form.dataset["tokenizeUrl"] ?? "/api/v1/tokenize";
+  const model = value(form, "model");
+  const ask = async (prompt: string): Promise<TokenizeResponse | null> => {
+    try {
+      const reply = await sendJson(url, "POST", { model, prompt, top_k: JOB_PARAMS.tokenize.top_k.default });
+      return reply.status === 200 ? (reply.body as TokenizeResponse) : null;
+    } catch {
+      return null;
+    }
+  };
+  const lines = await Promise.all(texts.map(async (text) => {
+    const [plain] = await Promise.all([ask(text), /^\s/.test(text) ? null : ask(` ${text}`)]);
+    const pieces = plain?.tokens.slice(1) ?? [];
+    return pieces.length ? `${JSON.stringify(text)} → ${pieces.map((t) => `${JSON.stringify(t.text)} (id ${t.id})`).join(" + ")}` : "";
+  }));
+  if (note) note.textContent = lines.filter(Boolean).join("; ");
+}
+
 function setUp(form: HTMLFormElement): void {
   const top = document.getElementById("generate-errors") as HTMLUListElement;
   const section = document.getElementById("job-progress")!;
@@ -158,7 +187,7 @@ function setUp(form: HTMLFormElement): void {
       return;
     }
     button.disabled = true;
-    void sendJson(form.dataset["generateUrl"] ?? "/api/v1/graphs/generate", "POST", body).then((reply) => {
+    void tokenizeTargets(form, body).then(() => sendJson(form.dataset["generateUrl"] ?? "/api/v1/graphs/generate", "POST", body)).then((reply) => {
       button.disabled = false;
       if (reply.status !== 202 && reply.status !== 201) {
         const error = asApiError(reply.body, reply.status);
