@@ -5,18 +5,23 @@ the API's are; the API validates."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from contract.params import AttributeParams
 from core.visibility import Visibility
 from features.models import LanguageModel
 from graphs.models import Graph
+from jobs import services
+from jobs.models import Job
 
 ADVANCED = [
     "max_n_logits",
@@ -148,3 +153,48 @@ def generate(request: HttpRequest) -> HttpResponse:
         "remixed": bool(ref and initial),
     }
     return render(request, "jobs/generate.html", context)
+
+
+JOBS_SHOWN = 100
+
+
+@login_required
+def my_jobs(request: HttpRequest) -> HttpResponse:
+    """Your jobs, newest first: status, phase, the failure message; cancel or re-run."""
+    jobs = (
+        Job.objects.filter(owner_id=request.user.pk)
+        .select_related("model", "graph__model")
+        .order_by("-created_at")[:JOBS_SHOWN]
+    )
+    return render(request, "jobs/jobs.html", {"jobs": jobs})
+
+
+def _own_job(request: HttpRequest, pk: str) -> Job:
+    return get_object_or_404(Job, pk=pk, owner_id=request.user.pk)
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, pk: str) -> HttpResponse:
+    services.cancel(_own_job(request, pk))  # a finished job stays as it finished
+    return redirect("my-jobs")
+
+
+@login_required
+@require_POST
+def job_rerun(request: HttpRequest, pk: str) -> HttpResponse:
+    """Queue a failed or cancelled graph generation again with the same settings (a new job;
+    without its slug, which a graph may hold by now)."""
+    job = _own_job(request, pk)
+    if job.kind == Job.Kind.ATTRIBUTION and job.status in (Job.Status.FAILED, Job.Status.CANCELLED):
+        params = {k: v for k, v in job.params.items() if k not in ("prompt", "slug")}
+        # At the per-user limit nothing is queued; the list shows the jobs that fill it.
+        with contextlib.suppress(services.TooManyJobs):
+            services.create_attribution_jobs(
+                owner=job.owner,
+                model=job.model,
+                transcoder_set=job.transcoder_set,
+                prompts=[job.params["prompt"]],
+                params=params,
+            )
+    return redirect("my-jobs")

@@ -16,6 +16,9 @@ urlpatterns = [
     path("me/graphs/<int:pk>/visibility", pages.graph_visibility, name="graph-visibility"),
     path("me/graphs/<int:pk>/delete", pages.graph_delete, name="graph-delete"),
     path("me/", pages.profile, name="profile"),
+    path("me/jobs", job_pages.my_jobs, name="my-jobs"),
+    path("me/jobs/<uuid:pk>/cancel", job_pages.job_cancel, name="job-cancel"),
+    path("me/jobs/<uuid:pk>/rerun", job_pages.job_rerun, name="job-rerun"),
     path("me/tokens", pages.tokens, name="tokens"),
     path("me/tokens/<int:pk>/revoke", pages.token_revoke, name="token-revoke"),
     path(
