@@ -22,6 +22,7 @@ import { setUpSubgraph, type SubgraphHandle } from "./subgraph";
 import { emptyUrlState, parseLabels, parseSupernodes, parseUrlState, serialiseUrlState, validId, type UrlState } from "./urlState";
 import { groupNodes } from "./supernodes";
 import { setUpTestPanel } from "./testPanel";
+import { setUpComparePanel } from "./comparePanel";
 
 declare global {
   interface Window {
@@ -430,6 +431,23 @@ async function start(root: HTMLElement): Promise<void> {
       canRun: root.dataset["canRun"] === "1",
       loginUrl: root.dataset["loginUrl"] ?? "/accounts/login/",
       missingSubgraph: asked && !saved ? share : "",
+    });
+  }
+  const diffUrl = root.dataset["diffUrl"] ?? "";
+  if (diffUrl) {
+    // Compare with another graph of the same set (./comparePanel.ts); embeds show the overlay.
+    const compareEl = el("section");
+    compareEl.setAttribute("aria-label", "Compare with another graph");
+    root.insertBefore(compareEl, help);
+    setUpComparePanel(compareEl, store, {
+      model,
+      set,
+      graphSlug: root.dataset["graphSlug"] ?? "",
+      diffUrl,
+      graphsUrl: root.dataset["graphsUrl"] ?? "",
+      interveneUrl,
+      canRun: root.dataset["canRun"] === "1",
+      graphEl,
     });
   }
   helpButton.addEventListener("click", () => store.set({ helpOpen: true }));

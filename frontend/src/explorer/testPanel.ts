@@ -82,7 +82,7 @@ function runStatus(view: JobView): string {
 }
 
 /** Wait for the run's job to end (./followJob.ts), then read the run with its result. */
-async function follow(run: SteeringRun, onStatus: (text: string) => void): Promise<SteeringRun> {
+export async function follow(run: SteeringRun, onStatus: (text: string) => void): Promise<SteeringRun> {
   if (run.job) {
     const job = runJobView(run.job);
     const onChange = (view: JobView): void => {
