@@ -144,8 +144,12 @@ class Feature(models.Model):
     # Counts per bin over [act_min, act_max], as in circuit-tracer's feature JSON.
     histogram = models.JSONField(null=True, blank=True)
     quantile_values = models.JSONField(null=True, blank=True)
+    # Output tokens (strings, searched through the GIN index) and, in the same order, their values
+    # (the decoder direction through the unembedding); values are [] when the import had none.
     top_logits = models.JSONField(default=list, blank=True)
+    top_logits_values = models.JSONField(default=list, blank=True)
     bottom_logits = models.JSONField(default=list, blank=True)
+    bottom_logits_values = models.JSONField(default=list, blank=True)
     # The best explanations (at most TOP_EXPLANATIONS) as bulk lookup returns them, kept in step
     # by refresh_explanations(): a lookup of 1,000 features then reads one column instead of
     # running 1,000 subqueries (about 40% of its time).

@@ -108,7 +108,18 @@ class FeatureSerializer(serializers.Serializer[Any]):
     act_max = serializers.FloatField(allow_null=True)
     max_activation = serializers.FloatField(allow_null=True)
     top_logits = serializers.ListField(child=serializers.CharField(), required=False)
+    top_logits_values = serializers.ListField(
+        child=serializers.FloatField(),
+        required=False,
+        help_text="Each top_logits token's value (its decoder direction through the unembedding),"
+        " in the same order; empty when the dashboards were imported without values.",
+    )
     bottom_logits = serializers.ListField(child=serializers.CharField(), required=False)
+    bottom_logits_values = serializers.ListField(
+        child=serializers.FloatField(),
+        required=False,
+        help_text="Each bottom_logits token's value, in the same order; empty when unknown.",
+    )
     histogram = serializers.JSONField(required=False)
     quantile_values = serializers.JSONField(required=False)
     explanations = ExplanationSerializer(many=True, required=False)

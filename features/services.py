@@ -81,7 +81,12 @@ def _select(include: set[str], max_examples: int, max_explanations: int) -> tupl
     ]
     params: list[Any] = []
     if "logits" in include:
-        parts += ["'top_logits', f.top_logits", "'bottom_logits', f.bottom_logits"]
+        parts += [
+            "'top_logits', f.top_logits",
+            "'top_logits_values', f.top_logits_values",
+            "'bottom_logits', f.bottom_logits",
+            "'bottom_logits_values', f.bottom_logits_values",
+        ]
     if "histogram" in include:
         parts += ["'histogram', f.histogram", "'quantile_values', f.quantile_values"]
     if "explanations" in include and max_explanations <= TOP_EXPLANATIONS:

@@ -47,15 +47,34 @@ def _highlight(tokens: list[str], values: list[float], top: float) -> list[dict[
     ]
 
 
-def _histogram(feature: Feature) -> list[dict[str, float]]:
-    counts = feature.histogram
-    if isinstance(counts, dict):
-        counts = counts.get("counts") or counts.get("y") or []
+def _histogram(feature: Feature) -> dict[str, Any] | None:
+    """Bars with their heights (linear, % of the tallest) and activation ranges, and the axes'
+    ends: explicit ``{edges, counts}`` bins (``python -m inference dashboards`` writes these,
+    from 0), or a bare list of counts spread over [act_min, act_max]."""
+    raw = feature.histogram
+    edges: list[float] = []
+    counts = raw
+    if isinstance(raw, dict):
+        counts = raw.get("counts") or raw.get("y") or []
+        edges = [float(e) for e in raw.get("edges") or [] if isinstance(e, int | float)]
     if not isinstance(counts, list) or not counts:
-        return []
+        return None
     numbers = [float(c) if isinstance(c, int | float) else 0.0 for c in counts][:200]
+    if len(edges) != len(numbers) + 1:
+        lo, hi = feature.act_min or 0.0, feature.act_max or 0.0
+        edges = [lo + (hi - lo) * k / len(numbers) for k in range(len(numbers) + 1)]
     top = max(numbers) or 1.0
-    return [{"count": c, "height": round(100 * c / top, 1)} for c in numbers]
+    bins = [
+        {"count": c, "height": round(100 * c / top, 1), "lo": edges[k], "hi": edges[k + 1]}
+        for k, c in enumerate(numbers)
+    ]
+    return {"bins": bins, "lo": edges[0], "hi": edges[-1], "peak": max(numbers)}
+
+
+def _logits(tokens: list[str], values: list[float]) -> list[dict[str, Any]]:
+    """Output tokens with their values (None where the import had none)."""
+    known = values if len(values) == len(tokens) else []
+    return [{"token": t, "value": known[k] if known else None} for k, t in enumerate(tokens[:12])]
 
 
 def _graphs_with(request: HttpRequest, feature: Feature) -> list[dict[str, Any]]:
@@ -117,6 +136,8 @@ def feature_page(
         "explanations": feature.explanations.select_related("author"),
         "examples": examples,
         "histogram": _histogram(feature),
+        "top_logits": _logits(feature.top_logits, feature.top_logits_values),
+        "bottom_logits": _logits(feature.bottom_logits, feature.bottom_logits_values),
         "graphs": _graphs_with(request, feature),
         "form": form,
     }

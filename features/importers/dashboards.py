@@ -2,6 +2,7 @@
 
     {"index": 123, "layer"?: 4, "act_min", "act_max", "activation_frequency", "histogram",
      "quantile_values"?, "top_logits": [str], "bottom_logits": [str],
+     "top_logits_values"?: [float], "bottom_logits_values"?: [float],
      "examples_quantiles": [{"quantile_name": str,
                              "examples": [{"tokens": [str], "tokens_acts_list": [float],
                                            "train_token_ind": int, "is_repeated_datapoint": bool}]}]}
@@ -31,6 +32,7 @@ from features.importers.fields import FeatureFormatError, number, numbers, strin
 _LAYER_NAME = re.compile(r"layer[_-]?(\d+)", re.IGNORECASE)
 _SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".tar.gz", ".tgz")
 MAX_TOKENS_PER_EXAMPLE = 1024
+MAX_LOGITS = 100
 
 
 @dataclass
@@ -56,6 +58,9 @@ class ParsedFeature:
     quantile_values: Any
     top_logits: list[str]
     bottom_logits: list[str]
+    # Each output token's value, in the same order; [] when the file has none (older exports).
+    top_logits_values: list[float] = field(default_factory=list)
+    bottom_logits_values: list[float] = field(default_factory=list)
     examples: list[ParsedExample] = field(default_factory=list)
 
 
@@ -69,6 +74,20 @@ def _histogram(value: Any, where: str) -> Any:
     if counts is None or edges is None or len(edges) != len(counts) + 1:
         raise FeatureFormatError(f"{where}: histogram: expected {{edges, counts}}, one more edge")
     return {"edges": edges, "counts": counts}
+
+
+def _logits(obj: dict[str, Any], where: str, name: str) -> tuple[list[str], list[float]]:
+    """An output-token list and its optional ``{name}_values`` (one number per token)."""
+    tokens = strings(obj.get(name), where, name)[:MAX_LOGITS]
+    values = numbers(obj.get(f"{name}_values"), where, f"{name}_values")
+    if values is None:
+        return tokens, []
+    values = values[:MAX_LOGITS]
+    if len(values) != len(tokens):
+        raise FeatureFormatError(
+            f"{where}: {name}_values: {len(values)} values for {len(tokens)} tokens"
+        )
+    return tokens, values
 
 
 def _layer_hint(name: str) -> int | None:
@@ -102,6 +121,8 @@ def parse_feature(
     examples = _examples(obj.get("examples_quantiles"), where, max_examples)
     act_max = number(obj.get("act_max"), where, "act_max")
     best = max((e.max_value for e in examples), default=None)
+    top_logits, top_values = _logits(obj, where, "top_logits")
+    bottom_logits, bottom_values = _logits(obj, where, "bottom_logits")
     return ParsedFeature(
         layer=layer,
         index=index,
@@ -113,8 +134,10 @@ def parse_feature(
         max_activation=act_max if act_max is not None else best,
         histogram=_histogram(obj.get("histogram"), where),
         quantile_values=numbers(obj.get("quantile_values"), where, "quantile_values"),
-        top_logits=strings(obj.get("top_logits"), where, "top_logits")[:100],
-        bottom_logits=strings(obj.get("bottom_logits"), where, "bottom_logits")[:100],
+        top_logits=top_logits,
+        bottom_logits=bottom_logits,
+        top_logits_values=top_values,
+        bottom_logits_values=bottom_values,
         examples=examples,
     )
 

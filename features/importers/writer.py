@@ -50,16 +50,20 @@ _STAGE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS import_feature_stage (
     layer smallint, index integer, density real, act_min real, act_max real,
     max_activation real, histogram jsonb, quantile_values jsonb, top_logits jsonb,
-    bottom_logits jsonb) ON COMMIT DELETE ROWS
+    top_logits_values jsonb, bottom_logits jsonb, bottom_logits_values jsonb)
+    ON COMMIT DELETE ROWS
 """
 _COPY_STAGE = """COPY import_feature_stage (layer, index, density, act_min, act_max, max_activation,
-    histogram, quantile_values, top_logits, bottom_logits) FROM STDIN"""
+    histogram, quantile_values, top_logits, top_logits_values, bottom_logits,
+    bottom_logits_values) FROM STDIN"""
 _INSERT = """
 INSERT INTO features_feature
     (transcoder_set_id, layer, index, density, act_min, act_max, max_activation,
-     histogram, quantile_values, top_logits, bottom_logits, top_explanations)
+     histogram, quantile_values, top_logits, top_logits_values, bottom_logits,
+     bottom_logits_values, top_explanations)
 SELECT %s, layer, index, density, act_min, act_max, max_activation,
-       histogram, quantile_values, top_logits, bottom_logits, '[]'::jsonb
+       histogram, quantile_values, top_logits, top_logits_values, bottom_logits,
+       bottom_logits_values, '[]'::jsonb
 FROM import_feature_stage
 ON CONFLICT (transcoder_set_id, layer, index) DO {conflict}
 RETURNING id, layer, index, (xmax <> 0) AS replaced
@@ -67,7 +71,9 @@ RETURNING id, layer, index, (xmax <> 0) AS replaced
 _UPDATE = """UPDATE SET density = EXCLUDED.density, act_min = EXCLUDED.act_min,
     act_max = EXCLUDED.act_max, max_activation = EXCLUDED.max_activation,
     histogram = EXCLUDED.histogram, quantile_values = EXCLUDED.quantile_values,
-    top_logits = EXCLUDED.top_logits, bottom_logits = EXCLUDED.bottom_logits"""
+    top_logits = EXCLUDED.top_logits, top_logits_values = EXCLUDED.top_logits_values,
+    bottom_logits = EXCLUDED.bottom_logits,
+    bottom_logits_values = EXCLUDED.bottom_logits_values"""
 _COPY_EXAMPLES = """COPY features_activationexample
     (feature_id, rank, quantile, tokens, values, max_value, max_index, train_token_ind,
      is_repeated_datapoint) FROM STDIN"""
@@ -120,7 +126,9 @@ def _feature_line(f: ParsedFeature) -> str:
         _json_field(f.histogram),
         _json_field(f.quantile_values),
         _json_field(f.top_logits),
+        _json_field(f.top_logits_values),
         _json_field(f.bottom_logits),
+        _json_field(f.bottom_logits_values),
     )
     return "\t".join(fields) + "\n"
 

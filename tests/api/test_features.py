@@ -117,6 +117,45 @@ def test_replace_overwrites_features_but_keeps_their_explanations(
     assert Explanation.objects.count() == 1
 
 
+def test_output_token_values_are_stored_and_served_and_files_without_them_still_import(
+    model: Any, tmp_path: Path
+) -> None:
+    with_values = dashboard(0) | {
+        "top_logits_values": [2.5, 1.25],
+        "bottom_logits_values": [-3.0],
+    }
+    path = write_jsonl_gz(tmp_path / "layer_0.jsonl.gz", [with_values, dashboard(1)])
+    call_command("import_features", path, model="tiny", stdout=io.StringIO())
+    assert Feature.objects.get(index=0).top_logits_values == [2.5, 1.25]
+    assert Feature.objects.get(index=1).top_logits_values == []  # an older file: no values
+    body = (
+        client_for(None)
+        .post("/api/v1/features/lookup", {"features": [key(0, 0), key(0, 1)]}, format="json")
+        .json()
+    )
+    first, second = body["results"]
+    assert first["top_logits"] == [" cat", " kitten"]
+    assert first["top_logits_values"] == [2.5, 1.25]
+    assert first["bottom_logits_values"] == [-3.0]
+    assert second["top_logits_values"] == []
+    detail = client_for(None).get("/api/v1/features/tiny/plt/0/0").json()
+    assert detail["bottom_logits"] == [" dog"]
+    assert detail["bottom_logits_values"] == [-3.0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("top_logits_values", [1.0]), ("bottom_logits_values", ["x"])],
+)
+def test_output_token_values_that_do_not_fit_their_tokens_are_refused(
+    model: Any, tmp_path: Path, field: str, value: Any
+) -> None:
+    path = write_jsonl_gz(tmp_path / "layer_0.jsonl.gz", [dashboard(0) | {field: value}])
+    with pytest.raises(CommandError, match=rf"layer_0.jsonl:1: {field}"):
+        call_command("import_features", path, model="tiny", stdout=io.StringIO())
+    assert Feature.objects.count() == 0
+
+
 def test_import_reads_single_files_gzipped_bundles_and_tarballs(model: Any, tmp_path: Path) -> None:
     single = tmp_path / f"{cantor_pair(2, 9)}.json"  # circuit-tracer names files by Cantor id
     single.write_text(json.dumps(dashboard(9)))

@@ -148,6 +148,21 @@ def test_the_feature_page_shows_the_dashboard_and_the_graphs_with_the_node_selec
     assert page(Client(), "/features/tiny/plt/2/43")[0] == 404
 
 
+def test_the_feature_page_shows_output_token_values_and_a_labelled_histogram(
+    feature: Feature,
+) -> None:
+    feature.top_logits_values = [1.5, 0.75]
+    feature.histogram = {"edges": [0.0, 1.0, 2.0, 3.0], "counts": [7, 2, 1]}
+    feature.save(update_fields=["top_logits_values", "histogram"])
+    _, html = page(Client(), "/features/tiny/plt/2/42")
+    assert '<code> mat</code> <span class="logit-value">1.50</span>' in html
+    assert "<code> sky</code></li>" in html  # no value stored for it: none shown
+    # x from the bins' own edges (0 to 3, not act_min..act_max), y up to the tallest count.
+    assert '<span>0.00</span><span class="axis-title">activation</span><span>3.00</span>' in html
+    assert '<span>7</span><span class="axis-title">tokens</span><span>0</span>' in html
+    assert 'title="1.000–2.000: 2 tokens"' in html
+
+
 def test_adding_an_explanation_shows_errors_inline_and_attributes_it(
     bob: User, feature: Feature
 ) -> None:

@@ -55,6 +55,21 @@ describe("normaliseFeature", () => {
     expect(f.density).toBeNull();
   });
 
+  it("pairs each output token with its value from the parallel *_values list", () => {
+    const f = normaliseFeature({
+      layer: 0,
+      index: 1,
+      top_logits: [" cat", " dog"],
+      top_logits_values: [1.5, "x"],
+      bottom_logits: [" sky"],
+      bottom_logits_values: [],
+    })!;
+    expect(f.top_logits[0]).toEqual([" cat", 1.5]);
+    expect(f.top_logits[1]![0]).toBe(" dog");
+    expect(f.top_logits[1]![1]).toBeNaN();
+    expect(f.bottom_logits[0]![1]).toBeNaN();
+  });
+
   it("spreads a bare list of histogram counts over [act_min, act_max]", () => {
     const f = normaliseFeature({ layer: 0, index: 1, act_min: 0, act_max: 4, histogram: [5, 3, 1, 0] })!;
     expect(f.histogram).toEqual({ edges: [0, 1, 2, 3, 4], counts: [5, 3, 1, 0] });

@@ -35,12 +35,15 @@ function numbers(value: unknown, limit = 512): number[] {
   return Array.isArray(value) ? value.slice(0, limit).map((v) => (typeof v === "number" && Number.isFinite(v) ? v : 0)) : [];
 }
 
-function logits(value: unknown): [string, number][] {
+/** Output tokens with their values: the API's strings plus a parallel `*_values` list (empty when
+ * unknown), or pairs / {token, value} objects as graph files carry them. NaN = no value. */
+function logits(value: unknown, values?: unknown): [string, number][] {
   if (!Array.isArray(value)) return [];
+  const parallel = Array.isArray(values) ? values : [];
   const out: [string, number][] = [];
-  for (const entry of value.slice(0, 50)) {
+  for (const [k, entry] of value.slice(0, 50).entries()) {
     if (Array.isArray(entry) && typeof entry[0] === "string") out.push([entry[0], finite(entry[1]) ?? NaN]);
-    else if (typeof entry === "string") out.push([entry, NaN]);
+    else if (typeof entry === "string") out.push([entry, finite(parallel[k]) ?? NaN]);
     else if (typeof entry === "object" && entry !== null) {
       const e = entry as Record<string, unknown>;
       if (typeof e["token"] === "string") out.push([e["token"], finite(e["value"] ?? e["weight"]) ?? NaN]);
@@ -118,8 +121,8 @@ export function normaliseFeature(raw: unknown): FeatureDetail | null {
     density: finite(featureField(r, "density")),
     max_activation: finite(featureField(r, "max_activation")),
     explanations,
-    top_logits: logits(featureField(r, "top_logits")),
-    bottom_logits: logits(featureField(r, "bottom_logits")),
+    top_logits: logits(featureField(r, "top_logits"), featureField(r, "top_logits_values")),
+    bottom_logits: logits(featureField(r, "bottom_logits"), featureField(r, "bottom_logits_values")),
     histogram,
     activations,
   };

@@ -856,7 +856,11 @@ export interface components {
             /** Format: double */
             max_activation: number | null;
             top_logits?: string[];
+            /** @description Each top_logits token's value (its decoder direction through the unembedding), in the same order; empty when the dashboards were imported without values. */
+            top_logits_values?: number[];
             bottom_logits?: string[];
+            /** @description Each bottom_logits token's value, in the same order; empty when unknown. */
+            bottom_logits_values?: number[];
             histogram?: unknown;
             quantile_values?: unknown;
             explanations?: components["schemas"]["Explanation"][];

@@ -20,37 +20,74 @@ export function featureKeyOf(graph: Graph, node: NodeInfo, model: string, set: s
 const SVG = "http://www.w3.org/2000/svg";
 const HOVER_FETCH_DELAY_MS = 150;
 
+function svgText(text: string, x: number, y: number, anchor: "start" | "middle" | "end", cls = "axis-label"): SVGTextElement {
+  const label = document.createElementNS(SVG, "text");
+  label.setAttribute("x", String(x));
+  label.setAttribute("y", String(y));
+  label.setAttribute("text-anchor", anchor);
+  label.setAttribute("class", cls);
+  label.textContent = text;
+  return label;
+}
+
+function svgLine(x1: number, y1: number, x2: number, y2: number, cls: string): SVGLineElement {
+  const line = document.createElementNS(SVG, "line");
+  line.setAttribute("x1", String(x1));
+  line.setAttribute("x2", String(x2));
+  line.setAttribute("y1", String(y1));
+  line.setAttribute("y2", String(y2));
+  line.setAttribute("class", cls);
+  return line;
+}
+
+/** Activation histogram: activation values on x (the bins' edges), token counts on y (log scale,
+ * so rare strong activations stay visible), this node's activation marked. */
 function histogram(detail: FeatureDetail, activation: number): SVGSVGElement | null {
   const h = detail.histogram;
   if (!h || h.counts.length === 0 || h.edges.length < 2) return null;
   const width = 280;
-  const height = 64;
+  const height = 92;
+  const left = 34; // y tick labels
+  const right = 6;
+  const top = 4;
+  const bottom = height - 28; // x tick labels and the axis title below
+  const plotW = width - left - right;
+  const plotH = bottom - top;
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("class", "histogram");
   const lo = h.edges[0]!;
   const hi = h.edges[h.edges.length - 1]!;
   const span = hi - lo || 1;
-  const max = Math.max(...h.counts.map((c) => Math.log1p(c)), 1);
-  const barW = width / h.counts.length;
+  const peak = Math.max(...h.counts, 0);
+  const max = Math.max(Math.log1p(peak), 1);
+  const barW = plotW / h.counts.length;
   h.counts.forEach((count, k) => {
     const bar = document.createElementNS(SVG, "rect");
-    const bh = (Math.log1p(count) / max) * (height - 8);
-    bar.setAttribute("x", String(k * barW));
-    bar.setAttribute("y", String(height - bh));
+    const bh = (Math.log1p(count) / max) * plotH;
+    bar.setAttribute("x", String(left + k * barW));
+    bar.setAttribute("y", String(bottom - bh));
     bar.setAttribute("width", String(Math.max(barW - 0.5, 0.5)));
     bar.setAttribute("height", String(bh));
+    const tip = document.createElementNS(SVG, "title");
+    tip.textContent = `${formatNumber(h.edges[k] ?? lo)}–${formatNumber(h.edges[k + 1] ?? hi)}: ${count.toLocaleString("en")} tokens`;
+    bar.appendChild(tip);
     svg.appendChild(bar);
   });
+  svg.append(svgLine(left, top, left, bottom, "axis"), svgLine(left, bottom, width - right, bottom, "axis"));
+  svg.append(
+    svgText(peak.toLocaleString("en"), left - 3, top + 7, "end"),
+    svgText("0", left - 3, bottom, "end"),
+    svgText(formatNumber(lo), left, bottom + 10, "start"),
+    svgText(formatNumber(hi), width - right, bottom + 10, "end"),
+    svgText("activation", left + plotW / 2, height - 4, "middle", "axis-title"),
+  );
+  const yTitle = svgText("tokens (log)", 0, 0, "middle", "axis-title");
+  yTitle.setAttribute("transform", `translate(9 ${top + plotH / 2}) rotate(-90)`);
+  svg.appendChild(yTitle);
   if (Number.isFinite(activation)) {
-    const x = Math.min(width, Math.max(0, ((activation - lo) / span) * width));
-    const marker = document.createElementNS(SVG, "line");
-    marker.setAttribute("x1", String(x));
-    marker.setAttribute("x2", String(x));
-    marker.setAttribute("y1", "0");
-    marker.setAttribute("y2", String(height));
-    marker.setAttribute("class", "histogram-marker");
-    svg.appendChild(marker);
+    const x = left + Math.min(plotW, Math.max(0, ((activation - lo) / span) * plotW));
+    svg.appendChild(svgLine(x, top, x, bottom, "histogram-marker"));
   }
   return svg;
 }
@@ -61,7 +98,7 @@ function logitList(title: string, logits: [string, number][], cls: string): HTML
   box.appendChild(el("h4", "", title));
   for (const [token, value] of logits.slice(0, 10)) {
     const chip = el("span", "logit-chip", showToken(token));
-    if (Number.isFinite(value)) chip.title = formatNumber(value);
+    if (Number.isFinite(value)) chip.appendChild(el("span", "logit-value", (value > 0 ? "+" : "") + formatNumber(value, 2)));
     box.appendChild(chip);
   }
   return box;
