@@ -42,7 +42,7 @@ class PackConfig:
     )
 
 
-def _parse() -> tuple[Path, PackConfig, bool]:
+def _parse() -> tuple[Path, PackConfig, bool, bool]:
     parser = argparse.ArgumentParser(prog="python -m inference.demo_pack", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("inference/packs/demo"))
     parser.add_argument("--seed", type=int, default=0)
@@ -57,6 +57,12 @@ def _parse() -> tuple[Path, PackConfig, bool]:
         action="store_true",
         help="load the tokenizer, model and loss log an earlier run with the same settings wrote "
         "to --out, and redo only the transcoder, dashboard and card stages",
+    )
+    parser.add_argument(
+        "--dashboards-only",
+        action="store_true",
+        help="rewrite only features/ from the model and transcoders already in --out (same "
+        "settings as the run that wrote them), leaving every other file as it is",
     )
     args = parser.parse_args()
     config = PackConfig(seed=args.seed)
@@ -85,7 +91,7 @@ def _parse() -> tuple[Path, PackConfig, bool]:
         config = dataclasses.replace(config, transcoder_rows=args.transcoder_rows)
     if args.dashboard_rows is not None:
         config = dataclasses.replace(config, dashboard_rows=args.dashboard_rows)
-    return args.out, config, args.reuse_model
+    return args.out, config, args.reuse_model, args.dashboards_only
 
 
 def _train_language_model(
@@ -119,8 +125,51 @@ def _train_language_model(
     return tokenizer, model, losses
 
 
+def _dashboards(
+    out: Path,
+    config: PackConfig,
+    rows: torch.Tensor,
+    model: LlamaForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+) -> None:
+    with tqdm(total=100, desc="dashboards", unit="%") as bar:
+
+        def on_dashboard_progress(phase: str, fraction: float) -> None:
+            bar.set_description(f"dashboards: {phase}")
+            bar.n = round(fraction * 100)
+            bar.refresh()
+
+        dashboards.write_dashboards(
+            out / "features",
+            out / "transcoders",
+            rows,
+            model,
+            tokenizer,
+            config.dashboard,
+            seed=config.seed,
+            on_progress=on_dashboard_progress,
+        )
+
+
+def _write_dashboards_only(
+    out: Path, config: PackConfig, corpus_config: corpus.CorpusConfig
+) -> None:
+    """The dashboards stage alone, on the saved model and transcoders: the same held-out rows
+    and settings as a full run, so its files are the ones a full run would write."""
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(out / "model")
+    model = LlamaForCausalLM.from_pretrained(out / "model")
+    model.eval()
+    rows = train_model.token_rows(
+        corpus.sentences(corpus_config, "dashboards"),
+        tokenizer,
+        n_rows=config.dashboard_rows,
+        context=config.model.context,
+    )
+    _dashboards(out, config, rows, model, tokenizer)
+
+
 def main() -> None:
-    out, config, reuse_model = _parse()
+    out, config, reuse_model, dashboards_only = _parse()
     # One thread: results are reproducible run to run, and on a shared machine a second
     # OpenMP thread spends its time waiting at barriers (measured 8x slower under load).
     torch.set_num_threads(1)
@@ -128,6 +177,9 @@ def main() -> None:
     torch.manual_seed(config.seed)
     timings: dict[str, float] = {}
     corpus_config = corpus.CorpusConfig(seed=config.seed)
+    if dashboards_only:
+        _write_dashboards_only(out, config, corpus_config)
+        return
     if reuse_model:
         # The stages are deterministic, so reusing them gives the files a full run would.
         tokenizer = PreTrainedTokenizerFast.from_pretrained(out / "model")
@@ -200,23 +252,7 @@ def main() -> None:
     train_transcoders.save_transcoder_set(transcoders, out / "transcoders")
     lap("transcoders")
 
-    with tqdm(total=100, desc="dashboards", unit="%") as bar:
-
-        def on_dashboard_progress(phase: str, fraction: float) -> None:
-            bar.set_description(f"dashboards: {phase}")
-            bar.n = round(fraction * 100)
-            bar.refresh()
-
-        dashboards.write_dashboards(
-            out / "features",
-            out / "transcoders",
-            held_out_rows,
-            model,
-            tokenizer,
-            config.dashboard,
-            seed=config.seed,
-            on_progress=on_dashboard_progress,
-        )
+    _dashboards(out, config, held_out_rows, model, tokenizer)
     lap("dashboards")
 
     samples = card.sample_prompts(model, tokenizer)

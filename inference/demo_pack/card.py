@@ -236,13 +236,18 @@ positive activations per token, dead the fraction of features that never fire on
 code behind `python -m inference dashboards`; see docs/dashboards.md for every field) on held-out
 corpus text that was not used to train the model or the transcoders, in circuit-tracer's feature
 shape: `index`, `transcoder_id`, `examples_quantiles` (`Top activations`, at most one per row and
-per distinct window, then `Subsample Interval 0..`, random active tokens from activation bands;
+per distinct window, then `Subsample Interval 0..`, random active tokens from activation bands,
+none repeating a top example;
 each example `tokens`, `tokens_acts_list`, `train_token_ind`, `is_repeated_datapoint`, and where it
 is in the corpus), `top_logits` / `bottom_logits` with their values (decoder direction through the
 final norm gain and the unembedding), `act_min` / `act_max` / `act_mean` (over active tokens),
 `quantile_intervals` and `quantile_values` (the bands and their lower edges), `histogram`
 (`edges` from 0 and `counts` of active tokens), `activation_frequency` (fraction of non-BOS
 tokens where it is active).
+
+When the dashboard code changes, only these files need rewriting: `python -m inference.demo_pack
+--dashboards-only` recomputes them from the committed model and transcoders on the same held-out
+rows with the same settings (minutes on one CPU core), and leaves every other file as it is.
 
 ## Timings
 

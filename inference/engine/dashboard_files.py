@@ -23,6 +23,18 @@ def _r(x: float, digits: int = 5) -> float:
     return float(f"{float(x):.{digits}g}") + 0.0  # + 0.0: no -0.0 in the files
 
 
+def _round_sig(x: torch.Tensor, digits: int) -> torch.Tensor:
+    """``_r`` for a whole tensor at once (the windows' values are tens of millions of numbers on
+    a large set; one Python format call each took minutes): n / 10**k and n * 10**k are correctly
+    rounded, so each becomes the double nearest its decimal, which JSON writes short."""
+    x = x.double()
+    k = digits - 1 - torch.floor(torch.log10(x.abs().clamp(min=1e-300)))
+    up = torch.pow(10.0, k.clamp(min=0))
+    down = torch.pow(10.0, (-k).clamp(min=0))
+    rounded = torch.where(k >= 0, torch.round(x * up) / up, torch.round(x / down) * down)
+    return torch.where(x == 0, 0.0, rounded) + 0.0  # + 0.0: no -0.0 in the files
+
+
 def _layer_json(
     state: _LayerState,
     picks: _Picks,
@@ -44,7 +56,7 @@ def _layer_json(
     for i, f in enumerate(picks.feature.tolist()):
         by_feature.setdefault(f, []).append(i)
     groups, pointers = picks.group.tolist(), picks.ptr.tolist()
-    win_tokens, win_values = windows.tokens.tolist(), windows.values.tolist()
+    win_tokens, win_values = windows.tokens.tolist(), _round_sig(windows.values, 4).tolist()
     features: list[Feature] = []
     for f in range(s.d_transcoder):
         feature: Feature = {
@@ -87,6 +99,7 @@ def _layer_json(
             quantiles[groups[i] + 1]["examples"].append(
                 _example(win_tokens[i], win_values[i], pointers[i], s, names)
             )
+        _drop_top_repeats(quantiles, s.tokens_before + s.tokens_after)
         feature["examples_quantiles"] = [q for q in quantiles if q["examples"]]
         feature["quantile_intervals"] = [
             [edges[f][i], edges[f][i + 1]] for i in range(s.n_intervals)
@@ -95,13 +108,35 @@ def _layer_json(
     return features
 
 
+def _drop_top_repeats(quantiles: list[dict[str, Any]], span: int) -> None:
+    """Leave out the interval samples that repeat a top example (``quantiles[0]``) though drawn
+    from another token (the draw never takes a top example's own token): from the same context
+    with an overlapping window (activating tokens at most ``span`` = tokens_before +
+    tokens_after apart), or showing the same tokens around the same activating token. Done after
+    the draw, so a band that drew such a token shows one sample fewer."""
+    top = quantiles[0]["examples"]
+    shown = {(tuple(e["tokens"]), e["train_token_ind"]) for e in top}
+    spots: dict[int, list[int]] = {}
+    for e in top:
+        spots.setdefault(e["corpus_context"], []).append(e["corpus_position"])
+
+    def repeats(e: dict[str, Any]) -> bool:
+        near = spots.get(e["corpus_context"], [])
+        if any(abs(e["corpus_position"] - p) <= span for p in near):
+            return True
+        return (tuple(e["tokens"]), e["train_token_ind"]) in shown
+
+    for q in quantiles[1:]:
+        q["examples"] = [e for e in q["examples"] if not repeats(e)]
+
+
 def _example(
     tokens: list[int], values: list[float], pointer: int, s: _Settings, names: _TokenNames
 ) -> dict[str, Any]:
     kept = [i for i, t in enumerate(tokens) if t >= 0]
     return {
         "tokens": [names(tokens[i]) for i in kept],
-        "tokens_acts_list": [_r(values[i], 4) for i in kept],
+        "tokens_acts_list": [values[i] for i in kept],
         "train_token_ind": kept.index(s.tokens_before),
         "is_repeated_datapoint": False,
         # Where the activating token is: context index in corpus order, position in it.

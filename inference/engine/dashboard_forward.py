@@ -18,6 +18,7 @@ from .adapters import resolve
 from .dashboard_stats import _Picks, _Settings
 from .freezing import first_tensor_arg, norm_eps, norm_scale, normalized
 from .replacement import ReplacementModel
+from .transcoders import TopK, Transcoders
 
 _T = TypeVar("_T")
 
@@ -30,12 +31,51 @@ class _Enough(Exception):
     """Raised by the last layer's hook: nothing after it is needed."""
 
 
+def _dense(transcoders: Transcoders, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """(B, T, d_model) transcoder input -> (B, T, F) activations."""
+    return transcoders.encode(layer, x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+
+
+def _firing(transcoders: Transcoders, layer: int, x: torch.Tensor) -> _Firing:
+    """Where each feature fires (activation > 0) in a (B, T, d_model) input, in corpus order.
+    A TopK set's k kept features per token are taken straight from its top-k (the same values
+    `Transcoders.encode` keeps), without the dense (B, T, F) tensor and a scan of it."""
+    t = x.shape[1]
+    flat = x.reshape(-1, x.shape[-1])
+    activation = transcoders.activations[layer]
+    if isinstance(activation, TopK):
+        w = transcoders.W_enc[layer]
+        pre = flat.to(w.dtype) @ w.T + transcoders.b_enc[layer]
+        values, index = torch.topk(pre, k=activation.k, dim=-1)
+        index, order = index.sort(-1)
+        values = values.gather(-1, order)
+        pos, slot = (values > 0).nonzero(as_tuple=True)
+        f, v = index[pos, slot], values[pos, slot]
+    else:
+        acts = transcoders.encode(layer, flat)
+        pos, f = (acts > 0).nonzero(as_tuple=True)
+        v = acts[pos, f]
+    return _Firing(pos // t, pos % t, f, v.float())
+
+
+@dataclass
+class _Firing:
+    row: torch.Tensor  # (n,) row in the batch
+    pos: torch.Tensor  # (n,) position in the row
+    feature: torch.Tensor  # (n,)
+    value: torch.Tensor  # (n,) float32, > 0
+
+
 @contextmanager
 def _encoding(
-    rm: ReplacementModel, layers: Sequence[int], on_acts: Callable[[int, torch.Tensor], None]
+    rm: ReplacementModel,
+    layers: Sequence[int],
+    on_acts: Callable[[int, Any], None],
+    encode: Callable[[Transcoders, int, torch.Tensor], Any] = _dense,
 ) -> Iterator[None]:
-    """Hooks that encode each chosen layer's transcoder input and hand (layer, acts (B, T, F))
-    to ``on_acts``; the forward stops after the last chosen layer. Always removed on exit."""
+    """Hooks that hand (layer, ``encode(transcoders, layer, input (B, T, d_model))``) to
+    ``on_acts`` for each chosen layer; the forward stops after the last chosen layer. Always
+    removed on exit."""
     path, kind = rm.adapter.hook(rm.transcoders.feature_input_hook)
     last = max(layers)
     handles = []
@@ -48,9 +88,7 @@ def _encoding(
             if kind == "normalized":  # the norm's output before its weight
                 kind_ = rm.adapter.norm_kind
                 x = normalized(x, kind_, norm_scale(x, kind_, eps)).to(x.dtype)
-            shape = x.shape
-            acts = rm.transcoders.encode(layer, x.reshape(-1, shape[-1]))
-            on_acts(layer, acts.reshape(*shape[:-1], -1))
+            on_acts(layer, encode(rm.transcoders, layer, x))
             if layer == last:
                 raise _Enough
 
@@ -95,9 +133,10 @@ def _run(
     rm: ReplacementModel,
     tokens: torch.Tensor,
     layers: Sequence[int],
-    on_acts: Callable[[int, torch.Tensor], None],
+    on_acts: Callable[[int, Any], None],
+    encode: Callable[[Transcoders, int, torch.Tensor], Any] = _dense,
 ) -> None:
-    with torch.no_grad(), _encoding(rm, layers, on_acts), suppress(_Enough):
+    with torch.no_grad(), _encoding(rm, layers, on_acts, encode), suppress(_Enough):
         rm.model(input_ids=tokens, use_cache=False)
 
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from .dashboard_forward import _Firing
 
 _EMPTY = torch.iinfo(torch.int64).max  # an unused reservoir slot sorts last
 _PTR_BITS = 39  # token pointers below 2**39 (550 billion tokens)
@@ -152,14 +156,15 @@ class _LayerState:
 
     @torch.no_grad()
     def update(
-        self, acts: torch.Tensor, valid: torch.Tensor, first_row: int, whash: torch.Tensor
+        self, firing: _Firing, valid: torch.Tensor, first_row: int, whash: torch.Tensor
     ) -> None:
-        """Fold one batch in: acts (B, T, F), valid (B, T), whash (B, T) window hashes."""
+        """Fold one batch in: where features fire, valid (B, T), whash (B, T) window hashes."""
         s = self.s
-        b, t, f = ((acts > 0) & valid[..., None]).nonzero(as_tuple=True)  # corpus order
+        keep = valid[firing.row, firing.pos].nonzero().squeeze(1)
+        b, t = firing.row[keep], firing.pos[keep]
+        f, v = firing.feature[keep], firing.value[keep]
         if len(f) == 0:
             return
-        v = acts[b, t, f].float()
         ptr = (first_row + b) * s.context + t
         n_features = s.d_transcoder
         self.n_fire += torch.bincount(f, minlength=n_features)
@@ -172,8 +177,52 @@ class _LayerState:
         ones = torch.ones_like(fine, dtype=torch.int32)
         self.hist.view(-1).index_add_(0, f * s.fine_bins + fine, ones)
         wh = whash[b, t]
-        self._sample(f, v, ptr, wh, (v * scale * s.cells).floor().long())
-        self._top(f, v, ptr, b, wh)
+        # The samples are drawn from the tokens that are not top examples: a token enters the
+        # sample reservoirs when it arrives and is not kept as a top example, or later, when it
+        # is pushed out of the top examples (it never comes back: those that push it out stay).
+        # So the reservoirs hold a bottom-k of every firing token but the final top examples.
+        f, v, ptr, wh = self._top_of(f, v, ptr, b, wh)
+        cell = (v * (1.0 / self.R[f]) * s.cells).floor().long()
+        key = _sample_keys(ptr, wh, f, self.salt)
+        # Only a key below its full reservoir's largest can enter it (bottom-k): the rest skip
+        # the sorting. Reservoirs are kept sorted, unused slots (_EMPTY) last.
+        enters = (key < self.res_key[f, cell, -1]).nonzero().squeeze(1)
+        if len(enters):
+            self._sample(f[enters], v[enters], key[enters], cell[enters])
+
+    def _top_of(
+        self,
+        f: torch.Tensor,
+        v: torch.Tensor,
+        ptr: torch.Tensor,
+        row: torch.Tensor,
+        wh: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """Fold a batch's tokens into the top examples and return (f, v, ptr, wh) of the tokens
+        the samples are drawn from: this batch's that are not top examples now and the earlier
+        ones just pushed out. Only a token above its feature's k-th kept value can enter (a tie
+        goes to the kept, earlier one; a kept entry dropped as a repeated window gives its place
+        to the stronger repeat), so the others skip the sorting."""
+        cand = (v > self.top_val[f, -1]).nonzero().squeeze(1)
+        pool = torch.ones_like(f, dtype=torch.bool)
+        if len(cand) == 0:
+            return f, v, ptr, wh
+        cf, cptr = f[cand], ptr[cand]
+        touched = torch.unique(cf)
+        old_val, old_ptr = self.top_val[touched], self.top_ptr[touched]
+        old_hash = self.top_hash[touched]
+        self._top(cf, v[cand], cptr, row[cand], wh[cand])
+        new_ptr = self.top_ptr[touched]
+        slot = torch.searchsorted(touched, cf)
+        pool[cand] = ~(new_ptr[slot] == cptr[:, None]).any(1)
+        out = (old_ptr >= 0) & ~(old_ptr[:, :, None] == new_ptr[:, None, :]).any(-1)
+        out_f = touched[:, None].expand_as(old_ptr)[out]
+        return (
+            torch.cat([f[pool], out_f]),
+            torch.cat([v[pool], old_val[out]]),
+            torch.cat([ptr[pool], old_ptr[out]]),
+            torch.cat([wh[pool], old_hash[out]]),
+        )
 
     def _grow(self, needed: torch.Tensor) -> None:
         fresh = (self.R == 0) & (needed > 0)
@@ -193,16 +242,10 @@ class _LayerState:
             self.R[grow] *= 2
 
     def _sample(
-        self,
-        f: torch.Tensor,
-        v: torch.Tensor,
-        ptr: torch.Tensor,
-        wh: torch.Tensor,
-        cell: torch.Tensor,
+        self, f: torch.Tensor, v: torch.Tensor, key: torch.Tensor, cell: torch.Tensor
     ) -> None:
         s = self.s
         per_cell = s.examples_per_interval
-        key = _sample_keys(ptr, wh, f, self.salt)
         group = f * s.cells + cell
         order = _lexsort([group, key])
         group, key, v = group[order], key[order], v[order]

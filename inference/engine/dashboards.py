@@ -13,9 +13,11 @@ TopK feature kept with a negative pre-activation does not count):
 - **interval samples**: ``n_intervals`` activation bands covering (0, act_max] (edges in
   ``quantile_intervals``, lower edges in ``quantile_values``), from each up to
   ``examples_per_interval`` distinct windows drawn uniformly without replacement from the
-  windows of its firing tokens (each shown at its earliest token in the band). The draw is a
-  bottom-k sample by a hash of (seed, layer, feature, window), so it is reproducible and does not
-  depend on the batch size or on a resume;
+  windows of its firing tokens that are not top examples (each shown at its earliest such token
+  in the band). The draw is a bottom-k sample by a hash of (seed, layer, feature, window), so it
+  is reproducible and does not depend on the batch size or on a resume. A drawn sample that
+  still repeats a top example (same context with overlapping windows, or the same tokens shown)
+  is then left out, so such a band shows one fewer;
 - ``histogram``: ``{"edges", "counts"}``, ``histogram_bins`` equal bins from 0 to an upper edge at
   most 1/16 of a bin-width-multiple above act_max (see "Ranges" below); counts sum to the firings;
 - **output tokens**: ``top_logits`` / ``bottom_logits`` with ``top_logits_values`` /
@@ -66,6 +68,8 @@ from .dashboard_forward import (
     _as_rows,
     _batches,
     _BatchRows,
+    _Firing,
+    _firing,
     _output_tokens,
     _padded,
     _run,
@@ -123,9 +127,9 @@ def _fold(
     first_row: int,
     whash: torch.Tensor,
     layer: int,
-    acts: torch.Tensor,
+    firing: _Firing,
 ) -> None:
-    by_layer[layer].update(acts, valid, first_row, whash)
+    by_layer[layer].update(firing, valid, first_row, whash)
 
 
 @torch.no_grad()
@@ -226,6 +230,7 @@ def compute_dashboards(
             tokens,
             chosen,
             partial(_fold, by_layer, valid, first_row, whash),
+            _firing,
         )
         meta["rows"] += len(batch)
         meta["tokens"] += int(lengths.sum())
