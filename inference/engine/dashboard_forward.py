@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .adapters import resolve
-from .dashboard_stats import _Picks, _Settings
+from .dashboard_stats import _Firing, _Picks, _Settings
 from .freezing import first_tensor_arg, norm_eps, norm_scale, normalized
 from .replacement import ReplacementModel
 from .transcoders import TopK, Transcoders
@@ -56,14 +56,6 @@ def _firing(transcoders: Transcoders, layer: int, x: torch.Tensor) -> _Firing:
         pos, f = (acts > 0).nonzero(as_tuple=True)
         v = acts[pos, f]
     return _Firing(pos // t, pos % t, f, v.float())
-
-
-@dataclass
-class _Firing:
-    row: torch.Tensor  # (n,) row in the batch
-    pos: torch.Tensor  # (n,) position in the row
-    feature: torch.Tensor  # (n,)
-    value: torch.Tensor  # (n,) float32, > 0
 
 
 @contextmanager

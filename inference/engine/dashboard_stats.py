@@ -10,12 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
-
-if TYPE_CHECKING:
-    from .dashboard_forward import _Firing
 
 _EMPTY = torch.iinfo(torch.int64).max  # an unused reservoir slot sorts last
 _PTR_BITS = 39  # token pointers below 2**39 (550 billion tokens)
@@ -122,6 +118,16 @@ def _window_hashes(
 
 # ---------------------------------------------------------------------------------------------
 # Per-layer running state
+
+
+@dataclass
+class _Firing:
+    """Where one layer's features fire in a batch, in corpus order."""
+
+    row: torch.Tensor  # (n,) row in the batch
+    pos: torch.Tensor  # (n,) position in the row
+    feature: torch.Tensor  # (n,)
+    value: torch.Tensor  # (n,) float32, > 0
 
 
 class _LayerState:

@@ -68,7 +68,6 @@ from .dashboard_forward import (
     _as_rows,
     _batches,
     _BatchRows,
-    _Firing,
     _firing,
     _output_tokens,
     _padded,
@@ -77,7 +76,7 @@ from .dashboard_forward import (
     _TokenNames,
     _Windows,
 )
-from .dashboard_stats import _LayerState, _Picks, _picks, _Settings, _window_hashes
+from .dashboard_stats import _Firing, _LayerState, _Picks, _picks, _Settings, _window_hashes
 from .replacement import ReplacementModel
 from .transcoders import Transcoders
 
