@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("features", "0003_explanation_scores"),
+        ("features", "0004_transcoderset_owner"),
     ]
 
     operations = [
