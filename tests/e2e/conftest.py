@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import PASSWORDS
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 MANIFEST = ROOT / "static" / "dist" / ".vite" / "manifest.json"
@@ -62,6 +64,15 @@ def browser() -> Iterator[Any]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def log_in(page: Any, base: str, name: str) -> None:
+    """Sign ``name`` (one of tests.conftest's people) in through the login page."""
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", name)
+    page.fill("#id_password", PASSWORDS[name])
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{base}/")
 
 
 def wait_until(page: Any, expression: str, timeout_s: float = 30.0) -> None:

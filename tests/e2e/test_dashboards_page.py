@@ -12,7 +12,7 @@ import pytest
 from features.models import Feature, TranscoderSet
 from inference.tasks import run_job
 from jobs.models import Job
-from tests.conftest import PASSWORDS
+from tests.e2e.conftest import log_in
 from tests.engine.builders import D_TRANSCODER
 from tests.jobs.conftest import register_model, tiny_pack  # noqa: F401 (fixture)
 from tests.jobs.test_dashboards_worker import corpus_text
@@ -35,11 +35,7 @@ def test_the_owner_computes_dashboards_from_the_set_page(
     corpus = tmp_path / "notes.txt"
     corpus.write_bytes(corpus_text())
     base = live_server.url
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORDS["alice"])
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    log_in(page, base, "alice")
     page.goto(f"{base}/features/tiny-page/plt")
 
     # No corpus: said under the upload field, nothing sent.

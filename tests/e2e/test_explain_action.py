@@ -11,8 +11,7 @@ from features.models import Explanation, Feature, refresh_explanations
 from graphs.models import GraphNode
 from jobs import explain
 from jobs.models import Job
-from tests.conftest import PASSWORDS
-from tests.e2e.conftest import import_synthetic
+from tests.e2e.conftest import import_synthetic, log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -27,11 +26,7 @@ def test_explaining_a_graphs_features_from_the_explorer(
     node = GraphNode.objects.filter(graph=graph).order_by("node_id").first()
     assert node is not None
     base = live_server.url
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORDS["alice"])
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    log_in(page, base, "alice")
     page.goto(f"{base}/graphs/{graph.model.slug}/{graph.slug}")
     page.wait_for_selector("#explorer[data-ready='1']", timeout=20_000)
 

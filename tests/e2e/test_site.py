@@ -18,8 +18,7 @@ from django.contrib.auth.models import User
 from core.visibility import Visibility
 from features.models import Feature
 from graphs.models import Graph, GraphNode
-from tests.conftest import PASSWORDS
-from tests.e2e.conftest import import_synthetic
+from tests.e2e.conftest import import_synthetic, log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -40,14 +39,6 @@ def graph(people: dict[str, User]) -> Graph:
     g.title = "Alice's <b>capital</b> graph"
     g.save(update_fields=["owner", "visibility", "title"])
     return g
-
-
-def log_in(page: Any, base: str, name: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", name)
-    page.fill("#id_password", PASSWORDS[name])
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def shot(page: Any, out: Path, name: str) -> None:
@@ -385,11 +376,7 @@ def test_the_generate_page_follows_the_job_over_its_websocket(
         lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))),
     )
     base = asgi_server
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORDS["alice"])
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    log_in(page, base, "alice")
     page.goto(f"{base}/generate?model={GENERATE_SLUG}")
     page.fill("#id_prompt", "The dog ran")
     page.click("#generate-submit")

@@ -16,8 +16,7 @@ from django.contrib.auth.models import User
 
 from graphs.models import Graph
 from steering.models import SteeringRun
-from tests.conftest import PASSWORDS
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import log_in, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -73,11 +72,7 @@ def test_the_test_panel_runs_an_intervention_and_a_steered_generation(
     output_dir: Path,
 ) -> None:
     base = live_server.url
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORDS["alice"])
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    log_in(page, base, "alice")
     first, second, third = strongest_features(graph, 3)
     # Two features grouped as a supernode, one pinned alone (Neuronpedia's URL parameters).
     supernodes = json.dumps([["pair", first, second]])

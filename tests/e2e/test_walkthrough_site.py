@@ -11,17 +11,9 @@ import pytest
 from django.contrib.auth.models import User
 
 from features.models import LanguageModel, TranscoderSet
-from tests.conftest import PASSWORDS
+from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page: Any, base: str, name: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", name)
-    page.fill("#id_password", PASSWORDS[name])
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def shot(page: Any, out: Path, name: str) -> None:
