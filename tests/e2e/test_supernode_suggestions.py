@@ -170,6 +170,12 @@ def test_on_a_phone_the_review_fits_and_works_by_touch(
         phone.screenshot(path=str(output_dir / "suggest-phone.png"), full_page=True)
         phone.locator(".suggest-row button[name=suggest_accept]").first.tap()
         assert phone.evaluate(GROUPS)["groups"] == [[rows[0]["name"], *rows[0]["members"]]]
+        phone.tap("button[name=suggest_reject_all]")
+        assert phone.locator(".suggest-row").count() == 0
+        assert f"1 accepted, {len(rows) - 1} rejected. All decided." in phone.inner_text(
+            ".suggest-status"
+        )
+        assert phone.evaluate(GROUPS)["groups"] == [[rows[0]["name"], *rows[0]["members"]]]
         assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
     finally:
         context.close()

@@ -182,15 +182,23 @@ export function setUpSuggestions(element: HTMLElement, store: ExplorerStore, opt
       row.addEventListener("focusin", focus);
       return row;
     });
+    // Rebuilding the rows must not lose a keyboard user's place: the focus stays on the same
+    // button of the same suggestion, or, when that one was decided, goes to the row in its place.
+    const active = document.activeElement;
+    const activeRow = active instanceof HTMLElement && list.contains(active) ? active.closest<HTMLElement>(".suggest-row") : null;
+    const at = activeRow ? [...list.children].indexOf(activeRow) : -1;
     list.replaceChildren(...rows);
+    if (activeRow) {
+      const same = rows.find((row) => row.dataset["index"] === activeRow.dataset["index"]);
+      const name = active instanceof HTMLButtonElement ? active.name : "";
+      const target = same ? (same.querySelector<HTMLElement>(`button[name="${name}"]`) ?? same) : (rows[Math.min(at, rows.length - 1)] ?? undo);
+      target.focus();
+    }
     repaint();
   };
 
   const apply = (next: { review: Review; supernodes: Supernodes } | null): void => {
     if (!next) return;
-    // A keyboard user who decided a row goes on at the row that takes its place.
-    const row = document.activeElement?.closest<HTMLElement>(".suggest-row");
-    const at = row && list.contains(row) ? [...list.children].indexOf(row) : -1;
     review = next.review;
     focused = -1;
     const s = store.get();
@@ -199,7 +207,6 @@ export function setUpSuggestions(element: HTMLElement, store: ExplorerStore, opt
     }
     say(describe());
     render();
-    if (at >= 0) ((list.children[Math.min(at, list.children.length - 1)] as HTMLElement | undefined) ?? undo).focus();
   };
 
   list.addEventListener("mouseleave", () => {
