@@ -4,8 +4,10 @@ errors on the page; on a phone-sized touch screen too. Screenshots go to test-ou
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
@@ -123,6 +125,32 @@ def test_suggest_preview_accept_reject_undo_save_and_reload(
     assert page.evaluate(GROUPS) == state
     page.screenshot(path=str(output_dir / "suggest-reloaded.png"), full_page=True)
     assert page.errors == []
+
+
+def test_with_pins_only_the_pins_not_yet_grouped_are_asked_about(
+    page: Any, live_server: Any, graph: Graph
+) -> None:
+    from graphs.models import GraphNode
+
+    ids = list(
+        GraphNode.objects.filter(graph=graph)
+        .order_by("influence")
+        .values_list("node_id", flat=True)
+    )[:6]
+    grouped = json.dumps([["mine", ids[0], ids[1]]])
+    sent: list[Any] = []
+    page.on(
+        "request",
+        lambda r: sent.append(r.post_data_json) if "supernode-suggestions" in r.url else None,
+    )
+    open_explorer(
+        page,
+        f"{live_server.url}/graphs/synthetic/{graph.slug}?pinnedIds={','.join(ids)}"
+        f"&supernodes={quote(grouped)}",
+    )
+    suggest(page)
+    assert sent == [{"node_ids": ids[2:], "threshold": 0.2}]
+    assert "the 4 pinned features" in page.inner_text(".suggest-status")
 
 
 def test_the_endpoints_errors_are_shown_and_nothing_changes(
