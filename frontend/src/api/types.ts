@@ -17,6 +17,8 @@ export type Include = Schemas["IncludeEnum"];
 export type ServerSubgraph = Schemas["Subgraph"];
 export type ServerGraph = Schemas["Graph"];
 export type TokenizeResponse = Schemas["TokenizeResponse"];
+export type SuggestionRequest = Schemas["SuggestionRequestRequest"];
+export type SuggestionResponse = Schemas["SuggestionResponse"];
 /**
  * A Subgraph as the server sends it. DRF writes every field; the schema marks those with a model
  * default optional only because drf-spectacular derives the read component from the serializer
@@ -37,6 +39,7 @@ export const LOOKUP_PATH = "/api/v1/features/lookup" satisfies keyof paths;
 export const ARTIFACT_PATH = "/api/v1/graphs/{model}/{slug}/artifact" satisfies keyof paths;
 export const NEIGHBOURHOOD_PATH = "/api/v1/graphs/{model}/{slug}/neighbourhood" satisfies keyof paths;
 export const SUBGRAPH_PATH = "/api/v1/subgraphs/{share_slug}" satisfies keyof paths;
+export const SUPERNODE_SUGGESTIONS_PATH = "/api/v1/graphs/{model}/{slug}/supernode-suggestions" satisfies keyof paths;
 
 // What the feature panel shows, normalised from ServerFeature by ./features.ts (which checks
 // every field at runtime too: a server that answers differently degrades the panel only).

@@ -23,6 +23,7 @@ import { emptyUrlState, parseLabels, parseSupernodes, parseUrlState, serialiseUr
 import { groupNodes } from "./supernodes";
 import { setUpTestPanel } from "./testPanel";
 import { setUpComparePanel } from "./comparePanel";
+import { setUpSuggestions } from "./suggestPanel";
 
 declare global {
   interface Window {
@@ -399,6 +400,8 @@ async function start(root: HTMLElement): Promise<void> {
   setUpNodeConnections(connectionsEl, store, featurePrefix);
   setUpFeaturePanel(featureEl, store, lookup, model, set, featurePrefix);
   const subgraph = setUpSubgraph(subgraphEl, store);
+  const suggestUrl = root.dataset["supernodeSuggestionsUrl"] ?? "";
+  if (suggestUrl) setUpSuggestions(subgraphEl, store, { url: suggestUrl, bar: subgraph.bar, graphEl });
   setUpExport(exportEl, store, linkGraph, subgraph, graph.metadata.slug);
   const explainUrl = root.dataset["explainUrl"] ?? "";
   if (explainUrl && lookupUrl) {

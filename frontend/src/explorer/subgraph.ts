@@ -96,6 +96,7 @@ function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<strin
 
 export interface SubgraphHandle {
   svg: SVGSVGElement;
+  bar: HTMLElement; // its buttons; other panels add theirs (./suggestPanel.ts)
 }
 
 export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): SubgraphHandle {
@@ -374,5 +375,5 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
   store.watch(["pinned", "groups", "labels", "selected", "grouping", "explanations", "showNames"], render);
   new ResizeObserver(() => render()).observe(stage);
   render();
-  return { svg };
+  return { svg, bar };
 }
