@@ -256,9 +256,7 @@ def diff_prepared(a: PreparedGraph, b: PreparedGraph, *, max_edges: int | None =
     in_a = np.bincount(at_a, minlength=len(keys)) > 0
     in_b = np.bincount(at_b, minlength=len(keys)) > 0
     change = w_b - w_a
-    picked = np.argsort(-np.abs(change), kind="stable")
-    if max_edges is not None:
-        picked = picked[:max_edges]
+    picked = _most_changed(change, max_edges)
     edges = [
         {
             "source": int(rank[keys[e] // n]),
@@ -272,6 +270,20 @@ def diff_prepared(a: PreparedGraph, b: PreparedGraph, *, max_edges: int | None =
     ]
     summary = _summary(nodes, in_a, in_b)
     return GraphDiff(alignment, nodes, edges, len(keys), summary)
+
+
+def _most_changed(change: np.ndarray, limit: int | None) -> np.ndarray:
+    """Indices of the ``limit`` largest |change| (None: all), largest first, ties in index
+    order: the first ``limit`` of a stable sort, found by sorting only the candidates that a
+    partition leaves (all those at least as large as the limit-th)."""
+    order = -np.abs(change)
+    if limit is not None and limit < len(order):
+        if limit == 0:
+            return np.empty(0, dtype=np.int64)
+        kth = np.partition(order, limit - 1)[limit - 1]
+        candidates = np.flatnonzero(order <= kth)
+        return candidates[np.argsort(order[candidates], kind="stable")][:limit]
+    return np.argsort(order, kind="stable")
 
 
 def _record(
