@@ -21,6 +21,10 @@ graph lies past its node threshold, so its missing side counts as 1.0, the bound
 in ``delta_influence``. An edge is the same edge when both its ends are the same nodes; a missing
 edge counts as weight 0 in ``delta_weight`` (it held less than the pruning kept).
 
+The work is split so that an API can keep the part that depends on one graph only:
+``prepare(document)`` (parsing node ids and numbers, numbering the links' ends) once per graph,
+``diff_prepared(a, b)`` per pair; ``diff_graphs`` does both.
+
 For the causal test each feature node that differs carries ``patch``: the intervention that makes
 A's feature what it is in B (``set`` to B's activation at A's position; ``ablate`` for a feature
 only in A), in the steering API's terms (steering/serializers.py); nodes at B's positions that
@@ -76,19 +80,34 @@ def align_tokens(tokens_a: Sequence[str], tokens_b: Sequence[str]) -> list[Align
     return [AlignedPair(i, j, tokens_a[i] == tokens_b[j]) for i, j in pairs]
 
 
-@dataclass
-class _Side:
-    """One graph's nodes as arrays, with each node's identity key in A's position frame."""
+@dataclass(frozen=True)
+class PreparedGraph:
+    """What a diff needs from one graph, independent of the other one: its prompt tokens, its
+    nodes (those with a known kind and a well-formed id, in document order) as columns, and its
+    links as indices into those nodes."""
 
+    tokens: list[str]
     ids: list[str]
-    keys: list[tuple[int, int, int, int]]  # (kind order, layer, number, position in A's frame)
-    nodes: list[dict[str, Any]]
+    keys: list[tuple[int, int, int, int]]  # (kind order, layer, number, own position)
+    positions: list[int]  # ctx_idx
+    labels: list[Any]
+    influence: list[float | None]
+    activation: list[float | None]
+    probability: list[float | None]  # token_prob
     index: dict[str, int]
+    link_source: np.ndarray  # (links,) int64 into the nodes
+    link_target: np.ndarray
+    link_weight: np.ndarray  # (links,) float64
+
+    def approximate_bytes(self) -> int:
+        """Memory held, roughly: the link arrays, and ~300 bytes a node for its strings,
+        numbers and tuples (what a size-bounded cache counts)."""
+        arrays = self.link_source.nbytes + self.link_target.nbytes + self.link_weight.nbytes
+        return arrays + 300 * len(self.ids) + sum(map(len, self.ids))
 
 
-def _side(document: dict[str, Any], frame: dict[int, int] | None) -> _Side:
-    """``frame`` maps this graph's positions to A's (None: this is A). A position with no
-    partner gets a key no node of the other graph can have (a negative position)."""
+def prepare(document: dict[str, Any]) -> PreparedGraph:
+    """The per-graph half of a diff of schema-v1 ``document`` (module docstring)."""
     ids: list[str] = []
     keys: list[tuple[int, int, int, int]] = []
     nodes: list[dict[str, Any]] = []
@@ -99,19 +118,29 @@ def _side(document: dict[str, Any], frame: dict[int, int] | None) -> _Side:
         parsed = parse_node_id(node["node_id"], kind)
         if parsed is None:
             continue
-        pos = parsed.pos
-        if frame is not None:
-            pos = frame.get(pos, -1 - pos)
         layer = -1 if parsed.layer is None else parsed.layer
         ids.append(node["node_id"])
-        keys.append((_KIND_ORDER[kind], layer, parsed.number, pos))
+        keys.append((_KIND_ORDER[kind], layer, parsed.number, parsed.pos))
         nodes.append(node)
-    return _Side(ids, keys, nodes, {node_id: i for i, node_id in enumerate(ids)})
+    index = {node_id: i for i, node_id in enumerate(ids)}
+    source, target, weight = _link_arrays(document["links"], index)
+    return PreparedGraph(
+        tokens=list(document["metadata"]["prompt_tokens"]),
+        ids=ids,
+        keys=keys,
+        positions=[int(node["ctx_idx"]) for node in nodes],
+        labels=[node.get("clerp") for node in nodes],
+        influence=[_number(node, "influence") for node in nodes],
+        activation=[_number(node, "activation") for node in nodes],
+        probability=[_number(node, "token_prob") for node in nodes],
+        index=index,
+        link_source=source,
+        link_target=target,
+        link_weight=weight,
+    )
 
 
-def _number(node: dict[str, Any] | None, field: str) -> float | None:
-    if node is None:
-        return None
+def _number(node: dict[str, Any], field: str) -> float | None:
     value = node.get(field)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -144,23 +173,22 @@ def _patch(record: dict[str, Any]) -> dict[str, Any] | None:
     return {**where, "action": "set", "value": act_b}
 
 
-def _edge_ends(
-    document: dict[str, Any], unified: dict[str, int], n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each link as source * n + target in the unified node numbering of ``n`` nodes, and its
-    weight; links to nodes the diff does not know are left out."""
-    links = document["links"]
+def _link_arrays(
+    links: list[dict[str, Any]], index: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each link's source and target as indices into ``index``'s nodes, and its weight; links to
+    nodes the diff does not know are left out."""
     count = len(links)
     # map() over C callables: a Python-level loop over every link would cost most of the diff.
     ends = [
         np.fromiter(
-            map(unified.get, map(itemgetter(end), links), repeat(-1)), dtype=np.int64, count=count
+            map(index.get, map(itemgetter(end), links), repeat(-1)), dtype=np.int64, count=count
         )
         for end in ("source", "target")
     ]
     weights = np.fromiter(map(itemgetter("weight"), links), dtype=np.float64, count=count)
     ok = (ends[0] >= 0) & (ends[1] >= 0)
-    return ends[0][ok] * n + ends[1][ok], weights[ok]
+    return ends[0][ok], ends[1][ok], weights[ok]
 
 
 @dataclass
@@ -178,15 +206,22 @@ class GraphDiff:
 def diff_graphs(a: dict[str, Any], b: dict[str, Any], *, max_edges: int | None = None) -> GraphDiff:
     """The diff of graph documents ``a`` and ``b`` (module docstring); ``max_edges`` keeps only
     the edges that changed most (None: all)."""
-    alignment = align_tokens(a["metadata"]["prompt_tokens"], b["metadata"]["prompt_tokens"])
-    side_a = _side(a, None)
-    side_b = _side(b, {p.b: p.a for p in alignment})
+    return diff_prepared(prepare(a), prepare(b), max_edges=max_edges)
+
+
+def diff_prepared(a: PreparedGraph, b: PreparedGraph, *, max_edges: int | None = None) -> GraphDiff:
+    """``diff_graphs`` of two prepared graphs."""
+    alignment = align_tokens(a.tokens, b.tokens)
+    frame = {p.b: p.a for p in alignment}
+    # B's keys in A's position frame; a position with no partner gets a key no node of A can
+    # have (a negative position).
+    keys_b = [(k, layer, number, frame.get(pos, -1 - pos)) for k, layer, number, pos in b.keys]
 
     # Unified numbering: A's nodes, then B's nodes that A lacks.
-    where_a = {key: i for i, key in enumerate(side_a.keys)}
-    unified_b = np.empty(len(side_b.keys), dtype=np.int64)
-    pairs: list[tuple[int | None, int | None]] = [(i, None) for i in range(len(side_a.keys))]
-    for j, key in enumerate(side_b.keys):
+    where_a = {key: i for i, key in enumerate(a.keys)}
+    unified_b = np.empty(len(keys_b), dtype=np.int64)
+    pairs: list[tuple[int | None, int | None]] = [(i, None) for i in range(len(a.keys))]
+    for j, key in enumerate(keys_b):
         i = where_a.get(key)
         if i is None:
             unified_b[j] = len(pairs)
@@ -195,7 +230,7 @@ def diff_graphs(a: dict[str, Any], b: dict[str, Any], *, max_edges: int | None =
             unified_b[j] = i
             pairs[i] = (i, j)
 
-    records = [_record(side_a, side_b, i, j) for i, j in pairs]
+    records = [_record(a, b, keys_b, i, j) for i, j in pairs]
     order = sorted(
         range(len(records)),
         key=lambda u: (
@@ -209,19 +244,19 @@ def diff_graphs(a: dict[str, Any], b: dict[str, Any], *, max_edges: int | None =
     nodes = [records[u] for u in order]
 
     n = max(len(pairs), 1)
-    keys_a, weights_a = _edge_ends(a, side_a.index, n)
-    keys_b, weights_b = _edge_ends(b, dict(zip(side_b.ids, unified_b.tolist(), strict=True)), n)
+    # Each link as source * n + target in the unified numbering (A's nodes are numbered as
+    # they are in A).
+    keys_a = a.link_source * n + a.link_target
+    keys_b_links = unified_b[b.link_source] * n + unified_b[b.link_target]
     # One sort for both graphs; a link given twice in one graph counts once, weights summed.
-    keys, inverse = np.unique(np.concatenate([keys_a, keys_b]), return_inverse=True)
+    keys, inverse = np.unique(np.concatenate([keys_a, keys_b_links]), return_inverse=True)
     at_a, at_b = inverse[: len(keys_a)], inverse[len(keys_a) :]
-    w_a = np.bincount(at_a, weights=weights_a, minlength=len(keys))
-    w_b = np.bincount(at_b, weights=weights_b, minlength=len(keys))
+    w_a = np.bincount(at_a, weights=a.link_weight, minlength=len(keys))
+    w_b = np.bincount(at_b, weights=b.link_weight, minlength=len(keys))
     in_a = np.bincount(at_a, minlength=len(keys)) > 0
     in_b = np.bincount(at_b, minlength=len(keys)) > 0
     change = w_b - w_a
-    picked = np.argsort(-np.abs(change), kind="stable")
-    if max_edges is not None:
-        picked = picked[:max_edges]
+    picked = _most_changed(change, max_edges)
     edges = [
         {
             "source": int(rank[keys[e] // n]),
@@ -237,49 +272,62 @@ def diff_graphs(a: dict[str, Any], b: dict[str, Any], *, max_edges: int | None =
     return GraphDiff(alignment, nodes, edges, len(keys), summary)
 
 
-def _record(side_a: _Side, side_b: _Side, i: int | None, j: int | None) -> dict[str, Any]:
-    node_a = side_a.nodes[i] if i is not None else None
-    node_b = side_b.nodes[j] if j is not None else None
-    kind_number, layer, number, _ = side_a.keys[i] if i is not None else side_b.keys[j]  # type: ignore[index]
+def _most_changed(change: np.ndarray, limit: int | None) -> np.ndarray:
+    """Indices of the ``limit`` largest |change| (None: all), largest first, ties in index
+    order: the first ``limit`` of a stable sort, found by sorting only the candidates that a
+    partition leaves (all those at least as large as the limit-th)."""
+    order = -np.abs(change)
+    if limit is not None and limit < len(order):
+        if limit == 0:
+            return np.empty(0, dtype=np.int64)
+        kth = np.partition(order, limit - 1)[limit - 1]
+        candidates = np.flatnonzero(order <= kth)
+        return candidates[np.argsort(order[candidates], kind="stable")][:limit]
+    return np.argsort(order, kind="stable")
+
+
+def _record(
+    a: PreparedGraph,
+    b: PreparedGraph,
+    keys_b: list[tuple[int, int, int, int]],
+    i: int | None,
+    j: int | None,
+) -> dict[str, Any]:
+    in_a, in_b = i is not None, j is not None
+    kind_number, layer, number, _ = a.keys[i] if i is not None else keys_b[j]  # type: ignore[index]
     kind = _KINDS[kind_number]
-    pos_a = int(node_a["ctx_idx"]) if node_a is not None else None
-    pos_b = int(node_b["ctx_idx"]) if node_b is not None else None
-    status = (
-        SHARED
-        if node_a is not None and node_b is not None
-        else ONLY_A
-        if node_b is None
-        else ONLY_B
-    )
-    if status == ONLY_B:
+    pos_a = a.positions[i] if i is not None else None
+    pos_b = b.positions[j] if j is not None else None
+    status = SHARED if in_a and in_b else ONLY_A if in_a else ONLY_B
+    if j is not None and i is None:
         # A position in A's frame, when B's position has a partner (a patch needs it).
-        frame_pos = side_b.keys[j][3]  # type: ignore[index]
+        frame_pos = keys_b[j][3]
         pos_a = frame_pos if frame_pos >= 0 else None
-    influence_a, influence_b = _number(node_a, "influence"), _number(node_b, "influence")
-    activation_a, activation_b = _number(node_a, "activation"), _number(node_b, "activation")
-    in_a, in_b = node_a is not None, node_b is not None
+    influence_a = a.influence[i] if i is not None else None
+    influence_b = b.influence[j] if j is not None else None
+    activation_a = a.activation[i] if i is not None else None
+    activation_b = b.activation[j] if j is not None else None
     is_logit = kind is Kind.LOGIT
-    probability_a = _number(node_a, "token_prob") if is_logit else None
-    probability_b = _number(node_b, "token_prob") if is_logit else None
+    label = a.labels[i] if i is not None else b.labels[j]  # type: ignore[index]
     record: dict[str, Any] = {
         "kind": kind,
         "status": status,
-        "id_a": node_a["node_id"] if node_a is not None else None,
-        "id_b": node_b["node_id"] if node_b is not None else None,
+        "id_a": a.ids[i] if i is not None else None,
+        "id_b": b.ids[j] if j is not None else None,
         "layer": layer if kind is not Kind.TOKEN else None,
         "feature": number if kind is Kind.FEATURE else None,
         "token": number if kind in (Kind.TOKEN, Kind.LOGIT) else None,
         "pos_a": pos_a,
         "pos_b": pos_b,
-        "label": (node_a or node_b or {}).get("clerp") or "",
+        "label": label or "",
         "influence_a": influence_a,
         "influence_b": influence_b,
         "delta_influence": _delta(influence_a, influence_b, in_a=in_a, in_b=in_b, missing=1.0),
         "activation_a": activation_a,
         "activation_b": activation_b,
         "delta_activation": _delta(activation_a, activation_b, in_a=in_a, in_b=in_b, missing=None),
-        "probability_a": probability_a,
-        "probability_b": probability_b,
+        "probability_a": a.probability[i] if is_logit and i is not None else None,
+        "probability_b": b.probability[j] if is_logit and j is not None else None,
     }
     record["patch"] = _patch(record)
     return record

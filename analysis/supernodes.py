@@ -32,10 +32,13 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
+from analysis import blas
 from contract.node_ids import Kind, kind_of, parse_node_id
 
 SIGNALS = ("edges_in", "edges_out", "decoder", "explanation", "logits")
@@ -143,8 +146,9 @@ def suggest(
         features = [f for f in features if f.node_id in wanted]
     if len(features) < 2:
         return []
-    signals = _signals(features, nodes, links, decoders or {}, texts or {}, settings)
-    groups = _cluster(features, signals, settings)
+    with blas.one_thread():
+        signals = _signals(features, nodes, links, decoders or {}, texts or {}, settings)
+        groups = _cluster(features, signals, settings)
     out = [_describe(g, features, signals, settings, texts or {}, tokens) for g in groups]
     out.sort(key=lambda s: (-s.confidence, s.members))
     return out
@@ -224,11 +228,7 @@ def _edge_profiles(
     """(n, dim) incoming and outgoing weight profiles of the features over the graph's nodes."""
     index = {str(node.get("node_id")): i for i, node in enumerate(nodes)}
     n_nodes = len(index)
-    get = index.get
-    # Ids that are not strings (a malformed link) miss the index like unknown ones.
-    src = np.asarray([get(str(link.get("source")), -1) for link in links], dtype=np.int64)
-    tgt = np.asarray([get(str(link.get("target")), -1) for link in links], dtype=np.int64)
-    w = _weights([link.get("weight") for link in links])
+    src, tgt, w = _link_arrays(index, links)
     ok = (src >= 0) & (tgt >= 0) & np.isfinite(w)
     src, tgt, w = src[ok], tgt[ok], w[ok]
     rows = np.full(n_nodes, -1, dtype=np.int64)
@@ -246,9 +246,32 @@ def _edge_profiles(
     return incoming, outgoing
 
 
+def _link_arrays(
+    index: Mapping[str, int], links: Sequence[Mapping[str, Any]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each link's source and target in ``index`` (-1: no such node) and its weight (NaN: not a
+    number). map() over C callables where every link has string ends (a stored graph's always
+    do): a Python loop over 150,000 links was a third of the time of suggestions."""
+    try:
+        ends = [list(map(itemgetter(end), links)) for end in ("source", "target")]
+        values = list(map(itemgetter("weight"), links))
+    except (KeyError, TypeError):
+        ends = [[link.get(end) for link in links] for end in ("source", "target")]
+        values = [link.get("weight") for link in links]
+    get = index.get
+    src, tgt = (
+        np.fromiter(map(get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+        if set(map(type, ids)) <= {str}
+        # Ids that are not strings (a malformed link) miss the index like unknown ones.
+        else np.asarray([get(str(i), -1) for i in ids], dtype=np.int64)
+        for ids in ends
+    )
+    return src, tgt, _weights(values)
+
+
 def _weights(values: list[Any]) -> np.ndarray:
     """Link weights as floats; NaN for anything that is not a number (those links are dropped)."""
-    if all(type(v) is float for v in values):
+    if set(map(type, values)) <= {float}:
         return np.asarray(values, dtype=np.float64)
     return np.asarray(
         [
@@ -307,15 +330,20 @@ def _bucket(term: str) -> int:
 
 
 def _bags(bags: list[list[str]], *, idf: bool) -> np.ndarray:
-    """Hashed bags of terms; with ``idf``, a term counts log(n / documents containing it)."""
-    out = np.zeros((len(bags), TEXT_DIM), dtype=np.float32)
-    documents = Counter(term for bag in bags for term in set(bag))
-    n = sum(1 for bag in bags if bag)
-    for i, bag in enumerate(bags):
-        for term, count in Counter(bag).items():
-            weight = math.log((1 + n) / documents[term]) if idf else 1.0
-            out[i, _bucket(term)] += count * weight
-    return out
+    """Hashed bags of terms; with ``idf``, a term counts log(n / documents containing it).
+    Counted with bincount over (bag, bucket) cells rather than term by term in Python."""
+    ids: dict[str, int] = {}
+    terms = np.asarray([ids.setdefault(t, len(ids)) for bag in bags for t in bag], dtype=np.int64)
+    rows = np.repeat(np.arange(len(bags), dtype=np.int64), [len(bag) for bag in bags])
+    weight = None
+    if idf and len(ids):
+        documents = np.bincount(np.unique(rows * len(ids) + terms) % len(ids), minlength=len(ids))
+        n = sum(1 for bag in bags if bag)
+        weight = np.asarray([math.log((1 + n) / d) for d in documents.tolist()])[terms]
+    buckets = np.asarray([_bucket(term) for term in ids], dtype=np.int64)
+    cells = rows * TEXT_DIM + (buckets[terms] if len(ids) else terms)
+    counts = np.bincount(cells, weights=weight, minlength=len(bags) * TEXT_DIM)
+    return counts.reshape(len(bags), TEXT_DIM).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +385,45 @@ def _cluster(features: list[Feature], signals: _Signals, settings: Settings) -> 
 
 def _average_linkage(sim: np.ndarray, threshold: float) -> list[list[int]]:
     """Groups of ``sim``'s rows: merge the pair of groups with the highest mean similarity until
-    none reaches ``threshold``. Nearest-neighbour chains, so O(n²) for n rows."""
+    none reaches ``threshold``, ordered by their first row.
+
+    Two groups whose rows have no pair at or above the threshold have a mean below it, so no
+    group ever spans two components of the graph "similarity >= threshold": each component is
+    grouped on its own (most rows of a large graph are alone in theirs), with the same result.
+    """
+    linked = sim >= threshold
+    np.fill_diagonal(linked, False)
+    groups: list[list[int]] = []
+    for component in _components(linked):
+        if len(component) == 1:
+            groups.append([int(component[0])])
+            continue
+        for group in _nearest_neighbour_chains(sim[np.ix_(component, component)], threshold):
+            groups.append([int(component[i]) for i in group])
+    groups.sort(key=itemgetter(0))
+    return groups
+
+
+def _components(linked: np.ndarray) -> list[np.ndarray]:
+    """The connected components of the graph with adjacency ``linked``, each sorted."""
+    seen = np.logical_not(linked.any(axis=1))
+    out = [np.asarray([i]) for i in np.flatnonzero(seen).tolist()]
+    for start in np.flatnonzero(~seen).tolist():
+        if seen[start]:
+            continue
+        seen[start] = True
+        members, frontier = [start], np.asarray([start])
+        while len(frontier):
+            frontier = np.flatnonzero(linked[frontier].any(axis=0) & ~seen)
+            seen[frontier] = True
+            members.extend(frontier.tolist())
+        out.append(np.sort(np.asarray(members, dtype=np.int64)))
+    return out
+
+
+def _nearest_neighbour_chains(sim: np.ndarray, threshold: float) -> list[list[int]]:
+    """Average linkage of ``sim``'s rows cut at ``threshold``, by nearest-neighbour chains
+    (O(n²) for n rows)."""
     n = len(sim)
     if n == 1:
         return [[0]]

@@ -1,21 +1,25 @@
 """How long do supernode suggestions take on a large pruned graph?
 
     .venv/bin/python -m benchmarks.supernodes_speed [--nodes 5000] [--links 150000] [--d-model 2304]
+        [--out benchmarks/results/cpu-<date>-supernodes-speed.json]
 
 A synthetic graph shaped like a pruned gemma-2-2b graph: 26 layers, 12 prompt positions with a
 third of the features at the last one, the rest of the nodes embeddings, errors and logits,
 links from earlier to later nodes, a decoder direction of ``--d-model`` floats for every
 feature and top logits for every feature. Prints the median wall time of ``suggest`` over
 ``--repeat`` runs (and the first run, which includes numpy's warm-up) and its CPU time, with the
-load average.
+load average. ``suggest`` runs numpy's matrix products on one BLAS thread (analysis/blas.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -86,9 +90,11 @@ def main() -> None:
     parser.add_argument("--links", type=int, default=150_000)
     parser.add_argument("--d-model", type=int, default=2304)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     nodes, links, decoders, texts = synthetic(args.nodes, args.links, args.d_model)
     n_features = len(supernodes.feature_nodes(nodes))
+    load_before = os.getloadavg()
     times, cpu, found = [], [], []
     for _ in range(args.repeat):
         started, started_cpu = time.perf_counter(), time.process_time()
@@ -104,6 +110,21 @@ def main() -> None:
     # CPU time (all threads) says what the work costs when other processes share the cores.
     print(f"CPU time: median {statistics.median(cpu):.3f} s (BLAS threads included)")
     print(f"load average: {load}")
+    if args.out:
+        result = {
+            "benchmark": "supernodes_speed",
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "nodes": len(nodes),
+            "features": n_features,
+            "links": len(links),
+            "groups": len(found),
+            "wall_s": {"median": statistics.median(times), "first": times[0], "best": min(times)},
+            "cpu_s_median": statistics.median(cpu),
+            "load_average_before": list(load_before),
+            "load_average_after": list(os.getloadavg()),
+        }
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -248,6 +248,9 @@ STORAGES = {
 # so a popular graph is not fetched from the bucket (or disk) on every request. Artifacts are
 # immutable (a new graph is a new name), so the copy never goes stale.
 ARTIFACT_MEMORY_CACHE_MB = env_int("ARTIFACT_MEMORY_CACHE_MB", 64, minimum=0)
+# Graph diffs (analysis/diff_cache.py): prepared graphs and encoded answers kept per web process,
+# so comparing a graph again, or with another graph, does not read and parse it again.
+ANALYSIS_CACHE_MB = env_int("ANALYSIS_CACHE_MB", 128, minimum=0)
 # Larger artifacts (0: all) are streamed in chunks instead of being read whole into memory.
 ARTIFACT_STREAM_ABOVE_MB = env_int("ARTIFACT_STREAM_ABOVE_MB", 8, minimum=0)
 # Vite names its chunks name-<8+ char hash>.ext; those never change, so cache them forever.

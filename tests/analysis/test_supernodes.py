@@ -210,3 +210,19 @@ def test_bad_links_and_non_feature_nodes_are_ignored() -> None:
     ]
     nodes.append({"node_id": "not-an-id", "feature_type": "cross layer transcoder"})
     assert groups(suggest(nodes, links)) == groups(suggest(*two_roles()))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_grouping_component_by_component_agrees_with_textbook_average_linkage(seed: int) -> None:
+    # Sparse similarities: most rows are alone above the threshold, the rest in a few
+    # components, each grouped on its own.
+    rng = np.random.default_rng(seed)
+    points = rng.standard_normal((40, 16))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    sim = points @ points.T
+    linked = sim >= 0.45
+    np.fill_diagonal(linked, False)
+    assert len(supernodes._components(linked)) > 2
+    got = supernodes._average_linkage(sim, 0.45)
+    assert {frozenset(g) for g in got} == greedy_average_linkage(sim, 0.45)
+    assert [g[0] for g in got] == sorted(g[0] for g in got)
