@@ -13,6 +13,7 @@ export default defineConfig({
         main: "src/main.ts",
         explorer: "src/explorer/main.ts",
         generate: "src/site/generate.ts",
+        batch: "src/site/batch.ts",
         upload: "src/site/upload.ts",
         subgraphs: "src/site/subgraphs.ts",
         dashboards: "src/site/dashboards.ts",

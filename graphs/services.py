@@ -39,6 +39,7 @@ from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
 from graphs import artifacts, references
 from graphs.models import Graph, GraphNode, Subgraph
+from graphs.server_paths import scrub_metadata, without_paths
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -142,14 +143,10 @@ def store_graph(
 
     Raises ``GraphValidationError({"slug": ...})`` when the slug is taken.
     """
-    metadata = graph.metadata
+    # The artifact is served as stored, so no server path may be in it (graphs/server_paths.py).
+    metadata = graph.document["metadata"] = scrub_metadata(graph.metadata, model_slug=model.slug)
     metadata["slug"] = slug
     metadata["scan"] = model.slug
-    info = metadata.get("info")
-    if isinstance(info, dict) and "model" in info:
-        # The worker's engine names the model by the folder it loaded: a server path, not
-        # something to hand out. The catalogue's slug names it here.
-        metadata["info"] = {**info, "model": model.slug}
     scores = scores or _finite_numbers(metadata.get("scores"))
     if scores:
         metadata["scores"] = scores
@@ -349,6 +346,10 @@ def import_graph_bytes(
         raise GraphValidationError({"file": f"expected a JSON object (a graph), got {kind}"})
     metadata = parsed.get("metadata") if isinstance(parsed, dict) else None
     metadata = metadata if isinstance(metadata, dict) else None
+    if metadata is not None:
+        # Before anything is named from it: a path in `scan` or a set's name must not become
+        # the slug of a model or set made for this graph.
+        metadata = parsed["metadata"] = without_paths(metadata)
     if slug and slugify(slug) != slug:
         raise GraphValidationError(
             {"slug": "use only lowercase letters, numbers, hyphens and underscores"}

@@ -1,19 +1,23 @@
 """The generate page (HTML). It renders the form; the page script tokenizes as you type, posts
-the settings to ``POST /api/v1/graphs/generate`` and follows the job over its websocket. The
+the settings to ``POST /api/v1/graphs/generate`` and follows the job over its websocket, or, in
+batch mode, posts a list of prompts to ``POST /api/v1/graphs/generate-batch`` and opens the
+batch on My jobs (``/me/jobs?batch=<id>``). The
 ranges, defaults and descriptions of the settings are the contract's (``contract.params``), as
 the API's are; the API validates."""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from contract.params import AttributeParams
@@ -60,6 +64,25 @@ class GenerateForm(forms.Form):
         max_length=settings.JOBS_MAX_PROMPT_CHARS,
         help_text="The graph explains the model's prediction of the next token.",
     )
+    mode = forms.ChoiceField(
+        label="Generate",
+        choices=[("one", "one graph"), ("batch", "a batch: one graph per prompt")],
+        initial="one",
+        widget=forms.RadioSelect,
+        required=False,
+    )
+    prompts = forms.CharField(
+        required=False,
+        label="Prompts",
+        widget=forms.Textarea(attrs={"rows": 8, "autocomplete": "off", "spellcheck": "false"}),
+        help_text=f"One prompt per line, at most {settings.JOBS_BATCH_MAX_PROMPTS}; blank lines "
+        "are skipped. Every prompt gets the same settings.",
+    )
+    prompts_file = forms.FileField(
+        required=False,
+        label="Or read the prompts from a text file",
+        widget=forms.ClearableFileInput(attrs={"accept": ".txt,text/plain"}),
+    )
     title = forms.CharField(required=False, max_length=200)
     visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.PRIVATE)
     target_kind = forms.ChoiceField(
@@ -102,7 +125,8 @@ class GenerateForm(forms.Form):
         return [self[name] for name in ADVANCED]
 
     def main_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in ["model", "transcoder_set", "prompt", "title", "visibility"]]
+        names = ["model", "transcoder_set", "mode", "prompt", "prompts", "prompts_file", "title"]
+        return [self[name] for name in [*names, "visibility"]]
 
     def target_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in ["target_kind", "target_tokens", "target_a", "target_b"]]
@@ -150,6 +174,10 @@ def generate(request: HttpRequest) -> HttpResponse:
         "form": form,
         "generate_url": reverse("api-generate"),
         "tokenize_url": reverse("api-tokenize"),
+        "batch_url": reverse("api-generate-batch"),
+        "jobs_url": reverse("my-jobs"),
+        "batch_max_prompts": settings.JOBS_BATCH_MAX_PROMPTS,
+        "max_prompt_chars": settings.JOBS_MAX_PROMPT_CHARS,
         "remixed": bool(ref and initial),
     }
     return render(request, "jobs/generate.html", context)
@@ -160,13 +188,40 @@ JOBS_SHOWN = 100
 
 @login_required
 def my_jobs(request: HttpRequest) -> HttpResponse:
-    """Your jobs, newest first: status, phase, the failure message; cancel or re-run."""
-    jobs = (
-        Job.objects.filter(owner_id=request.user.pk)
-        .select_related("model", "graph__model")
-        .order_by("-created_at")[:JOBS_SHOWN]
-    )
-    return render(request, "jobs/jobs.html", {"jobs": jobs})
+    """Your jobs, newest first: status, phase, the failure message; cancel or re-run.
+
+    ``?batch=<id>``: only that batch's jobs, in submission order, with its counts; the page
+    script follows them from ``GET /api/v1/batches/<id>`` while any is queued or running."""
+    mine = Job.objects.filter(owner_id=request.user.pk).select_related("model", "graph__model")
+    batch = _batch_id(request.GET.get("batch"))
+    if batch is None:
+        jobs = list(mine.order_by("-created_at")[:JOBS_SHOWN])
+        return render(request, "jobs/jobs.html", {"jobs": jobs})
+    # A batch holds at most JOBS_BATCH_MAX_PROMPTS jobs: all of them are shown.
+    jobs = [services.refresh_if_stale(job) for job in mine.in_batch(batch).order_by("created_at")]
+    if not jobs:
+        raise Http404("no such batch")
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.get_status_display()] = counts.get(job.get_status_display(), 0) + 1
+    context = {
+        "jobs": jobs,
+        "batch_id": batch,
+        "batch_url": reverse("api-batch", args=[batch]),
+        "batch_counts": counts,
+        "batch_active": any(job.status in Job.ACTIVE for job in jobs),
+    }
+    return render(request, "jobs/jobs.html", context)
+
+
+def _batch_id(raw: str | None) -> uuid.UUID | None:
+    """The ``batch`` query parameter as a batch id; a malformed one names no batch (404)."""
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw[:100])
+    except ValueError:
+        raise Http404("no such batch") from None
 
 
 def _own_job(request: HttpRequest, pk: str) -> Job:
@@ -177,6 +232,10 @@ def _own_job(request: HttpRequest, pk: str) -> Job:
 @require_POST
 def job_cancel(request: HttpRequest, pk: str) -> HttpResponse:
     services.cancel(_own_job(request, pk))  # a finished job stays as it finished
+    # Back to the page it was cancelled from (a batch's), never to another site.
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
     return redirect("my-jobs")
 
 

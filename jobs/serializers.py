@@ -307,14 +307,16 @@ class GenerateBatchSerializer(GenerationSettingsSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
+        # Every prompt over the model's cap at once, so a list is fixed in one go.
+        problems: dict[str, Any] = {}
         for i, prompt in enumerate(attrs["prompts"]):
             try:
                 check_prompt_length(attrs["model"], prompt)
             except serializers.ValidationError as exc:
                 detail = exc.detail if isinstance(exc.detail, dict) else {}
-                raise serializers.ValidationError(
-                    {f"prompts[{i}]": detail.get("prompt", "too long")}
-                ) from None
+                problems[f"prompts[{i}]"] = detail.get("prompt", "too long")
+        if problems:
+            raise serializers.ValidationError(problems)
         return attrs
 
 

@@ -326,3 +326,20 @@ def test_a_target_without_its_leading_space_is_caught_and_named(
     # After an opening quote no space is wanted: "Mary" is meant as it is.
     quoted = {"model": "spacey", "prompt": 'John gave to "'}
     assert generate(as_alice, **quoted, target={"tokens": ["Mary"]}).status_code == 202
+
+
+def test_a_batch_names_every_prompt_over_the_models_token_cap_at_once(
+    as_alice: APIClient, tiny: LanguageModel, no_broker: list[Job]
+) -> None:
+    long = "w5 " * 100
+    response = as_alice.post(
+        "/api/v1/graphs/generate-batch",
+        {"model": "tiny-api", "prompts": ["w5", long, "w6", long]},
+        format="json",
+    )
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert sorted(detail) == ["prompts[1]", "prompts[3]"]
+    assert "tokens" in detail["prompts[1]"]
+    assert not Job.objects.exists()
+    assert not no_broker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -49,3 +50,40 @@ def test_cancel_and_rerun_from_the_page(alice: User, bob: User, model: Any) -> N
     assert "slug" not in again.params
     # bob can neither cancel nor re-run alice's jobs.
     assert browser(bob).post(f"/me/jobs/{failed.pk}/rerun").status_code == 404
+
+
+def test_a_batch_shows_only_its_jobs_in_submission_order_with_their_counts(
+    alice: User, bob: User, model: Any
+) -> None:
+    batch = uuid.uuid4()
+    job(alice, model, Job.Status.SUCCEEDED, batch_id=batch)
+    job(alice, model, Job.Status.QUEUED, batch_id=batch)
+    job(alice, model, Job.Status.FAILED, error="out of memory")  # not in the batch
+    html = browser(alice).get(f"/me/jobs?batch={batch}").content.decode()
+    assert "Batch of 2 prompts" in html
+    assert "1 succeeded, 1 queued" in html
+    assert html.index("a succeeded prompt") < html.index("a queued prompt")
+    assert "a failed prompt" not in html
+    assert f'data-batch-url="/api/v1/batches/{batch}"' in html
+    assert "/assets/batch-" in html  # the script that follows it while a job is active
+    # The full list links each batched job to its batch.
+    assert f"?batch={batch}" in browser(alice).get("/me/jobs").content.decode()
+    # Someone else's batch, a made-up one and a malformed id are no batch.
+    assert browser(bob).get(f"/me/jobs?batch={batch}").status_code == 404
+    assert browser(alice).get(f"/me/jobs?batch={uuid.uuid4()}").status_code == 404
+    assert browser(alice).get("/me/jobs?batch=null").status_code == 404
+
+
+def test_cancelling_from_a_batch_goes_back_to_the_batch_never_elsewhere(
+    alice: User, model: Any
+) -> None:
+    batch = uuid.uuid4()
+    queued = job(alice, model, Job.Status.QUEUED, batch_id=batch)
+    other = job(alice, model, Job.Status.QUEUED)
+    client = browser(alice)
+    back = f"/me/jobs?batch={batch}"
+    response = client.post(f"/me/jobs/{queued.pk}/cancel", {"next": back})
+    assert response.status_code == 302
+    assert response["Location"] == back
+    response = client.post(f"/me/jobs/{other.pk}/cancel", {"next": "https://evil.example/"})
+    assert response["Location"] == "/me/jobs"

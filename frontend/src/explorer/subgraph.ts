@@ -6,15 +6,17 @@
 import { featureKey, Kind } from "./graph";
 import { nodeName, select, setLabel, togglePin, type ExplorerState, type ExplorerStore } from "./state";
 import { COLORS, formatNumber, nodeFill } from "./style";
+import { placeLabels, routeEdge, textBox, type Box, type Point } from "./subgraphRoutes";
 import { aggregate, groupNodes, ungroup, type Aggregate } from "./supernodes";
 
 const SVG = "http://www.w3.org/2000/svg";
 const PAD = 40;
 const LABEL_CHARS = 22;
 const WEIGHT_LABELS = 8;
+const ROW_CHAR_PX = 5.6; // the 10 px row names
 const ARROW_POS = "sg-arrow-pos";
 const ARROW_NEG = "sg-arrow-neg";
-// A white outline under the text: edges behind a label do not cross its letters.
+// A white outline under the text, for the edges that cannot avoid a label (./subgraphRoutes.ts).
 const HALO = { "paint-order": "stroke", stroke: "#fff", "stroke-width": 3, "stroke-linejoin": "round" };
 
 /** Arrowheads in the edges' two colours (SVG markers, so an export keeps them). */
@@ -28,10 +30,6 @@ function defs(): SVGDefsElement {
   return box;
 }
 
-export interface Point {
-  x: number;
-  y: number;
-}
 
 /**
  * Layered start positions: rows are the layers the units occupy, columns the prompt positions they
@@ -86,6 +84,12 @@ export function layeredPositions(s: ExplorerState, agg: Aggregate, width: number
     p.y = Math.min(height - 24, Math.max(16, p.y));
   }
   return pts;
+}
+
+/** The point `gap` from `from` on the way to `to`. */
+function toward(from: Point, to: Point, gap: number): Point {
+  const length = Math.hypot(to.x - from.x, to.y - from.y) || 1;
+  return { x: from.x + ((to.x - from.x) / length) * gap, y: from.y + ((to.y - from.y) / length) * gap };
 }
 
 function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>): SVGElementTagNameMap[K] {
@@ -175,11 +179,21 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
       const row = s.graph.row[unit.members[0]!]!;
       rowNames.set(Math.round(pts[u]!.y), row === 0 ? "Emb" : row === s.graph.nLayers + 1 ? "Logit" : `L${row - 1}`);
     });
+    const avoid: Box[] = [];
     for (const [y, name] of rowNames) {
       const text = svgEl("text", { x: 4, y: y + 4, class: "sg-row", ...HALO });
       text.textContent = name;
       children.push(text);
+      avoid.push(textBox(4, y + 4, name.length, "start", ROW_CHAR_PX));
     }
+    // Labels first, on the side of their node the fewest edges cross; then edges around them.
+    const names = agg.units.map((unit) => {
+      const name = unit.group >= 0 ? s.groups[unit.group]!.name : nodeName(s, unit.members[0]!);
+      return { name, shown: name.length > LABEL_CHARS ? `${name.slice(0, LABEL_CHARS - 1)}…` : name };
+    });
+    const radius = agg.units.map((unit) => (unit.group >= 0 ? 12 : 8));
+    const places = placeLabels(pts, names.map((n) => n.shown.length), radius, agg.edges.map((e) => [e.from, e.to] as [number, number]), labelAbove);
+    places.forEach((place, u) => avoid.push(textBox(pts[u]!.x + place.dx, pts[u]!.y + place.dy, names[u]!.shown.length, place.anchor)));
     const maxW = Math.max(...agg.edges.map((e) => Math.abs(e.weight)), 1e-9);
     // The strongest edges carry their weight; all have it in their tooltip.
     const labelled = new Set([...agg.edges].sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, WEIGHT_LABELS));
@@ -189,17 +203,17 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
       const b = pts[edge.to]!;
       const [r, g, bl] = edge.weight >= 0 ? COLORS.positive : COLORS.negative;
       // From the edge of one shape to the edge of the other, so the arrowhead is seen.
-      const dx = b.x - a.x;
-      const dy = b.y - a.y;
-      const length = Math.hypot(dx, dy) || 1;
       const startGap = agg.units[edge.from]!.group >= 0 ? 14 : 8;
       const endGap = (agg.units[edge.to]!.group >= 0 ? 14 : 8) + 2;
+      const length = Math.hypot(b.x - a.x, b.y - a.y) || 1;
       if (length <= startGap + endGap) continue;
-      const line = svgEl("line", {
-        x1: a.x + (dx / length) * startGap,
-        y1: a.y + (dy / length) * startGap,
-        x2: b.x - (dx / length) * endGap,
-        y2: b.y - (dy / length) * endGap,
+      const control = routeEdge(toward(a, b, startGap), toward(b, a, endGap), avoid);
+      const start = toward(a, control ?? b, startGap);
+      const end = toward(b, control ?? a, endGap);
+      const bend = control ? `Q${control.x.toFixed(1)},${control.y.toFixed(1)} ` : "L";
+      const line = svgEl("path", {
+        d: `M${start.x.toFixed(1)},${start.y.toFixed(1)} ${bend}${end.x.toFixed(1)},${end.y.toFixed(1)}`,
+        fill: "none",
         stroke: `rgba(${r},${g},${bl},0.7)`,
         "stroke-width": (0.8 + 5 * Math.sqrt(Math.abs(edge.weight) / maxW)).toFixed(2),
         "marker-end": `url(#${edge.weight >= 0 ? ARROW_POS : ARROW_NEG})`,
@@ -210,7 +224,10 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
       line.appendChild(title);
       children.push(line);
       if (labelled.has(edge)) {
-        const weight = svgEl("text", { x: a.x + dx * 0.5, y: a.y + dy * 0.5 + 3, "text-anchor": "middle", class: "sg-weight", fill: `rgb(${r},${g},${bl})`, ...HALO });
+        // At the middle of the curve (half way from the chord's middle to its control point).
+        const c = control ?? { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+        const mid = { x: (a.x + b.x) / 4 + c.x / 2, y: (a.y + b.y) / 4 + c.y / 2 };
+        const weight = svgEl("text", { x: mid.x, y: mid.y + 3, "text-anchor": "middle", class: "sg-weight", fill: `rgb(${r},${g},${bl})`, ...HALO });
         weight.textContent = formatNumber(edge.weight);
         weights.push(weight);
       }
@@ -228,10 +245,10 @@ export function setUpSubgraph(element: HTMLElement, store: ExplorerStore): Subgr
         : node.kind === Kind.Feature
           ? svgEl("circle", { r: 7, fill: nodeFill(node.kind), stroke: COLORS.featureStroke })
           : svgEl("rect", { x: -7, y: -7, width: 14, height: 14, fill: nodeFill(node.kind) });
-      const below = isGroup ? 24 : 20;
-      const label = svgEl("text", { y: labelAbove.has(u) ? -(below - 6) : below, "text-anchor": "middle", class: "sg-label", ...HALO });
-      const name = isGroup ? s.groups[unit.group]!.name : nodeName(s, first);
-      label.textContent = name.length > LABEL_CHARS ? `${name.slice(0, LABEL_CHARS - 1)}…` : name;
+      const place = places[u]!;
+      const label = svgEl("text", { x: place.dx, y: place.dy, "text-anchor": place.anchor, class: "sg-label", ...HALO });
+      const { name, shown } = names[u]!;
+      label.textContent = shown;
       const tip = svgEl("title", {});
       tip.textContent = isGroup
         ? `${name}: ${unit.members.map((m) => featureKey(s.graph.nodes[m]!)).join(", ")}`

@@ -1,10 +1,11 @@
 // The generate page: live tokenization (debounced), advanced settings, a target, then submit
 // and follow the job (./followJob.ts: its websocket, polling if that drops) until the graph is
-// stored, and open it.
+// stored, and open it. Batch mode (a list of prompts) is ./batchForm.ts.
 
 import type { TokenizeResponse } from "../api/types";
 import { JOB_PARAMS } from "../contract.gen";
-import { asApiError, clearErrors, el, sendJson, showErrors } from "./dom";
+import { setUpBatch } from "./batchForm";
+import { asApiError, clearErrors, el, sendJson, showErrors, type ApiError } from "./dom";
 import { followJob, isFinal, jobTick, type JobView } from "./followJob";
 import { collapseTokens, describeJob, generateRequest } from "./generateLogic";
 
@@ -172,14 +173,31 @@ async function tokenizeTargets(form: HTMLFormElement, body: Record<string, unkno
   if (note) note.textContent = lines.filter(Boolean).join("; ");
 }
 
+/** The API's error under the form's fields; the target's ("target.tokens[0]") under its inputs. */
+function showApiError(form: HTMLFormElement, top: HTMLUListElement, error: ApiError): void {
+  const kind = value(form, "target_kind");
+  const detail: Record<string, string> = {};
+  for (const [k, v] of Object.entries(error.detail)) detail[k.startsWith("target") ? (kind === "logit_diff" ? "target_a" : "target_tokens") + k.slice(6) : k] = v;
+  showErrors(form, top, { ...error, detail }, [...FIELDS, "target_tokens", "target_a", "target_b"]);
+}
+
 function setUp(form: HTMLFormElement): void {
   const top = document.getElementById("generate-errors") as HTMLUListElement;
   const section = document.getElementById("job-progress")!;
   const button = document.getElementById("generate-submit") as HTMLButtonElement;
   setUpChoices(form);
   setUpTokenizer(form);
+  const batch = setUpBatch(form, {
+    value: (name) => value(form, name),
+    showError: (error) => showApiError(form, top, error),
+    beforeSend: (body) => tokenizeTargets(form, body),
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    if (batch.active()) {
+      void batch.submit();
+      return;
+    }
     clearErrors(form);
     const { body, errors } = generateRequest((name) => value(form, name));
     if (Object.keys(errors).length) {
@@ -190,12 +208,7 @@ function setUp(form: HTMLFormElement): void {
     void tokenizeTargets(form, body).then(() => sendJson(form.dataset["generateUrl"] ?? "/api/v1/graphs/generate", "POST", body)).then((reply) => {
       button.disabled = false;
       if (reply.status !== 202 && reply.status !== 201) {
-        const error = asApiError(reply.body, reply.status);
-        // The target's errors ("target.tokens[0]") are shown under the target's inputs.
-        const kind = value(form, "target_kind");
-        const detail: Record<string, string> = {};
-        for (const [k, v] of Object.entries(error.detail)) detail[k.startsWith("target") ? (kind === "logit_diff" ? "target_a" : "target_tokens") + k.slice(6) : k] = v;
-        showErrors(form, top, { ...error, detail }, [...FIELDS, "target_tokens", "target_a"]);
+        showApiError(form, top, asApiError(reply.body, reply.status));
         return;
       }
       top.hidden = true;
