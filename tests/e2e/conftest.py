@@ -42,7 +42,11 @@ def _skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
+# One Chromium for the whole tests/e2e package, not one per module: starting Playwright's driver
+# and the browser is seconds each time on a loaded 2-core machine, and every test still gets a
+# fresh context (cookies, storage, viewport) from `page`. Package scope, not session: the fixture
+# ends after the last e2e test, so the event loop and the flag below never reach other packages.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     reason = _skip_reason()
     if reason:
@@ -51,7 +55,7 @@ def browser() -> Iterator[Any]:
 
     # The sync Playwright API keeps an event loop in this thread while it is open, and Django
     # refuses ORM calls next to a running loop; the tests' own ORM calls are plain synchronous
-    # ones, so allow them, for this module only (other test modules keep the check).
+    # ones, so allow them, for this package only (other test packages keep the check).
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:

@@ -11,7 +11,7 @@ from features.models import Explanation, Feature, refresh_explanations
 from graphs.models import GraphNode
 from jobs import explain
 from jobs.models import Job
-from tests.e2e.conftest import import_synthetic, log_in
+from tests.e2e.conftest import import_synthetic, log_in, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -40,7 +40,9 @@ def test_explaining_a_graphs_features_from_the_explorer(
 
     page.locator(".explain-status", has_text="Done: ").wait_for(timeout=20_000)
     index = page.evaluate(f"window.__explorer.store.get().graph.index.get({node.node_id!r})")
-    page.wait_for_function(
-        f"window.__explorer.store.get().explanations.get({index})?.startsWith('fires on')"
+    # wait_until, not page.wait_for_function: the latter polls by eval, which the site's CSP
+    # refuses, so it failed whenever the explanations were not there at its first look.
+    wait_until(
+        page, f"window.__explorer.store.get().explanations.get({index})?.startsWith('fires on')"
     )
     assert page.errors == []
