@@ -4,6 +4,7 @@
   a feature's (layer, index);
 - ``contract.graph_json``: the schema-v1 validator and the bounded reading of graph files;
 - ``contract.params``: the typed parameters of each job kind, with their defaults and bounds;
+- ``contract.server_paths``: what counts as a server path, and the name shown in its place;
 - ``contract.typescript``: writes ``frontend/src/contract.gen.ts``, the frontend's copy of
   the constants and test vectors (a test fails when it is stale).
 

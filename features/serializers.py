@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from contract.server_paths import public_name
 from features.models import Explanation, LanguageModel, TranscoderSet
 from features.services import INCLUDE_CHOICES
 
@@ -24,7 +25,15 @@ class TranscoderSetSerializer(serializers.ModelSerializer[TranscoderSet]):
         ]
 
 
+class PublicSourceField(serializers.CharField):
+    """Where the weights come from: a hub id as it is, a folder on the server by its name only."""
+
+    def to_representation(self, value: Any) -> str:
+        return public_name(str(value))
+
+
 class LanguageModelSerializer(serializers.ModelSerializer[LanguageModel]):
+    source = PublicSourceField(read_only=True)
     transcoder_sets = TranscoderSetSerializer(many=True, read_only=True)
     default_transcoder_set: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True

@@ -18,31 +18,20 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-import re
 from typing import Any
 
 from django.core.files.storage import default_storage
 from django.db import models, transaction
 
+from contract.server_paths import public_name
 from graphs import artifacts
 
-# Absolute POSIX or Windows paths, a home-relative path, a UNC share, or a file: URL.
-_PATH = re.compile(r"^(?:file:|~[/\\]|/|[A-Za-z]:[/\\]|\\\\)")
 _USER_TEXT = frozenset({"prompt", "prompt_tokens"})
-
-
-def is_server_path(value: str) -> bool:
-    return bool(_PATH.match(value.strip()))
-
-
-def _last_component(path: str) -> str:
-    parts = [p for p in re.split(r"[/\\]+", path.strip()) if p and p != "file:"]
-    return parts[-1] if parts else ""
 
 
 def _scrubbed(value: Any) -> Any:
     if isinstance(value, str):
-        return _last_component(value) if is_server_path(value) else value
+        return public_name(value)
     if isinstance(value, list):
         return [_scrubbed(item) for item in value]
     if isinstance(value, dict):

@@ -165,3 +165,23 @@ def test_the_migration_rewrites_through_the_historical_model(
         migration.scrub(state.apps, None)
     graph.refresh_from_db()
     assert_no_server_path(artifacts.read_document(graph.artifact_name))
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("/srv/atlas/var/models/tiny-llama", "tiny-llama"),
+        ("C:\\models\\tiny-llama\\", "tiny-llama"),
+        ("google/gemma-2-2b", "google/gemma-2-2b"),
+        ("", ""),
+    ],
+)
+def test_the_models_api_names_a_server_folder_by_its_last_part_and_keeps_hub_ids(
+    model: Any, source: str, shown: str
+) -> None:
+    model.source = source
+    model.save(update_fields=["source"])
+    for path in ("/api/v1/models", f"/api/v1/models/{model.slug}"):
+        body = client_for(None).get(path).json()
+        listed = body["results"][0] if "results" in body else body
+        assert listed["source"] == shown
