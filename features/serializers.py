@@ -25,15 +25,7 @@ class TranscoderSetSerializer(serializers.ModelSerializer[TranscoderSet]):
         ]
 
 
-class PublicSourceField(serializers.CharField):
-    """Where the weights come from: a hub id as it is, a folder on the server by its name only."""
-
-    def to_representation(self, value: Any) -> str:
-        return public_name(str(value))
-
-
 class LanguageModelSerializer(serializers.ModelSerializer[LanguageModel]):
-    source = PublicSourceField(read_only=True)
     transcoder_sets = TranscoderSetSerializer(many=True, read_only=True)
     default_transcoder_set: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
@@ -53,6 +45,12 @@ class LanguageModelSerializer(serializers.ModelSerializer[LanguageModel]):
             "default_transcoder_set",
             "transcoder_sets",
         ]
+
+    def to_representation(self, instance: LanguageModel) -> dict[str, Any]:
+        # A hub id is shown as it is; a folder on the server only by its name.
+        data: dict[str, Any] = super().to_representation(instance)
+        data["source"] = public_name(data["source"])
+        return data
 
 
 class FeatureKeySerializer(serializers.Serializer[Any]):
