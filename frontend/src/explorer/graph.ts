@@ -62,6 +62,10 @@ export interface Graph {
   outEdges: Int32Array;
   inStart: Int32Array;
   inEdges: Int32Array;
+  // The other end of each CSR entry (outDst[j] = edgeDst[outEdges[j]]), so walking a node's
+  // neighbours reads one array in order instead of jumping around edgeDst / edgeSrc.
+  outDst: Int32Array;
+  inSrc: Int32Array;
   inputAbsSum: Float64Array; // per target: sum of |weight| of its inputs
   partial: boolean; // links were left out of the file: they come per node, on demand
   linksTotal: number; // links in the whole graph (more than nEdges while partial)
@@ -70,7 +74,7 @@ export interface Graph {
 
 type EdgeFields = Pick<
   Graph,
-  "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeCumBefore" | "outStart" | "outEdges" | "inStart" | "inEdges" | "inputAbsSum"
+  "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeCumBefore" | "outStart" | "outEdges" | "inStart" | "inEdges" | "outDst" | "inSrc" | "inputAbsSum"
 >;
 
 export class GraphFormatError extends Error {}
@@ -428,12 +432,18 @@ function indexEdges(n: number, rawLinks: RawLinks, base?: EdgeFields): EdgeField
   const outFill = outStart.slice(0, n);
   const inFill = inStart.slice(0, n);
   // Filling in global order keeps every segment sorted by |weight| descending.
+  const outDst = new Int32Array(kept);
+  const inSrc = new Int32Array(kept);
   for (let e = 0; e < kept; e++) {
-    outEdges[outFill[edgeSrc[e]!]!++] = e;
-    inEdges[inFill[edgeDst[e]!]!++] = e;
+    const out = outFill[edgeSrc[e]!]!++;
+    outEdges[out] = e;
+    outDst[out] = edgeDst[e]!;
+    const into = inFill[edgeDst[e]!]!++;
+    inEdges[into] = e;
+    inSrc[into] = edgeSrc[e]!;
   }
 
-  return { nEdges: kept, edgeSrc, edgeDst, edgeWeight, edgeCumBefore, outStart, outEdges, inStart, inEdges, inputAbsSum };
+  return { nEdges: kept, edgeSrc, edgeDst, edgeWeight, edgeCumBefore, outStart, outEdges, inStart, inEdges, outDst, inSrc, inputAbsSum };
 }
 
 /** The same graph with more links (from the neighbourhood API); pairs already present are kept once. */

@@ -19,6 +19,8 @@ function edgesOf(graph: Graph): unknown {
     outStart: Array.from(graph.outStart),
     inEdges: Array.from(graph.inEdges),
     inputAbsSum: Array.from(graph.inputAbsSum),
+    outDst: Array.from(graph.outDst),
+    inSrc: Array.from(graph.inSrc),
     ids: graph.nodes.map((node) => node.id),
     raw: graph.nodes.map((node) => node.raw),
     metadata: graph.metadata,

@@ -13,7 +13,7 @@ export type LoaderReply =
 function transferables(graph: Graph): ArrayBuffer[] {
   const arrays = [
     graph.kind, graph.row, graph.ctx, graph.influence, graph.edgeSrc, graph.edgeDst, graph.edgeWeight,
-    graph.edgeCumBefore, graph.outStart, graph.outEdges, graph.inStart, graph.inEdges, graph.inputAbsSum,
+    graph.edgeCumBefore, graph.outStart, graph.outEdges, graph.inStart, graph.inEdges, graph.outDst, graph.inSrc, graph.inputAbsSum,
   ];
   return arrays.map((a) => a.buffer as ArrayBuffer);
 }

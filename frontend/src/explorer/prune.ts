@@ -116,7 +116,7 @@ export function countVisibleEdges(graph: Graph, visible: Uint8Array, edgeThresho
  * count (countVisibleEdges) does.
  */
 export function updateVisibleEdges(graph: Graph, before: Uint8Array, count: number, visible: Uint8Array, edgeThreshold: number): number | null {
-  const { n, outStart, inStart, outEdges, inEdges, edgeSrc, edgeDst } = graph;
+  const { n, outStart, inStart, outEdges, inEdges, outDst, inSrc } = graph;
   const changed: number[] = [];
   let work = 0;
   for (let i = 0; i < n; i++) {
@@ -133,13 +133,11 @@ export function updateVisibleEdges(graph: Graph, before: Uint8Array, count: numb
     for (const i of changed) {
       if (mask[i] !== 1) continue;
       for (let j = outStart[i]!; j < outStart[i + 1]!; j++) {
-        const e = outEdges[j]!;
-        if (e < prefix && mask[edgeDst[e]!] === 1) total++;
+        if (outEdges[j]! < prefix && mask[outDst[j]!] === 1) total++;
       }
       for (let j = inStart[i]!; j < inStart[i + 1]!; j++) {
-        const e = inEdges[j]!;
-        const src = edgeSrc[e]!;
-        if (e < prefix && mask[src] === 1 && before[src] === visible[src]) total++;
+        const src = inSrc[j]!;
+        if (inEdges[j]! < prefix && mask[src] === 1 && before[src] === visible[src]) total++;
       }
     }
     return total;
