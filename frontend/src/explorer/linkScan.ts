@@ -272,10 +272,17 @@ function scanLinkArray(s: Scanner): ScannedLinks {
   }
 }
 
-/** 1 source, 2 target, 3 weight, 0 another six-byte key. */
+const KEYS = ["source", "target", "weight"].map((key) => Array.from(key, (c) => c.charCodeAt(0)));
+
+/** 1 source, 2 target, 3 weight, 0 another six-byte key; compared as bytes (no string per key). */
 function keyName(bytes: Uint8Array, p: number): number {
-  const word = String.fromCharCode(bytes[p]!, bytes[p + 1]!, bytes[p + 2]!, bytes[p + 3]!, bytes[p + 4]!, bytes[p + 5]!);
-  return word === "source" ? 1 : word === "target" ? 2 : word === "weight" ? 3 : 0;
+  for (let k = 0; k < KEYS.length; k++) {
+    const key = KEYS[k]!;
+    let c = 0;
+    while (c < 6 && bytes[p + c] === key[c]) c++;
+    if (c === 6) return k + 1;
+  }
+  return 0;
 }
 
 /**
