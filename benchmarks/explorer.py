@@ -132,12 +132,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def harness(manifest: dict[str, Any]) -> str:
     entry = manifest["src/explorer/main.ts"]
-    css = "".join(f'<link rel="stylesheet" href="/dist/{c}">' for c in entry.get("css", []))
+    css = "".join(f'<link rel="stylesheet" href="/static/dist/{c}">' for c in entry.get("css", []))
     site_css = "".join(
-        f'<link rel="stylesheet" href="/dist/{c}">' for c in manifest["src/main.ts"].get("css", [])
+        f'<link rel="stylesheet" href="/static/dist/{c}">'
+        for c in manifest["src/main.ts"].get("css", [])
     )
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">{site_css}{css}
-<script type="module" src="/dist/{entry["file"]}"></script></head>
+<script type="module" src="/static/dist/{entry["file"]}"></script></head>
 <body><main><div id="explorer" data-graph-url="/graph.json" data-model="synthetic" data-set="clt">
 <p class="explorer-status">Loading graph…</p></div></main></body></html>"""
 
@@ -286,7 +287,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         root = Path(tmp)
         (root / "index.html").write_text(harness(manifest))
-        (root / "dist").symlink_to(DIST)
+        # Where the site serves the bundle: its worker is loaded from there (/static/dist/ is the
+        # bundle's base), so anywhere else the page would parse the graph on the main thread.
+        (root / "static").mkdir()
+        (root / "static" / "dist").symlink_to(DIST)
         browser = pw.chromium.launch(
             executable_path=CHROMIUM, args=[*ARGS, "--enable-precise-memory-info"]
         )

@@ -37,6 +37,13 @@ describe("buildGraph", () => {
     expect(graph.outStart[cat + 1]! - graph.outStart[cat]!).toBe(2);
   });
 
+  it("keeps each CSR entry's other end next to it", () => {
+    for (let j = 0; j < graph.nEdges; j++) {
+      expect(graph.outDst[j]).toBe(graph.edgeDst[graph.outEdges[j]!]);
+      expect(graph.inSrc[j]).toBe(graph.edgeSrc[graph.inEdges[j]!]);
+    }
+  });
+
   it("computes each edge's share of its target's input", () => {
     const feature = graph.index.get("1_3_1")!;
     const e = graph.inEdges[graph.inStart[feature]!]!;

@@ -62,6 +62,10 @@ export interface Graph {
   outEdges: Int32Array;
   inStart: Int32Array;
   inEdges: Int32Array;
+  // The other end of each CSR entry (outDst[j] = edgeDst[outEdges[j]]), so walking a node's
+  // neighbours reads one array in order instead of jumping around edgeDst / edgeSrc.
+  outDst: Int32Array;
+  inSrc: Int32Array;
   inputAbsSum: Float64Array; // per target: sum of |weight| of its inputs
   partial: boolean; // links were left out of the file: they come per node, on demand
   linksTotal: number; // links in the whole graph (more than nEdges while partial)
@@ -70,7 +74,7 @@ export interface Graph {
 
 type EdgeFields = Pick<
   Graph,
-  "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeCumBefore" | "outStart" | "outEdges" | "inStart" | "inEdges" | "inputAbsSum"
+  "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeCumBefore" | "outStart" | "outEdges" | "inStart" | "inEdges" | "outDst" | "inSrc" | "inputAbsSum"
 >;
 
 export class GraphFormatError extends Error {}
@@ -223,8 +227,37 @@ function parseNode(value: unknown, tokens: string[], cantorFeatures: boolean): R
   };
 }
 
-/** Parse and index a graph JSON object. Throws GraphFormatError only when nothing is usable. */
-export function buildGraph(json: unknown): Graph {
+/** The links of a file before indexing: node indices (-1 when unknown) and weights (NaN when unusable). */
+export interface RawLinks {
+  count: number; // links in the file, usable or not
+  src: Int32Array;
+  dst: Int32Array;
+  weight: Float64Array;
+}
+
+/** RawLinks from parsed link objects, read as buildGraph always has. */
+export function linksFromObjects(index: Map<string, number>, rawLinks: unknown[]): RawLinks {
+  const count = rawLinks.length;
+  const src = new Int32Array(count).fill(-1);
+  const dst = new Int32Array(count).fill(-1);
+  const weight = new Float64Array(count).fill(NaN);
+  for (let k = 0; k < count; k++) {
+    const link = asRecord(rawLinks[k]);
+    if (!link) continue;
+    src[k] = index.get(link["source"] as string) ?? -1;
+    dst[k] = index.get(link["target"] as string) ?? -1;
+    const w = link["weight"];
+    if (typeof w === "number") weight[k] = w;
+  }
+  return { count, src, dst, weight };
+}
+
+/**
+ * Parse and index a graph JSON object. Throws GraphFormatError only when nothing is usable.
+ * `links` reads the links another way (see ./linkScan.ts): then `json.links` is not looked at
+ * beyond being an array.
+ */
+export function buildGraph(json: unknown, links?: (index: Map<string, number>) => RawLinks): Graph {
   const root = asRecord(json);
   // `links` may be left out: a graph too large to ship whole comes as nodes only, and the page
   // loads the links of the nodes in focus from the neighbourhood API (see ./neighbourhood.ts).
@@ -234,7 +267,6 @@ export function buildGraph(json: unknown): Graph {
   const metadata = parseMetadata(root["metadata"]);
   const cantorFeatures = metadata.raw["schema_version"] === SCHEMA_VERSION;
   const rawNodes = root["nodes"] as unknown[];
-  const rawLinks = Array.isArray(root["links"]) ? (root["links"] as unknown[]) : [];
 
   const nodes: NodeInfo[] = [];
   const index = new Map<string, number>();
@@ -276,7 +308,8 @@ export function buildGraph(json: unknown): Graph {
     nCtx = Math.max(nCtx, node.ctx + 1);
   }
 
-  const edges = indexEdges(n, index, rawLinks);
+  const rawLinks = links ? links(index) : linksFromObjects(index, Array.isArray(root["links"]) ? (root["links"] as unknown[]) : []);
+  const edges = indexEdges(n, rawLinks);
   // A skeleton (artifact ?links=none or ?max_links=N) says how many links the whole graph has.
   const total = root["links_total"];
   const linksTotal = typeof total === "number" && Number.isInteger(total) && total >= 0 ? total : 0;
@@ -296,7 +329,7 @@ export function buildGraph(json: unknown): Graph {
     ...edges,
     partial: !Array.isArray(root["links"]) || linksTotal > edges.nEdges,
     linksTotal: Math.max(linksTotal, edges.nEdges),
-    dropped: { nodes: droppedNodes, links: rawLinks.length - edges.nEdges },
+    dropped: { nodes: droppedNodes, links: rawLinks.count - edges.nEdges },
   };
 }
 
@@ -331,9 +364,9 @@ export function orderByDescending(values: Float64Array): Int32Array {
  * in that order so every node's segment is sorted too. With `base`, its edges come first and a
  * pair already there is not added twice.
  */
-function indexEdges(n: number, index: Map<string, number>, rawLinks: unknown[], base?: EdgeFields): EdgeFields {
+function indexEdges(n: number, rawLinks: RawLinks, base?: EdgeFields): EdgeFields {
   const extra = base?.nEdges ?? 0;
-  const m = rawLinks.length + extra;
+  const m = rawLinks.count + extra;
   const src = new Int32Array(m);
   const dst = new Int32Array(m);
   const weight = new Float64Array(m);
@@ -348,13 +381,11 @@ function indexEdges(n: number, index: Map<string, number>, rawLinks: unknown[], 
       kept++;
     }
   }
-  for (const value of rawLinks) {
-    const link = asRecord(value);
-    if (!link) continue;
-    const s = index.get(link["source"] as string);
-    const t = index.get(link["target"] as string);
-    const w = link["weight"];
-    if (s === undefined || t === undefined || typeof w !== "number" || !Number.isFinite(w)) continue;
+  for (let k = 0; k < rawLinks.count; k++) {
+    const s = rawLinks.src[k]!;
+    const t = rawLinks.dst[k]!;
+    const w = rawLinks.weight[k]!;
+    if (s < 0 || t < 0 || !Number.isFinite(w)) continue;
     if (seen) {
       if (seen.has(s * n + t)) continue;
       seen.add(s * n + t);
@@ -401,17 +432,23 @@ function indexEdges(n: number, index: Map<string, number>, rawLinks: unknown[], 
   const outFill = outStart.slice(0, n);
   const inFill = inStart.slice(0, n);
   // Filling in global order keeps every segment sorted by |weight| descending.
+  const outDst = new Int32Array(kept);
+  const inSrc = new Int32Array(kept);
   for (let e = 0; e < kept; e++) {
-    outEdges[outFill[edgeSrc[e]!]!++] = e;
-    inEdges[inFill[edgeDst[e]!]!++] = e;
+    const out = outFill[edgeSrc[e]!]!++;
+    outEdges[out] = e;
+    outDst[out] = edgeDst[e]!;
+    const into = inFill[edgeDst[e]!]!++;
+    inEdges[into] = e;
+    inSrc[into] = edgeSrc[e]!;
   }
 
-  return { nEdges: kept, edgeSrc, edgeDst, edgeWeight, edgeCumBefore, outStart, outEdges, inStart, inEdges, inputAbsSum };
+  return { nEdges: kept, edgeSrc, edgeDst, edgeWeight, edgeCumBefore, outStart, outEdges, inStart, inEdges, outDst, inSrc, inputAbsSum };
 }
 
 /** The same graph with more links (from the neighbourhood API); pairs already present are kept once. */
 export function mergeLinks(graph: Graph, links: unknown[]): Graph {
-  const edges = indexEdges(graph.n, graph.index, links, graph);
+  const edges = indexEdges(graph.n, linksFromObjects(graph.index, links), graph);
   if (edges.nEdges === graph.nEdges) return graph;
   return { ...graph, ...edges, linksTotal: Math.max(graph.linksTotal, edges.nEdges) };
 }

@@ -46,4 +46,34 @@ describe("computeLayout", () => {
     expect(nearest(grid, layout.x[target]!, layout.y[target]! + 2, 8, 10)).toBe(-1);
     expect(inRect(grid, -1e6, -1e6, 1e6, 1e6).length).toBe(graph.n);
   });
+
+  it("keeps the grid to a few cells per node on a huge sparse world, and still finds what a scan finds", () => {
+    let seed = 3;
+    const random = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const n = 2000;
+    const x = new Float32Array(n);
+    const y = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      x[i] = random() * 400_000; // a wide world whose nodes sit on 18 rows
+      y[i] = Math.floor(random() * 18) * 10_000;
+    }
+    x[5] = Number.NaN; // hidden
+    const grid = buildGrid(x, y);
+    expect(grid.cols * grid.rows).toBeLessThan(5 * n); // 16-unit cells would be over 250 million
+    const scan = (wx: number, wy: number, radius: number, yScale: number): number => {
+      let best = -1;
+      let bestD = radius * radius;
+      for (let i = 0; i < n; i++) {
+        const d = (x[i]! - wx) ** 2 + ((y[i]! - wy) * yScale) ** 2;
+        if (d <= bestD) [best, bestD] = [i, d];
+      }
+      return best;
+    };
+    for (let q = 0; q < 300; q++) {
+      const i = Math.floor(random() * n);
+      const [wx, wy] = [x[i]! + (random() - 0.5) * 600, y[i]! + (random() - 0.5) * 30];
+      expect(nearest(grid, wx, wy, 250, 20)).toBe(scan(wx, wy, 250, 20));
+    }
+    expect(inRect(grid, 0, -1, 400_000, 200_000).length).toBe(n - 1);
+  });
 });

@@ -4,7 +4,7 @@
 // does not grow with the total number of edges.
 
 import { edgeShare, featureKey, Kind, type Graph } from "./graph";
-import { COLUMN_GAP } from "./layout";
+import { COLUMN_GAP, layoutOrder } from "./layout";
 import { edgeVisible } from "./prune";
 import { Scheduler, type LayerName } from "./scheduler";
 import { nearest } from "./spatial";
@@ -253,14 +253,28 @@ function paintBase(ctx: CanvasRenderingContext2D, s: ExplorerState, vp: Viewport
   const x1 = vp.x + (width + 10) / vp.k;
   const y0 = vp.y - 10 / vp.ky;
   const y1 = vp.y + (height + 10) / vp.ky;
+  // In drawing order a cell's nodes come left to right; zoomed out on a big graph several fall
+  // on one pixel, and a glyph for each would only add path work (tens of thousands of arcs per
+  // slider move) to paint what the first one already covers, give or take a fraction of a pixel.
+  const order = layoutOrder(g);
   for (const kind of [Kind.Error, Kind.Embedding, Kind.Feature, Kind.Logit]) {
     ctx.beginPath();
-    for (let i = 0; i < g.n; i++) {
+    let lastX = Number.NaN;
+    let lastY = Number.NaN;
+    for (let j = 0; j < order.length; j++) {
+      const i = order[j]!;
       if (visible[i] !== 1 || g.kind[i] !== kind) continue;
       const wx = x[i]!;
       const wy = y[i]!;
       if (wx < x0 || wx > x1 || wy < y0 || wy > y1) continue;
-      glyph(ctx, kind, (wx - vp.x) * vp.k, (wy - vp.y) * vp.ky, kind === Kind.Error ? r * 0.8 : r);
+      const sx = (wx - vp.x) * vp.k;
+      const sy = (wy - vp.y) * vp.ky;
+      const px = Math.round(sx);
+      const py = Math.round(sy);
+      if (px === lastX && py === lastY) continue;
+      lastX = px;
+      lastY = py;
+      glyph(ctx, kind, sx, sy, kind === Kind.Error ? r * 0.8 : r);
     }
     ctx.fillStyle = nodeFill(kind);
     ctx.globalAlpha = kind === Kind.Error ? 0.7 : 1;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { buildGraph } from "./graph";
 import { tinyGraphJson } from "./fixture";
-import { countAtMost, countVisibleEdges, edgeVisible, pruneIndex, visibleNodes } from "./prune";
+import { countAtMost, countVisibleEdges, edgeVisible, pruneIndex, updateVisibleEdges, visibleNodes } from "./prune";
 
 describe("pruning", () => {
   const graph = buildGraph(tinyGraphJson());
@@ -51,5 +51,59 @@ describe("pruning", () => {
     expect(edgeVisible(graph, 0, mask, 0.01)).toBe(true);
     visibleNodes(graph, index, { node: 0.2, edge: 1, density: 1 }, mask);
     expect(countVisibleEdges(graph, mask, 1)).toBe(2); // E_11→0_7 and 0_7→logit
+  });
+
+  it("counts edges from the last count as a full count does, over random graphs and slider moves", () => {
+    let seed = 5;
+    let checked = 0;
+    const random = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    for (let round = 0; round < 30; round++) {
+      const n = 5 + Math.floor(random() * 80);
+      const nodes = Array.from({ length: n }, (_, k) => ({
+        node_id: `${k % 3}_${k}_0`,
+        layer: String(k % 3),
+        ctx_idx: 0,
+        feature_type: k % 7 === 0 ? "mlp reconstruction error" : "cross layer transcoder",
+        influence: k % 11 === 0 ? null : random(),
+      }));
+      // Self-loops and both directions between a pair included.
+      const links = Array.from({ length: Math.floor(random() * n * 6) }, () => ({
+        source: nodes[Math.floor(random() * n)]!.node_id,
+        target: nodes[Math.floor(random() * n)]!.node_id,
+        weight: random() - 0.5,
+      }));
+      const g = buildGraph({ metadata: {}, nodes, links });
+      const prune = pruneIndex(g);
+      const density = new Float32Array(g.n).map(() => (random() < 0.5 ? random() : Number.NaN));
+      let before = new Uint8Array(g.n);
+      const edge = [1, 0.9, 0.5][round % 3]!;
+      let count = countVisibleEdges(g, before, edge);
+      for (let move = 0; move < 12; move++) {
+        const keep = Array.from({ length: Math.floor(random() * 4) }, () => Math.floor(random() * g.n));
+        const t = { node: move % 5 === 4 ? 1 : random(), edge, density: random() < 0.3 ? random() : 1 };
+        const visible = new Uint8Array(g.n);
+        visibleNodes(g, prune, t, visible, density, keep);
+        const full = countVisibleEdges(g, visible, edge);
+        const updated = updateVisibleEdges(g, before, count, visible, edge);
+        if (updated !== null) {
+          expect(updated).toBe(full);
+          checked++;
+        }
+        [before, count] = [visible, full];
+      }
+    }
+    expect(checked).toBeGreaterThan(100); // of 360 moves: the update is what was tested
+  });
+
+  it("gives up on the update when more nodes changed than a full count would cost", () => {
+    const all = new Uint8Array(graph.n).fill(1);
+    const none = new Uint8Array(graph.n);
+    expect(updateVisibleEdges(graph, none, 0, all, 1)).toBeNull();
+    const one = none.slice();
+    one[id("E_10_0")] = 1;
+    const two = one.slice();
+    two[id("0_5_0")] = 1;
+    expect(updateVisibleEdges(graph, one, 0, two, 1)).toBe(1);
+    expect(updateVisibleEdges(graph, two, 1, one, 1)).toBe(0);
   });
 });

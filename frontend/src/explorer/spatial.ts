@@ -31,6 +31,12 @@ export function buildGrid(x: Float32Array, y: Float32Array, cell = 16): Grid {
     minX = minY = 0;
     maxX = maxY = 0;
   }
+  // A big graph's world is wide (columns fit the busiest cell) and, spread to its aspect, high,
+  // but its nodes sit on a few rows: 16-unit cells over that would be tens of millions of empty
+  // cells to build per layout. Cells grow so there are at most a few per node.
+  const area = (Math.floor((maxX - minX) / cell) + 1) * (Math.floor((maxY - minY) / cell) + 1);
+  const budget = 4 * x.length + 64;
+  if (area > budget) cell *= Math.sqrt(area / budget);
   const cols = Math.max(1, Math.floor((maxX - minX) / cell) + 1);
   const rows = Math.max(1, Math.floor((maxY - minY) / cell) + 1);
   const start = new Int32Array(cols * rows + 1);

@@ -4,7 +4,7 @@
 import { nodeLabel, type Graph } from "./graph";
 import type { RowSettings, SteeringRun } from "./hypothesis";
 import { computeLayout, type Layout } from "./layout";
-import { countVisibleEdges, DEFAULT_THRESHOLDS, pruneIndex, visibleNodes, type PruneIndex, type Thresholds } from "./prune";
+import { countVisibleEdges, DEFAULT_THRESHOLDS, pruneIndex, updateVisibleEdges, visibleNodes, type PruneIndex, type Thresholds } from "./prune";
 import { buildGrid, type Grid } from "./spatial";
 import { Store } from "./store";
 import type { Group } from "./supernodes";
@@ -14,6 +14,7 @@ export interface View {
   visible: Uint8Array;
   nVisible: number;
   nVisibleEdges: number;
+  edgeThreshold: number; // the one nVisibleEdges was counted with
   layout: Layout;
   grid: Grid;
   millis: number; // time the last recompute took
@@ -53,20 +54,26 @@ export interface ExplorerState {
 
 export type ExplorerStore = Store<ExplorerState>;
 
+/** The view for these settings; `previous` (a view of the same graph) lets the edges be
+ * counted from its count (see updateVisibleEdges) rather than over every edge. */
 export function computeView(
   graph: Graph,
   prune: PruneIndex,
   thresholds: Thresholds,
   keep: Iterable<number>,
   density: Float32Array | null,
+  previous: View | null = null,
 ): View {
   const start = performance.now();
   const visible = new Uint8Array(graph.n);
   const nVisible = visibleNodes(graph, prune, thresholds, visible, density, keep);
-  const nVisibleEdges = countVisibleEdges(graph, visible, thresholds.edge);
+  const edge = thresholds.edge;
+  const updated =
+    previous && previous.edgeThreshold === edge ? updateVisibleEdges(graph, previous.visible, previous.nVisibleEdges, visible, edge) : null;
+  const nVisibleEdges = updated ?? countVisibleEdges(graph, visible, edge);
   const layout = computeLayout(graph, visible);
   const grid = buildGrid(layout.x, layout.y);
-  return { visible, nVisible, nVisibleEdges, layout, grid, millis: performance.now() - start };
+  return { visible, nVisible, nVisibleEdges, edgeThreshold: edge, layout, grid, millis: performance.now() - start };
 }
 
 export function initialState(graph: Graph): ExplorerState {
@@ -107,7 +114,8 @@ export function createStore(graph: Graph): ExplorerStore {
       s.thresholds === prev.thresholds && s.pinned === prev.pinned && s.density === prev.density && s.graph === prev.graph;
     if (selectionOnly && (s.selected < 0 || s.view.visible[s.selected] === 1)) return;
     const keep = s.selected >= 0 ? [...s.pinned, s.selected] : s.pinned;
-    store.set({ view: computeView(s.graph, s.prune, s.thresholds, keep, s.density) });
+    const previous = s.graph === prev.graph ? s.view : null;
+    store.set({ view: computeView(s.graph, s.prune, s.thresholds, keep, s.density, previous) });
   });
   return store;
 }
