@@ -103,3 +103,19 @@ def test_the_worker_attributes_with_the_largest_batch_that_fits(
     assert used == [3]
     job.refresh_from_db()
     assert job.status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_tokenize_answers_with_the_planners_estimate_for_the_job_defaults(
+    tiny: LanguageModel,
+) -> None:
+    from inference import tasks
+
+    memory = tasks.tokenize_prompt(tiny.pk, PROMPT)["memory"]
+    assert memory["refusal"] == ""
+    assert memory["batch_size"] == 256
+    assert 0 < memory["bytes"] < memory["budget_bytes"]
+    with override_settings(JOBS_WORKER_MEMORY_GB=1e-9):  # one byte: not even the weights fit
+        refused = tasks.tokenize_prompt(tiny.pk, PROMPT)["memory"]
+    assert refused["bytes"] is None
+    assert refused["refusal"].startswith("this prompt needs about ")
