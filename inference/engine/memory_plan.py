@@ -33,7 +33,8 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
 - ``assemble`` (selection only, after the forward pass is freed): the rows reordered,
   ``(K + k) M f32`` with ``M = K + L n + n + k``, and the (M, M) adjacency.
 
-Peak = max(forward + build, forward + sources + rows + max(batch, ranking), sources + rows +
+On a GPU (``Shapes.on_host`` False) the terms that live on the host are left out: the kept-all
+adjacency and the assembly. Peak = max(forward + build, forward + sources + rows + max(batch, ranking), sources + rows +
 assemble). The
 model's and the transcoders' weights (``weights``) are resident before the run and come on top on
 the device; `Estimate.device_total` adds them.
@@ -81,6 +82,9 @@ class Shapes:
     out_layers: tuple[int, ...]  # per source layer, how many layers its decoder writes
     dtype_bytes: int  # of the model's dtype
     weight_bytes: int  # the model's parameters and the transcoders' encoders, on the device
+    # the host's memory is the device's (CPU); on a GPU the kept-all adjacency and the assembly
+    # live on the host and are not counted
+    on_host: bool = True
 
     @classmethod
     def of(cls, model: ReplacementModel) -> Shapes:
@@ -93,6 +97,7 @@ class Shapes:
             out_layers=tuple(dec.n_out_layers for dec in tc.decoders),
             dtype_bytes=torch.empty(0, dtype=model.dtype).element_size(),
             weight_bytes=params + encoders,
+            on_host=model.device.type == "cpu",
         )
 
 
@@ -185,6 +190,8 @@ def estimate(
         default=0,
     )
     rows = (width**2 if keep_all else (keep + n_logits) * width) * F32
+    if keep_all and not shapes.on_host:
+        rows = 0  # the adjacency is filled on the host, a batch's rows at a time
     batch = (
         batch_size * n * d * ((n_layers + 2 + BACKWARD_WORKING_SET) * b + (F32 if b != F32 else 0))
     )
@@ -200,7 +207,7 @@ def estimate(
         "rows": rows,
         "batch": batch + prefix,
         "ranking": ranking,
-        "assemble": 0 if keep_all else ((keep + n_logits) * m + m * m) * F32,
+        "assemble": 0 if keep_all or not shapes.on_host else ((keep + n_logits) * m + m * m) * F32,
     }
     peak = max(
         terms["forward"] + terms["build"],

@@ -175,3 +175,19 @@ def test_the_refusal_names_the_knob_to_lower() -> None:
              batch_size=named + 1)  # fmt: skip
     with pytest.raises(MemoryBudgetExceeded, match="use a shorter prompt"):
         plan(SHAPES, ACTIVE, budget_bytes=SHAPES.weight_bytes, max_feature_nodes=1000, n_logits=10)
+
+
+def test_on_a_gpu_the_host_side_adjacency_is_not_device_memory() -> None:
+    gpu = dataclasses.replace(SHAPES, on_host=False)
+    kept_all = estimate(gpu, ACTIVE, batch_size=32, max_feature_nodes=None, n_logits=10)
+    assert (kept_all.terms["rows"], kept_all.terms["assemble"]) == (0, 0)
+    selecting = estimate(gpu, ACTIVE, batch_size=32, max_feature_nodes=1000, n_logits=10)
+    assert selecting.terms["rows"] == _terms(max_feature_nodes=1000)["rows"] > 0
+    assert selecting.terms["assemble"] == 0
+    assert kept_all.peak < _peak(max_feature_nodes=None)
+
+
+def _terms(max_feature_nodes: int | None) -> dict[str, int]:
+    return estimate(
+        SHAPES, ACTIVE, batch_size=32, max_feature_nodes=max_feature_nodes, n_logits=10
+    ).terms
