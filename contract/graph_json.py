@@ -62,7 +62,8 @@ class Limits:
     max_bytes: int = 100 * 1024 * 1024
     max_nodes: int = 100_000
     max_links: int = 2_000_000
-    max_prompt_tokens: int = 4096
+    # the memory planner's target length (docs/engine.md, "Memory"); a model's own cap is lower
+    max_prompt_tokens: int = 8192
 
 
 DEFAULT_LIMITS = Limits()

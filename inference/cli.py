@@ -13,10 +13,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from contract.params import ENGINE_BATCH_SIZE, AttributeParams
 from inference import dashboards_cli
+
+if TYPE_CHECKING:
+    from inference.engine import ReplacementModel
 
 EXIT_BAD_INPUT = 2
 
@@ -101,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--slug", default=None, help="graph slug (default: the output file's stem)")
-    p.add_argument("--out", required=True, type=Path, help="pruned graph JSON (schema v1)")
+    p.add_argument("--out", type=Path, default=None, help="pruned graph JSON (schema v1)")
+    p.add_argument(
+        "--estimate-only",
+        action="store_true",
+        help="print the memory planner's estimate of the run and exit, without attributing",
+    )
     p.add_argument(
         "--raw", type=Path, default=None, help="also write the unpruned graph as safetensors"
     )
@@ -109,14 +117,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_attribute(args: argparse.Namespace, progress: Callable[[str, float], None]) -> dict:
+def estimate_lines(
+    model: ReplacementModel, prompt: str | list[int], args: argparse.Namespace
+) -> list[str]:
+    """The planner's estimate of this run (inference/engine/memory_plan.py), term by term: one
+    forward pass and the encoders, no backward pass."""
+    from inference.engine import memory_plan
+
+    active = memory_plan.measure(model, model.tokenize(prompt))
+    planned = memory_plan.estimate(
+        memory_plan.Shapes.of(model),
+        active,
+        batch_size=args.batch_size,
+        max_feature_nodes=args.max_feature_nodes,
+        n_logits=args.max_n_logits,
+    )
+    size = memory_plan.readable_bytes
+    nodes = args.max_feature_nodes or "all"
+    lines = [
+        f"estimate: {size(planned.device_total)} on {args.device} (run {size(planned.peak)} + "
+        f"weights {size(planned.weights)}); {active.n_pos} tokens, {active.total} active "
+        f"features, batch size {args.batch_size}, max_feature_nodes {nodes}",
+        f"this device has {size(memory_plan.device_memory(model.device))}",
+    ]
+    return lines + [f"  {term}: {size(n)}" for term, n in planned.terms.items()]
+
+
+def run_attribute(
+    args: argparse.Namespace, progress: Callable[[str, float], None]
+) -> dict | list[str]:
     import torch
 
     from inference.engine import ReplacementModel, attribute, graph_to_json, prune, save_raw
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda requested but CUDA is not available")
-    if not args.out.parent.is_dir():
+    if args.out is None and not args.estimate_only:
+        raise ValueError("--out is required (unless --estimate-only)")
+    if args.out is not None and not args.out.parent.is_dir():
         raise ValueError(f"output folder does not exist: {args.out.parent}")
     if args.prompt is not None and not args.prompt.strip():
         raise ValueError("the prompt is empty")
@@ -126,6 +164,8 @@ def run_attribute(args: argparse.Namespace, progress: Callable[[str, float], Non
         args.model, args.transcoders, device=args.device, dtype=getattr(torch, args.dtype)
     )
     prompt = cast(str | list[int], args.prompt if args.prompt is not None else args.token_ids)
+    if args.estimate_only:
+        return estimate_lines(model, prompt, args)
     graph = attribute(
         prompt,
         model,
@@ -187,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress.close()
     if args.command == "dashboards":
         print(f"wrote {len(written)} layer files to {args.out}")
+        return 0
+    if isinstance(data, list):  # --estimate-only
+        print("\n".join(data))
         return 0
     print(f"wrote {args.out} ({len(data['nodes'])} nodes, {len(data['links'])} links)")
     return 0

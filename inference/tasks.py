@@ -16,14 +16,21 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery import shared_task
+from django.conf import settings
 
-from contract.params import AttributeParams, InterveneParams, SteerParams, TokenizeParams
+from contract.params import (
+    ENGINE_BATCH_SIZE,
+    AttributeParams,
+    InterveneParams,
+    SteerParams,
+    TokenizeParams,
+)
 from inference import dashboards_task, model_cache, steering_json
 from inference.failures import JobInputError, explain, fail
 from inference.model_cache import load_model
 
 if TYPE_CHECKING:
-    from inference.engine import ReplacementModel
+    from inference.engine import ReplacementModel, memory_plan
     from jobs.services import Run
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,58 @@ def _targets(rm: ReplacementModel, target: dict[str, Any] | None) -> Any:
     return [_target_id(rm, item, "tokens") for item in target["tokens"]]
 
 
+def _memory_budget(rm: ReplacementModel) -> int:
+    """Bytes one attribution may use here: ``JOBS_WORKER_MEMORY_GB``, or the device's memory."""
+    from inference.engine import memory_plan
+
+    return int(settings.JOBS_WORKER_MEMORY_GB * 10**9) or memory_plan.device_memory(rm.device)
+
+
+def _memory_plan(
+    rm: ReplacementModel, tokens: Any, params: AttributeParams, targets: Any
+) -> memory_plan.Estimate:
+    """The batch size that fits this worker's memory (`_memory_budget`), from one forward pass; a
+    run that cannot fit fails here, before any backward pass, with a message naming the setting
+    to lower (docs/engine.md, "Memory")."""
+    from inference.engine import memory_plan
+
+    # a token list is its length in targets, a logit difference one, the top logits at most this
+    n_logits = len(targets) if isinstance(targets, list) else 1 if targets else params.max_n_logits
+    try:
+        return memory_plan.plan(
+            memory_plan.Shapes.of(rm),
+            memory_plan.measure(rm, tokens),
+            budget_bytes=_memory_budget(rm),
+            max_feature_nodes=params.max_feature_nodes,
+            n_logits=n_logits,
+            batch_size=params.batch_size,
+            default_batch_size=ENGINE_BATCH_SIZE,
+        )
+    except memory_plan.MemoryBudgetExceeded as exc:
+        raise JobInputError(str(exc)) from None
+
+
+def memory_estimate(rm: ReplacementModel, tokens: Any) -> dict[str, Any]:
+    """What an attribution of ``tokens`` with the job defaults would need on this worker, for
+    the generate form: bytes (weights included), this worker's budget, the batch size the
+    planner picks, or the refusal a job would fail with."""
+    params = AttributeParams()
+    budget = _memory_budget(rm)
+    planned: memory_plan.Estimate | None
+    refusal = ""
+    try:
+        planned = _memory_plan(rm, tokens, params, None)
+    except JobInputError as exc:
+        planned, refusal = None, str(exc)
+    return {
+        "bytes": None if planned is None else planned.device_total,
+        "budget_bytes": budget,
+        "batch_size": None if planned is None else planned.batch_size,
+        "max_feature_nodes": params.max_feature_nodes,
+        "refusal": refusal,
+    }
+
+
 def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
     """Run the engine for the job and return its graph as circuit-tracer JSON."""
     from inference import engine
@@ -71,20 +130,18 @@ def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
             f"prompt: the prompt has {len(tokens)} tokens; {job.model.slug} allows at most "
             f"{job.model.max_prompt_tokens}"
         )
-    options: dict[str, Any] = {
-        "max_n_logits": params.max_n_logits,
-        "desired_logit_prob": params.desired_logit_prob,
-        "max_feature_nodes": params.max_feature_nodes,
-    }
-    if params.batch_size:
-        options["batch_size"] = params.batch_size
+    targets = _targets(rm, params.target)
+    planned = _memory_plan(rm, tokens, params, targets)
     graph = engine.attribute(
         tokens,
         rm,
-        attribution_targets=_targets(rm, params.target),
+        attribution_targets=targets,
+        max_n_logits=params.max_n_logits,
+        desired_logit_prob=params.desired_logit_prob,
+        max_feature_nodes=params.max_feature_nodes,
+        batch_size=planned.batch_size,
         on_progress=run.progress,
         should_stop=run.should_stop,
-        **options,
     )
     node_threshold, edge_threshold = params.node_threshold, params.edge_threshold
     pruned = engine.prune(graph, node_threshold=node_threshold, edge_threshold=edge_threshold)
@@ -243,6 +300,7 @@ def tokenize_prompt(
         return {"error": str(exc), "field": "prompt"}
     top = engine.top_next_tokens(rm, ids, top_k)
     return {
+        "memory": memory_estimate(rm, ids),
         "tokens": [{"id": int(i), "text": rm.decode_token(int(i))} for i in ids],
         "n_tokens": len(ids),
         "top": [

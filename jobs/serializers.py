@@ -344,12 +344,25 @@ class NextTokenSerializer(serializers.Serializer[Any]):
     cumulative = serializers.FloatField(help_text="This and every more likely token's prob.")
 
 
+class MemoryEstimateSerializer(serializers.Serializer[Any]):
+    """The memory planner's answer for this prompt with the job defaults (docs/engine.md)."""
+
+    bytes = serializers.IntegerField(
+        allow_null=True, help_text="Peak memory of the attribution, weights included."
+    )
+    budget_bytes = serializers.IntegerField(help_text="What the worker may use.")
+    batch_size = serializers.IntegerField(allow_null=True, help_text="The batch size it picks.")
+    max_feature_nodes = serializers.IntegerField(allow_null=True)
+    refusal = serializers.CharField(help_text="Why a job would fail, and what to lower; or empty.")
+
+
 class TokenizeResponseSerializer(serializers.Serializer[Any]):
     """Response only (documents the tokenize answer; the view returns the worker's dict)."""
 
     tokens = TokenSerializer(many=True, help_text="Special first token included.")
     n_tokens = serializers.IntegerField()
     top = NextTokenSerializer(many=True, help_text="Most likely next tokens, most likely first.")
+    memory = MemoryEstimateSerializer()
     model = serializers.CharField()
     max_prompt_tokens = serializers.IntegerField()
 

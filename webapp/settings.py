@@ -344,6 +344,10 @@ JOBS_WORKER_DTYPE = env_choice("JOBS_WORKER_DTYPE", "float32", ("float32", "bflo
 # torch CPU threads per worker process; 0 = auto: 1 on CPU (small models run fastest on one
 # thread, and a shared machine is not oversubscribed), torch's default on a GPU.
 JOBS_WORKER_TORCH_THREADS = env_int("JOBS_WORKER_TORCH_THREADS", 0, minimum=0)
+# The memory one attribution may use, in GB (weights included); 0 = the device's: the GPU's total
+# memory, or the machine's physical memory on a CPU worker. The planner picks a batch size that
+# fits or fails the job before its backward passes (docs/engine.md, "Memory").
+JOBS_WORKER_MEMORY_GB = env_int("JOBS_WORKER_MEMORY_GB", 0, minimum=0)
 # Feature dashboards jobs (docs/dashboards.md): corpus uploads up to this size (stored in file
 # storage, where every worker reads them), server paths only under these roots (on the web
 # machine and, at the same path, on the workers), the most tokens one job may read, where a

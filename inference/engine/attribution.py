@@ -131,18 +131,38 @@ def partial_influences(
     logit_weights: torch.Tensor,
     row_to_node: torch.Tensor,
     max_iter: int = 128,
+    chunk_bytes: int = 2**28,
 ) -> torch.Tensor:
-    """Influence on the logits of every column, from the rows computed so far (power series)."""
-    normalized = edge_matrix.abs()
-    normalized /= normalized.sum(dim=1, keepdim=True).clamp(min=1e-8)
-    influences = torch.zeros(edge_matrix.shape[1], device=edge_matrix.device)
-    prod = torch.zeros(edge_matrix.shape[1], device=edge_matrix.device)
-    prod[-len(logit_weights) :] = logit_weights
+    """Influence on the logits of every column, from the rows computed so far (power series).
+
+    Influence only travels on through columns that are rows, so the series runs on the (R, R)
+    block of the row-normalised matrix (R rows), and every column's influence is the summed row
+    weights times the normalised rows. The normalised matrix is made in row chunks of about
+    ``chunk_bytes``: a whole |A| copy would double the ranking buffer, the largest thing a long
+    prompt keeps (docs/engine.md, "Memory").
+    """
+    n_rows, n_cols = edge_matrix.shape
+    device = edge_matrix.device
+    step = max(1, chunk_bytes // max(4 * n_cols, 1))
+    chunks = [(r, min(r + step, n_rows)) for r in range(0, n_rows, step)]
+
+    def normalized(start: int, end: int) -> torch.Tensor:
+        block = edge_matrix[start:end].abs()
+        return block.div_(block.sum(dim=1, keepdim=True).clamp(min=1e-8))
+
+    among_rows = torch.cat([normalized(s, e)[:, row_to_node] for s, e in chunks])  # (R, R)
+    seed = torch.zeros(n_cols, device=device)
+    seed[-len(logit_weights) :] = logit_weights
+    weight = seed[row_to_node]  # the influence arriving at each row's node
+    total = torch.zeros(n_rows, device=device)
     for _ in range(max_iter):
-        prod = prod[row_to_node] @ normalized
-        if not prod.any():
+        if not weight.any():
+            influences = torch.zeros(n_cols, device=device)
+            for s, e in chunks:
+                influences += total[s:e] @ normalized(s, e)
             return influences
-        influences += prod
+        total += weight
+        weight = weight @ among_rows
     raise RuntimeError("feature influence did not converge; the graph has a cycle")
 
 

@@ -108,6 +108,16 @@ def test_sizes_are_bounded_before_any_node_is_read() -> None:
     assert caught.value.errors == {"nodes": "4 nodes; the limit is 3"}
 
 
+def test_a_graph_of_the_planners_longest_prompt_is_accepted_and_one_more_token_is_not() -> None:
+    document = _small()
+    document["metadata"]["prompt_tokens"] = ["a"] * 8192
+    validate_graph(document)
+    document["metadata"]["prompt_tokens"] = ["a"] * 8193
+    with pytest.raises(GraphValidationError) as caught:
+        validate_graph(document)
+    assert caught.value.errors == {"metadata.prompt_tokens": "more than 8192 tokens"}
+
+
 def test_a_validation_error_is_a_format_error() -> None:
     with pytest.raises(GraphFormatError, match="links: required"):
         validate_graph({"metadata": {}, "nodes": []})

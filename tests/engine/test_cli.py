@@ -143,3 +143,31 @@ def test_dashboards_bad_input_is_one_line_naming_it(
     assert err.startswith("error: ")
     assert message in err
     assert "\n" not in err
+
+
+def test_estimate_only_prints_the_estimate_and_exits_without_attributing(
+    files: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inference.engine
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("--estimate-only attributed")
+
+    monkeypatch.setattr(inference.engine, "attribute", never)
+    assert _run(files, "--prompt", "w5 w9 w7", "--estimate-only", "--batch-size", "8") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("estimate: ")
+    assert "on cpu (run " in out[0]
+    assert "4 tokens" in out[0]
+    assert "batch size 8, max_feature_nodes all" in out[0]
+    assert out[1].startswith("this device has ")
+    assert [line.split(":")[0].strip() for line in out[2:]] == [
+        "forward", "sources", "build", "rows", "batch", "ranking", "assemble",
+    ]  # fmt: skip
+
+
+def test_out_is_required_unless_estimate_only(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(files, "--prompt", "w5") == 2
+    assert capsys.readouterr().err == "error: --out is required (unless --estimate-only)\n"

@@ -1271,6 +1271,18 @@ export interface components {
             results: components["schemas"]["Feature"][];
             missing: components["schemas"]["FeatureKey"][];
         };
+        /** @description The memory planner's answer for this prompt with the job defaults (docs/engine.md). */
+        MemoryEstimate: {
+            /** @description Peak memory of the attribution, weights included. */
+            bytes: number | null;
+            /** @description What the worker may use. */
+            budget_bytes: number;
+            /** @description The batch size it picks. */
+            batch_size: number | null;
+            max_feature_nodes: number | null;
+            /** @description Why a job would fail, and what to lower; or empty. */
+            refusal: string;
+        };
         /**
          * @description * `token-pattern` - token-pattern
          *     * `llm` - llm
@@ -1718,6 +1730,7 @@ export interface components {
             n_tokens: number;
             /** @description Most likely next tokens, most likely first. */
             top: components["schemas"]["NextToken"][];
+            memory: components["schemas"]["MemoryEstimate"];
             model: string;
             max_prompt_tokens: number;
         };

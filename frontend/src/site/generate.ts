@@ -7,7 +7,7 @@ import { JOB_PARAMS } from "../contract.gen";
 import { setUpBatch } from "./batchForm";
 import { asApiError, clearErrors, el, sendJson, showErrors, type ApiError } from "./dom";
 import { followJob, isFinal, jobTick, type JobView } from "./followJob";
-import { collapseTokens, describeJob, generateRequest } from "./generateLogic";
+import { collapseTokens, describeJob, generateRequest, memoryText } from "./generateLogic";
 
 const FIELDS = ["model", "transcoder_set", "prompt", "title", "visibility", "target", "max_n_logits", "desired_logit_prob", "max_feature_nodes", "node_threshold", "edge_threshold", "batch_size", "slug"] as const;
 const TOKENIZE_DELAY_MS = 300;
@@ -53,7 +53,8 @@ function setUpTokenizer(form: HTMLFormElement): void {
     const body = reply.body as TokenizeResponse;
     const over = body.n_tokens > body.max_prompt_tokens;
     status.textContent = `${body.n_tokens} tokens (at most ${body.max_prompt_tokens})${over ? ": too long" : ""}`;
-    status.classList.toggle("bad", over);
+    status.classList.toggle("bad", over || Boolean(body.memory.refusal));
+    status.append(el("br"), el("span", "memory-estimate", memoryText(body.memory)));
     const chip = (t: { id: number; text: string }): HTMLElement => {
       const span = el("span", "token-chip", t.text.replace(/\n/g, "⏎"));
       span.title = `id ${t.id}`;

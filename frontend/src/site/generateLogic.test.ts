@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { jobTick, type JobView } from "./followJob";
-import { collapseTokens, describeJob, generateRequest } from "./generateLogic";
+import { collapseTokens, describeJob, generateRequest, memoryText } from "./generateLogic";
 
 const form = (values: Record<string, string>) => (name: string): string => values[name] ?? "";
 const job: JobView = { id: "j", status: "queued", phase: "", percent: 0, position: 2, error: "", graph: null, url: "/api/v1/jobs/j", websocket: "/ws/jobs/j/" };
@@ -48,5 +48,21 @@ describe("collapseTokens", () => {
     expect(parts.head).toEqual(tokens.slice(0, 60));
     expect(parts.tail).toEqual(tokens.slice(-20));
     expect(parts.hidden).toBe(847);
+  });
+});
+
+describe("memoryText", () => {
+  it("says what the attribution needs of the worker's memory", () => {
+    const text = memoryText({ bytes: 92e9, budget_bytes: 141e9, batch_size: 64, max_feature_nodes: 5000, refusal: "" });
+    expect(text).toBe("Memory: about 92.0 GB of the worker's 141.0 GB (batch size 64, max_feature_nodes 5000)");
+  });
+  it("shows the refusal a job would fail with", () => {
+    const refusal = "this prompt needs about 92.0 GB (...), this worker has 80.0 GB: set max_feature_nodes ≤ 4096";
+    expect(memoryText({ bytes: null, budget_bytes: 80e9, batch_size: null, max_feature_nodes: 5000, refusal })).toBe(`Memory: ${refusal}`);
+  });
+  it("counts small runs in megabytes", () => {
+    expect(memoryText({ bytes: 12.3e6, budget_bytes: 8e9, batch_size: 256, max_feature_nodes: null, refusal: "" })).toBe(
+      "Memory: about 12.3 MB of the worker's 8.0 GB (batch size 256, max_feature_nodes all)",
+    );
   });
 });

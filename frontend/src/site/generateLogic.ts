@@ -1,6 +1,7 @@
 // Pure parts of the generate page (tested without a DOM): the request body from the form's
 // values, and the sentence that describes a job's view (./followJob.ts keeps the view).
 
+import type { TokenizeResponse } from "../api/types";
 import type { JobView } from "./followJob";
 
 const INTEGERS = ["max_n_logits", "max_feature_nodes", "batch_size"];
@@ -60,4 +61,13 @@ export function describeJob(view: JobView): string {
 export function collapseTokens<T>(tokens: T[], head = 60, tail = 20): { head: T[]; hidden: number; tail: T[] } {
   if (tokens.length <= head + tail + 10) return { head: tokens, hidden: 0, tail: [] };
   return { head: tokens.slice(0, head), hidden: tokens.length - head - tail, tail: tokens.slice(-tail) };
+}
+
+/** The memory planner's line for a prompt (the tokenize answer's `memory`, docs/engine.md):
+ * what an attribution with the defaults needs on the worker, or why it would be refused. */
+export function memoryText(memory: TokenizeResponse["memory"]): string {
+  if (memory.refusal) return `Memory: ${memory.refusal}`;
+  const gb = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${(n / 1e6).toFixed(1)} MB`);
+  const nodes = memory.max_feature_nodes === null ? "all" : String(memory.max_feature_nodes);
+  return `Memory: about ${gb(memory.bytes ?? 0)} of the worker's ${gb(memory.budget_bytes)} (batch size ${memory.batch_size ?? "?"}, max_feature_nodes ${nodes})`;
 }

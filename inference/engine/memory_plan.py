@@ -1,0 +1,308 @@
+"""The memory planner: the peak memory of an `attribute()` run, predicted before its backward passes.
+
+`measure(model, tokens)` is the cheap part: one linearised forward pass and the encoders (no
+decoder row is read, no backward pass runs) give the active features per layer and their densest
+position, and the bytes that forward pass keeps for autograd (every tensor autograd saves or the
+trace holds, counted once per storage, the model's own weights left out). `estimate(...)` is then
+arithmetic on those counts, the model and transcoder shapes and the settings. The run's peak is
+the largest of three moments, each the sum of what is alive then (``b`` = bytes per element of
+the model's dtype, f32 = 4; ``n`` positions, ``L`` layers, ``d`` d_model, ``A`` active features,
+``A_l`` and ``w_l`` layer l's active features and its densest position's count, ``o_l`` the
+output layers of layer l's decoder (1, or L - l for a cross-layer set), ``K`` the feature rows
+kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` source columns,
+``B`` the batch size):
+
+- ``forward``: the measured bytes the linearised forward keeps (its autograd graph).
+- ``sources`` (kept from `RowComputer` on): the decoder blocks, padded per position,
+  ``sum_l o_l n w_l d b``; the error vectors and token embeddings, ``(L + 1) n d f32``.
+- ``build`` (while `RowComputer` is built): one layer's decoder rows read in float32 and scaled
+  (two copies) and its reconstruction, ``max_l 2 A_l o_l d f32 + L n d f32``.
+- ``rows``: the row buffer. With every feature kept, the (N + k)² adjacency in float32 on the
+  CPU; when selecting, ``(K + k) (N + k) f32`` on the model's device, which the ranking reads in
+  column chunks (`partial_influences`) instead of through a full copy.
+- ``batch`` (one backward batch): the gradient at every output hook and the embedding,
+  ``(L + 1) B n d b``; autograd's working gradients while crossing the blocks,
+  ``16 B n d b`` (``BACKWARD_WORKING_SET``: the residual stream, the attention's value path,
+  the grouped heads, the frozen norms, and vmap's batched copies; measured, not derived); the
+  seed, ``B n d b``; a float32
+  copy of one layer's gradient on a bfloat16 model, ``B n d f32``; the batch's row,
+  ``B (N + k) f32``. With every feature kept, a group's prefix forward pass of up to n
+  positions is alive beside the main one: ``forward`` again, as an upper bound.
+- ``ranking`` (selection only, between batches): the ranking's normalised copy of the rows,
+  made a chunk of about 256 MB at a time, ``min(rows, 256 MB)``.
+- ``assemble`` (selection only, after the forward pass is freed): the rows reordered,
+  ``(K + k) M f32`` with ``M = K + L n + n + k``, and the (M, M) adjacency.
+
+On a GPU (``Shapes.on_host`` False) the terms that live on the host are left out: the kept-all
+adjacency and the assembly. Peak = max(forward + build, forward + sources + rows + max(batch, ranking), sources + rows +
+assemble). The
+model's and the transcoders' weights (``weights``) are resident before the run and come on top on
+the device; `Estimate.device_total` adds them.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from .replacement import ReplacementModel, run_linearised
+
+F32 = 4  # bytes of a float32
+# autograd's own working gradients per batched row while crossing the blocks, in units of
+# n_pos x d_model elements of the model's dtype: measured on CPU (benchmarks/memory_plan.py)
+BACKWARD_WORKING_SET = 16
+RANKING_CHUNK_BYTES = 2**28  # attribution.partial_influences's default chunk
+
+
+@dataclass(frozen=True)
+class ActiveFeatures:
+    """What `measure` found for one prompt: the inputs of `estimate` that need a forward pass."""
+
+    n_pos: int
+    per_layer: tuple[int, ...]  # active features of each layer (special first token excluded)
+    densest: tuple[int, ...]  # per layer, the most active features at one position
+    forward_bytes: int  # what the linearised forward keeps alive for autograd
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_layer)
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """The model and transcoder shapes `estimate` needs."""
+
+    n_layers: int
+    d_model: int
+    out_layers: tuple[int, ...]  # per source layer, how many layers its decoder writes
+    dtype_bytes: int  # of the model's dtype
+    weight_bytes: int  # the model's parameters and the transcoders' encoders, on the device
+    # the host's memory is the device's (CPU); on a GPU the kept-all adjacency and the assembly
+    # live on the host and are not counted
+    on_host: bool = True
+
+    @classmethod
+    def of(cls, model: ReplacementModel) -> Shapes:
+        tc = model.transcoders
+        params = sum(p.numel() * p.element_size() for p in model.model.parameters())
+        encoders = sum(w.numel() * w.element_size() for w in tc.W_enc)
+        return cls(
+            n_layers=model.n_layers,
+            d_model=model.d_model,
+            out_layers=tuple(dec.n_out_layers for dec in tc.decoders),
+            dtype_bytes=torch.empty(0, dtype=model.dtype).element_size(),
+            weight_bytes=params + encoders,
+            on_host=model.device.type == "cpu",
+        )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Predicted peak bytes of one run, by term (module docstring), and the settings it is for."""
+
+    terms: dict[str, int]
+    peak: int  # the run's own peak, on top of the resident weights
+    weights: int
+    batch_size: int
+    max_feature_nodes: int | None
+
+    @property
+    def device_total(self) -> int:
+        return self.peak + self.weights
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "peak_bytes": self.peak,
+            "weights_bytes": self.weights,
+            "device_total_bytes": self.device_total,
+            "terms": dict(self.terms),
+            "batch_size": self.batch_size,
+            "max_feature_nodes": self.max_feature_nodes,
+        }
+
+
+@contextmanager
+def _saved_tensors() -> Iterator[Callable[[], list[torch.Tensor]]]:
+    """Yields a function that lists the tensors autograd saved inside the block and still holds
+    (a saved tensor whose graph part is gone, like the replaced MLPs', is left out)."""
+    saved: list[weakref.ref[torch.Tensor]] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(weakref.ref(t))  # the graph keeps this very object while it needs it
+        return t
+
+    def held() -> list[torch.Tensor]:
+        return [t for t in (ref() for ref in saved) if t is not None]
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield held
+
+
+def measure(
+    model: ReplacementModel, tokens: torch.Tensor, zero_positions: int = 1
+) -> ActiveFeatures:
+    """Active features per layer and the forward pass's kept bytes, for `estimate`: one forward
+    pass and the encoders, as `attribute` starts (the special first token's features dropped)."""
+    tc = model.transcoders
+    resident = [*model.model.parameters(), *tc.W_enc, *(w for w in tc.skip if w is not None)]
+    weights = {p.untyped_storage().data_ptr() for p in resident}
+    with _saved_tensors() as held:
+        trace = run_linearised(model, tokens)
+    # and what the trace holds outside autograd's saved tensors (the leaves, detached outputs)
+    kept = [*held(), *trace.feature_inputs, *trace.output_leaves, *trace.outputs]
+    kept += [t for t in (trace.embed_leaf, trace.final_resid) if t is not None]
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in kept}
+    forward_bytes = sum(n for ptr, n in storages.items() if ptr not in weights)
+    per_layer, densest = [], []
+    with torch.no_grad():
+        for layer in range(model.n_layers):
+            active = tc.encode(layer, trace.feature_inputs[layer].detach()[0]) != 0
+            active[:zero_positions] = False
+            counts = active.sum(dim=1)
+            per_layer.append(int(counts.sum()))
+            densest.append(int(counts.max()) if len(counts) else 0)
+    return ActiveFeatures(len(tokens), tuple(per_layer), tuple(densest), forward_bytes)
+
+
+def estimate(
+    shapes: Shapes,
+    active: ActiveFeatures,
+    *,
+    batch_size: int,
+    max_feature_nodes: int | None,
+    n_logits: int,
+) -> Estimate:
+    """Peak bytes of `attribute` with these settings (the module docstring has the model)."""
+    n, n_layers, d, b = active.n_pos, shapes.n_layers, shapes.d_model, shapes.dtype_bytes
+    n_active = active.total
+    keep = n_active if max_feature_nodes is None else min(max_feature_nodes, n_active)
+    keep_all = keep == n_active
+    n_cols = n_active + n_layers * n + n
+    width = n_cols + n_logits
+    blocks = sum(o * n * w * d * b for o, w in zip(shapes.out_layers, active.densest, strict=True))
+    scaled = max(
+        (2 * a * o * d * F32 for a, o in zip(active.per_layer, shapes.out_layers, strict=True)),
+        default=0,
+    )
+    rows = (width**2 if keep_all else (keep + n_logits) * width) * F32
+    if keep_all and not shapes.on_host:
+        rows = 0  # the adjacency is filled on the host, a batch's rows at a time
+    batch = (
+        batch_size * n * d * ((n_layers + 2 + BACKWARD_WORKING_SET) * b + (F32 if b != F32 else 0))
+    )
+    batch += batch_size * width * F32
+    prefix = active.forward_bytes if keep_all else 0
+    # the ranking's normalised copy, one chunk of rows at a time (attribution.partial_influences)
+    ranking = 0 if keep_all else min(rows, RANKING_CHUNK_BYTES)
+    m = keep + n_layers * n + n + n_logits
+    terms = {
+        "forward": active.forward_bytes,
+        "sources": blocks + (n_layers + 1) * n * d * F32,
+        "build": scaled + n_layers * n * d * F32,
+        "rows": rows,
+        "batch": batch + prefix,
+        "ranking": ranking,
+        "assemble": 0 if keep_all or not shapes.on_host else ((keep + n_logits) * m + m * m) * F32,
+    }
+    peak = max(
+        terms["forward"] + terms["build"],
+        terms["forward"] + terms["sources"] + terms["rows"] + max(terms["batch"], ranking),
+        terms["sources"] + terms["rows"] + terms["assemble"],
+    )
+    return Estimate(terms, peak, shapes.weight_bytes, batch_size, max_feature_nodes)
+
+
+class MemoryBudgetExceeded(ValueError):
+    """No batch size fits the run in the budget; the message says which setting to lower."""
+
+
+def readable_bytes(n_bytes: float) -> str:
+    """``92.0 GB``, or ``12.3 MB`` below a gigabyte (a CPU worker's small runs)."""
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
+
+
+def _largest_fitting(low: int, high: int, fits: Callable[[int], bool]) -> int | None:
+    """The largest value in [low, high] for which ``fits`` holds (it holds below any value where
+    it holds: the estimate grows with each setting), or None."""
+    if not fits(low):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    return low
+
+
+def plan(
+    shapes: Shapes,
+    active: ActiveFeatures,
+    *,
+    budget_bytes: int,
+    max_feature_nodes: int | None,
+    n_logits: int,
+    batch_size: int | None = None,
+    default_batch_size: int = 256,
+) -> Estimate:
+    """The estimate of the run to do within ``budget_bytes`` of device memory (weights included).
+
+    ``batch_size=None`` lets the planner pick: the largest batch up to ``default_batch_size`` that
+    fits. A given batch size is kept if it fits. Otherwise `MemoryBudgetExceeded` names what to
+    set: the largest ``max_feature_nodes`` that fits at that batch size (batch size 1 when the
+    planner picks), and, for a given batch size, the largest batch size that fits.
+    """
+
+    def at(batch: int, nodes: int | None = max_feature_nodes) -> Estimate:
+        return estimate(
+            shapes, active, batch_size=batch, max_feature_nodes=nodes, n_logits=n_logits
+        )
+
+    def fits(e: Estimate) -> bool:
+        return e.device_total <= budget_bytes
+
+    top = batch_size or default_batch_size
+    low = top if batch_size else 1
+    chosen = _largest_fitting(low, top, lambda b: fits(at(b)))
+    if chosen is not None:
+        return at(chosen)
+    needed = at(low)
+    fixes = []
+    nodes_now = active.total if max_feature_nodes is None else min(max_feature_nodes, active.total)
+    nodes = _largest_fitting(1, max(nodes_now - 1, 1), lambda k: fits(at(low, k)))
+    if nodes is not None:
+        fixes.append(f"max_feature_nodes ≤ {nodes}")
+    if batch_size:
+        smaller = _largest_fitting(1, batch_size, lambda b: fits(at(b)))
+        if smaller is not None:
+            fixes.append(f"batch size ≤ {smaller}")
+    advice = " or ".join(fixes) if fixes else "use a shorter prompt"
+    prefix = "set " if fixes else ""
+    raise MemoryBudgetExceeded(
+        f"this prompt needs about {readable_bytes(needed.device_total)} "
+        f"({active.n_pos} tokens, {active.total} active features, batch size {low}), "
+        f"this worker has {readable_bytes(budget_bytes)}: {prefix}{advice}"
+    )
+
+
+def device_memory(device: torch.device) -> int:
+    """The memory a run on ``device`` may use when no budget is set: the GPU's total memory, or
+    the machine's physical memory on the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+__all__ = [
+    "ActiveFeatures",
+    "Estimate",
+    "MemoryBudgetExceeded",
+    "Shapes",
+    "device_memory",
+    "estimate",
+    "measure",
+    "plan",
+    "readable_bytes",
+]
