@@ -322,7 +322,9 @@ def _time_limits(name: str) -> dict[str, tuple[int, int]]:
 # a job whose heartbeat is older than the timeout is re-queued once, then failed.
 JOBS_MAX_ACTIVE_PER_USER = env_int("JOBS_MAX_ACTIVE_PER_USER", 200, minimum=1)
 JOBS_BATCH_MAX_PROMPTS = env_int("JOBS_BATCH_MAX_PROMPTS", 100, minimum=1, maximum=1000)
-JOBS_MAX_PROMPT_CHARS = env_int("JOBS_MAX_PROMPT_CHARS", 8000, minimum=10)
+# A cheap bound before tokenizing; the real cap is the model's max_prompt_tokens. 65,536
+# characters hold an 8,192-token prompt of ordinary text (about 4-6 characters a token).
+JOBS_MAX_PROMPT_CHARS = env_int("JOBS_MAX_PROMPT_CHARS", 65_536, minimum=10)
 JOBS_MAX_FEATURE_NODES = env_int("JOBS_MAX_FEATURE_NODES", 10_000, minimum=1)
 JOBS_MAX_ATTEMPTS = env_int("JOBS_MAX_ATTEMPTS", 2, minimum=1, maximum=10)
 JOBS_HEARTBEAT_INTERVAL_S = env_int("JOBS_HEARTBEAT_INTERVAL_S", 2, minimum=1)
