@@ -40,7 +40,6 @@ class RedisRateThrottle(throttling.SimpleRateThrottle):
     """A SimpleRateThrottle (subclasses say whose requests count together: ``get_cache_key``)
     whose history lives in Redis and is checked and updated with one script call."""
 
-    _script: Any = None
     _wait_s: float | None = None
     # Set from the rate by SimpleRateThrottle (ScopedRateThrottle: once it knows the view).
     num_requests: int
@@ -52,9 +51,9 @@ class RedisRateThrottle(throttling.SimpleRateThrottle):
         key = self.get_cache_key(request, view)
         if key is None:
             return True
-        if RedisRateThrottle._script is None:
-            RedisRateThrottle._script = cache_redis().register_script(_SLIDING_WINDOW)
-        allowed, wait_us = RedisRateThrottle._script(
+        # A client per call (on the process's shared pool), so it follows the cache's settings.
+        script = cache_redis().register_script(_SLIDING_WINDOW)
+        allowed, wait_us = script(
             # Not DRF's own key: a limit set before an upgrade holds a pickled list there.
             keys=[cache.make_key(f"window:{key}")],
             args=[int(self.duration * 1_000_000), self.num_requests, secrets.token_hex(8)],
