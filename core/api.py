@@ -26,6 +26,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 # Re-exported: the 413 lives with the parser, which DRF's settings load before this module.
 from core.parsers import PayloadTooLarge
+from core.throttling import RedisRateThrottle
 
 # The slugs graphs are stored under: exactly what django.utils.text.slugify leaves unchanged
 # (lowercase ASCII letters, digits, "_" and single "-", starting with a letter or digit and
@@ -171,7 +172,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
     max_page_size = 200
 
 
-class WriteThrottle(throttling.ScopedRateThrottle):
+class WriteThrottle(throttling.ScopedRateThrottle, RedisRateThrottle):
     """Writes (create/update/delete) share one budget per user or IP; reads are free."""
 
     scope_attr = "throttle_scope"
@@ -184,7 +185,7 @@ class WriteThrottle(throttling.ScopedRateThrottle):
         return super().allow_request(request, view)
 
 
-class UploadThrottle(throttling.SimpleRateThrottle):
+class UploadThrottle(RedisRateThrottle):
     scope = "uploads"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
@@ -198,7 +199,7 @@ class UploadThrottle(throttling.SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-class LookupThrottle(throttling.SimpleRateThrottle):
+class LookupThrottle(RedisRateThrottle):
     scope = "lookups"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
+from core.throttling import RedisRateThrottle
 from graphs.models import Graph, Subgraph
 from jobs.services import TooManyJobs
 from jobs.views import too_many_jobs
@@ -34,7 +35,7 @@ from steering.serializers import (
 )
 
 
-class SteeringThrottle(UserRateThrottle):
+class SteeringThrottle(RedisRateThrottle, UserRateThrottle):
     """Its own budget: a researcher tuning a strength sends many small runs."""
 
     scope = "steering"

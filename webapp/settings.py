@@ -48,6 +48,9 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Where `manage.py up` serves (its --host/--port override these).
 SERVER_HOST = env_str("HOST", "127.0.0.1")
 SERVER_PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+# Its web server processes (uvicorn --workers) and whether they log every request.
+WEB_WORKERS = env_int("WEB_WORKERS", 2, minimum=1, maximum=32)
+WEB_ACCESS_LOG = env_bool("WEB_ACCESS_LOG", False)
 
 
 def _service_url(
@@ -95,8 +98,8 @@ DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         conn_max_age=0 if ASGI_PROCESS else env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-        # With the pool this makes it check a connection before handing it out, so one broken
-        # by a database restart is replaced, not given to a request.
+        # Check a connection before reusing it (or before the pool lends it: core/postgres), so
+        # one broken by a database restart is replaced, not given to a request.
         conn_health_checks=True,
     )
 }
@@ -107,6 +110,7 @@ DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
 # Connect within a few seconds or fail: an unreachable server must give a prompt 503, not a hang.
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 if DATABASE_POOL:
+    DATABASES["default"]["ENGINE"] = "core.postgres"
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": DATABASE_POOL_MIN_SIZE,
         "max_size": DATABASE_POOL_MAX_SIZE,
@@ -274,6 +278,8 @@ CACHES = {
         "LOCATION": _redis_db(REDIS_URL, 1),
         "KEY_PREFIX": "atlas",
         "TIMEOUT": 300,
+        # One pool per process instead of one per request (core/cache.py).
+        "OPTIONS": {"pool_class": "core.cache.SharedConnectionPool"},
     }
 }
 CHANNEL_LAYERS = {

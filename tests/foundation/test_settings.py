@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -169,6 +170,10 @@ def test_the_web_process_pools_connections_instead_of_keeping_one_per_request(
     )
     web = _settings_value(tmp_path, database, asgi=True, DATABASE_POOL_MAX_SIZE="7")
     assert web == "(0, {'min_size': 2, 'max_size': 7, 'timeout': 10})"
+    # Its pool checks a connection without a round trip (core/postgres).
+    engine = "s.DATABASES['default']['ENGINE']"
+    assert _settings_value(tmp_path, engine, asgi=True) == "core.postgres"
+    assert _settings_value(tmp_path, engine, asgi=True, DATABASE_POOL="false") != "core.postgres"
     behind_pgbouncer = _settings_value(tmp_path, database, asgi=True, DATABASE_POOL="false")
     assert behind_pgbouncer == "(0, None)"
     # Workers and commands fork or run one thing at a time: one persistent connection each.
@@ -189,3 +194,21 @@ def test_bucket_storage_needs_a_bucket_and_both_keys_or_neither(tmp_path: Path) 
         tmp_path, MEDIA_STORAGE="s3", S3_BUCKET="b", S3_ENDPOINT_URL="minio:9000"
     )
     assert "S3_ENDPOINT_URL must start with http:// or https://" in result.stderr
+
+
+def test_up_runs_web_workers_server_processes_and_logs_requests_only_when_asked(
+    settings: Any,
+) -> None:
+    from webapp.management.commands.up import web_command
+
+    settings.WEB_WORKERS, settings.WEB_ACCESS_LOG = 3, False
+    command = web_command("127.0.0.1", 8123)
+    assert command[command.index("--workers") + 1] == "3"
+    assert "--no-access-log" in command
+    settings.WEB_ACCESS_LOG = True
+    assert "--no-access-log" not in web_command("127.0.0.1", 8123)
+
+
+def test_web_workers_must_be_a_small_positive_number(tmp_path: Path) -> None:
+    result = _import_settings(tmp_path, WEB_WORKERS="0")
+    assert "WEB_WORKERS must be at least 1" in result.stderr

@@ -52,6 +52,22 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
+def web_command(host: str, port: int) -> list[str]:
+    """The ASGI server as `up` runs it (benchmarks/load.py runs the same)."""
+    return [
+        sys.executable, "-m", "uvicorn", "webapp.asgi:application",
+        "--host", host, "--port", str(port),
+        # Channels' router does not speak the lifespan protocol.
+        "--lifespan", "off",
+        # Django runs a process's sync views one at a time (on one thread), so more requests
+        # in parallel need more processes.
+        "--workers", str(settings.WEB_WORKERS),
+        # A line per request costs the server (and `up`, which copies it) more than a
+        # lookup's own work; errors are still logged.
+        *([] if settings.WEB_ACCESS_LOG else ["--no-access-log"]),
+    ]  # fmt: skip
+
+
 @dataclass
 class Child:
     name: str
@@ -221,15 +237,7 @@ class Command(BaseCommand):
     def _children(host: str, port: int) -> list[Child]:
         python = sys.executable
         return [
-            Child(
-                "web",
-                [
-                    python, "-m", "uvicorn", "webapp.asgi:application",
-                    "--host", host, "--port", str(port),
-                    # Channels' router does not speak the lifespan protocol.
-                    "--lifespan", "off",
-                ],
-            ),
+            Child("web", web_command(host, port)),
             Child(
                 "worker",
                 [
