@@ -1,7 +1,8 @@
 """Dashboards throughput and peak memory: the demo pack on CPU, beside eai-delphi's latent cache.
 
     nice -n 5 python -m benchmarks.dashboards [--tokens 250000] [--compare-tokens N]
-        [--delphi-python /work/sidevenvs/delphi/bin/python] [--json benchmarks/results/....json]
+        [--delphi-python /work/sidevenvs/delphi/bin/python] [--no-delphi] [--no-baseline]
+        [--json benchmarks/results/....json]
 
 The corpus is synthetic and seeded: the demo pack's templated sentences (its held-out
 "dashboards" split), one 64-token context per line of a local .txt file (BOS + 63 tokens; a line
@@ -247,6 +248,7 @@ def main() -> None:
     )
     parser.add_argument("--delphi-python", default=DELPHI_PYTHON)
     parser.add_argument("--no-baseline", action="store_true", help="skip materialise-then-sort")
+    parser.add_argument("--no-delphi", action="store_true", help="skip eai-delphi")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "CORPUS", "TOKENS"))
     args = parser.parse_args()
@@ -259,7 +261,7 @@ def main() -> None:
         corpus_path = Path(tmp) / "corpus.txt"
         largest = max(args.tokens, compare)
         print(f"corpus: {write_corpus(corpus_path, largest):,} tokens", flush=True)
-        plan = [("engine", compare), ("delphi", compare)]
+        plan = [("engine", compare)] + ([] if args.no_delphi else [("delphi", compare)])
         if not args.no_baseline:
             plan.append(("materialise", compare))
         plan += [

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .dashboard_forward import _TokenNames, _Windows
-from .dashboard_stats import _LayerState, _Picks, _Settings
+from .dashboard_stats import _LayerState, _Picks
 
 Feature = dict[str, Any]
 
@@ -56,7 +56,18 @@ def _layer_json(
     for i, f in enumerate(picks.feature.tolist()):
         by_feature.setdefault(f, []).append(i)
     groups, pointers = picks.group.tolist(), picks.ptr.tolist()
-    win_tokens, win_values = windows.tokens.tolist(), _round_sig(windows.values, 4).tolist()
+    # A window's tokens inside its context are one run (positions 1 to the context's end), so
+    # each example is one slice of the windows' inside tokens laid end to end: converted to
+    # Python once, not the -1 padding, and not a list per window.
+    inside = windows.tokens >= 0
+    lengths = inside.sum(1)
+    ends = lengths.cumsum(0)
+    spans = torch.stack([ends - lengths, ends], 1).tolist()
+    centres = (s.tokens_before - inside.int().argmax(1)).tolist()
+    kept = windows.tokens[inside]
+    token_name = {t: names(t) for t in torch.unique(kept).tolist()}
+    flat_names = list(map(token_name.__getitem__, kept.tolist()))
+    flat_values = _round_sig(windows.values[inside], 4).tolist()
     features: list[Feature] = []
     for f in range(s.d_transcoder):
         feature: Feature = {
@@ -96,8 +107,17 @@ def _layer_json(
             for i in range(s.n_intervals)
         ]
         for i in by_feature.get(f, []):
+            start, end = spans[i]
             quantiles[groups[i] + 1]["examples"].append(
-                _example(win_tokens[i], win_values[i], pointers[i], s, names)
+                {
+                    "tokens": flat_names[start:end],
+                    "tokens_acts_list": flat_values[start:end],
+                    "train_token_ind": centres[i],
+                    "is_repeated_datapoint": False,
+                    # Where the activating token is: context index in corpus order, position.
+                    "corpus_context": pointers[i] // s.context,
+                    "corpus_position": pointers[i] % s.context,
+                }
             )
         _drop_top_repeats(quantiles, s.tokens_before + s.tokens_after)
         feature["examples_quantiles"] = [q for q in quantiles if q["examples"]]
@@ -128,21 +148,6 @@ def _drop_top_repeats(quantiles: list[dict[str, Any]], span: int) -> None:
 
     for q in quantiles[1:]:
         q["examples"] = [e for e in q["examples"] if not repeats(e)]
-
-
-def _example(
-    tokens: list[int], values: list[float], pointer: int, s: _Settings, names: _TokenNames
-) -> dict[str, Any]:
-    kept = [i for i, t in enumerate(tokens) if t >= 0]
-    return {
-        "tokens": [names(tokens[i]) for i in kept],
-        "tokens_acts_list": [values[i] for i in kept],
-        "train_token_ind": kept.index(s.tokens_before),
-        "is_repeated_datapoint": False,
-        # Where the activating token is: context index in corpus order, position in it.
-        "corpus_context": pointer // s.context,
-        "corpus_position": pointer % s.context,
-    }
 
 
 def write_layer(path: Path, features: list[Feature]) -> None:

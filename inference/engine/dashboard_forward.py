@@ -36,6 +36,18 @@ def _dense(transcoders: Transcoders, layer: int, x: torch.Tensor) -> torch.Tenso
     return transcoders.encode(layer, x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 
 
+def _topk_kept(
+    transcoders: Transcoders, layer: int, activation: TopK, flat: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A TopK layer's k kept features of each (n, d_model) input row, ascending, and their
+    activations (the pre-activations `Transcoders.encode` keeps), each (n, k)."""
+    w = transcoders.W_enc[layer]
+    pre = flat.to(w.dtype) @ w.T + transcoders.b_enc[layer]
+    values, index = torch.topk(pre, k=activation.k, dim=-1)
+    index, order = index.sort(-1)
+    return index, values.gather(-1, order)
+
+
 def _firing(transcoders: Transcoders, layer: int, x: torch.Tensor) -> _Firing:
     """Where each feature fires (activation > 0) in a (B, T, d_model) input, in corpus order.
     A TopK set's k kept features per token are taken straight from its top-k (the same values
@@ -44,11 +56,7 @@ def _firing(transcoders: Transcoders, layer: int, x: torch.Tensor) -> _Firing:
     flat = x.reshape(-1, x.shape[-1])
     activation = transcoders.activations[layer]
     if isinstance(activation, TopK):
-        w = transcoders.W_enc[layer]
-        pre = flat.to(w.dtype) @ w.T + transcoders.b_enc[layer]
-        values, index = torch.topk(pre, k=activation.k, dim=-1)
-        index, order = index.sort(-1)
-        values = values.gather(-1, order)
+        index, values = _topk_kept(transcoders, layer, activation, flat)
         pos, slot = (values > 0).nonzero(as_tuple=True)
         f, v = index[pos, slot], values[pos, slot]
     else:
@@ -56,6 +64,41 @@ def _firing(transcoders: Transcoders, layer: int, x: torch.Tensor) -> _Firing:
         pos, f = (acts > 0).nonzero(as_tuple=True)
         v = acts[pos, f]
     return _Firing(pos // t, pos % t, f, v.float())
+
+
+@dataclass
+class _Kept:
+    """A TopK layer's activations over a (B, T) batch held sparsely: the kept (row, position,
+    feature) as ascending keys ``(row * T + position) * F + feature`` and their values; every
+    other activation is 0, as in `Transcoders.encode`'s dense output."""
+
+    key: torch.Tensor
+    value: torch.Tensor
+    t: int
+    f: int
+
+    @property
+    def device(self) -> torch.device:
+        return self.key.device
+
+    def __getitem__(self, at: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        row, pos, feature = at
+        want = (row * self.t + pos) * self.f + feature
+        i = torch.searchsorted(self.key, want).clamp(max=len(self.key) - 1)
+        return torch.where(self.key[i] == want, self.value[i], torch.zeros_like(self.value[i]))
+
+
+def _lookup(transcoders: Transcoders, layer: int, x: torch.Tensor) -> torch.Tensor | _Kept:
+    """A (B, T, d_model) input's activations to read single entries of (the examples' windows):
+    a TopK set's kept ones sparsely, skipping the dense (B, T, F) tensor; others dense."""
+    activation = transcoders.activations[layer]
+    if not isinstance(activation, TopK):
+        return _dense(transcoders, layer, x)
+    flat = x.reshape(-1, x.shape[-1])
+    index, values = _topk_kept(transcoders, layer, activation, flat)
+    f = transcoders.d_transcoder
+    rows = torch.arange(len(flat), device=flat.device)[:, None]
+    return _Kept((rows * f + index).reshape(-1), values.reshape(-1), x.shape[1], f)
 
 
 @contextmanager
@@ -174,7 +217,7 @@ def _take_windows(
     out: dict[int, _Windows],
     batch: _BatchRows,
     layer: int,
-    acts: torch.Tensor,
+    acts: torch.Tensor | _Kept,
 ) -> None:
     """Copy the windows of this layer's picks that lie in this batch's rows."""
     p, w, row = picks[position[layer]], out[layer], pick_rows[layer]

@@ -69,6 +69,7 @@ from .dashboard_forward import (
     _batches,
     _BatchRows,
     _firing,
+    _lookup,
     _output_tokens,
     _padded,
     _run,
@@ -296,7 +297,7 @@ def _windows(
 
         batch_rows = _BatchRows(index, tokens.cpu(), lengths.cpu())
         take = partial(_take_windows, s, picks, pick_rows, position, out, batch_rows)
-        _run(rm, tokens, [st.layer for st in states], take)
+        _run(rm, tokens, [st.layer for st in states], take, _lookup)
         done += len(batch)
         report("examples", done / len(needed))
     return out

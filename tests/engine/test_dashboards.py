@@ -445,3 +445,23 @@ def test_bad_options_are_refused(relu: Case, option: str, value: Any) -> None:
 def test_token_ids_outside_the_vocabulary_are_refused(relu: Case) -> None:
     with pytest.raises(ValueError, match="outside"):
         compute_dashboards(relu.rm.model, relu.rm.transcoders, [torch.tensor([BOS, 999])])
+
+
+def test_the_examples_sparse_topk_lookup_equals_the_dense_activations(tmp_path: Path) -> None:
+    """The examples' windows read a TopK set's activations from its kept (feature, value) pairs
+    instead of the dense encode: every entry, the kept negative ones and the zeros, is equal."""
+    from inference.engine.dashboard_forward import _dense, _lookup
+
+    transcoders = _case("topk", tmp_path).rm.transcoders
+    x = torch.randn((3, 7, transcoders.d_model), generator=torch.Generator().manual_seed(0))
+    signs = set()
+    for shift in (0.0, -1000.0):  # then every pre-activation is below 0: the kept k too
+        for layer in range(transcoders.n_layers):
+            transcoders.b_enc[layer] += shift
+            dense, kept = _dense(transcoders, layer, x), _lookup(transcoders, layer, x)
+            row, pos, feature = (i.reshape(-1) for i in torch.meshgrid(
+                *(torch.arange(n) for n in dense.shape), indexing="ij"
+            ))  # fmt: skip
+            assert torch.equal(kept[row, pos, feature], dense[row, pos, feature])
+            signs |= set(dense.sign().unique().tolist())
+    assert signs == {-1.0, 0.0, 1.0}
