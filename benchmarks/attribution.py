@@ -63,7 +63,12 @@ from transformers import (
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.compare_reference import agreement, run_circuit_tracer  # noqa: E402
+from benchmarks.compare_reference import (  # noqa: E402
+    agreement,
+    embedding_scale,
+    in_circuit_tracers_token_convention,
+    run_circuit_tracer,
+)
 from benchmarks.gemma3_270m import FOLDER as GEMMA3_FOLDER  # noqa: E402
 from inference.engine import (  # noqa: E402
     Graph,
@@ -315,7 +320,8 @@ def _profiled(out: Path | None) -> Iterator[None]:
 
 def run_ours(
     folder: Path, tokens: list[int], args: argparse.Namespace
-) -> tuple[PeakMemory, Graph, PruneResult]:
+) -> tuple[PeakMemory, Graph, PruneResult, float]:
+    """Our run, and the embedding module's own scale (for comparing with circuit-tracer)."""
     meter = PeakMemory(args.device)
     with meter.phase("load"):
         rm = ReplacementModel.load(
@@ -354,6 +360,7 @@ def run_ours(
         meter.rows.append(
             (f"  {phase}", phase_start[f"{phase}:end"] - phase_start[phase], float("nan"))
         )
+    scale = embedding_scale(rm.model, tokens)
     del rm
     gc.collect()
     with meter.phase("prune"):
@@ -364,7 +371,7 @@ def run_ours(
     meter.rows.append((f"active features: {len(graph.active_features)}", 0.0, 0.0))
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()  # leave the GPU to circuit-tracer's process
-    return meter, graph, pruned
+    return meter, graph, pruned, scale
 
 
 def run_reference(
@@ -486,7 +493,7 @@ def main() -> None:
                 f"max_feature_nodes={args.max_feature_nodes} l0={args.l0} "
                 f"build={figures['build_s']:.1f}s"
             )
-        meter, graph, pruned = run_ours(folder, tokens, args)
+        meter, graph, pruned, embed_scale = run_ours(folder, tokens, args)
         gpu_column = f"{'GPU peak MiB':>14s}" if meter.cuda else ""
         print(f"{'ours':28s}{'wall s':>10s}{'peak RSS MiB':>14s}{gpu_column}")
         for name, seconds, mib in meter.rows:
@@ -536,9 +543,16 @@ def main() -> None:
                 print(f"  {'GPU peak MiB ' + phase:26s}{mib:38.0f}")
             if "fallback" in ref:
                 print(f"  NOTE: ran in float32: {ref['fallback'].splitlines()[-1]}")
-            same = agreement(load_file(str(folder / "ref.safetensors")), graph, pruned)
-            same["replacement"] = [pruned.replacement_score, ref["replacement"]]
-            same["completeness"] = [pruned.completeness_score, ref["completeness"]]
+            compared, compared_pruned = graph, pruned
+            if abs(embed_scale - 1.0) > 1e-4:  # Gemma-3: token columns in circuit-tracer's terms
+                compared = in_circuit_tracers_token_convention(graph, embed_scale)
+                compared_pruned = prune(compared)
+                print(f"compared with token columns / {embed_scale:.4f} (docs/engine.md)")
+            ref_tensors = load_file(str(folder / "ref.safetensors"))
+            same = agreement(ref_tensors, compared, compared_pruned)
+            same["token_columns_divided_by"] = embed_scale
+            same["replacement"] = [compared_pruned.replacement_score, ref["replacement"]]
+            same["completeness"] = [compared_pruned.completeness_score, ref["completeness"]]
             figures["agreement"] = same
             rel = same["max_abs_diff_rel"]
             print(

@@ -197,6 +197,29 @@ def _node_keys(
     return keys
 
 
+def embedding_scale(model: torch.nn.Module, tokens: list[int]) -> float:
+    """What the model's embedding module multiplies its weight rows by (1.0 for most models;
+    sqrt(d_model) for Gemma-3, which scales inside the module)."""
+    embed = model.get_input_embeddings()  # type: ignore[operator]
+    assert isinstance(embed, torch.nn.Embedding)
+    ids = torch.tensor(tokens[:8])
+    with torch.no_grad():
+        out = embed(ids[None].to(embed.weight.device))[0].float()
+    raw = embed.weight[ids.to(embed.weight.device)].float()
+    return float(out.norm() / raw.norm())
+
+
+def in_circuit_tracers_token_convention(graph: Graph, scale: float) -> Graph:
+    """Our graph with its token columns divided by ``scale``: where the embedding module scales
+    its rows itself, circuit-tracer multiplies the gradient at its output by the unscaled row, so
+    its token edges are 1/scale of ours (docs/engine.md, "Gemma-3 token nodes"). Compare, and
+    prune, in that convention to check equality with it."""
+    adjacency = graph.adjacency.clone()
+    start = graph.n_nodes - graph.n_logits - graph.n_pos
+    adjacency[:, start : start + graph.n_pos] /= scale
+    return Graph(**{**vars(graph), "adjacency": adjacency})
+
+
 def agreement(ref: dict[str, torch.Tensor], ours: Graph, pruned: PruneResult) -> dict[str, Any]:
     """How our graph and pruning compare with circuit-tracer's tensors (from run_circuit_tracer),
     node by node identity: the adjacency over the nodes both have, and the pruned node and edge
