@@ -9,7 +9,7 @@
 import { asApiError, el, sendJson } from "../site/dom";
 import { candidates, overlayFor, parseCompare, patchFor, tableRows, withCompare, type CompareState, type GraphDiff, type GraphRow, type Overlay } from "./compare";
 import { logitTokens, type SteeringRun } from "./hypothesis";
-import { fitViewport } from "./linkGraph";
+import { clearedOverlay, fitViewport } from "./linkGraph";
 import type { ExplorerStore } from "./state";
 import { COLORS, formatNumber, nodeRadius } from "./style";
 import { follow, renderResult } from "./testPanel";
@@ -29,18 +29,9 @@ const MARK_COLORS: Record<string, string> = { only_a: "#c43c28", more: "#2c6bb3"
 const EDGE_COLORS: Record<string, string> = { only_a: "rgba(196,60,40,0.7)", shared: "rgba(44,107,179,0.55)" };
 
 function paintOverlay(canvas: HTMLCanvasElement, store: ExplorerStore, overlay: Overlay | null): void {
-  const rect = canvas.parentElement!.getBoundingClientRect();
-  const width = Math.max(1, Math.floor(rect.width));
-  const height = Math.max(1, Math.floor(rect.height));
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.floor(width * dpr);
-  canvas.height = Math.floor(height * dpr);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext("2d");
-  if (!ctx) return;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, width, height);
+  const cleared = clearedOverlay(canvas);
+  if (!cleared) return;
+  const { ctx, width, height } = cleared;
   if (!overlay) return;
   const s = store.get();
   const vp = s.viewport ?? fitViewport(s, width, height);

@@ -62,6 +62,26 @@ export function labelMargins(s: ExplorerState, width: number, height: number): {
   };
 }
 
+/** An overlay canvas sized to its parent (device pixels), transformed to CSS pixels and
+ * cleared, for the panels that paint over the link graph; null without a 2D context. */
+export function clearedOverlay(
+  canvas: HTMLCanvasElement,
+): { ctx: CanvasRenderingContext2D; width: number; height: number } | null {
+  const rect = canvas.parentElement!.getBoundingClientRect();
+  const width = Math.max(1, Math.floor(rect.width));
+  const height = Math.max(1, Math.floor(rect.height));
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.floor(width * dpr);
+  canvas.height = Math.floor(height * dpr);
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return null;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  return { ctx, width, height };
+}
+
 export function fitViewport(s: ExplorerState, width: number, height: number): Viewport {
   const { layout } = s.view;
   const { top, right } = labelMargins(s, width, height);

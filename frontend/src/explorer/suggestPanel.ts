@@ -7,7 +7,7 @@
 
 import { asApiError, el, sendJson } from "../site/dom";
 import type { SuggestionRequest } from "../api/types";
-import { fitViewport } from "./linkGraph";
+import { clearedOverlay, fitViewport } from "./linkGraph";
 import type { ExplorerState, ExplorerStore } from "./state";
 import { formatNumber, nodeRadius } from "./style";
 import { canAccept, canUndo, decide, emptyReview, parseSuggestions, pending, requestScope, startReview, undoLast, type Review, type Suggestion, type Supernodes } from "./suggestions";
@@ -23,18 +23,9 @@ const DEFAULT_THRESHOLD = "0.2"; // the endpoint's default (analysis.supernodes.
 const supernodesOf = (s: ExplorerState): Supernodes => ({ pinned: s.pinned, groups: s.groups });
 
 function paintPreview(canvas: HTMLCanvasElement, s: ExplorerState, review: Review, focused: number): void {
-  const rect = canvas.parentElement!.getBoundingClientRect();
-  const width = Math.max(1, Math.floor(rect.width));
-  const height = Math.max(1, Math.floor(rect.height));
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.floor(width * dpr);
-  canvas.height = Math.floor(height * dpr);
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext("2d");
-  if (!ctx) return;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, width, height);
+  const cleared = clearedOverlay(canvas);
+  if (!cleared) return;
+  const { ctx, width, height } = cleared;
   const vp = s.viewport ?? fitViewport(s, width, height);
   const { x, y } = s.view.layout;
   const r = nodeRadius(vp.k) + 3;
