@@ -8,7 +8,7 @@ import { COLUMN_GAP, layoutOrder } from "./layout";
 import { edgeVisible } from "./prune";
 import { Scheduler, type LayerName } from "./scheduler";
 import { nearest } from "./spatial";
-import { nodeName, select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
+import { nodeName, select, togglePin, viewGrid, type ExplorerState, type ExplorerStore } from "./state";
 import { bucketStyle, COLORS, edgeBucket, formatNumber, N_BUCKETS, nodeFill, nodeRadius } from "./style";
 import type { LinkType, Viewport } from "./urlState";
 
@@ -530,7 +530,7 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
     const sx = clientX - rect.left;
     const sy = clientY - rect.top;
     const radius = Math.max(nodeRadius(vp.k) + 3, 7) / vp.k;
-    const hit = nearest(store.get().view.grid, vp.x + sx / vp.k, vp.y + sy / vp.ky, radius, vp.ky / vp.k);
+    const hit = nearest(viewGrid(store.get().view), vp.x + sx / vp.k, vp.y + sy / vp.ky, radius, vp.ky / vp.k);
     if (hitTestMs.length > 2000) hitTestMs.shift();
     hitTestMs.push(performance.now() - t0);
     return hit;

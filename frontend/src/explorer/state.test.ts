@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from "vitest";
 import { buildGraph } from "./graph";
 import { tinyGraphJson } from "./fixture";
-import { addExplanations, createStore, fromUrlState, nodeName, setLabel, setRowSettings, toUrlState, togglePin, updateTestPanel } from "./state";
+import { nearest } from "./spatial";
+import { addExplanations, createStore, fromUrlState, nodeName, setLabel, setRowSettings, toUrlState, togglePin, updateTestPanel, viewGrid } from "./state";
 import { parseUrlState, serialiseUrlState } from "./urlState";
 
 describe("explorer state and the URL", () => {
@@ -22,6 +23,21 @@ describe("explorer state and the URL", () => {
     const other = createStore(graph);
     other.set(fromUrlState(graph, parseUrlState(link), other.get().thresholds));
     expect(toUrlState(other.get())).toEqual(toUrlState(store.get()));
+  });
+
+  it("builds a view's hit-test grid once, when asked, over the nodes that view shows", () => {
+    const store = createStore(graph);
+    const target = id("3_42_1");
+    const before = store.get().view;
+    const grid = viewGrid(before);
+    expect(viewGrid(before)).toBe(grid);
+    const { x, y } = before.layout;
+    expect(nearest(grid, x[target]!, y[target]!, 1)).toBe(target);
+    store.set({ thresholds: { ...store.get().thresholds, node: 0.5 } });
+    const after = store.get().view;
+    expect(after).not.toBe(before);
+    expect(viewGrid(after)).not.toBe(grid);
+    expect(viewGrid(after).x).toBe(after.layout.x);
   });
 
   it("drops ids the graph does not have and pins group members", () => {

@@ -1,5 +1,5 @@
-// The explorer's state, the view derived from it (visibility, layout, hit-test grid), and the
-// mapping to and from the URL. Pure apart from the Store it is kept in.
+// The explorer's state, the view derived from it (visibility, layout; the hit-test grid on
+// demand), and the mapping to and from the URL. Pure apart from the Store it is kept in.
 
 import { nodeLabel, type Graph } from "./graph";
 import type { RowSettings, SteeringRun } from "./hypothesis";
@@ -16,8 +16,19 @@ export interface View {
   nVisibleEdges: number;
   edgeThreshold: number; // the one nVisibleEdges was counted with
   layout: Layout;
-  grid: Grid;
   millis: number; // time the last recompute took
+}
+
+// The hit-test grid of a view, built the first time the pointer needs it: a slider drag makes a
+// view per step and hovers none of them, and on a 100k-node graph the grid is a sixth of a step.
+const grids = new WeakMap<View, Grid>();
+export function viewGrid(view: View): Grid {
+  let grid = grids.get(view);
+  if (!grid) {
+    grid = buildGrid(view.layout.x, view.layout.y);
+    grids.set(view, grid);
+  }
+  return grid;
 }
 
 /** The Test panel's slice: what the user chose per row, and the run being made or last made. */
@@ -72,8 +83,7 @@ export function computeView(
     previous && previous.edgeThreshold === edge ? updateVisibleEdges(graph, previous.visible, previous.nVisibleEdges, visible, edge) : null;
   const nVisibleEdges = updated ?? countVisibleEdges(graph, visible, edge);
   const layout = computeLayout(graph, visible);
-  const grid = buildGrid(layout.x, layout.y);
-  return { visible, nVisible, nVisibleEdges, edgeThreshold: edge, layout, grid, millis: performance.now() - start };
+  return { visible, nVisible, nVisibleEdges, edgeThreshold: edge, layout, millis: performance.now() - start };
 }
 
 export function initialState(graph: Graph): ExplorerState {
