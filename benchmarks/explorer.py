@@ -6,10 +6,11 @@
 Measures, per graph: page open to first interactive draw (navigation start to the first painted
 frame with every panel set up, graph download and parse included), hover repaint (hit test +
 store update + the hover layer's repaint, p50/p95 over many nodes), pruning slider update (input
-event to repainted frame), tab memory (renderer process RSS and JS heap), and the explorer's JS/CSS
-size gzipped. The page is the built bundle (static/dist, `cd frontend && npm run build`) in a
-harness that mirrors graphs/templates/graphs/explorer.html, served by a local HTTP server that
-sends the graph gzipped as the artifact endpoint does; no database is needed. Results go to
+event to repainted frame), tab memory (renderer process RSS and JS heap; then again after a full
+garbage collection), and the explorer's JS/CSS size gzipped. The page is the built bundle
+(static/dist, `cd frontend && npm run build`) in a harness that mirrors
+graphs/templates/graphs/explorer.html, served by a local HTTP server that sends the graph gzipped
+as the artifact endpoint does; no database is needed. Results go to
 test-output/benchmarks/explorer.json and a screenshot per graph next to it.
 """
 
@@ -222,6 +223,13 @@ def run_one(browser: Any, root: Path, n_nodes: int, n_links: int) -> dict[str, A
         scroll = page.evaluate(SCROLL, 60)
         heap = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : null")
         rss = renderer_rss_mb(None)
+        # The figures above include garbage V8 has not collected yet (the tab was opened three
+        # times, and the slider makes a view per step); after a full collection they are what the
+        # graph and page hold.
+        cdp = context.new_cdp_session(page)
+        cdp.send("HeapProfiler.collectGarbage")
+        live_heap = cdp.send("Runtime.getHeapUsage")
+        live_rss = renderer_rss_mb(None)
         context.close()
     finally:
         server.shutdown()
@@ -258,6 +266,10 @@ def run_one(browser: Any, root: Path, n_nodes: int, n_links: int) -> dict[str, A
         },
         "tab_rss_mb": round(rss, 1),
         "js_heap_mb": round(heap / 1e6, 1) if heap else None,
+        "tab_rss_after_gc_mb": round(live_rss, 1),
+        # JS objects and, apart, the typed arrays' buffers (the graph's edges are most of them).
+        "js_heap_after_gc_mb": round(live_heap["usedSize"] / 1e6, 1),
+        "array_buffers_after_gc_mb": round(live_heap.get("backingStorageSize", 0) / 1e6, 1),
         "page_errors": errors,
     }
 
