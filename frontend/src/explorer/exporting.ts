@@ -1,7 +1,7 @@
 // Export: the graph JSON (circuit-tracer/Neuronpedia schema) with the current pins, supernodes,
 // labels and thresholds in qParams (labels in the nodes' clerp too); the visible link graph as SVG or PNG; the subgraph likewise.
 
-import { edgeShare, Kind, type Graph } from "./graph";
+import { edgeShare, Kind, rawNode, type Graph } from "./graph";
 import { edgeVisible } from "./prune";
 import { toUrlState, type ExplorerState } from "./state";
 import { bucketStyle, edgeBucket, nodeFill, nodeRadius } from "./style";
@@ -29,7 +29,7 @@ export function exportGraphJson(s: ExplorerState): Record<string, unknown> {
     },
     // Labels also go into the nodes' clerp, where every tool that reads the schema looks (the
     // server's subgraph export does the same).
-    nodes: g.nodes.map((node, i) => (s.labels.has(i) ? { ...node.raw, clerp: s.labels.get(i) } : node.raw)),
+    nodes: g.nodes.map((_, i) => (s.labels.has(i) ? { ...rawNode(g, i), clerp: s.labels.get(i) } : rawNode(g, i))),
     links,
   };
 }

@@ -23,7 +23,6 @@ export interface NodeInfo {
   influence: number; // cumulative influence (NaN when absent)
   activation: number; // NaN when absent
   tokenProb: number; // logits only, NaN otherwise
-  raw: Record<string, unknown>; // the original object, for a faithful export
 }
 
 export interface GraphMetadata {
@@ -42,6 +41,10 @@ export interface Graph {
   metadata: GraphMetadata;
   qParams: Record<string, unknown>;
   nodes: NodeInfo[];
+  // The file's node records as they were, for a faithful export (see rawNode); nodeSource[i] is
+  // the element of the file's `nodes` node i came from.
+  rawNodes: RawNodes;
+  nodeSource: Int32Array;
   index: Map<string, number>; // node id -> node index (also the old error-id form)
   n: number;
   kind: Uint8Array;
@@ -70,6 +73,30 @@ export interface Graph {
   partial: boolean; // links were left out of the file: they come per node, on demand
   linksTotal: number; // links in the whole graph (more than nEdges while partial)
   dropped: { nodes: number; links: number };
+}
+
+/**
+ * The file's node records: parsed, or the text of the document without its links (a graph read
+ * in a worker: 100k records would cost the page more to receive than their text costs to parse
+ * when an export asks for them).
+ */
+export type RawNodes = { records: unknown[] } | { text: Uint8Array };
+
+const parsedRecords = new WeakMap<Uint8Array, unknown[]>();
+
+/** The file's record of node i, as it was. */
+export function rawNode(graph: Graph, i: number): Record<string, unknown> {
+  const source = graph.rawNodes;
+  let records: unknown[] | undefined;
+  if ("records" in source) records = source.records;
+  else {
+    records = parsedRecords.get(source.text);
+    if (!records) {
+      records = (JSON.parse(new TextDecoder().decode(source.text)) as { nodes: unknown[] }).nodes;
+      parsedRecords.set(source.text, records);
+    }
+  }
+  return records[graph.nodeSource[i]!] as Record<string, unknown>;
 }
 
 type EdgeFields = Pick<
@@ -222,7 +249,6 @@ function parseNode(value: unknown, tokens: string[], cantorFeatures: boolean): R
       influence: num(raw["influence"]),
       activation: num(raw["activation"]),
       tokenProb: kind === Kind.Logit ? num(raw["token_prob"] ?? /p=([0-9.eE+-]+)/.exec(clerp)?.[1]) : NaN,
-      raw,
     },
   };
 }
@@ -269,11 +295,12 @@ export function buildGraph(json: unknown, links?: (index: Map<string, number>) =
   const rawNodes = root["nodes"] as unknown[];
 
   const nodes: NodeInfo[] = [];
+  const nodeSource = new Int32Array(rawNodes.length);
   const index = new Map<string, number>();
   let droppedNodes = 0;
   let maxLayer = -1;
-  for (const value of rawNodes) {
-    const parsed = parseNode(value, metadata.promptTokens, cantorFeatures);
+  for (let k = 0; k < rawNodes.length; k++) {
+    const parsed = parseNode(rawNodes[k], metadata.promptTokens, cantorFeatures);
     if (!parsed || index.has(parsed.info.id)) {
       droppedNodes++;
       continue;
@@ -281,6 +308,7 @@ export function buildGraph(json: unknown, links?: (index: Map<string, number>) =
     const { info } = parsed;
     if (info.kind === Kind.Feature || info.kind === Kind.Error) maxLayer = Math.max(maxLayer, info.layer);
     index.set(info.id, nodes.length);
+    nodeSource[nodes.length] = k;
     nodes.push(info);
   }
   if (nodes.length === 0) throw new GraphFormatError("the graph has no usable nodes");
@@ -318,6 +346,8 @@ export function buildGraph(json: unknown, links?: (index: Map<string, number>) =
     metadata,
     qParams: asRecord(root["qParams"]) ?? {},
     nodes,
+    rawNodes: { records: rawNodes },
+    nodeSource: nodeSource.slice(0, nodes.length),
     index,
     n,
     kind,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { tinyGraphJson } from "./fixture";
-import { buildGraph, type Graph } from "./graph";
+import { buildGraph, rawNode, type Graph } from "./graph";
 import { graphFromBytes, splitLinks } from "./linkScan";
 
 const bytesOf = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -22,7 +22,7 @@ function edgesOf(graph: Graph): unknown {
     outDst: Array.from(graph.outDst),
     inSrc: Array.from(graph.inSrc),
     ids: graph.nodes.map((node) => node.id),
-    raw: graph.nodes.map((node) => node.raw),
+    raw: graph.nodes.map((_, i) => rawNode(graph, i)),
     metadata: graph.metadata,
   };
 }
@@ -120,6 +120,16 @@ describe("graphFromBytes", () => {
       expect(splitLinks(bytesOf(text))).toBeNull();
       expectSameAsJsonParse(text);
     }
+  });
+
+  it("keeps the node records as text and gives each node its own record back, dropped ones skipped", () => {
+    const tiny = tinyGraphJson() as { nodes: Record<string, unknown>[] };
+    const bad = { node_id: "", feature_type: "cross layer transcoder" }; // no id: dropped
+    const document = { ...tiny, nodes: [bad, ...tiny.nodes, tiny.nodes[0]] }; // and a duplicate
+    const graph = graphFromBytes(bytesOf(JSON.stringify(document)));
+    expect("text" in graph.rawNodes).toBe(true);
+    expect(graph.dropped.nodes).toBe(2);
+    expect(graph.nodes.map((_, i) => rawNode(graph, i))).toEqual(tiny.nodes);
   });
 
   it("reads a graph without links as a skeleton, as buildGraph does", () => {

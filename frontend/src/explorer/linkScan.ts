@@ -44,7 +44,7 @@ export interface ScannedLinks {
 }
 
 export interface SplitDocument {
-  rest: string; // the document's text with `links` replaced by []
+  rest: Uint8Array; // the document's bytes with `links` replaced by []
   links: ScannedLinks;
 }
 
@@ -319,8 +319,10 @@ export function splitLinks(bytes: Uint8Array): SplitDocument | null {
       else if (bytes[s.pos] !== CLOSE_BRACE) return null;
     }
     if (!found) return null;
-    const decoder = new TextDecoder();
-    const rest = decoder.decode(bytes.subarray(0, found.start)) + "[]" + decoder.decode(bytes.subarray(found.end));
+    const rest = new Uint8Array(found.start + 2 + bytes.length - found.end);
+    rest.set(bytes.subarray(0, found.start));
+    rest.set([OPEN_BRACKET, CLOSE_BRACKET], found.start);
+    rest.set(bytes.subarray(found.end), found.start + 2);
     return { rest, links: found.links };
   } catch (error) {
     if (error instanceof Irregular) return null;
@@ -392,10 +394,18 @@ export function resolveIds(index: Map<string, number>, bytes: Uint8Array, links:
   return { src, dst };
 }
 
-/** A graph from the bytes of its JSON file: links scanned when they can be, else JSON.parse whole. */
+/**
+ * A graph from the bytes of its JSON file: links scanned when they can be, else JSON.parse whole.
+ * A scanned graph keeps its node records as the text they came from (see RawNodes).
+ */
 export function graphFromBytes(bytes: Uint8Array): Graph {
   const split = splitLinks(bytes);
   if (!split) return buildGraph(JSON.parse(new TextDecoder().decode(bytes)));
-  const { links } = split;
-  return buildGraph(JSON.parse(split.rest), (index) => ({ count: links.count, ...resolveIds(index, bytes, links), weight: links.weight }));
+  const { links, rest } = split;
+  const graph = buildGraph(JSON.parse(new TextDecoder().decode(rest)), (index) => ({
+    count: links.count,
+    ...resolveIds(index, bytes, links),
+    weight: links.weight,
+  }));
+  return { ...graph, rawNodes: { text: rest } };
 }

@@ -11,10 +11,11 @@ export type LoaderReply =
   | { ok: false; message: string };
 
 function transferables(graph: Graph): ArrayBuffer[] {
-  const arrays = [
+  const arrays: ArrayBufferView[] = [
     graph.kind, graph.row, graph.ctx, graph.influence, graph.edgeSrc, graph.edgeDst, graph.edgeWeight,
-    graph.edgeCumBefore, graph.outStart, graph.outEdges, graph.inStart, graph.inEdges, graph.outDst, graph.inSrc, graph.inputAbsSum,
+    graph.edgeCumBefore, graph.outStart, graph.outEdges, graph.inStart, graph.inEdges, graph.outDst, graph.inSrc, graph.inputAbsSum, graph.nodeSource,
   ];
+  if ("text" in graph.rawNodes) arrays.push(graph.rawNodes.text);
   return arrays.map((a) => a.buffer as ArrayBuffer);
 }
 
