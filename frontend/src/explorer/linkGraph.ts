@@ -206,6 +206,11 @@ function glyph(ctx: CanvasRenderingContext2D, kind: number, sx: number, sy: numb
   }
 }
 
+function whenIdle(task: () => void): void {
+  if (typeof requestIdleCallback === "function") requestIdleCallback(task, { timeout: 1000 });
+  else setTimeout(task, 50);
+}
+
 function truncate(ctx: CanvasRenderingContext2D, text: string, width: number): string {
   if (ctx.measureText(text).width <= width) return text;
   let lo = 0;
@@ -428,6 +433,12 @@ export function setUpLinkGraph(element: HTMLElement, store: ExplorerStore): Link
     const vp = viewport();
     if (layer === "base") {
       paintBase(ctx, s, vp, width, height);
+      // The hit-test grid of what was just drawn, built once the page is idle (a slider drag
+      // over, say) so the first hover does not pay for it; a hover before then builds it itself.
+      const view = s.view;
+      whenIdle(() => {
+        if (store.get().view === view) viewGrid(view);
+      });
       return;
     }
     ctx.save();
