@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from jobs.models import Job
+
 PASSWORDS = {"alice": "pw-alice-123", "bob": "pw-bob-123", "charlie": "pw-charlie-123"}
 
 
@@ -46,3 +48,14 @@ def anon() -> APIClient:
 @pytest.fixture
 def as_alice(alice: User) -> APIClient:
     return client_for(alice)
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
+    """Record the jobs that would go to the broker instead of sending them: no message leaves
+    (no worker would take it), and the jobs stay queued for the test to run or inspect."""
+    from jobs import dispatch
+
+    messages: list[Job] = []
+    monkeypatch.setattr(dispatch, "send", messages.append)
+    return messages
