@@ -57,6 +57,47 @@ def test_it_refuses_a_malformed_value_naming_the_variable(
     assert message in result.stderr
 
 
+def _visibility_timeout(tmp_path: Path, **overrides: str) -> int:
+    """The visibility timeout the Celery app (what a worker and the web process use) is given."""
+    script = 'from core.celery import app; print(app.conf.broker_transport_options["visibility_timeout"])'
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "ATLAS_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            **overrides,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+def test_the_visibility_timeout_outlasts_the_longest_job_time_limit(tmp_path: Path) -> None:
+    from django.conf import settings
+
+    # The defaults: dashboards jobs (6 h) are the longest, and a message must not come back
+    # to another worker while one still runs.
+    assert settings.DASHBOARDS_HARD_TIME_LIMIT_S > settings.JOBS_HARD_TIME_LIMIT_S
+    assert _visibility_timeout(tmp_path) > settings.DASHBOARDS_HARD_TIME_LIMIT_S
+    longer = {"DASHBOARDS_SOFT_TIME_LIMIT_S": "50000", "DASHBOARDS_HARD_TIME_LIMIT_S": "50060"}
+    assert _visibility_timeout(tmp_path, **longer) > 50060
+    assert _visibility_timeout(tmp_path, JOBS_TIME_LIMITS="big=90000:90060") > 90060
+    assert _visibility_timeout(tmp_path, JOBS_HARD_TIME_LIMIT_S="99000") > 99000
+
+
+def test_it_refuses_a_visibility_timeout_shorter_than_a_job(tmp_path: Path) -> None:
+    result = _import_settings(tmp_path, CELERY_VISIBILITY_TIMEOUT="3600")
+    assert result.returncode != 0
+    assert "CELERY_VISIBILITY_TIMEOUT must be above the longest job time limit" in result.stderr
+    assert _visibility_timeout(tmp_path, CELERY_VISIBILITY_TIMEOUT="30000") == 30000
+
+
 def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
     result = _import_settings(tmp_path, ATLAS_ENV="production", SECRET_KEY="")
     assert result.returncode != 0
