@@ -253,3 +253,12 @@ def test_up_runs_web_workers_server_processes_and_logs_requests_only_when_asked(
 def test_web_workers_must_be_a_small_positive_number(tmp_path: Path) -> None:
     result = _import_settings(tmp_path, WEB_WORKERS="0")
     assert "WEB_WORKERS must be at least 1" in result.stderr
+
+
+def test_the_web_image_runs_the_server_as_up_does() -> None:
+    """The container's command is `manage.py serve` (web_command above), not a uvicorn command
+    line of its own that could drift from WEB_WORKERS / WEB_ACCESS_LOG."""
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    command = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert "exec python manage.py serve --host 0.0.0.0 --port 8000" in command
+    assert "uvicorn" not in command
