@@ -304,10 +304,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A redelivered unacked message comes back after this long; longer than the longest GPU job.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
-}
 
 
 def _time_limits(name: str) -> dict[str, tuple[int, int]]:
@@ -376,6 +372,24 @@ if DASHBOARDS_HARD_TIME_LIMIT_S <= DASHBOARDS_SOFT_TIME_LIMIT_S:
     raise ImproperlyConfigured(
         "DASHBOARDS_HARD_TIME_LIMIT_S must be above DASHBOARDS_SOFT_TIME_LIMIT_S"
     )
+# Redis hands an unacknowledged message to another worker after the visibility timeout, and
+# job messages are acknowledged late (when the job ends): a job still running then would run
+# twice. So the timeout follows the longest hard time limit any job can have (ordinary jobs,
+# per-model limits, dashboards), with a margin for the worker to record the end and acknowledge.
+JOBS_LONGEST_HARD_TIME_LIMIT_S = max(
+    JOBS_HARD_TIME_LIMIT_S,
+    DASHBOARDS_HARD_TIME_LIMIT_S,
+    *(hard for _soft, hard in JOBS_TIME_LIMITS.values()),
+)
+_visibility_timeout = env_int(
+    "CELERY_VISIBILITY_TIMEOUT", JOBS_LONGEST_HARD_TIME_LIMIT_S + 600, minimum=60
+)
+if _visibility_timeout <= JOBS_LONGEST_HARD_TIME_LIMIT_S:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT must be above the longest job time limit "
+        f"({JOBS_LONGEST_HARD_TIME_LIMIT_S} s) or a job would run twice, got {_visibility_timeout}"
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
 # Steering and interventions (steering/, docs/steering.md): bounds on one run. The engine refuses
 # values beyond 1e4 whatever these say.
 STEERING_MAX_INTERVENTIONS = env_int("STEERING_MAX_INTERVENTIONS", 256, minimum=1, maximum=10_000)

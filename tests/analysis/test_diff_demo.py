@@ -23,10 +23,7 @@ from features.models import LanguageModel, TranscoderSet
 from graphs import services
 from jobs.models import Job
 from tests.conftest import client_for
-from tests.jobs.conftest import sent
 from tests.steering.conftest import run_queued
-
-__all__ = ["sent"]
 
 PACK = Path(__file__).resolve().parents[2] / "inference" / "packs" / "demo"
 FRANCE = "The capital of France is"

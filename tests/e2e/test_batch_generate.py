@@ -16,7 +16,6 @@ from django.contrib.auth.models import User
 
 from features.models import LanguageModel
 from graphs import services as graph_services
-from jobs import dispatch
 from jobs.models import Job
 from tests.api.conftest import N_LAYERS, graph_json
 from tests.e2e.conftest import log_in, wait_until
@@ -44,14 +43,6 @@ def words_model(tmp_path: Path) -> LanguageModel:
     model.default_transcoder_set = model.transcoder_sets.create(slug="plt", features_per_layer=8)
     model.save(update_fields=["default_transcoder_set"])
     return model
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
-    """No broker message leaves (no worker would take it); the jobs stay queued."""
-    messages: list[Job] = []
-    monkeypatch.setattr(dispatch, "send", messages.append)
-    return messages
 
 
 def shot(page: Any, out: Path, name: str) -> None:

@@ -57,6 +57,47 @@ def test_it_refuses_a_malformed_value_naming_the_variable(
     assert message in result.stderr
 
 
+def _visibility_timeout(tmp_path: Path, **overrides: str) -> int:
+    """The visibility timeout the Celery app (what a worker and the web process use) is given."""
+    script = 'from core.celery import app; print(app.conf.broker_transport_options["visibility_timeout"])'
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "ATLAS_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            **overrides,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+def test_the_visibility_timeout_outlasts_the_longest_job_time_limit(tmp_path: Path) -> None:
+    from django.conf import settings
+
+    # The defaults: dashboards jobs (6 h) are the longest, and a message must not come back
+    # to another worker while one still runs.
+    assert settings.DASHBOARDS_HARD_TIME_LIMIT_S > settings.JOBS_HARD_TIME_LIMIT_S
+    assert _visibility_timeout(tmp_path) > settings.DASHBOARDS_HARD_TIME_LIMIT_S
+    longer = {"DASHBOARDS_SOFT_TIME_LIMIT_S": "50000", "DASHBOARDS_HARD_TIME_LIMIT_S": "50060"}
+    assert _visibility_timeout(tmp_path, **longer) > 50060
+    assert _visibility_timeout(tmp_path, JOBS_TIME_LIMITS="big=90000:90060") > 90060
+    assert _visibility_timeout(tmp_path, JOBS_HARD_TIME_LIMIT_S="99000") > 99000
+
+
+def test_it_refuses_a_visibility_timeout_shorter_than_a_job(tmp_path: Path) -> None:
+    result = _import_settings(tmp_path, CELERY_VISIBILITY_TIMEOUT="3600")
+    assert result.returncode != 0
+    assert "CELERY_VISIBILITY_TIMEOUT must be above the longest job time limit" in result.stderr
+    assert _visibility_timeout(tmp_path, CELERY_VISIBILITY_TIMEOUT="30000") == 30000
+
+
 def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
     result = _import_settings(tmp_path, ATLAS_ENV="production", SECRET_KEY="")
     assert result.returncode != 0
@@ -212,3 +253,12 @@ def test_up_runs_web_workers_server_processes_and_logs_requests_only_when_asked(
 def test_web_workers_must_be_a_small_positive_number(tmp_path: Path) -> None:
     result = _import_settings(tmp_path, WEB_WORKERS="0")
     assert "WEB_WORKERS must be at least 1" in result.stderr
+
+
+def test_the_web_image_runs_the_server_as_up_does() -> None:
+    """The container's command is `manage.py serve` (web_command above), not a uvicorn command
+    line of its own that could drift from WEB_WORKERS / WEB_ACCESS_LOG."""
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    command = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert "exec python manage.py serve --host 0.0.0.0 --port 8000" in command
+    assert "uvicorn" not in command

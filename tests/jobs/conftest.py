@@ -62,16 +62,6 @@ def register_model(
     return model
 
 
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
-    """Record the jobs that would go to the broker instead of sending them."""
-    from jobs import dispatch
-
-    messages: list[Job] = []
-    monkeypatch.setattr(dispatch, "send", messages.append)
-    return messages
-
-
 @dataclass
 class Worker:
     process: subprocess.Popen[bytes]

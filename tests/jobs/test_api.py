@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from features.models import LanguageModel
 from graphs.models import Graph
-from jobs import dispatch, services
+from jobs import services
 from jobs.models import Job
 from tests.conftest import client_for
 from tests.jobs.conftest import register_model
@@ -22,10 +22,8 @@ pytestmark = [pytest.mark.django_db]
 
 
 @pytest.fixture(autouse=True)
-def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[Job]:
-    """These tests need no worker: record what would be sent instead of sending it."""
-    sent: list[Job] = []
-    monkeypatch.setattr(dispatch, "send", sent.append)
+def no_broker(sent: list[Job]) -> list[Job]:
+    """These tests need no worker: every one records what would be sent (tests/conftest.py)."""
     return sent
 
 

@@ -16,9 +16,9 @@ from features.models import LanguageModel
 from graphs import services
 from graphs.models import Graph
 from jobs.models import Job
-from tests.jobs.conftest import register_model, sent, tiny_pack
+from tests.jobs.conftest import register_model, tiny_pack
 
-__all__ = ["sent", "tiny_pack"]
+__all__ = ["tiny_pack"]
 
 SLUG = "tiny-steer"
 PROMPT = "w5 w6 w7 w8"  # 5 tokens with the special first one
