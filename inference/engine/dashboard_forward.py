@@ -89,7 +89,7 @@ class _Kept:
     def __getitem__(self, at: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         row, pos, feature = at
         want = (row * self.t + pos) * self.f + feature
-        if 4 * want.numel() >= self.size:  # so many reads: scattering once is cheaper
+        if 64 * want.numel() >= self.size:  # this many reads: scattering once is cheaper
             dense = torch.zeros(self.size, dtype=self.value.dtype, device=self.device)
             return dense.index_put_((self.key,), self.value)[want]
         i = torch.searchsorted(self.key, want).clamp(max=len(self.key) - 1)
