@@ -67,6 +67,7 @@ def _layer_json(
     kept = windows.tokens[inside]
     token_name = {t: names(t) for t in torch.unique(kept).tolist()}
     flat_names = list(map(token_name.__getitem__, kept.tolist()))
+    repeated = _repeats_top(picks, windows.tokens, token_name, s.context).tolist()
     flat_values = _round_sig(windows.values[inside], 4).tolist()
     features: list[Feature] = []
     for f in range(s.d_transcoder):
@@ -107,6 +108,8 @@ def _layer_json(
             for i in range(s.n_intervals)
         ]
         for i in by_feature.get(f, []):
+            if repeated[i]:
+                continue
             start, end = spans[i]
             quantiles[groups[i] + 1]["examples"].append(
                 {
@@ -119,7 +122,6 @@ def _layer_json(
                     "corpus_position": pointers[i] % s.context,
                 }
             )
-        _drop_top_repeats(quantiles, s.tokens_before + s.tokens_after)
         feature["examples_quantiles"] = [q for q in quantiles if q["examples"]]
         feature["quantile_intervals"] = [
             [edges[f][i], edges[f][i + 1]] for i in range(s.n_intervals)
@@ -128,26 +130,49 @@ def _layer_json(
     return features
 
 
-def _drop_top_repeats(quantiles: list[dict[str, Any]], span: int) -> None:
-    """Leave out the interval samples that repeat a top example (``quantiles[0]``) though drawn
-    from another token (the draw never takes a top example's own token): from the same context
-    with an overlapping window (activating tokens at most ``span`` = tokens_before +
-    tokens_after apart), or showing the same tokens around the same activating token. Done after
-    the draw, so a band that drew such a token shows one sample fewer."""
-    top = quantiles[0]["examples"]
-    shown = {(tuple(e["tokens"]), e["train_token_ind"]) for e in top}
-    spots: dict[int, list[int]] = {}
-    for e in top:
-        spots.setdefault(e["corpus_context"], []).append(e["corpus_position"])
-
-    def repeats(e: dict[str, Any]) -> bool:
-        near = spots.get(e["corpus_context"], [])
-        if any(abs(e["corpus_position"] - p) <= span for p in near):
-            return True
-        return (tuple(e["tokens"]), e["train_token_ind"]) in shown
-
-    for q in quantiles[1:]:
-        q["examples"] = [e for e in q["examples"] if not repeats(e)]
+def _repeats_top(
+    picks: _Picks, tokens: torch.Tensor, token_name: dict[int, str], context: int
+) -> torch.Tensor:
+    """(n,) True for the interval samples that repeat a top example of their feature though
+    drawn from another token (the draw never takes a top example's own token): from the same
+    context with an overlapping window (activating tokens at most ``width - 1`` apart), or
+    showing the same tokens around the same activating token. Left out after the draw, so a band
+    that drew such a token shows one sample fewer. ``tokens`` (n, width) are the picks' windows
+    (-1 outside the context); two windows show the same when their rows of token *names* are
+    equal (two ids may decode alike)."""
+    n, width = tokens.shape
+    top = (picks.group < 0).nonzero().squeeze(1)  # first, by ascending feature (`_picks`)
+    sample = (picks.group >= 0).nonzero().squeeze(1)
+    repeated = torch.zeros(n, dtype=torch.bool)
+    if len(top) == 0 or len(sample) == 0:
+        return repeated
+    top_f = picks.feature[top]
+    n_features = int(picks.feature.max()) + 1
+    first = torch.searchsorted(top_f, torch.arange(n_features))
+    count = torch.bincount(top_f, minlength=n_features)
+    k = int(count.max())
+    f = picks.feature[sample]
+    j = first[f][:, None] + torch.arange(k)[None, :]  # (samples, k): its feature's top picks
+    ok = torch.arange(k)[None, :] < count[f][:, None]
+    j = top[j.clamp(max=len(top) - 1)]
+    ctx, pos = picks.ptr // context, picks.ptr % context
+    near = (ctx[j] == ctx[sample][:, None]) & ((pos[j] - pos[sample][:, None]).abs() <= width - 1)
+    # Rows of name ids: equal rows <=> equal (tokens, train_token_ind); compared by a hash
+    # first and then entry by entry where the hashes agree.
+    ids = sorted(token_name)
+    name_id: dict[str, int] = {}
+    canon_of = torch.tensor([name_id.setdefault(token_name[t], len(name_id)) for t in ids])
+    rows = torch.full_like(tokens, -1)
+    inside = tokens >= 0
+    rows[inside] = canon_of[torch.searchsorted(torch.tensor(ids), tokens[inside])]
+    h = torch.zeros(n, dtype=torch.long)
+    for column in range(width):
+        h = (h * 1000003 + rows[:, column] + 2) % (2**31 - 1)
+    a, b = (ok & ~near & (h[j] == h[sample][:, None])).nonzero(as_tuple=True)
+    same = torch.zeros_like(near)
+    same[a, b] = (rows[sample[a]] == rows[j[a, b]]).all(1)
+    repeated[sample] = (ok & (near | same)).any(1)
+    return repeated
 
 
 def write_layer(path: Path, features: list[Feature]) -> None:

@@ -49,21 +49,25 @@ def _topk_kept(
 
 
 def _firing(transcoders: Transcoders, layer: int, x: torch.Tensor) -> _Firing:
-    """Where each feature fires (activation > 0) in a (B, T, d_model) input, in corpus order.
-    A TopK set's k kept features per token are taken straight from its top-k (the same values
-    `Transcoders.encode` keeps), without the dense (B, T, F) tensor and a scan of it."""
+    """Where each feature fires (activation > 0) in a (B, T, d_model) input, in corpus order,
+    and the activations to read windows from. A TopK set's k kept features per token are taken
+    straight from its top-k (the same values `Transcoders.encode` keeps), without the dense
+    (B, T, F) tensor and a scan of it."""
     t = x.shape[1]
     flat = x.reshape(-1, x.shape[-1])
     activation = transcoders.activations[layer]
+    acts: torch.Tensor | _Kept
     if isinstance(activation, TopK):
         index, values = _topk_kept(transcoders, layer, activation, flat)
         pos, slot = (values > 0).nonzero(as_tuple=True)
         f, v = index[pos, slot], values[pos, slot]
+        acts = _kept(index, values, t, transcoders.d_transcoder)
     else:
-        acts = transcoders.encode(layer, flat)
-        pos, f = (acts > 0).nonzero(as_tuple=True)
-        v = acts[pos, f]
-    return _Firing(pos // t, pos % t, f, v.float())
+        dense = transcoders.encode(layer, flat)
+        pos, f = (dense > 0).nonzero(as_tuple=True)
+        v = dense[pos, f]
+        acts = dense.reshape(*x.shape[:-1], -1)
+    return _Firing(pos // t, pos % t, f, v.float(), acts)
 
 
 @dataclass
@@ -76,6 +80,7 @@ class _Kept:
     value: torch.Tensor
     t: int
     f: int
+    size: int  # B * T * F, the dense tensor's
 
     @property
     def device(self) -> torch.device:
@@ -84,6 +89,9 @@ class _Kept:
     def __getitem__(self, at: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         row, pos, feature = at
         want = (row * self.t + pos) * self.f + feature
+        if 64 * want.numel() >= self.size:  # this many reads: scattering once is cheaper
+            dense = torch.zeros(self.size, dtype=self.value.dtype, device=self.device)
+            return dense.index_put_((self.key,), self.value)[want]
         i = torch.searchsorted(self.key, want).clamp(max=len(self.key) - 1)
         return torch.where(self.key[i] == want, self.value[i], torch.zeros_like(self.value[i]))
 
@@ -96,9 +104,13 @@ def _lookup(transcoders: Transcoders, layer: int, x: torch.Tensor) -> torch.Tens
         return _dense(transcoders, layer, x)
     flat = x.reshape(-1, x.shape[-1])
     index, values = _topk_kept(transcoders, layer, activation, flat)
-    f = transcoders.d_transcoder
-    rows = torch.arange(len(flat), device=flat.device)[:, None]
-    return _Kept((rows * f + index).reshape(-1), values.reshape(-1), x.shape[1], f)
+    return _kept(index, values, x.shape[1], transcoders.d_transcoder)
+
+
+def _kept(index: torch.Tensor, values: torch.Tensor, t: int, f: int) -> _Kept:
+    """`_Kept` of the (B * T, k) ascending kept features and their values."""
+    rows = torch.arange(len(index), device=index.device)[:, None]
+    return _Kept((rows * f + index).reshape(-1), values.reshape(-1), t, f, len(index) * f)
 
 
 @contextmanager

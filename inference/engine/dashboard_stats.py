@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -31,6 +32,7 @@ class _Settings:
     layers: tuple[int, ...]
     d_transcoder: int
     context: int  # longest context: token pointer = context index * context + position
+    stream_windows: bool  # keep the candidates' windows while streaming (see `_LayerState`)
 
     @property
     def cells(self) -> int:
@@ -39,6 +41,19 @@ class _Settings:
     @property
     def fine_bins(self) -> int:
         return _FINE_PER_BIN * self.histogram_bins
+
+    @property
+    def width(self) -> int:
+        return self.tokens_before + 1 + self.tokens_after
+
+    @property
+    def places(self) -> int:
+        """A feature's top examples and sample reservoir slots: at most this many windows."""
+        return self.top_k + self.cells * self.examples_per_interval
+
+    def window_store_bytes(self) -> int:
+        """Bytes of every chosen layer's window store (float32 values)."""
+        return len(self.layers) * self.d_transcoder * self.places * self.width * 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,16 +102,18 @@ def _sample_keys(
     return ((x >> 8) << _PTR_BITS) | ptr
 
 
-def _bottom(keys: torch.Tensor, vals: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The n smallest keys along the last dimension, one per window (hash), and their values."""
+def _bottom(keys: torch.Tensor, n: int, *carried: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The n smallest keys along the last dimension, one per window (hash), and the entries of
+    each ``carried`` tensor (same shape) that go with them."""
     order = keys.argsort(-1)
-    keys, vals = keys.gather(-1, order), vals.gather(-1, order)
+    keys = keys.gather(-1, order)
     high = keys >> _PTR_BITS
     repeat = torch.zeros_like(keys, dtype=torch.bool)
     repeat[..., 1:] = (high[..., 1:] == high[..., :-1]) & (keys[..., 1:] != _EMPTY)
     keys = keys.masked_fill(repeat, _EMPTY)
-    order = keys.argsort(-1)[..., :n]
-    return keys.gather(-1, order), vals.gather(-1, order)
+    second = keys.argsort(-1)[..., :n]
+    order = order.gather(-1, second)
+    return keys.gather(-1, second), *(c.gather(-1, order) for c in carried)
 
 
 def _window_hashes(
@@ -120,21 +137,37 @@ def _window_hashes(
 # Per-layer running state
 
 
+class _Activations(Protocol):
+    """A batch's (B, T, F) activations read entry by entry: ``acts[row, position, feature]``."""
+
+    def __getitem__(self, at: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor: ...
+
+
 @dataclass
 class _Firing:
-    """Where one layer's features fire in a batch, in corpus order."""
+    """Where one layer's features fire in a batch, in corpus order, and the batch's activations
+    (for the windows of the examples that enter while streaming)."""
 
     row: torch.Tensor  # (n,) row in the batch
     pos: torch.Tensor  # (n,) position in the row
     feature: torch.Tensor  # (n,)
     value: torch.Tensor  # (n,) float32, > 0
+    acts: _Activations
 
 
 class _LayerState:
-    """Everything kept for one layer's features while the corpus streams."""
+    """Everything kept for one layer's features while the corpus streams.
+
+    With ``stream_windows`` each top example and reservoir entry also has its window of the
+    feature's activations, copied from the batch it arrives in, so no second forward is needed
+    at the end: ``store`` (F, places, width) holds them, and ``top_slot`` / ``res_slot`` say which
+    of its feature's ``places`` rows each entry's window is in (-1: not copied yet). The windows
+    stay where they are while the entries are sorted and moved; an entry that leaves frees its
+    row for the next one. Insertions become rare as the thresholds rise, so the copying costs
+    little; the store is fixed in size (``_Settings.window_store_bytes``)."""
 
     NAMES: tuple[str, ...] = ("n_fire", "total", "act_min", "top_val", "top_ptr", "top_hash")
-    NAMES += ("R", "hist", "res_key", "res_val")
+    NAMES += ("R", "hist", "res_key", "res_val", "top_slot", "res_slot")
 
     def __init__(self, s: _Settings, layer: int, device: torch.device) -> None:
         f, k = s.d_transcoder, s.top_k
@@ -151,20 +184,34 @@ class _LayerState:
         shape = (f, s.cells, s.examples_per_interval)
         self.res_key = torch.full(shape, _EMPTY, dtype=torch.long, device=device)
         self.res_val = torch.zeros(shape, device=device)
+        self.top_slot = torch.full((f, k), -1, dtype=torch.long, device=device)
+        self.res_slot = torch.full(shape, -1, dtype=torch.long, device=device)
+        self.store = (
+            torch.zeros((f, s.places, s.width), device=device) if s.stream_windows else None
+        )
+
+    def _names(self) -> tuple[str, ...]:
+        return self.NAMES + (("store",) if self.store is not None else ())
 
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
-        return {f"{prefix}{name}": getattr(self, name).cpu() for name in self.NAMES}
+        return {f"{prefix}{name}": getattr(self, name).cpu() for name in self._names()}
 
     def load(self, tensors: dict[str, torch.Tensor], prefix: str) -> None:
-        for name in self.NAMES:
+        for name in self._names():
             current = getattr(self, name)
             setattr(self, name, tensors[f"{prefix}{name}"].to(current.device, current.dtype))
 
     @torch.no_grad()
     def update(
-        self, firing: _Firing, valid: torch.Tensor, first_row: int, whash: torch.Tensor
+        self,
+        firing: _Firing,
+        valid: torch.Tensor,
+        first_row: int,
+        whash: torch.Tensor,
+        lengths: torch.Tensor,
     ) -> None:
-        """Fold one batch in: where features fire, valid (B, T), whash (B, T) window hashes."""
+        """Fold one batch in: where features fire, valid (B, T), whash (B, T) window hashes,
+        lengths (B,) of its rows."""
         s = self.s
         keep = valid[firing.row, firing.pos].nonzero().squeeze(1)
         b, t = firing.row[keep], firing.pos[keep]
@@ -187,14 +234,53 @@ class _LayerState:
         # sample reservoirs when it arrives and is not kept as a top example, or later, when it
         # is pushed out of the top examples (it never comes back: those that push it out stay).
         # So the reservoirs hold a bottom-k of every firing token but the final top examples.
-        f, v, ptr, wh = self._top_of(f, v, ptr, b, wh)
+        f, v, ptr, wh, slot = self._top_of(f, v, ptr, b, wh)
         cell = (v * (1.0 / self.R[f]) * s.cells).floor().long()
         key = _sample_keys(ptr, wh, f, self.salt)
         # Only a key below its full reservoir's largest can enter it (bottom-k): the rest skip
         # the sorting. Reservoirs are kept sorted, unused slots (_EMPTY) last.
         enters = (key < self.res_key[f, cell, -1]).nonzero().squeeze(1)
         if len(enters):
-            self._sample(f[enters], v[enters], key[enters], cell[enters])
+            self._sample(f[enters], v[enters], key[enters], cell[enters], slot[enters])
+        if self.store is not None:
+            self._store_windows(firing.acts, first_row, lengths, valid.shape[1])
+
+    def _store_windows(
+        self, acts: _Activations, first_row: int, lengths: torch.Tensor, width: int
+    ) -> None:
+        """Copy the windows of the entries that arrived in this batch (slot -1) into free rows
+        of their features' stores."""
+        assert self.store is not None
+        s, n_features = self.s, self.s.d_transcoder
+        res_slot = self.res_slot.view(n_features, -1)
+        top_f, top_i = ((self.top_slot < 0) & (self.top_ptr >= 0)).nonzero(as_tuple=True)
+        res_f, res_i = ((res_slot < 0) & (self.res_key.view(n_features, -1) != _EMPTY)).nonzero(
+            as_tuple=True
+        )
+        if len(top_f) + len(res_f) == 0:
+            return
+        res_ptr = self.res_key.view(n_features, -1)[res_f, res_i] & ((1 << _PTR_BITS) - 1)
+        f = torch.cat([top_f, res_f])
+        place = torch.cat([top_i, res_i + s.top_k])  # top examples first, then the reservoirs
+        ptr = torch.cat([self.top_ptr[top_f, top_i], res_ptr])
+        order = f.argsort(stable=True)
+        f, place, ptr = f[order], place[order], ptr[order]
+        touched, local = torch.unique_consecutive(f, return_inverse=True)
+        slots = torch.cat([self.top_slot[touched], res_slot[touched]], 1)
+        used = torch.zeros((len(touched), s.places + 1), dtype=torch.bool, device=f.device)
+        used.scatter_(1, torch.where(slots >= 0, slots, s.places), True)
+        free = used[:, : s.places].to(torch.uint8).argsort(dim=1, stable=True)  # free rows first
+        slot = free[local, _group_rank(f)]
+        is_top = place < s.top_k
+        self.top_slot[f[is_top], place[is_top]] = slot[is_top]
+        res_slot[f[~is_top], place[~is_top] - s.top_k] = slot[~is_top]
+        row = ptr // s.context - first_row
+        offsets = torch.arange(-s.tokens_before, s.tokens_after + 1, device=f.device)
+        pos = (ptr % s.context)[:, None] + offsets[None, :]
+        inside = (pos >= 1) & (pos < lengths[row][:, None])
+        at = pos.clamp(0, width - 1)
+        values = acts[row[:, None].expand_as(at), at, f[:, None].expand_as(at)]
+        self.store[f, slot] = torch.where(inside, values.float(), 0.0)
 
     def _top_of(
         self,
@@ -204,19 +290,19 @@ class _LayerState:
         row: torch.Tensor,
         wh: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        """Fold a batch's tokens into the top examples and return (f, v, ptr, wh) of the tokens
-        the samples are drawn from: this batch's that are not top examples now and the earlier
-        ones just pushed out. Only a token above its feature's k-th kept value can enter (a tie
+        """Fold a batch's tokens into the top examples and return (f, v, ptr, wh, slot) of the
+        tokens the samples are drawn from: this batch's that are not top examples now (slot -1)
+        and the earlier ones just pushed out (with their window's slot). Only a token above its feature's k-th kept value can enter (a tie
         goes to the kept, earlier one; a kept entry dropped as a repeated window gives its place
         to the stronger repeat), so the others skip the sorting."""
         cand = (v > self.top_val[f, -1]).nonzero().squeeze(1)
         pool = torch.ones_like(f, dtype=torch.bool)
         if len(cand) == 0:
-            return f, v, ptr, wh
+            return f, v, ptr, wh, torch.full_like(f, -1)
         cf, cptr = f[cand], ptr[cand]
         touched = torch.unique(cf)
         old_val, old_ptr = self.top_val[touched], self.top_ptr[touched]
-        old_hash = self.top_hash[touched]
+        old_hash, old_slot = self.top_hash[touched], self.top_slot[touched]
         self._top(cf, v[cand], cptr, row[cand], wh[cand])
         new_ptr = self.top_ptr[touched]
         slot = torch.searchsorted(touched, cf)
@@ -228,6 +314,7 @@ class _LayerState:
             torch.cat([v[pool], old_val[out]]),
             torch.cat([ptr[pool], old_ptr[out]]),
             torch.cat([wh[pool], old_hash[out]]),
+            torch.cat([torch.full_like(f[pool], -1), old_slot[out]]),
         )
 
     def _grow(self, needed: torch.Tensor) -> None:
@@ -242,36 +329,48 @@ class _LayerState:
             self.hist[grow] = torch.cat([hist, torch.zeros_like(hist)], 1)
             shape = (n, s.cells // 2, 2 * s.examples_per_interval)
             keys, vals = self.res_key[grow].view(shape), self.res_val[grow].view(shape)
-            keys, vals = _bottom(keys, vals, s.examples_per_interval)
+            slots = self.res_slot[grow].view(shape)
+            keys, vals, slots = _bottom(keys, s.examples_per_interval, vals, slots)
+            slots = slots.masked_fill(keys == _EMPTY, -1)  # a repeat left out frees its row
             self.res_key[grow] = torch.cat([keys, torch.full_like(keys, _EMPTY)], 1)
             self.res_val[grow] = torch.cat([vals, torch.zeros_like(vals)], 1)
+            self.res_slot[grow] = torch.cat([slots, torch.full_like(slots, -1)], 1)
             self.R[grow] *= 2
 
     def _sample(
-        self, f: torch.Tensor, v: torch.Tensor, key: torch.Tensor, cell: torch.Tensor
+        self,
+        f: torch.Tensor,
+        v: torch.Tensor,
+        key: torch.Tensor,
+        cell: torch.Tensor,
+        slot: torch.Tensor,
     ) -> None:
         s = self.s
         per_cell = s.examples_per_interval
         group = f * s.cells + cell
         order = _lexsort([group, key])
-        group, key, v = group[order], key[order], v[order]
+        group, key, v, slot = group[order], key[order], v[order], slot[order]
         high = key >> _PTR_BITS
         first = torch.ones_like(key, dtype=torch.bool)  # one token per window and cell
         first[1:] = (group[1:] != group[:-1]) | (high[1:] != high[:-1])
-        group, key, v = group[first], key[first], v[first]
+        group, key, v, slot = group[first], key[first], v[first], slot[first]
         rank = _group_rank(group)
         keep = rank < per_cell
-        group, key, v, rank = group[keep], key[keep], v[keep], rank[keep]
-        touched, slot = torch.unique_consecutive(group, return_inverse=True)
+        group, key, v, slot, rank = group[keep], key[keep], v[keep], slot[keep], rank[keep]
+        touched, at = torch.unique_consecutive(group, return_inverse=True)
         cand_key = torch.full((len(touched), per_cell), _EMPTY, dtype=torch.long, device=v.device)
         cand_val = torch.zeros((len(touched), per_cell), device=v.device)
-        cand_key[slot, rank] = key
-        cand_val[slot, rank] = v
+        cand_slot = torch.full_like(cand_key, -1)
+        cand_key[at, rank], cand_val[at, rank], cand_slot[at, rank] = key, v, slot
         flat_key = self.res_key.view(-1, per_cell)
         flat_val = self.res_val.view(-1, per_cell)
+        flat_slot = self.res_slot.view(-1, per_cell)
         keys = torch.cat([flat_key[touched], cand_key], 1)
         vals = torch.cat([flat_val[touched], cand_val], 1)
-        flat_key[touched], flat_val[touched] = _bottom(keys, vals, per_cell)
+        slots = torch.cat([flat_slot[touched], cand_slot], 1)
+        keys, vals, slots = _bottom(keys, per_cell, vals, slots)
+        flat_key[touched], flat_val[touched] = keys, vals
+        flat_slot[touched] = slots.masked_fill(keys == _EMPTY, -1)  # left out: row freed
 
     def _top(
         self,
@@ -306,18 +405,22 @@ class _LayerState:
         vals = torch.cat([self.top_val[touched], cand_val], 1)
         ptrs = torch.cat([self.top_ptr[touched], cand_ptr], 1)
         hashes = torch.cat([self.top_hash[touched], cand_hash], 1)
+        slots = torch.cat([self.top_slot[touched], torch.full_like(cand_ptr, -1)], 1)
         order = (-vals).argsort(dim=1, stable=True)
         vals, ptrs, hashes = vals.gather(1, order), ptrs.gather(1, order), hashes.gather(1, order)
+        slots = slots.gather(1, order)
         filled = vals > -math.inf
         same = hashes[:, :, None] == hashes[:, None, :]
         earlier = torch.ones((2 * k, 2 * k), dtype=torch.bool, device=v.device).tril(-1)
         repeat = (same & earlier & filled[:, None, :]).any(-1)
         order = (~(filled & ~repeat)).to(torch.int8).argsort(dim=1, stable=True)[:, :k]
         vals, ptrs, hashes = vals.gather(1, order), ptrs.gather(1, order), hashes.gather(1, order)
+        slots = slots.gather(1, order)
         dropped = ~torch.isfinite(vals) | repeat.gather(1, order)
         self.top_val[touched] = vals.masked_fill(dropped, -math.inf)
         self.top_ptr[touched] = ptrs.masked_fill(dropped, -1)
         self.top_hash[touched] = hashes.masked_fill(dropped, -1)
+        self.top_slot[touched] = slots.masked_fill(dropped, -1)
 
 
 @dataclass
@@ -328,6 +431,7 @@ class _Picks:
     ptr: torch.Tensor
     value: torch.Tensor
     group: torch.Tensor
+    slot: torch.Tensor  # the row of its window in the layer's store (with stream_windows)
     interval_edges: torch.Tensor  # (F, n_intervals + 1)
 
 
@@ -337,6 +441,7 @@ def _picks(state: _LayerState) -> _Picks:
     filled = top_ptr >= 0
     feature = torch.arange(s.d_transcoder)[:, None].expand_as(top_ptr)
     parts_f, parts_p, parts_v = [feature[filled]], [top_ptr[filled]], [top_val[filled]]
+    parts_s = [state.top_slot.cpu()[filled]]
     parts_g = [torch.full((int(filled.sum()),), -1, dtype=torch.long)]
     # Interval i = cells [floor(i n / I), floor((i + 1) n / I)), n = cells up to act_max.
     R = state.R.cpu()
@@ -348,18 +453,29 @@ def _picks(state: _LayerState) -> _Picks:
         rounding_mode="floor",
     )
     edges = bounds.float() * (R / s.cells)[:, None]
-    keys, vals = state.res_key.cpu(), state.res_val.cpu()
+    keys, vals, slots = state.res_key.cpu(), state.res_val.cpu(), state.res_slot.cpu()
     cells = torch.arange(s.cells)
     interval = (bounds[:, None, 1:] <= cells[None, :, None]).sum(-1)  # (F, cells)
     for i in range(s.n_intervals):
         inside = (interval == i)[..., None] & (keys != _EMPTY)
         k = torch.where(inside, keys, _EMPTY).reshape(s.d_transcoder, -1)
-        chosen, value = _bottom(k, vals.reshape(s.d_transcoder, -1), s.examples_per_interval)
+        chosen, value, slot = _bottom(
+            k,
+            s.examples_per_interval,
+            vals.reshape(s.d_transcoder, -1),
+            slots.reshape(s.d_transcoder, -1),
+        )
         ok = chosen != _EMPTY
         parts_f.append(torch.arange(s.d_transcoder)[:, None].expand_as(chosen)[ok])
         parts_p.append(chosen[ok] & ((1 << _PTR_BITS) - 1))
         parts_v.append(value[ok])
+        parts_s.append(slot[ok])
         parts_g.append(torch.full((int(ok.sum()),), i, dtype=torch.long))
     return _Picks(
-        torch.cat(parts_f), torch.cat(parts_p), torch.cat(parts_v), torch.cat(parts_g), edges
+        torch.cat(parts_f),
+        torch.cat(parts_p),
+        torch.cat(parts_v),
+        torch.cat(parts_g),
+        torch.cat(parts_s),
+        edges,
     )

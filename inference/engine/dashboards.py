@@ -30,9 +30,12 @@ TopK feature kept with a negative pre-activation does not count):
 Memory does not grow with the corpus: per feature the state is the running top-k (value, token
 pointer, window hash), a fixed grid of sample reservoirs and a fine histogram, all on the model's
 device (about ``8 + 20·top_k + 12·cells·examples_per_interval + 4·32·histogram_bins`` bytes,
-``cells`` = the power of two ≥ 4·n_intervals). Token windows are not kept while streaming: the
-contexts the chosen examples come from are read and run again at the end ("examples" phase), and
-every layer is encoded from that one forward pass per batch.
+``cells`` = the power of two ≥ 4·n_intervals), plus, when it fits in ``window_store_limit``
+bytes, each top example's and reservoir entry's window of activations (``4·(top_k + cells·
+examples_per_interval)·(tokens_before + 1 + tokens_after)`` bytes), copied from the batch it
+arrives in: the windows then need no second forward. Over the limit, the contexts the chosen
+examples come from are run again at the end ("examples" phase), every layer encoded from one
+forward pass per batch. Either way the windows' tokens are read again from the corpus at the end.
 
 Ranges: each feature's values are binned on a grid over [0, R), R the smallest power of two above
 its running maximum; when the maximum passes R, R doubles and neighbouring bins merge, which is
@@ -55,7 +58,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -82,6 +85,9 @@ from .replacement import ReplacementModel
 from .transcoders import Transcoders
 
 PHASES = ("activations", "examples", "outputs")
+# Above this many bytes of window store (`_Settings.window_store_bytes`: 724 MB for the demo
+# pack, 38 GB for a Gemma-2-2B-shaped set) the windows come from a second forward instead.
+WINDOW_STORE_LIMIT = 2 << 30
 ProgressCallback = Callable[[str, float], None]
 
 
@@ -126,10 +132,11 @@ def _fold(
     valid: torch.Tensor,
     first_row: int,
     whash: torch.Tensor,
+    lengths: torch.Tensor,
     layer: int,
     firing: _Firing,
 ) -> None:
-    by_layer[layer].update(firing, valid, first_row, whash)
+    by_layer[layer].update(firing, valid, first_row, whash, lengths)
 
 
 @torch.no_grad()
@@ -151,6 +158,7 @@ def compute_dashboards(
     seed: int = 0,
     checkpoint: Path | None = None,
     checkpoint_every: int = 50,
+    window_store_limit: int = WINDOW_STORE_LIMIT,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_layer: Callable[[int, list[Feature]], None] | None = None,
@@ -197,8 +205,9 @@ def compute_dashboards(
         raise ValueError("the corpus has no contexts")
     s = _Settings(
         top_k, tokens_before, tokens_after, n_intervals, examples_per_interval, histogram_bins,
-        seed, chosen, rm.transcoders.d_transcoder, longest,
+        seed, chosen, rm.transcoders.d_transcoder, longest, False,
     )  # fmt: skip
+    s = replace(s, stream_windows=s.window_store_bytes() <= window_store_limit)
     states = [_LayerState(s, layer, device) for layer in chosen]
     by_layer = {state.layer: state for state in states}
     settings = json.loads(json.dumps(asdict(s)))  # as a checkpoint's JSON reads back
@@ -229,7 +238,7 @@ def compute_dashboards(
             rm,
             tokens,
             chosen,
-            partial(_fold, by_layer, valid, first_row, whash),
+            partial(_fold, by_layer, valid, first_row, whash, lengths),
             _firing,
         )
         meta["rows"] += len(batch)
@@ -240,9 +249,15 @@ def compute_dashboards(
             checkpoint_now()
     checkpoint_now()
 
-    # Phase 2: the examples' windows, from one more forward over the contexts they come from.
+    # Phase 2: the examples' windows: their tokens read again, their activations from the
+    # store, or else from one more forward over the contexts they come from.
     picks = [_picks(state) for state in states]
-    windows = _windows(rm, corpus, vocab, s, states, picks, batch_size, pad, report, stop_requested)
+    if s.stream_windows:
+        windows = _stored_windows(corpus, vocab, s, states, picks, pad, report)
+    else:
+        windows = _windows(
+            rm, corpus, vocab, s, states, picks, batch_size, pad, report, stop_requested
+        )
 
     # Phase 3: output tokens, then each layer's JSON.
     names = _TokenNames(rm)
@@ -257,6 +272,41 @@ def compute_dashboards(
         report("outputs", (done + 1) / len(states))
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
+    return out
+
+
+def _stored_windows(
+    corpus: Iterable[Any],
+    vocab: int,
+    s: _Settings,
+    states: list[_LayerState],
+    picks: list[_Picks],
+    pad: int,
+    report: ProgressCallback,
+) -> dict[int, _Windows]:
+    """The windows kept while streaming: each pick's values from its layer's store (which is
+    then let go), its tokens from the contexts the picks come from, read again."""
+    report("examples", 0.0)
+    needed = torch.unique(torch.cat([p.ptr // s.context for p in picks]))
+    wanted = set(needed.tolist())
+    rows = [row for i, row in enumerate(_as_rows(corpus, vocab)) if i in wanted]
+    tokens, lengths = _padded(rows, pad, torch.device("cpu")) if rows else (None, None)
+    offsets = torch.arange(-s.tokens_before, s.tokens_after + 1)
+    out: dict[int, _Windows] = {}
+    for state, p in zip(states, picks, strict=True):
+        assert state.store is not None
+        values = state.store[p.feature.to(state.store.device), p.slot.to(state.store.device)]
+        state.store = None
+        if tokens is None or lengths is None:
+            out[state.layer] = _Windows(torch.full((0, s.width), -1), values.cpu())
+            continue
+        b = torch.searchsorted(needed, p.ptr // s.context)
+        pos = (p.ptr % s.context)[:, None] + offsets[None, :]
+        inside = (pos >= 1) & (pos < lengths[b][:, None])
+        at = pos.clamp(0, tokens.shape[1] - 1)
+        window_tokens = torch.where(inside, tokens[b[:, None].expand_as(at), at], -1)
+        out[state.layer] = _Windows(window_tokens, values.cpu())
+    report("examples", 1.0)
     return out
 
 

@@ -410,6 +410,14 @@ def test_a_cancelled_run_resumed_from_its_checkpoint_equals_an_uninterrupted_one
     assert not checkpoint.exists()
 
 
+def test_windows_kept_while_streaming_equal_those_of_a_second_forward(
+    case: Case, result: dict[int, list[dict[str, Any]]]
+) -> None:
+    """A set whose window store is over the limit gets its windows from a second forward over
+    the examples' contexts instead: every feature's output is the same either way."""
+    assert _run(case, batch_size=5, window_store_limit=0) == result
+
+
 def test_a_layer_subset_gives_those_layers_unchanged(
     relu: Case, relu_result: dict[int, list[dict[str, Any]]]
 ) -> None:
@@ -463,5 +471,9 @@ def test_the_examples_sparse_topk_lookup_equals_the_dense_activations(tmp_path: 
                 *(torch.arange(n) for n in dense.shape), indexing="ij"
             ))  # fmt: skip
             assert torch.equal(kept[row, pos, feature], dense[row, pos, feature])
+            few = slice(None, None, 97)  # few reads are searched for, many read from a scatter
+            assert torch.equal(
+                kept[row[few], pos[few], feature[few]], dense[row, pos, feature][few]
+            )
             signs |= set(dense.sign().unique().tolist())
     assert signs == {-1.0, 0.0, 1.0}
