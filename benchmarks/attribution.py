@@ -34,6 +34,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -401,6 +402,13 @@ def run_reference(
     )
 
 
+def _cpu_seconds(who: int) -> float:
+    """User + system CPU seconds of this process or of its waited-for children: beside the wall
+    time, the figure a busy shared machine disturbs least."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _versions(device: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "python": sys.version.split()[0],
@@ -493,7 +501,10 @@ def main() -> None:
                 f"max_feature_nodes={args.max_feature_nodes} l0={args.l0} "
                 f"build={figures['build_s']:.1f}s"
             )
+        cpu_before = _cpu_seconds(resource.RUSAGE_SELF)
         meter, graph, pruned, embed_scale = run_ours(folder, tokens, args)
+        ours_cpu_s = _cpu_seconds(resource.RUSAGE_SELF) - cpu_before
+        print(f"ours: {ours_cpu_s:.1f} CPU s (user + sys, load + attribute + prune + json)")
         gpu_column = f"{'GPU peak MiB':>14s}" if meter.cuda else ""
         print(f"{'ours':28s}{'wall s':>10s}{'peak RSS MiB':>14s}{gpu_column}")
         for name, seconds, mib in meter.rows:
@@ -513,6 +524,7 @@ def main() -> None:
             "pruned_nodes": int(pruned.node_mask.sum()),
             "replacement": pruned.replacement_score,
             "completeness": pruned.completeness_score,
+            "cpu_s": round(ours_cpu_s, 2),
         }
         if meter.cuda:
             peak = max(meter.gpu.values())
@@ -526,7 +538,9 @@ def main() -> None:
         save_figures()
         if args.ctref_python and not args.no_reference:
             try:
+                children_before = _cpu_seconds(resource.RUSAGE_CHILDREN)
                 ref = _reference_with_fallback(folder, tokens, args)
+                ref["cpu_s"] = round(_cpu_seconds(resource.RUSAGE_CHILDREN) - children_before, 2)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 figures["reference"] = {"error": str(exc)[-3000:]}
                 save_figures()
@@ -534,6 +548,7 @@ def main() -> None:
                 sys.exit(1)
             figures["reference"] = ref
             print(f"{'circuit-tracer 0.5.0':28s}  ({ref['device']}, {ref['dtype']})")
+            print(f"  {'CPU s (its whole process)':26s}{ref['cpu_s']:10.1f}")
             for key in ("load_s", "attribute_s", "prune_s"):
                 print(f"  {key:26s}{ref[key]:10.2f}")
             for phase, seconds in ref.get("phases", {}).items():

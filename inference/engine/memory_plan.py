@@ -22,22 +22,31 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
   column chunks (`partial_influences`) instead of through a full copy.
 - ``batch`` (one backward batch): the gradient at every output hook and the embedding,
   ``(L + 1) B n d b``; autograd's working gradients while crossing the blocks,
-  ``16 B n d b`` (``BACKWARD_WORKING_SET``: the residual stream, the attention's value path,
-  the grouped heads, the frozen norms, and vmap's batched copies; measured, not derived); the
-  seed, ``B n d b``; a float32
-  copy of one layer's gradient on a bfloat16 model, ``B n d f32``; the batch's row,
+  ``4 B n d b`` (``BACKWARD_WORKING_SET``: the residual stream, the attention's value path,
+  the frozen norms; measured on CPU with freed blocks unmapped, see ``heap``); vmap's batched
+  copy of one layer's attention pattern, ``B H n² b`` (``H`` heads); the seed, ``B n d b``; a
+  float32 copy of one layer's gradient on a bfloat16 model, ``B n d f32``; the batch's row,
   ``B (N + k) f32``. With every feature kept, a group's prefix forward pass of up to n
   positions is alive beside the main one: ``forward`` again, as an upper bound.
+- ``heap`` (on the host only): what the C allocator keeps of freed memory. glibc's malloc
+  raises its mmap threshold to the size of the largest block freed (up to 32 MB,
+  ``MMAP_THRESHOLD_MAX``), so after the first batch every block up to that size comes from the
+  heap, and a freed block stays mapped instead of going back to the system; the next batch does
+  not fit wholly into the holes. Measured (``benchmarks/memory_plan.py``; the same runs with
+  ``MALLOC_MMAP_THRESHOLD_`` fixed, where freed blocks are unmapped, peak lower by about one
+  batch): the previous batch's working set and the build's freed copies stay resident beside
+  the current batch. Counted: those of their blocks that are at most 32 MB (larger ones are
+  always mapped and unmapped).
 - ``ranking`` (selection only, between batches): the ranking's normalised copy of the rows,
   made a chunk of about 256 MB at a time, ``min(rows, 256 MB)``.
 - ``assemble`` (selection only, after the forward pass is freed): the rows reordered,
   ``(K + k) M f32`` with ``M = K + L n + n + k``, and the (M, M) adjacency.
 
 On a GPU (``Shapes.on_host`` False) the terms that live on the host are left out: the kept-all
-adjacency and the assembly. Peak = max(forward + build, forward + sources + rows + max(batch, ranking), sources + rows +
-assemble). The
-model's and the transcoders' weights (``weights``) are resident before the run and come on top on
-the device; `Estimate.device_total` adds them.
+adjacency, the assembly and the heap. Peak = max(forward + build, forward + sources + rows +
+max(batch + heap, ranking), sources + rows + assemble). The model's and the transcoders'
+weights (``weights``) are resident before the run and come on top on the device;
+`Estimate.device_total` adds them.
 """
 
 from __future__ import annotations
@@ -54,8 +63,12 @@ from .replacement import ReplacementModel, run_linearised
 
 F32 = 4  # bytes of a float32
 # autograd's own working gradients per batched row while crossing the blocks, in units of
-# n_pos x d_model elements of the model's dtype: measured on CPU (benchmarks/memory_plan.py)
-BACKWARD_WORKING_SET = 16
+# n_pos x d_model elements of the model's dtype: measured on CPU with MALLOC_MMAP_THRESHOLD_
+# fixed, so that freed blocks are unmapped and the peak is what is alive (benchmarks/memory_plan.py)
+BACKWARD_WORKING_SET = 4
+# glibc malloc's largest dynamic mmap threshold (64-bit): blocks above it are always unmapped
+# when freed, blocks up to it stay in the heap (the ``heap`` term)
+MMAP_THRESHOLD_MAX = 32 * 2**20
 RANKING_CHUNK_BYTES = 2**28  # attribution.partial_influences's default chunk
 
 
@@ -79,6 +92,7 @@ class Shapes:
 
     n_layers: int
     d_model: int
+    n_heads: int  # attention heads (query heads): vmap copies one layer's pattern per row
     out_layers: tuple[int, ...]  # per source layer, how many layers its decoder writes
     dtype_bytes: int  # of the model's dtype
     weight_bytes: int  # the model's parameters and the transcoders' encoders, on the device
@@ -94,6 +108,7 @@ class Shapes:
         return cls(
             n_layers=model.n_layers,
             d_model=model.d_model,
+            n_heads=int(model.text_config.num_attention_heads),
             out_layers=tuple(dec.n_out_layers for dec in tc.decoders),
             dtype_bytes=torch.empty(0, dtype=model.dtype).element_size(),
             weight_bytes=params + encoders,
@@ -192,11 +207,19 @@ def estimate(
     rows = (width**2 if keep_all else (keep + n_logits) * width) * F32
     if keep_all and not shapes.on_host:
         rows = 0  # the adjacency is filled on the host, a batch's rows at a time
-    batch = (
-        batch_size * n * d * ((n_layers + 2 + BACKWARD_WORKING_SET) * b + (F32 if b != F32 else 0))
-    )
-    batch += batch_size * width * F32
+    grad = batch_size * n * d * b  # one gradient-sized block
+    grads = [grad] * (n_layers + 2 + BACKWARD_WORKING_SET)
+    if b != F32:
+        grads.append(batch_size * n * d * F32)
+    pattern = batch_size * shapes.n_heads * n * n * b
+    row = batch_size * width * F32
+    batch = sum(grads) + pattern + row
     prefix = active.forward_bytes if keep_all else 0
+    heap = 0
+    if shapes.on_host:  # the malloc heap's freed blocks (module docstring)
+        # the build term's blocks: one layer's two decoder copies, the reconstruction
+        freed = [*grads, pattern, row, scaled // 2, scaled // 2, *[n * d * F32] * n_layers]
+        heap = sum(block for block in freed if block <= MMAP_THRESHOLD_MAX)
     # the ranking's normalised copy, one chunk of rows at a time (attribution.partial_influences)
     ranking = 0 if keep_all else min(rows, RANKING_CHUNK_BYTES)
     m = keep + n_layers * n + n + n_logits
@@ -206,12 +229,13 @@ def estimate(
         "build": scaled + n_layers * n * d * F32,
         "rows": rows,
         "batch": batch + prefix,
+        "heap": heap,
         "ranking": ranking,
         "assemble": 0 if keep_all or not shapes.on_host else ((keep + n_logits) * m + m * m) * F32,
     }
     peak = max(
         terms["forward"] + terms["build"],
-        terms["forward"] + terms["sources"] + terms["rows"] + max(terms["batch"], ranking),
+        terms["forward"] + terms["sources"] + terms["rows"] + max(terms["batch"] + heap, ranking),
         terms["sources"] + terms["rows"] + terms["assemble"],
     )
     return Estimate(terms, peak, shapes.weight_bytes, batch_size, max_feature_nodes)

@@ -9,6 +9,7 @@ import torch
 
 from inference.engine import Graph, ReplacementModel, attribute, attribution
 from inference.engine.memory_plan import (
+    MMAP_THRESHOLD_MAX,
     ActiveFeatures,
     MemoryBudgetExceeded,
     Shapes,
@@ -99,7 +100,9 @@ def test_measure_counts_the_features_attribute_finds(
     assert longer.forward_bytes > active.forward_bytes > 0
 
 
-SHAPES = Shapes(n_layers=4, d_model=256, out_layers=(1, 1, 1, 1), dtype_bytes=4, weight_bytes=10**8)
+SHAPES = Shapes(
+    n_layers=4, d_model=256, n_heads=8, out_layers=(1, 1, 1, 1), dtype_bytes=4, weight_bytes=10**8
+)
 ACTIVE = ActiveFeatures(n_pos=64, per_layer=(2000,) * 4, densest=(40,) * 4, forward_bytes=10**7)
 
 
@@ -191,3 +194,23 @@ def _terms(max_feature_nodes: int | None) -> dict[str, int]:
     return estimate(
         SHAPES, ACTIVE, batch_size=32, max_feature_nodes=max_feature_nodes, n_logits=10
     ).terms
+
+
+def test_the_estimate_grows_with_the_attention_heads() -> None:
+    # vmap's batched copy of one layer's pattern: B x heads x n x n per batch
+    assert _peak(shapes=dataclasses.replace(SHAPES, n_heads=16)) > _peak()
+
+
+def test_the_heap_keeps_freed_blocks_up_to_the_mmap_threshold_only() -> None:
+    small = _terms(max_feature_nodes=1000)
+    assert small["heap"] > 0  # every block of this batch is below 32 MB: all of it stays
+    # 64 rows x 1,024 positions x d 256 x 4 bytes = 64 MB per gradient: unmapped when freed
+    long = dataclasses.replace(ACTIVE, n_pos=1024)
+    big = estimate(SHAPES, long, batch_size=64, max_feature_nodes=1000, n_logits=10).terms
+    gradient = 64 * 1024 * 256 * 4
+    assert gradient > MMAP_THRESHOLD_MAX
+    assert 0 < big["heap"] < gradient  # the row and the build's copies only
+    gpu = dataclasses.replace(SHAPES, on_host=False)
+    assert (
+        estimate(gpu, ACTIVE, batch_size=32, max_feature_nodes=1000, n_logits=10).terms["heap"] == 0
+    )
