@@ -29,7 +29,7 @@ from core.api import (
 from core.parsers import JSONParser
 from features.keys import parse_short
 from features.models import LanguageModel, TranscoderSet
-from graphs import artifacts, services
+from graphs import artifacts, list_cache, services
 from graphs.models import Graph, GraphNode, Subgraph
 from graphs.serializers import (
     FeatureGraphSerializer,
@@ -84,7 +84,9 @@ class GraphListView(generics.ListCreateAPIView[Graph]):
 
     @extend_schema(parameters=_LIST_PARAMS)
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+        return list_cache.answer(
+            request, lambda: super(GraphListView, self).get(request, *args, **kwargs)
+        )
 
     def get_queryset(self) -> Any:
         request = self.request

@@ -252,6 +252,9 @@ STORAGES = {
 # so a popular graph is not fetched from the bucket (or disk) on every request. Artifacts are
 # immutable (a new graph is a new name), so the copy never goes stale.
 ARTIFACT_MEMORY_CACHE_MB = env_int("ARTIFACT_MEMORY_CACHE_MB", 64, minimum=0)
+# Anonymous graph lists are answered from Redis while no write has changed them
+# (graphs/list_cache.py); this bounds an entry's life for writes that bypass the ORM. 0: off.
+GRAPH_LIST_CACHE_S = env_int("GRAPH_LIST_CACHE_S", 30, minimum=0, maximum=3600)
 # Graph diffs (analysis/diff_cache.py): prepared graphs and encoded answers kept per web process,
 # so comparing a graph again, or with another graph, does not read and parse it again.
 ANALYSIS_CACHE_MB = env_int("ANALYSIS_CACHE_MB", 128, minimum=0)

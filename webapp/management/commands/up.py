@@ -59,8 +59,8 @@ def web_command(host: str, port: int) -> list[str]:
         "--host", host, "--port", str(port),
         # Channels' router does not speak the lifespan protocol.
         "--lifespan", "off",
-        # Django runs a process's sync views one at a time (on one thread), so more requests
-        # in parallel need more processes.
+        # Each request runs on a thread of its own (webapp/http_handler.py), but Python runs
+        # one thread of a process at a time: more processes use more cores.
         "--workers", str(settings.WEB_WORKERS),
         # A line per request costs the server (and `up`, which copies it) more than a
         # lookup's own work; errors are still logged.
