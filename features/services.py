@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 
 from core.visibility import Visibility, is_staff
-from features.models import TOP_EXPLANATIONS, LanguageModel, TranscoderSet
+from features.models import TOP_EXPLANATIONS, LanguageModel
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -48,24 +48,6 @@ class LookupResult:
 
     def to_python(self) -> dict[str, Any]:
         return json.loads(self.to_json())
-
-
-def visible_sets(
-    pairs: set[tuple[str, str]], user: AbstractBaseUser | AnonymousUser | None
-) -> dict[tuple[str, str], int]:
-    """(model slug, set slug) -> transcoder set id, for the pairs this user may read."""
-    if not pairs:
-        return {}
-    sets = TranscoderSet.objects.filter(
-        model__slug__in={m for m, _ in pairs}, slug__in={s for _, s in pairs}
-    )
-    if not is_staff(user):
-        sets = sets.exclude(model__visibility=Visibility.PRIVATE)
-    return {
-        (model, slug): pk
-        for pk, model, slug in sets.values_list("pk", "model__slug", "slug")
-        if (model, slug) in pairs
-    }
 
 
 def _select(include: set[str], max_examples: int, max_explanations: int) -> tuple[str, list[Any]]:
@@ -128,34 +110,42 @@ def lookup(
     max_explanations: int = 10,
 ) -> LookupResult:
     """Features for ``keys`` in request order (repeats repeated); unknown keys in ``missing``."""
-    set_ids = visible_sets({(k.model, k.set) for k in keys}, user)
-    wanted = []
-    for position, key in enumerate(keys):
-        ts = set_ids.get((key.model, key.set))
-        if ts is not None:
-            wanted.append((ts, key.layer, key.index, position))
-    if not wanted:
-        return LookupResult("[]", list(keys), 0)
+    if not keys:
+        return LookupResult("[]", [], 0)
+    # Each (model, set) pair the keys name gets a number (its place in the pair arrays, as
+    # ``WITH ORDINALITY`` counts it), and the visibility check is a join on those few pairs in
+    # the same statement: one round trip per lookup, not a query for the readable sets first.
+    pairs = sorted({(k.model, k.set) for k in keys})
+    pair_numbers = {pair: n for n, pair in enumerate(pairs, start=1)}
     # Probed in index order (features are stored in that order too), so neighbouring keys hit
     # the same pages; json_agg puts the results back in request order.
-    wanted.sort()
-    ts_ids, layers, indexes, ords = zip(*wanted, strict=True)
+    wanted = sorted(
+        (pair_numbers[(k.model, k.set)], k.layer, k.index, position)
+        for position, k in enumerate(keys)
+    )
+    pair_ns, layers, indexes, ords = zip(*wanted, strict=True)
     select, params = _select(set(include), max_examples, max_explanations)
+    visibility = "" if is_staff(user) else "AND m.visibility <> %s"
     # The keys go in as array literals ('{1,2,3}'): building the text is C-speed, where
-    # adapting 4,000 Python ints one by one cost as much as the query. Model and set slugs
-    # come back from a join on the (few) transcoder sets instead of two more arrays.
+    # adapting 4,000 Python ints one by one cost as much as the query. The pair slugs (a
+    # handful) go in as ordinary parameters.
     sql = f"""
         SELECT coalesce(json_agg({select} ORDER BY k.ord), '[]'::json)::text,
                coalesce(array_agg(k.ord), '{{}}')
-        FROM unnest(%s::int[], %s::bigint[], %s::int[], %s::int[]) AS k(ord, ts, layer, idx)
+        FROM unnest(%s::int[], %s::int[], %s::int[], %s::int[]) AS k(ord, pair, layer, idx)
+        JOIN unnest(%s::text[], %s::text[]) WITH ORDINALITY AS p(model, set_slug, n)
+          ON p.n = k.pair
+        JOIN features_languagemodel m ON m.slug = p.model {visibility}
+        JOIN features_transcoderset s ON s.model_id = m.id AND s.slug = p.set_slug
         JOIN features_feature f
-          ON f.transcoder_set_id = k.ts AND f.layer = k.layer AND f.index = k.idx
-        JOIN features_transcoderset s ON s.id = k.ts
-        JOIN features_languagemodel m ON m.id = s.model_id
+          ON f.transcoder_set_id = s.id AND f.layer = k.layer AND f.index = k.idx
     """
-    arrays = ["{" + ",".join(map(str, values)) + "}" for values in (ords, ts_ids, layers, indexes)]
+    arrays = ["{" + ",".join(map(str, values)) + "}" for values in (ords, pair_ns, layers, indexes)]
+    pair_params: list[Any] = [[m for m, _ in pairs], [s for _, s in pairs]]
+    if visibility:
+        pair_params.append(Visibility.PRIVATE.value)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *arrays])
+        cursor.execute(sql, [*params, *arrays, *pair_params])
         results_json, found_ords = cursor.fetchone()
     found = set(found_ords)
     missing = [key for position, key in enumerate(keys) if position not in found]

@@ -42,9 +42,16 @@ from graphs.serializers import (
 )
 
 
-def _graph_or_404(request: Request, model: str, slug: str) -> Graph:
+def _graph_or_404(
+    request: Request,
+    model: str,
+    slug: str,
+    related: tuple[str, ...] = ("model", "transcoder_set", "owner"),
+) -> Graph:
+    """The graph, if this user may see it. ``related``: what the caller reads besides the
+    graph's own row (the serializer needs all three; artifact reads only the model's slug)."""
     return get_object_or_404(
-        Graph.objects.visible_to(request.user).select_related("model", "transcoder_set", "owner"),
+        Graph.objects.visible_to(request.user).select_related(*related),
         model__slug=model,
         slug=slug,
     )
@@ -258,7 +265,7 @@ class GraphArtifactView(generics.GenericAPIView[Graph]):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Graph JSON"), 304: None},
     )
     def get(self, request: Request, model: str, slug: str) -> HttpResponseBase:
-        graph = _graph_or_404(request, model, slug)
+        graph = _graph_or_404(request, model, slug, related=("model",))
         share = query_param(request, "subgraph", max_length=32)
         if share:
             return self._annotated(request, graph, share)
