@@ -72,6 +72,21 @@ describe("graphFromBytes", () => {
     }
   });
 
+  it("tells apart ids of one hash and length, in a slot's bytes and past them", () => {
+    // FNV-1a collisions: pairs of ids that share hash and length, so only their bytes tell them
+    // apart; in each pair one is a node and the other only a link end.
+    const short = ["0_0522789_0", "0_0739192_0"]; // differ within the 16 bytes a slot holds
+    const long = ["0_123456789012_00132789", "0_123456789012_00729192"]; // differ past them
+    const doc = randomDocument(20, 0) as { nodes: { node_id: string }[]; links: unknown[] };
+    doc.nodes[1]!.node_id = short[0]!;
+    doc.nodes[2]!.node_id = long[1]!;
+    const ids = [...short, ...long, doc.nodes[0]!.node_id, doc.nodes[3]!.node_id];
+    for (const source of ids) for (const target of ids) doc.links.push({ source, target, weight: random() - 0.5 });
+    const text = JSON.stringify(doc);
+    expect(splitLinks(bytesOf(text))).not.toBeNull();
+    expectSameAsJsonParse(text);
+  });
+
   it("reads the tiny fixture (old error ids, unknown ids, a string weight) as buildGraph does", () => {
     expectSameAsJsonParse(JSON.stringify(tinyGraphJson()));
   });
