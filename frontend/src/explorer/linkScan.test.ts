@@ -72,11 +72,11 @@ describe("graphFromBytes", () => {
     }
   });
 
-  it("tells apart ids of one hash and length, in a slot's bytes and past them", () => {
+  it("tells apart ids of one hash and length by their bytes", () => {
     // FNV-1a collisions: pairs of ids that share hash and length, so only their bytes tell them
     // apart; in each pair one is a node and the other only a link end.
-    const short = ["0_0522789_0", "0_0739192_0"]; // differ within the 16 bytes a slot holds
-    const long = ["0_123456789012_00132789", "0_123456789012_00729192"]; // differ past them
+    const short = ["0_0522789_0", "0_0739192_0"]; // differ in the middle
+    const long = ["0_123456789012_00132789", "0_123456789012_00729192"]; // differ past 16 bytes
     const doc = randomDocument(20, 0) as { nodes: { node_id: string }[]; links: unknown[] };
     doc.nodes[1]!.node_id = short[0]!;
     doc.nodes[2]!.node_id = long[1]!;

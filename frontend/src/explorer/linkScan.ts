@@ -337,66 +337,52 @@ export function asciiHash(text: string): number {
   return h | 0;
 }
 
-const SLOT = 8; // Int32 words per table slot: 32 bytes, half a cache line
-const INLINE = 16; // id bytes kept in the slot itself
-
 /**
  * Node index of each scanned link end: an open-addressing table over the ASCII ids of `index`
- * (ids with other characters can't match a link here: such links went the slow path). A slot
- * holds the id's hash, length, node index and its first 16 bytes, so a lookup of a usual id
- * (`20_12345_7`) reads one slot and nothing else: 4M lookups into a table of 100k ids miss the
- * cache on nearly every one, and a second read of the id's text elsewhere cost as much again.
- * Bytes past the 16th are kept in `tail` and compared there.
+ * (ids with other characters can't match a link here: such links went the slow path). The table
+ * and the ids' bytes are flat typed arrays, so a lookup touches a cache line or two, not strings
+ * scattered over the heap (4M lookups for a 2M-link graph).
  */
 export function resolveIds(index: Map<string, number>, bytes: Uint8Array, links: ScannedLinks): { src: Int32Array; dst: Int32Array } {
   const ids: string[] = [];
   const values: number[] = [];
-  let tailBytes = 0;
+  let idBytes = 0;
   for (const [id, i] of index) {
     if (/^[\x20-\x7e]*$/.test(id)) {
       ids.push(id);
       values.push(i);
-      tailBytes += Math.max(0, id.length - INLINE);
+      idBytes += id.length;
     }
   }
-  const tail = new Uint8Array(tailBytes);
+  const text = new Uint8Array(idBytes);
   let size = 16;
   while (size < ids.length * 2) size *= 2;
   const mask = size - 1;
-  // Per slot: hash, length (-1: empty slot), node index, offset of the bytes past INLINE in
-  // `tail`, then INLINE bytes of the id.
-  const table = new Int32Array(size * SLOT);
-  const tableBytes = new Uint8Array(table.buffer);
-  for (let slot = 0; slot < size; slot++) table[slot * SLOT + 1] = -1;
+  // Per slot: hash, offset of the id in `text`, its length, node index (length -1: empty slot).
+  const table = new Int32Array(size * 4);
+  for (let slot = 0; slot < size; slot++) table[slot * 4 + 2] = -1;
   let offset = 0;
   for (let k = 0; k < ids.length; k++) {
     const id = ids[k]!;
+    for (let c = 0; c < id.length; c++) text[offset + c] = id.charCodeAt(c);
     const h = asciiHash(id);
     let slot = h & mask;
-    while (table[slot * SLOT + 1] !== -1) slot = (slot + 1) & mask;
-    const t = slot * SLOT;
-    table.set([h, id.length, values[k]!, offset], t);
-    for (let c = 0; c < id.length; c++) {
-      if (c < INLINE) tableBytes[t * 4 + 16 + c] = id.charCodeAt(c);
-      else tail[offset++] = id.charCodeAt(c);
-    }
+    while (table[slot * 4 + 2] !== -1) slot = (slot + 1) & mask;
+    table.set([h, offset, id.length, values[k]!], slot * 4);
+    offset += id.length;
   }
   const lookup = (start: number, end: number, h: number): number => {
     if (start < 0) return -1;
     const length = end - start;
     for (let slot = h & mask; ; slot = (slot + 1) & mask) {
-      const t = slot * SLOT;
-      const idLength = table[t + 1]!;
+      const t = slot * 4;
+      const idLength = table[t + 2]!;
       if (idLength === -1) return -1;
       if (table[t] !== h || idLength !== length) continue;
-      const inline = t * 4 + 16;
-      const head = Math.min(length, INLINE);
+      const at = table[t + 1]!;
       let c = 0;
-      while (c < head && tableBytes[inline + c] === bytes[start + c]) c++;
-      if (c < head) continue;
-      const at = table[t + 3]! - INLINE;
-      while (c < length && tail[at + c] === bytes[start + c]) c++;
-      if (c === length) return table[t + 2]!;
+      while (c < length && text[at + c] === bytes[start + c]) c++;
+      if (c === length) return table[t + 3]!;
     }
   };
   const src = new Int32Array(links.count);
