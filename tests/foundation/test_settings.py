@@ -57,14 +57,14 @@ def test_it_refuses_a_malformed_value_naming_the_variable(
     assert message in result.stderr
 
 
-def _visibility_timeout(tmp_path: Path, **overrides: str) -> int:
-    """The visibility timeout the Celery app (what a worker and the web process use) is given."""
-    script = 'from core.celery import app; print(app.conf.broker_transport_options["visibility_timeout"])'
+def _python_output(tmp_path: Path, code: str, **overrides: str) -> str:
+    """The last line ``code`` prints in a new interpreter with this project's settings and env."""
     result = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", code],
         cwd=ROOT,
         env={
             **os.environ,
+            "DJANGO_SETTINGS_MODULE": "webapp.settings",
             "ATLAS_VAR_DIR": str(tmp_path),
             "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
             "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -75,7 +75,13 @@ def _visibility_timeout(tmp_path: Path, **overrides: str) -> int:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    return int(result.stdout)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _visibility_timeout(tmp_path: Path, **overrides: str) -> int:
+    """The visibility timeout the Celery app (what a worker and the web process use) is given."""
+    script = 'from core.celery import app; print(app.conf.broker_transport_options["visibility_timeout"])'
+    return int(_python_output(tmp_path, script, **overrides))
 
 
 def test_the_visibility_timeout_outlasts_the_longest_job_time_limit(tmp_path: Path) -> None:
@@ -184,23 +190,8 @@ def _settings_value(
 ) -> str:
     # As an ASGI server does: settings imported through webapp.asgi.
     load = "import webapp.asgi; " if asgi else ""
-    result = subprocess.run(
-        [sys.executable, "-c", f"{load}from django.conf import settings as s; print({expression})"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "webapp.settings",
-            "ATLAS_VAR_DIR": str(tmp_path),
-            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
-            "REDIS_URL": "redis://127.0.0.1:6379/0",
-            **overrides,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    code = f"{load}from django.conf import settings as s; print({expression})"
+    return _python_output(tmp_path, code, **overrides)
 
 
 def test_the_web_process_pools_connections_instead_of_keeping_one_per_request(
