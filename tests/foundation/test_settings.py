@@ -111,24 +111,13 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> Non
 
 
 def test_production_starts_with_a_secret_key_and_debug_off(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", "from django.conf import settings; print(settings.DEBUG)"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "webapp.settings",
-            "ATLAS_VAR_DIR": str(tmp_path),
-            "ATLAS_ENV": "production",
-            "SECRET_KEY": "x" * 50,
-            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
-            "REDIS_URL": "redis://127.0.0.1:6379/0",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    debug = _python_output(
+        tmp_path,
+        "from django.conf import settings; print(settings.DEBUG)",
+        ATLAS_ENV="production",
+        SECRET_KEY="x" * 50,
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert debug == "False"
 
 
 def test_local_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
