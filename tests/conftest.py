@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from channels.layers import channel_layers
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import User
 from django.test import override_settings
@@ -30,6 +31,16 @@ class QuickPBKDF2PasswordHasher(PBKDF2PasswordHasher):
 def _quick_password_hashing() -> Iterator[None]:
     with override_settings(PASSWORD_HASHERS=["tests.conftest.QuickPBKDF2PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """Each test gets its own channel layer. channels_redis keeps asyncio locks and receive state
+    from the event loop that used it, and every websocket test runs a loop of its own
+    (asyncio.run): a lock an earlier test's loop left held killed a later test's consumer with
+    "is bound to a different event loop", and its job's events never arrived."""
+    yield
+    channel_layers.backends.clear()
 
 
 def make_user(name: str) -> User:
