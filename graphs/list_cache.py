@@ -6,13 +6,13 @@ its next anonymous reader may not see: no private or unlisted graph, nobody's ow
 is the whole URL with its host (the page's ``next``/``previous`` links are absolute).
 
 Freshness: every entry carries the generation it was computed under, and any write that can
-change a list (a graph, its model or transcoder set, its owner's name) moves the generation on, and again once its transaction commits. The generation
-and the entry come back in one ``MGET``; an entry of an older generation is recomputed, so an
-edit is visible to the next request. A reader that started before a write stores its page under
-the generation it read first, which the commit moves past. Entries also expire
-after ``GRAPH_LIST_CACHE_S`` seconds, for writes that go around the ORM's signals (raw SQL, a
-data migration's ``update()``). Without Redis the list is computed as before: reads never
-depended on it.
+change a list (a graph, its model or transcoder set, its owner's name) moves the generation on,
+and again once its transaction commits. The generation and the entry come back in one ``MGET``;
+an entry of an older generation is recomputed, so an edit is visible to the next request. A
+reader that started before a write stores its page under the generation it read first, which
+the commit moves past. Entries also expire after ``GRAPH_LIST_CACHE_S`` seconds, for writes that
+go around the ORM's signals (raw SQL, a data migration's ``update()``). Without Redis the list
+is computed as before: reads never depended on it.
 """
 
 from __future__ import annotations
