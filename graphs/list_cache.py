@@ -87,6 +87,10 @@ def connect_signals() -> None:
     from graphs.models import Graph
 
     def receiver(**kwargs: Any) -> None:
+        # A sign-in saves only the user's ``last_login``, which no list shows; moving the
+        # generation on for it would retire the anonymous cache at every login.
+        if kwargs.get("update_fields") == frozenset({"last_login"}):
+            return
         changed()
 
     # Not GraphNode: its rows (what ``feature=`` filters on) are written and deleted with their

@@ -116,3 +116,20 @@ def test_no_cache_when_turned_off(
     client_for(None).get(LIST)
     with django_assert_num_queries(2):  # the count and the page
         assert slugs(client_for(None)) == ["open"]
+
+
+def test_a_sign_in_keeps_the_cache_and_a_profile_edit_retires_it(alice: Any, model: Any) -> None:
+    from django.contrib.auth.models import update_last_login
+    from django.core.cache import cache
+
+    from graphs.list_cache import GENERATION_KEY
+
+    make_graph(alice, slug="open", visibility="public")
+    slugs(client_for(None))
+    before = cache.get(GENERATION_KEY)
+    # What Django's login does: a save of last_login alone, which no list shows.
+    update_last_login(None, alice)
+    assert cache.get(GENERATION_KEY) == before
+    alice.first_name = "Alice"
+    alice.save(update_fields=["first_name"])
+    assert cache.get(GENERATION_KEY) != before
