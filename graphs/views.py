@@ -349,6 +349,11 @@ class GraphArtifactBinaryView(generics.GenericAPIView[Graph]):
 
     serializer_class = GraphSerializer
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The page asks for application/octet-stream, which no renderer makes: the sidecar is
+        # sent as bytes, not rendered, and an error is JSON whatever the client accepts.
+        return super().perform_content_negotiation(request, force=True)
+
     @extend_schema(
         responses={
             (200, "application/octet-stream"): OpenApiResponse(
