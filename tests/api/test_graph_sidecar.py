@@ -65,11 +65,16 @@ def test_the_sidecar_is_the_artifacts_graph_with_links_in_the_explorers_order(
 
 def test_it_answers_what_the_page_asks_for_and_errors_in_json(alice: Any, model: Any) -> None:
     graph = make_graph(alice, visibility="private")
-    accept = {"HTTP_ACCEPT": "application/octet-stream", "HTTP_ACCEPT_ENCODING": "gzip"}
-    response = client_for(alice).get(BINARY, **accept)
+
+    def get(user: Any) -> Any:
+        return client_for(user).get(
+            BINARY, HTTP_ACCEPT="application/octet-stream", HTTP_ACCEPT_ENCODING="gzip"
+        )
+
+    response = get(alice)
     assert response.status_code == 200
     graph_binary.verify(gzip.decompress(response.content), artifact_sha256=graph.artifact_sha256)
-    missing = client_for(None).get(BINARY, **accept)
+    missing = get(None)
     assert missing.status_code == 404
     assert missing["Content-Type"] == "application/json"
     assert "error" in missing.json()
