@@ -1,8 +1,9 @@
 """The explorer's binary sidecar of a stored graph (contract/graph_binary.py), kept in storage.
 
-Made from the artifact the first time it is asked for, gzipped as the artifact is, and saved
-beside it (``artifacts.sidecar_name``) in the same storage, so every web process and a restart
-find it there. A graph stored again has a new artifact, hence a new sidecar. What is read back
+Made when the graph is stored (from the document in hand), or else from the artifact the first
+time it is asked for (graphs stored before sidecars, or whose sidecar went missing); gzipped as
+the artifact is and saved beside it (``artifacts.sidecar_name``) in the same storage, so every
+web process and a restart find it there. A graph stored again has a new artifact, hence a new sidecar. What is read back
 from storage is checked before it is served (its header, the artifact's SHA-256 it names and
 the CRC-32 of its bytes): a damaged or missing sidecar is made again, never sent.
 """
@@ -13,6 +14,7 @@ import gzip
 import logging
 import threading
 import zlib
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -48,8 +50,7 @@ def _stored(name: str, artifact_sha256: str) -> bytes | None:
     return packed
 
 
-def _build(artifact_name: str, artifact_sha256: str, name: str) -> bytes:
-    document = artifacts.read_document(artifact_name)
+def _save(document: dict[str, Any], artifact_sha256: str, name: str) -> bytes:
     data = graph_binary.encode(document, artifact_sha256=artifact_sha256)
     # mtime=0: the same artifact always gives the same bytes, whichever process makes them.
     packed = gzip.compress(data, compresslevel=6, mtime=0)
@@ -58,6 +59,18 @@ def _build(artifact_name: str, artifact_sha256: str, name: str) -> bytes:
     if saved != name:  # another process saved the same bytes in between: keep one copy
         default_storage.delete(saved)
     return packed
+
+
+def store(document: dict[str, Any], artifact: artifacts.StoredArtifact) -> None:
+    """Make the sidecar of a graph as it is stored (``artifacts.write`` just wrote ``document``).
+
+    A document that cannot have one is only logged: the graph is stored all the same, and its
+    sidecar request answers 404, so the page reads the JSON.
+    """
+    try:
+        _save(document, artifact.sha256, artifacts.sidecar_name(artifact.name))
+    except graph_binary.GraphBinaryError as exc:
+        logger.warning("graph %s gets no sidecar: %s", artifact.name, exc)
 
 
 def sidecar_gzip(artifact_name: str, artifact_sha256: str) -> bytes:
@@ -73,7 +86,9 @@ def sidecar_gzip(artifact_name: str, artifact_sha256: str) -> bytes:
     with lock:
         if (packed := _checked.get(key)) is None:
             name = artifacts.sidecar_name(artifact_name)
-            packed = _stored(name, artifact_sha256) or _build(artifact_name, artifact_sha256, name)
+            packed = _stored(name, artifact_sha256) or _save(
+                artifacts.read_document(artifact_name), artifact_sha256, name
+            )
             _checked.put(key, packed, settings.ARTIFACT_MEMORY_CACHE_MB * 1024 * 1024)
     with _building_lock:
         _building.pop(key, None)

@@ -1,6 +1,7 @@
 """The explorer's binary sidecar endpoint (graphs/sidecar.py): the artifact's graph, served with
-the artifact's access rules and caching, made once, kept in storage, and made again whenever what
-storage holds is not whole or not this artifact's."""
+the artifact's access rules and caching, made when the graph is stored (or on the first request
+when there is none), kept in storage, and made again whenever what storage holds is not whole or
+not this artifact's."""
 
 from __future__ import annotations
 
@@ -117,12 +118,12 @@ def test_a_conditional_get_with_its_etag_is_a_304_without_building_anything(
 def test_a_private_graphs_sidecar_is_a_404_to_others_as_its_json_is(
     alice: Any, bob: Any, charlie: Any, model: Any
 ) -> None:
-    private = make_graph(alice, visibility="private")
+    make_graph(alice, visibility="private")
     make_graph(alice, slug="pub", visibility="public")
     make_graph(alice, slug="link", visibility="unlisted")
     assert client_for(charlie).get(BINARY).status_code == 404
     assert client_for(None).get(BINARY).status_code == 404
-    assert not default_storage.exists(_stored_name(private)), "nothing is built for a 404"
+    assert client_for(alice).get(BINARY).status_code == 200
     for user in (alice, bob, charlie, None):
         client = client_for(user)
         for slug in ("cat", "pub", "link"):
@@ -131,16 +132,33 @@ def test_a_private_graphs_sidecar_is_a_404_to_others_as_its_json_is(
             assert got == expected, (user, slug)
 
 
-def test_it_is_made_once_and_kept_in_storage(alice: Any, model: Any, monkeypatch: Any) -> None:
+def test_it_is_made_as_the_graph_is_stored_and_served_from_storage(
+    alice: Any, model: Any, monkeypatch: Any
+) -> None:
     graph = make_graph(alice)
-    assert not default_storage.exists(_stored_name(graph))
+    with default_storage.open(_stored_name(graph), "rb") as handle:
+        stored = gzip.decompress(handle.read())
+    # Made from the document in hand: the same bytes as from the artifact read back.
+    assert stored == graph_binary.encode(
+        artifacts.read_document(graph.artifact_name), artifact_sha256=graph.artifact_sha256
+    )
+    monkeypatch.setattr(graph_binary, "encode", lambda *a, **k: pytest.fail("made again"))
+    assert client_for(alice).get(BINARY).content == stored
+    _forget_checked()  # another process: reads storage, checks, serves
+    assert client_for(alice).get(BINARY).content == stored
+
+
+def test_a_graph_stored_without_one_gets_it_on_the_first_request_once(
+    alice: Any, model: Any, monkeypatch: Any
+) -> None:
+    graph = make_graph(alice)
+    default_storage.delete(_stored_name(graph))  # as a graph stored before sidecars existed
     first = client_for(alice).get(BINARY).content
+    graph_binary.verify(first, artifact_sha256=graph.artifact_sha256)
     with default_storage.open(_stored_name(graph), "rb") as handle:
         assert gzip.decompress(handle.read()) == first
-    # Another process (nothing in memory) reads storage; nobody parses the artifact again.
     _forget_checked()
     monkeypatch.setattr(artifacts, "read_document", lambda name: pytest.fail("rebuilt"))
-    assert client_for(alice).get(BINARY).content == first
     assert client_for(alice).get(BINARY).content == first
 
 
@@ -210,12 +228,12 @@ def test_a_graph_stored_again_gets_a_new_sidecar_and_a_deleted_one_takes_its_alo
 def test_a_graph_that_cannot_have_a_sidecar_is_a_404_and_its_json_still_serves(
     alice: Any, model: Any, monkeypatch: Any
 ) -> None:
-    make_graph(alice)
-
     def refuse(document: Any, *, artifact_sha256: str) -> bytes:
         raise graph_binary.GraphBinaryError("too large for a version-1 sidecar")
 
     monkeypatch.setattr(graph_binary, "encode", refuse)
+    graph = make_graph(alice)  # stored all the same, without a sidecar
+    assert not default_storage.exists(_stored_name(graph))
     response = client_for(alice).get(BINARY)
     assert response.status_code == 404
     assert "read its JSON" in response.json()["error"]
