@@ -141,7 +141,11 @@ def _bad_link(links: list[Any], index: dict[str, int]) -> GraphBinaryError:
 
 def encode(document: Mapping[str, Any], *, artifact_sha256: str) -> bytes:
     """The sidecar of a stored graph document (see the module docstring)."""
-    if len(artifact_sha256) != 64:
+    try:
+        digest = bytes.fromhex(artifact_sha256)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
         raise GraphBinaryError("artifact_sha256: expected 64 hex digits")
     text = _document_text(document)
     source, target, weight = _link_arrays(document)
@@ -149,8 +153,9 @@ def encode(document: Mapping[str, Any], *, artifact_sha256: str) -> bytes:
     with np.errstate(over="ignore"):
         as_float32 = weight.astype(np.float32)
     exact = bool((as_float32.astype(np.float64) == weight).all())
-    weights = as_float32 if exact else weight
-    sections = [text, source.tobytes(), target.tobytes(), weights.tobytes()]
+    arrays = (source, target, as_float32 if exact else weight)
+    # Little-endian whatever the machine making it.
+    sections = [text, *(a.astype(a.dtype.newbyteorder("<")).tobytes() for a in arrays)]
     offsets = []
     at = HEADER_BYTES
     for section in sections:
@@ -165,7 +170,7 @@ def encode(document: Mapping[str, Any], *, artifact_sha256: str) -> bytes:
         HEADER_BYTES,
         len(document["nodes"]),
         len(source),
-        weights.itemsize,
+        arrays[2].itemsize,
         0,
         offsets[0],
         len(text),
@@ -173,7 +178,7 @@ def encode(document: Mapping[str, Any], *, artifact_sha256: str) -> bytes:
         offsets[2],
         offsets[3],
         at,
-        bytes.fromhex(artifact_sha256),
+        digest,
         zlib.crc32(body),
         0,
     )

@@ -143,6 +143,13 @@ def test_a_document_that_is_not_a_stored_graph_is_refused(edit: Any, message: st
         graph_binary.encode(document, artifact_sha256=SHA)
 
 
+def test_an_artifact_digest_that_is_not_sha256_hex_is_refused() -> None:
+    document = random_graph(random.Random(4), n_links=2, float32_weights=True)
+    for digest in ("ab" * 31, "zz" * 32, ""):
+        with pytest.raises(GraphBinaryError, match="64 hex digits"):
+            graph_binary.encode(document, artifact_sha256=digest)
+
+
 def _damaged(data: bytes, at: int, value: bytes) -> bytes:
     return data[:at] + value + data[at + len(value) :]
 
