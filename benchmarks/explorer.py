@@ -1,17 +1,20 @@
 """Benchmark the graph explorer in headless Chromium on synthetic graphs.
 
     .venv/bin/python benchmarks/explorer.py            # 10,000 nodes / 200,000 links and 1,000 nodes
-    .venv/bin/python benchmarks/explorer.py --sizes 1000:12000
+    .venv/bin/python benchmarks/explorer.py --sizes 1000:12000 --sources binary --json out.json
 
-Measures, per graph: page open to first interactive draw (navigation start to the first painted
+Measures, per graph and per source the page reads it from (``binary``: the server's sidecar,
+contract/graph_binary.py, with the JSON beside it as the page gets them from the site; ``json``:
+the JSON alone, as from an older server or another host): page open to first interactive draw (navigation start to the first painted
 frame with every panel set up, graph download and parse included), hover repaint (hit test +
 store update + the hover layer's repaint, p50/p95 over many nodes), pruning slider update (input
 event to repainted frame), tab memory (renderer process RSS and JS heap; then again after a full
 garbage collection), and the explorer's JS/CSS size gzipped. The page is the built bundle
 (static/dist, `cd frontend && npm run build`) in a harness that mirrors
 graphs/templates/graphs/explorer.html, served by a local HTTP server that sends the graph gzipped
-as the artifact endpoint does; no database is needed. Results go to
-test-output/benchmarks/explorer.json and a screenshot per graph next to it.
+as the artifact endpoint does (and the sidecar, encoded by the server's encoder, the same way);
+no database is needed. Results go to ``--json`` (default test-output/benchmarks/explorer.json)
+and a screenshot per graph next to it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gzip
+import hashlib
 import http.server
 import json
 import os
@@ -32,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from contract import graph_binary  # noqa: E402
 from tests.e2e.synthetic_graph import synthetic_graph  # noqa: E402
 
 DIST = ROOT / "static" / "dist"
@@ -131,16 +136,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def harness(manifest: dict[str, Any]) -> str:
+def harness(manifest: dict[str, Any], source: str) -> str:
     entry = manifest["src/explorer/main.ts"]
     css = "".join(f'<link rel="stylesheet" href="/static/dist/{c}">' for c in entry.get("css", []))
     site_css = "".join(
         f'<link rel="stylesheet" href="/static/dist/{c}">'
         for c in manifest["src/main.ts"].get("css", [])
     )
+    binary = ' data-graph-binary-url="/graph.bin"' if source == "binary" else ""
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">{site_css}{css}
 <script type="module" src="/static/dist/{entry["file"]}"></script></head>
-<body><main><div id="explorer" data-graph-url="/graph.json" data-model="synthetic" data-set="clt">
+<body><main><div id="explorer" data-graph-url="/graph.json"{binary} data-model="synthetic" data-set="clt">
 <p class="explorer-status">Loading graph…</p></div></main></body></html>"""
 
 
@@ -149,16 +155,23 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        if self.path.startswith("/graph.json"):
-            body = (Path(self.directory) / "graph.json.gz").read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
+        for path, file, content_type in (
+            ("/graph.json", "graph.json.gz", "application/json"),
+            ("/graph.bin", "graph.bin.gz", "application/octet-stream"),
+        ):
+            if self.path.startswith(path):
+                self.send_gzip(Path(self.directory) / file, content_type)
+                return
         super().do_GET()
+
+    def send_gzip(self, file: Path, content_type: str) -> None:
+        body = file.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 def renderer_rss_mb(browser_pid: int | None) -> float:
@@ -189,10 +202,32 @@ def bundle_sizes(manifest: dict[str, Any]) -> dict[str, int]:
     return {"raw_bytes": raw, "gzip_bytes": gz}
 
 
-def run_one(browser: Any, root: Path, n_nodes: int, n_links: int) -> dict[str, Any]:
+def write_graph(root: Path, n_nodes: int, n_links: int) -> dict[str, float]:
+    """The graph's JSON and its sidecar, gzipped as the server stores them; their sizes."""
     document = synthetic_graph(n_nodes, n_links, slug=f"bench-{n_nodes}")
     data = json.dumps(document).encode()
-    (root / "graph.json.gz").write_bytes(gzip.compress(data, 6))
+    sidecar = graph_binary.encode(document, artifact_sha256=hashlib.sha256(data).hexdigest())
+    packed = {"json": gzip.compress(data, 6), "binary": gzip.compress(sidecar, 6)}
+    (root / "graph.json.gz").write_bytes(packed["json"])
+    (root / "graph.bin.gz").write_bytes(packed["binary"])
+    return {
+        "json_mb": round(len(data) / 1e6, 1),
+        "json_gzip_mb": round(len(packed["json"]) / 1e6, 1),
+        "binary_mb": round(len(sidecar) / 1e6, 1),
+        "binary_gzip_mb": round(len(packed["binary"]) / 1e6, 1),
+    }
+
+
+def run_one(
+    browser: Any,
+    root: Path,
+    page_html: str,
+    source: str,
+    n_nodes: int,
+    n_links: int,
+    sizes: dict[str, float],
+) -> dict[str, Any]:
+    (root / "index.html").write_text(page_html)
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
     )
@@ -210,16 +245,18 @@ def run_one(browser: Any, root: Path, n_nodes: int, n_links: int) -> dict[str, A
             opens.append(
                 page.evaluate(
                     "() => ({ready: window.__explorer.linkGraph.scheduler.stats.firstDrawAt,"
-                    " load: window.__explorer.loadMs})"
+                    " load: window.__explorer.loadMs, source: window.__explorer.graphSource})"
                 )
             )
+        if any(o["source"] != source for o in opens):
+            raise SystemExit(f"the page read the graph from {opens[-1]['source']}, not {source}")
         page.wait_for_timeout(300)
-        page.screenshot(path=str(OUT / f"explorer-{n_nodes}.png"))
+        page.screenshot(path=str(OUT / f"explorer-{n_nodes}-{source}.png"))
         hover = page.evaluate(HOVER, 200)
         slider_values = [round(0.95 - 0.05 * k, 2) for k in range(16)] + [0.8]
         slider = page.evaluate(SLIDER, slider_values)
         page.wait_for_timeout(300)
-        page.screenshot(path=str(OUT / f"explorer-{n_nodes}-selected.png"))
+        page.screenshot(path=str(OUT / f"explorer-{n_nodes}-{source}-selected.png"))
         scroll = page.evaluate(SCROLL, 60)
         heap = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : null")
         rss = renderer_rss_mb(None)
@@ -236,7 +273,8 @@ def run_one(browser: Any, root: Path, n_nodes: int, n_links: int) -> dict[str, A
     return {
         "nodes": n_nodes,
         "links": n_links,
-        "json_mb": round(len(data) / 1e6, 1),
+        "source": source,
+        **sizes,
         "open_to_first_draw_ms": [round(o["ready"], 1) for o in opens],
         "open_breakdown_ms": {k: round(v, 1) for k, v in opens[-1]["load"].items()},
         "hover_repaint_ms": {
@@ -279,7 +317,16 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default="10000:200000,1000:12000", help="nodes:links, comma-separated"
     )
+    parser.add_argument(
+        "--sources",
+        default="binary,json",
+        help="what the page reads the graph from: binary (the sidecar), json; comma-separated",
+    )
+    parser.add_argument("--json", type=Path, default=OUT / "explorer.json", help="results file")
     args = parser.parse_args()
+    sources = args.sources.split(",")
+    if not set(sources) <= {"binary", "json"}:
+        sys.exit("--sources: binary and/or json")
     manifest_path = DIST / ".vite" / "manifest.json"
     if not manifest_path.exists():
         sys.exit("build the frontend first: cd frontend && npm run build")
@@ -298,7 +345,6 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         root = Path(tmp)
-        (root / "index.html").write_text(harness(manifest))
         # Where the site serves the bundle: its worker is loaded from there (/static/dist/ is the
         # bundle's base), so anywhere else the page would parse the graph on the main thread.
         (root / "static").mkdir()
@@ -308,11 +354,17 @@ def main() -> None:
         )
         for size in args.sizes.split(","):
             n_nodes, n_links = (int(x) for x in size.split(":"))
-            print(f"graph {n_nodes:,} nodes / {n_links:,} links …", flush=True)
-            results["runs"].append(run_one(browser, root, n_nodes, n_links))
+            sizes = write_graph(root, n_nodes, n_links)
+            for source in sources:
+                print(f"graph {n_nodes:,} nodes / {n_links:,} links from {source} …", flush=True)
+                page_html = harness(manifest, source)
+                results["runs"].append(
+                    run_one(browser, root, page_html, source, n_nodes, n_links, sizes)
+                )
         browser.close()
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    (OUT / "explorer.json").write_text(json.dumps(results, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 

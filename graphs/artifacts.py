@@ -4,7 +4,9 @@ Why this form: the browser already decompresses gzip natively, so the stored byt
 as they are (``Content-Encoding: gzip``, ETag = SHA-256 of the JSON, conditional GET) with no
 work per request; and it is the same schema users export, so there is one format to keep right.
 Graphs too large to ship whole are read through ``neighbourhood()``, which keeps a parsed,
-indexed copy of the few most recently used graphs in memory.
+indexed copy of the few most recently used graphs in memory. Beside each artifact, storage may
+hold the explorer's binary sidecar made from it (graphs/sidecar.py); it goes when the artifact
+goes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+
+from contract.graph_binary import VERSION as SIDECAR_VERSION
 
 _CACHE_GRAPHS = 4
 # Big enough that a read from a bucket is a few requests, small enough to keep memory flat.
@@ -53,9 +57,16 @@ def write(document: dict[str, Any], *, model_slug: str, slug: str) -> StoredArti
     return StoredArtifact(saved, hashlib.sha256(raw).hexdigest(), len(raw), len(packed))
 
 
+def sidecar_name(name: str) -> str:
+    """Where the binary sidecar of the artifact ``name`` is kept (a new artifact, a new name)."""
+    return f"{name.removesuffix('.json.gz')}.explorer-v{SIDECAR_VERSION}.bin.gz"
+
+
 def delete(name: str) -> None:
+    """Delete an artifact and its sidecar, if one was made (deleting a missing file is a no-op)."""
     if name:
         default_storage.delete(name)
+        default_storage.delete(sidecar_name(name))
 
 
 def read_gzip(name: str) -> bytes:
@@ -67,7 +78,7 @@ def read_document(name: str) -> dict[str, Any]:
     return json.loads(gzip.decompress(read_gzip(name)))
 
 
-class _BytesCache:
+class BytesCache:
     """The most recently used gzipped artifacts, up to a total size (LRU)."""
 
     def __init__(self) -> None:
@@ -95,7 +106,7 @@ class _BytesCache:
                 self._bytes -= len(dropped)
 
 
-_gzip_cache = _BytesCache()
+_gzip_cache = BytesCache()
 
 
 def read_gzip_cached(name: str, sha256: str) -> bytes:

@@ -64,11 +64,16 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
     )
     names = {"model": model, "slug": slug}
     graph_url = reverse("api-graph-artifact", kwargs=names)
+    # The page reads the binary sidecar of a whole graph, and the JSON if that fails; a skeleton
+    # (the strongest links of a graph too big to ship whole) has no sidecar.
+    graph_binary_url = reverse("api-graph-artifact-binary", kwargs=names)
     if graph.n_links > LINKS_ON_DEMAND_ABOVE:
         graph_url += f"?max_links={SKELETON_LINKS}"
+        graph_binary_url = ""
     context = {
         "graph": graph,
         "graph_url": graph_url,
+        "graph_binary_url": graph_binary_url,
         "neighbourhood_url": reverse("api-graph-neighbourhood", kwargs=names),
         # The script appends a share slug (?subgraph=<slug> opens a saved subgraph).
         "subgraph_url": reverse("api-subgraph", kwargs={"share_slug": "-"})[:-1],

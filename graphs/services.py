@@ -37,7 +37,7 @@ from contract.graph_json import (
 )
 from core.visibility import Visibility
 from features.models import LanguageModel, TranscoderSet
-from graphs import artifacts, references
+from graphs import artifacts, references, sidecar
 from graphs.models import Graph, GraphNode, Subgraph
 from graphs.server_paths import scrub_metadata, without_paths
 
@@ -164,6 +164,7 @@ def store_graph(
 
     stored = artifacts.write(graph.document, model_slug=model.slug, slug=slug)
     try:
+        sidecar.store(graph.document, stored)
         with transaction.atomic():
             row = Graph.objects.create(
                 model=model,

@@ -9,6 +9,11 @@ urlpatterns = [
     path(_GRAPH, views.GraphDetailView.as_view(), name="api-graph"),
     path(f"{_GRAPH}/artifact", views.GraphArtifactView.as_view(), name="api-graph-artifact"),
     path(
+        f"{_GRAPH}/artifact/binary",
+        views.GraphArtifactBinaryView.as_view(),
+        name="api-graph-artifact-binary",
+    ),
+    path(
         f"{_GRAPH}/neighbourhood",
         views.GraphNeighbourhoodView.as_view(),
         name="api-graph-neighbourhood",

@@ -17,6 +17,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from contract.graph_binary import GraphBinaryError
 from contract.graph_json import GraphValidationError
 from core.api import (
     PayloadTooLarge,
@@ -29,7 +30,7 @@ from core.api import (
 from core.parsers import JSONParser
 from features.keys import parse_short
 from features.models import LanguageModel, TranscoderSet
-from graphs import artifacts, list_cache, services
+from graphs import artifacts, list_cache, services, sidecar
 from graphs.models import Graph, GraphNode, Subgraph
 from graphs.serializers import (
     FeatureGraphSerializer,
@@ -336,6 +337,50 @@ class GraphArtifactView(generics.GenericAPIView[Graph]):
             response["Content-Disposition"] = (
                 f'attachment; filename="{graph.model.slug}-{graph.slug}-{subgraph.share_slug}.json"'
             )
+        return response
+
+
+class GraphArtifactBinaryView(generics.GenericAPIView[Graph]):
+    """The explorer's binary sidecar of the graph JSON (contract/graph_binary.py): the document
+    without its links, then the links as typed arrays in the explorer's edge order.
+
+    Same access, ETag/conditional GET and caching as the artifact; gzip on the wire. 404 when
+    the graph cannot have one (read its JSON then)."""
+
+    serializer_class = GraphSerializer
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The page asks for application/octet-stream, which no renderer makes: the sidecar is
+        # sent as bytes, not rendered, and an error is JSON whatever the client accepts.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="Graph sidecar, version 1"
+            ),
+            304: None,
+        },
+    )
+    def get(self, request: Request, model: str, slug: str) -> HttpResponseBase:
+        graph = _graph_or_404(request, model, slug, related=("model",))
+        etag = sidecar.etag(graph.artifact_sha256)
+        if _etag_matches(request, etag):
+            response: HttpResponseBase = HttpResponse(status=304)
+        else:
+            try:
+                packed = sidecar.sidecar_gzip(graph.artifact_name, graph.artifact_sha256)
+            except GraphBinaryError as exc:
+                raise NotFound(f"this graph has no binary sidecar ({exc}); read its JSON") from exc
+            if _accepts_gzip(request):
+                response = HttpResponse(packed, content_type="application/octet-stream")
+                response["Content-Encoding"] = "gzip"
+            else:
+                response = HttpResponse(
+                    gzip.decompress(packed), content_type="application/octet-stream"
+                )
+        response["ETag"] = etag
+        _cache_headers(response, graph)
         return response
 
 

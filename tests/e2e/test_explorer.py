@@ -49,6 +49,14 @@ STATE = """() => {
   };
 }"""
 
+# What the page made of the graph, whole, to compare two ways of reading it.
+GRAPH_READ = """() => {
+  const e = window.__explorer; const g = e.store.get().graph; const a = x => Array.from(x);
+  return {source: e.graphSource, ids: g.nodes.map(n => n.id), edgeSrc: a(g.edgeSrc),
+    edgeDst: a(g.edgeDst), edgeWeight: a(g.edgeWeight), edgeCumBefore: a(g.edgeCumBefore),
+    outEdges: a(g.outEdges), inEdges: a(g.inEdges), inputAbsSum: a(g.inputAbsSum)};
+}"""
+
 
 @pytest.fixture
 def graph_url(live_server: Any) -> str:
@@ -247,6 +255,21 @@ def test_exports_carry_the_view(page: Any, graph_url: str, output_dir: Path) -> 
         target = output_dir / f"export-{name.lower().replace(' ', '-')}{suffix}"
         download.value.save_as(target)
         assert target.stat().st_size > 500, name
+    assert page.errors == []
+
+
+def test_the_page_reads_the_binary_sidecar_and_the_json_when_there_is_none(
+    page: Any, graph_url: str
+) -> None:
+    open_explorer(page, graph_url)
+    from_binary = page.evaluate(GRAPH_READ)
+    # An older server: no sidecar at that address. The page reads the JSON, to the same graph.
+    page.route("**/artifact/binary", lambda route: route.fulfill(status=404, body=""))
+    open_explorer(page, graph_url)
+    from_json = page.evaluate(GRAPH_READ)
+    assert (from_binary.pop("source"), from_json.pop("source")) == ("binary", "json")
+    assert len(from_binary["edgeSrc"]) == 12000
+    assert from_binary == from_json
     assert page.errors == []
 
 

@@ -99,7 +99,7 @@ export function rawNode(graph: Graph, i: number): Record<string, unknown> {
   return records[graph.nodeSource[i]!] as Record<string, unknown>;
 }
 
-type EdgeFields = Pick<
+export type EdgeFields = Pick<
   Graph,
   "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeCumBefore" | "outStart" | "outEdges" | "inStart" | "inEdges" | "outDst" | "inSrc" | "inputAbsSum"
 >;
@@ -284,6 +284,21 @@ export function linksFromObjects(index: Map<string, number>, rawLinks: unknown[]
  * beyond being an array.
  */
 export function buildGraph(json: unknown, links?: (index: Map<string, number>) => RawLinks): Graph {
+  return graphWithEdges(json, (index, n) => {
+    const listed = asRecord(json)?.["links"];
+    const raw = links ? links(index) : linksFromObjects(index, Array.isArray(listed) ? (listed as unknown[]) : []);
+    return { edges: indexEdges(n, raw), count: raw.count };
+  });
+}
+
+/**
+ * The edges of a graph whose nodes are read: from their node indices (`index`, `n` nodes kept of
+ * the file's `records`), the indexed edges and how many links the source had, usable or not.
+ */
+export type EdgesOf = (index: Map<string, number>, n: number, records: number) => { edges: EdgeFields; count: number };
+
+/** buildGraph with the edges from `edgesOf` (a binary sidecar gives them already indexed). */
+export function graphWithEdges(json: unknown, edgesOf: EdgesOf): Graph {
   const root = asRecord(json);
   // `links` may be left out: a graph too large to ship whole comes as nodes only, and the page
   // loads the links of the nodes in focus from the neighbourhood API (see ./neighbourhood.ts).
@@ -336,8 +351,7 @@ export function buildGraph(json: unknown, links?: (index: Map<string, number>) =
     nCtx = Math.max(nCtx, node.ctx + 1);
   }
 
-  const rawLinks = links ? links(index) : linksFromObjects(index, Array.isArray(root["links"]) ? (root["links"] as unknown[]) : []);
-  const edges = indexEdges(n, rawLinks);
+  const { edges, count } = edgesOf(index, n, rawNodes.length);
   // A skeleton (artifact ?links=none or ?max_links=N) says how many links the whole graph has.
   const total = root["links_total"];
   const linksTotal = typeof total === "number" && Number.isInteger(total) && total >= 0 ? total : 0;
@@ -359,7 +373,7 @@ export function buildGraph(json: unknown, links?: (index: Map<string, number>) =
     ...edges,
     partial: !Array.isArray(root["links"]) || linksTotal > edges.nEdges,
     linksTotal: Math.max(linksTotal, edges.nEdges),
-    dropped: { nodes: droppedNodes, links: rawLinks.count - edges.nEdges },
+    dropped: { nodes: droppedNodes, links: count - edges.nEdges },
   };
 }
 
@@ -428,21 +442,32 @@ function indexEdges(n: number, rawLinks: RawLinks, base?: EdgeFields): EdgeField
   const absW = new Float64Array(kept);
   for (let e = 0; e < kept; e++) absW[e] = Math.abs(weight[e]!);
   const order = orderByDescending(absW);
-
   const edgeSrc = new Int32Array(kept);
   const edgeDst = new Int32Array(kept);
   const edgeWeight = new Float64Array(kept);
-  const edgeCumBefore = new Float32Array(kept);
-  let total = 0;
-  for (let e = 0; e < kept; e++) total += absW[e]!;
-  let running = 0;
   for (let e = 0; e < kept; e++) {
     const o = order[e]!;
     edgeSrc[e] = src[o]!;
     edgeDst[e] = dst[o]!;
     edgeWeight[e] = weight[o]!;
+  }
+  return edgesInOrder(n, edgeSrc, edgeDst, edgeWeight);
+}
+
+/**
+ * The edge fields of edges already in the explorer's order (by |weight| descending, as
+ * orderByDescending sorts): the pruning shares and the CSR arrays, in one pass each and no sort.
+ * The binary sidecar's links come in this order (./graphBinary.ts).
+ */
+export function edgesInOrder(n: number, edgeSrc: Int32Array, edgeDst: Int32Array, edgeWeight: Float64Array): EdgeFields {
+  const kept = edgeSrc.length;
+  const edgeCumBefore = new Float32Array(kept);
+  let total = 0;
+  for (let e = 0; e < kept; e++) total += Math.abs(edgeWeight[e]!);
+  let running = 0;
+  for (let e = 0; e < kept; e++) {
     edgeCumBefore[e] = total > 0 ? running / total : 0;
-    running += absW[o]!;
+    running += Math.abs(edgeWeight[e]!);
   }
 
   const outStart = new Int32Array(n + 1);

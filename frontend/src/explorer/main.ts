@@ -9,7 +9,7 @@ import { setUpExplainAction } from "./explainAction";
 import { download, exportGraphJson, linkGraphSvg, subgraphSvg, svgToPng } from "./exporting";
 import { featureKeyOf, setUpFeaturePanel } from "./featurePanel";
 import type { Graph } from "./graph";
-import { graphFromBytes } from "./linkScan";
+import { loadGraphFrom, type GraphSourceKind, type GraphUrls } from "./graphSource";
 import { setUpLinkGraph, type LinkGraphHandle } from "./linkGraph";
 import type { LoaderReply } from "./loader.worker";
 import { setUpNodeConnections } from "./connections";
@@ -33,6 +33,7 @@ declare global {
       linkGraph: LinkGraphHandle;
       lookup: FeatureLookup | null;
       loadMs: Record<string, number>;
+      graphSource: GraphSourceKind; // what the graph was read from: its binary sidecar or its JSON
     };
   }
 }
@@ -272,8 +273,9 @@ function prefetchSummaries(graph: Graph, store: ExplorerStore, lookup: FeatureLo
 }
 
 /** Load and index the graph in a worker (see ./loader.worker.ts); on the main thread without one. */
-async function loadGraph(url: string, loadMs: Record<string, number>): Promise<Graph> {
-  const absolute = new URL(url, location.href).href;
+async function loadGraph(urls: GraphUrls, loadMs: Record<string, number>): Promise<{ graph: Graph; source: GraphSourceKind }> {
+  const absolute = (url: string): string => new URL(url, location.href).href;
+  const request: GraphUrls = { json: absolute(urls.json), ...(urls.binary ? { binary: absolute(urls.binary) } : {}) };
   if (typeof Worker !== "undefined") {
     let worker: Worker | null = null;
     try {
@@ -281,12 +283,12 @@ async function loadGraph(url: string, loadMs: Record<string, number>): Promise<G
       const reply = await new Promise<LoaderReply>((resolve, reject) => {
         worker!.onmessage = (event: MessageEvent<LoaderReply>) => resolve(event.data);
         worker!.onerror = (event) => reject(new Error(event.message || "worker failed"));
-        worker!.postMessage({ url: absolute });
+        worker!.postMessage(request);
       });
       if (!reply.ok) throw new GraphLoadError(reply.message);
       loadMs["fetch"] = reply.fetchMs;
       loadMs["build"] = reply.buildMs;
-      return reply.graph;
+      return { graph: reply.graph, source: reply.source };
     } catch (error) {
       if (error instanceof GraphLoadError) throw error;
       // No worker (blocked by a policy, say): do it here.
@@ -294,15 +296,14 @@ async function loadGraph(url: string, loadMs: Record<string, number>): Promise<G
       worker?.terminate();
     }
   }
-  const t0 = performance.now();
-  const response = await fetch(absolute, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-  if (!response.ok) throw new GraphLoadError(`the graph could not be loaded (HTTP ${response.status})`);
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  loadMs["fetch"] = performance.now() - t0;
-  const t1 = performance.now();
-  const graph = graphFromBytes(bytes);
-  loadMs["build"] = performance.now() - t1;
-  return graph;
+  try {
+    const loaded = await loadGraphFrom(request);
+    loadMs["fetch"] = loaded.fetchMs;
+    loadMs["build"] = loaded.buildMs;
+    return { graph: loaded.graph, source: loaded.source };
+  } catch (error) {
+    throw new GraphLoadError(error instanceof Error ? error.message : "the graph could not be loaded");
+  }
 }
 
 class GraphLoadError extends Error {}
@@ -320,15 +321,17 @@ function subgraphBanner(saved: SavedSubgraph): HTMLElement {
 
 async function start(root: HTMLElement): Promise<void> {
   const graphUrl = root.dataset["graphUrl"] ?? "";
+  const graphBinaryUrl = root.dataset["graphBinaryUrl"] ?? "";
   const lookupUrl = root.dataset["lookupUrl"] ?? "";
   const model = root.dataset["model"] ?? "";
   const set = root.dataset["set"] ?? "";
   const status = el("p", "explorer-status", "Loading graph…");
   root.replaceChildren(status);
   let graph: Graph;
+  let graphSource: GraphSourceKind;
   const loadMs: Record<string, number> = {};
   try {
-    graph = await loadGraph(graphUrl, loadMs);
+    ({ graph, source: graphSource } = await loadGraph({ json: graphUrl, ...(graphBinaryUrl ? { binary: graphBinaryUrl } : {}) }, loadMs));
   } catch (error) {
     status.textContent = error instanceof Error ? error.message : "the graph could not be loaded";
     status.classList.add("is-error");
@@ -467,7 +470,7 @@ async function start(root: HTMLElement): Promise<void> {
   loadMs["setup"] = performance.now() - t2;
 
   // The browser tests and the load benchmark read the page through this handle.
-  window.__explorer = { store, linkGraph, lookup, loadMs };
+  window.__explorer = { store, linkGraph, lookup, loadMs, graphSource };
   announceExplorer({ store, subgraph: saved });
   requestAnimationFrame(() => {
     linkGraph.scheduler.flush();
