@@ -15,10 +15,14 @@ from core.visibility import Visibility
 from features.models import LanguageModel
 from graphs.models import Graph
 
-# Above this many links the page asks for a skeleton (every node, the strongest links) and loads
-# the other links of the nodes in focus from the neighbourhood endpoint.
+# Above this many links the page's JSON is a skeleton (every node, the strongest links), and the
+# other links of the nodes in focus come from the neighbourhood endpoint.
 LINKS_ON_DEMAND_ABOVE = 500_000
 SKELETON_LINKS = 200_000
+# Up to this many links the page reads the whole graph from its binary sidecar all the same, the
+# skeleton being only its fallback: from the sidecar a 2,000,000-link graph opens in about 1.5 s
+# in a tab under 500 MB (docs/explorer.md), where its JSON took 3-4 s.
+WHOLE_FROM_SIDECAR_UP_TO = 2_000_000
 
 # The scores a graph may carry (Graph.scores, from the engine's pruning or the file's metadata),
 # shown on its page with what they measure.
@@ -64,11 +68,13 @@ def explorer(request: HttpRequest, model: str, slug: str) -> HttpResponse:
     )
     names = {"model": model, "slug": slug}
     graph_url = reverse("api-graph-artifact", kwargs=names)
-    # The page reads the binary sidecar of a whole graph, and the JSON if that fails; a skeleton
-    # (the strongest links of a graph too big to ship whole) has no sidecar.
+    # The page reads the binary sidecar of the whole graph, and the JSON if that fails; a graph
+    # too big for either whole has only its skeleton's JSON (the strongest links), which has no
+    # sidecar.
     graph_binary_url = reverse("api-graph-artifact-binary", kwargs=names)
     if graph.n_links > LINKS_ON_DEMAND_ABOVE:
         graph_url += f"?max_links={SKELETON_LINKS}"
+    if graph.n_links > WHOLE_FROM_SIDECAR_UP_TO:
         graph_binary_url = ""
     context = {
         "graph": graph,

@@ -240,15 +240,21 @@ def test_a_graph_that_cannot_have_a_sidecar_is_a_404_and_its_json_still_serves(
     assert client_for(alice).get(ARTIFACT).status_code == 200
 
 
-def test_the_explorer_page_offers_the_sidecar_of_a_whole_graph_only(
+def test_the_explorer_page_offers_the_sidecar_of_a_graph_it_can_open_whole(
     alice: Any, model: Any, monkeypatch: Any
 ) -> None:
     make_graph(alice)
     page = reverse("graph-explorer", kwargs={"model": "tiny", "slug": "cat"})
     html = client_for(alice).get(page).content.decode()
     assert f'data-graph-binary-url="{BINARY}"' in html
-    # A graph the page reads as a skeleton (its strongest links) has no sidecar to offer.
+    assert "max_links=" not in html
+    # A big graph: still whole from the sidecar, its skeleton (the strongest links) the fallback.
     monkeypatch.setattr(pages, "LINKS_ON_DEMAND_ABOVE", 1)
+    html = client_for(alice).get(page).content.decode()
+    assert f'data-graph-binary-url="{BINARY}"' in html
+    assert "max_links=" in html
+    # Too big to open whole either way: only the skeleton, which has no sidecar.
+    monkeypatch.setattr(pages, "WHOLE_FROM_SIDECAR_UP_TO", 1)
     html = client_for(alice).get(page).content.decode()
     assert "data-graph-binary-url" not in html
     assert "max_links=" in html

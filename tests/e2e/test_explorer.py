@@ -294,6 +294,8 @@ def test_a_big_graph_opens_as_a_skeleton_and_loads_links_for_the_nodes_in_focus(
 
     monkeypatch.setattr(pages, "LINKS_ON_DEMAND_ABOVE", 1000)
     monkeypatch.setattr(pages, "SKELETON_LINKS", 500)
+    # Its sidecar would give the whole graph (the next test); here it is too big for that too.
+    monkeypatch.setattr(pages, "WHOLE_FROM_SIDECAR_UP_TO", 1000)
     open_explorer(page, graph_url)
     assert page.evaluate("window.__explorer.store.get().graph.nEdges") == 500
     assert "links are loaded" in page.locator(".explorer-note").inner_text()
@@ -302,6 +304,24 @@ def test_a_big_graph_opens_as_a_skeleton_and_loads_links_for_the_nodes_in_focus(
     click_node(page, node)
     wait_until(page, "window.__explorer.store.get().graph.nEdges > 500")
     page.locator(".connections .vrow[data-node]").first.wait_for()
+    assert page.errors == []
+
+
+def test_a_big_graph_opens_whole_from_its_sidecar_and_as_a_skeleton_without_one(
+    page: Any, graph_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graphs import pages
+
+    monkeypatch.setattr(pages, "LINKS_ON_DEMAND_ABOVE", 1000)
+    monkeypatch.setattr(pages, "SKELETON_LINKS", 500)
+    open_explorer(page, graph_url)
+    assert page.evaluate("window.__explorer.store.get().graph.nEdges") == 12000
+    assert "loaded of" not in page.locator("[data-testid=counts]").inner_text()
+    # The sidecar cannot be read: the page falls back to the skeleton's JSON.
+    page.route("**/artifact/binary", lambda route: route.fulfill(status=404, body=""))
+    open_explorer(page, graph_url)
+    assert page.evaluate("window.__explorer.store.get().graph.nEdges") == 500
+    assert "loaded of 12,000" in page.locator("[data-testid=counts]").inner_text()
     assert page.errors == []
 
 
