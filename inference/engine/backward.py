@@ -78,7 +78,7 @@ class _Block:
     # weights, the per-position scales into the pattern (a scale at target position q and one
     # at source position q' are a factor of the pattern's entry (q, q')); so the attention's
     # backward pass is three GEMMs and no elementwise pass over the batch.
-    pattern_t: torch.Tensor  # (n_pos source, heads, n_pos target)
+    pattern_t: torch.Tensor  # (n_pos source, heads, n_pos target): the patterns transposed
     w_v: torch.Tensor  # (kv_heads x head_dim, d), the input norm folded in
     w_o: torch.Tensor  # (d, heads x head_dim), the output norm (Gemma's) folded in
     to_input: _Norm | None  # from the transcoder input back to the residual (None: it is it)
@@ -238,7 +238,9 @@ class LinearisedBackward:
         """(k, P, d): what the attention of `block` sends back to its input residual."""
         k, p, d = g.shape
         n_heads, head_dim, group = self._heads(block)
-        # (heads x positions, rows x head_dim): each head's gradient at its output, stacked.
+        # (heads x positions, rows x head_dim): each head's gradient at its output, stacked, so
+        # that one GEMM crosses a key/value group's patterns for every row at once (no expanded
+        # copy of the shared values).
         z = (g.reshape(k * p, d) @ block.w_o).view(k, p, n_heads, head_dim)
         z = z.permute(2, 1, 0, 3).reshape(n_heads * p, k * head_dim)
         # (source position, heads x target position): every head's pattern, transposed.
