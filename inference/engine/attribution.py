@@ -14,8 +14,9 @@ Algorithm (circuit-tracer / "Attribution Graphs" methods):
    ``update_interval`` batches (as circuit-tracer does).
 4. assemble: rows and columns in the node order of graph.py.
 
-Backward passes (rows.py) are batched with ``torch.autograd.grad(..., is_grads_batched=True)`` over a
-single forward pass, so memory does not grow with copies of the model's activations.
+Backward passes (rows.py, backward.py) are written out by hand over what the single forward pass
+recorded (frozen patterns and norm scales), a batch of rows at a time, each batch over only the
+positions and layers its rows reach.
 
 Job-system interface (kept stable):
 - ``on_progress(phase, fraction)`` is called with phase in ``PHASES`` = ("forward", "logits",
