@@ -32,12 +32,12 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
 - ``heap`` (on the host only): what the C allocator keeps of freed memory. glibc's malloc
   raises its mmap threshold to the size of the largest block freed (up to 32 MB,
   ``MMAP_THRESHOLD_MAX``), so after the first batch every block up to that size comes from the
-  heap, and a freed block stays mapped instead of going back to the system; the next batch does
-  not fit wholly into the holes. Measured (``benchmarks/memory_plan.py``; the same runs with
-  ``MALLOC_MMAP_THRESHOLD_`` fixed, where freed blocks are unmapped, peak lower by about one
-  batch): the previous batch's working set and the build's freed copies stay resident beside
-  the current batch. Counted: those of their blocks that are at most 32 MB (larger ones are
-  always mapped and unmapped).
+  heap, and a freed block stays mapped instead of going back to the system. Measured
+  (``benchmarks/memory_plan.py``): the hand-written backward pass allocates its working blocks
+  in the same sizes block after block, so they refill their own holes, but the batch's
+  gradient buffer follows the batch's span of positions and the previous one's stays resident,
+  as do the row and the build's freed copies. Counted: those blocks that are at most 32 MB
+  (larger ones are always mapped and unmapped).
 - ``ranking`` (selection only, between batches): the ranking's normalised copy of the rows,
   made a chunk of about 256 MB at a time, ``min(rows, 256 MB)``.
 - ``assemble`` (selection only, after the forward pass is freed): the rows reordered,
@@ -227,8 +227,9 @@ def estimate(
     backward = n_layers * (shapes.n_heads * n * n + attn_weights) * b
     heap = 0
     if shapes.on_host:  # the malloc heap's freed blocks (module docstring)
-        # the build term's blocks: one layer's two decoder copies, the reconstruction
-        freed = [*grads, row, scaled // 2, scaled // 2, *[n * d * F32] * n_layers]
+        # the previous batch's gradient buffer and row, and the build term's blocks: one
+        # layer's two decoder copies, the reconstruction
+        freed = [grad, row, scaled // 2, scaled // 2, *[n * d * F32] * n_layers]
         heap = sum(block for block in freed if block <= MMAP_THRESHOLD_MAX)
     # the ranking's normalised copy, one chunk of rows at a time (attribution.partial_influences)
     ranking = 0 if keep_all else min(rows, RANKING_CHUNK_BYTES)
