@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import nn
 
 NormKind = Literal["rms", "rms_plus_one", "layernorm"]
@@ -47,7 +48,26 @@ class ModelAdapter:
     # feed attention scores (Qwen3/Gemma3 q_norm, k_norm) need no freezing: patterns are frozen.
     block_norms: tuple[str, ...]
     norm_kind: NormKind
+    # The value path through attention, for the hand-written backward pass (backward.py): the
+    # pre-attention norm, the value and output projections, and Gemma's post-attention norm.
+    attn_norm: str
+    value_proj: str
+    attn_out_proj: str
+    attn_out_norm: str | None = None
+    # GPT-2's Conv1D layers store weights as (in, out), and c_attn packs queries, keys, values.
+    conv1d_qkv: bool = False
     position_embed: str | None = None  # GPT-2 learned positions: a constant, not a node
+
+    def value_and_output_weights(self, block: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n_kv_heads x head_dim, d_model) value and (d_model, n_heads x head_dim) output
+        projection weights of `block`, as nn.Linear stores them (y = x W^T); views, no copies."""
+        w_v, w_o = resolve(block, self.value_proj).weight, resolve(block, self.attn_out_proj).weight
+        assert isinstance(w_v, torch.Tensor)
+        assert isinstance(w_o, torch.Tensor)
+        if self.conv1d_qkv:
+            d = w_v.shape[0]
+            return w_v[:, 2 * d :].T, w_o.T
+        return w_v, w_o
 
     def hook(self, name: str) -> tuple[str, HookKind]:
         """Block-relative module path and how to read it for a circuit-tracer hook name."""
@@ -76,6 +96,9 @@ def _llama_like(family: str, *architectures: str) -> ModelAdapter:
         mlp_out_norm=None,
         block_norms=("input_layernorm", "post_attention_layernorm"),
         norm_kind="rms",
+        attn_norm="input_layernorm",
+        value_proj="self_attn.v_proj",
+        attn_out_proj="self_attn.o_proj",
     )
 
 
@@ -97,6 +120,10 @@ def _gemma(family: str, *architectures: str) -> ModelAdapter:
             "post_feedforward_layernorm",
         ),
         norm_kind="rms_plus_one",
+        attn_norm="input_layernorm",
+        value_proj="self_attn.v_proj",
+        attn_out_proj="self_attn.o_proj",
+        attn_out_norm="post_attention_layernorm",
     )
 
 
@@ -118,6 +145,10 @@ ADAPTERS: tuple[ModelAdapter, ...] = (
         mlp_out_norm=None,
         block_norms=("ln_1", "ln_2"),
         norm_kind="layernorm",
+        attn_norm="ln_1",
+        value_proj="attn.c_attn",
+        attn_out_proj="attn.c_proj",
+        conv1d_qkv=True,
         position_embed="transformer.wpe",
     ),
 )

@@ -14,8 +14,9 @@ Algorithm (circuit-tracer / "Attribution Graphs" methods):
    ``update_interval`` batches (as circuit-tracer does).
 4. assemble: rows and columns in the node order of graph.py.
 
-Backward passes (rows.py) are batched with ``torch.autograd.grad(..., is_grads_batched=True)`` over a
-single forward pass, so memory does not grow with copies of the model's activations.
+Backward passes (rows.py, backward.py) are written out by hand over what the single forward pass
+recorded (frozen patterns and norm scales), a batch of rows at a time, each batch over only the
+positions and layers its rows reach.
 
 Job-system interface (kept stable):
 - ``on_progress(phase, fraction)`` is called with phase in ``PHASES`` = ("forward", "logits",
@@ -34,10 +35,9 @@ import torch
 
 from contract.params import ENGINE_BATCH_SIZE, AttributeParams
 
-from .adapters import resolve
 from .graph import Graph
-from .replacement import LinearisedForward, ReplacementModel, run_linearised
-from .rows import RowComputer
+from .replacement import ReplacementModel, run_linearised
+from .rows import RowComputer, by_layer
 
 PHASES = ("forward", "logits", "features")
 ProgressCallback = Callable[[str, float], None]
@@ -238,114 +238,30 @@ def _logit_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Rows
         run.progress("logits", (i + k) / n_logits)
 
 
-@dataclass(frozen=True)
-class _Group:
-    """Feature rows that backpropagate through one forward pass over the first ``end`` tokens."""
-
-    end: int
-    members: torch.Tensor  # indices into the active features, in batch order (layer, position)
-
-
-def _position_groups(
-    layers: torch.Tensor, positions: torch.Tensor, n_pos: int, batch_size: int, forward_cost: float
-) -> list[_Group]:
-    """Feature rows grouped by position, the group width chosen by a cost model of the work.
-
-    A row at (layer l, position q) needs a backward pass over positions ≤ q and the l + 1 blocks
-    below its layer; a batch works on its group's prefix ``end`` and up to its highest layer for
-    every row, so its cost is ``rows x end x (max layer + 1)``. Each group but the last needs its
-    own forward pass over ``end`` tokens, ``forward_cost`` times a row's backward per block and
-    position. Narrow groups waste less of the backward work on positions after a row but need
-    more forward passes and mix more layers per batch; the width with the least total is used
-    (the ideal, every row over exactly its own prefix and layers, is the bound).
-    """
-    n_layers = int(layers.max()) + 1 if len(layers) else 1
-    candidates = sorted({*range(1, 17), *(-(-n_pos // g) for g in range(1, 65))})
-    best: tuple[float, int] | None = None
-    for width in (w for w in candidates if w <= n_pos):
-        group = positions // width
-        key = group * n_layers + layers
-        order = torch.argsort(key * n_pos + positions, stable=True)
-        g_sorted, l_sorted = group[order], layers[order]
-        starts = torch.searchsorted(g_sorted, g_sorted, side="left")
-        batch = g_sorted * (len(layers) + 1) + (torch.arange(len(order)) - starts) // batch_size
-        ids, inverse = torch.unique(batch, return_inverse=True)
-        top = torch.zeros(len(ids), dtype=torch.long).scatter_reduce(
-            0, inverse, l_sorted, "amax", include_self=False
-        )
-        count = torch.bincount(inverse, minlength=len(ids))
-        end = torch.clamp((ids // (len(layers) + 1) + 1) * width, max=n_pos)
-        backward = float((count * end * (top + 1)).sum())
-        ends = torch.clamp((group.unique() + 1) * width, max=n_pos)
-        forward = forward_cost * n_layers * float(ends[ends < n_pos].sum())
-        if best is None or backward + forward < best[0]:
-            best = (backward + forward, width)
-    width = best[1] if best is not None else n_pos
-    group = positions // width
-    order = torch.argsort((group * n_layers + layers) * n_pos + positions, stable=True)
-    return [
-        _Group(min((g + 1) * width, n_pos), order[group[order] == g])
-        for g in group.unique().tolist()
-    ]
-
-
-def _forward_cost(model: ReplacementModel) -> float:
-    """A forward pass's work per block and position, in units of one row's backward pass there.
-
-    The forward runs every weight of the block; the linearised backward skips the MLP (replaced
-    by the transcoder's leaf) and the detached query and key projections, leaving the value and
-    output projections: about half of the attention's weights when, as in every supported family,
-    queries and outputs have the same width and keys and values another one.
-    """
-    block = model.blocks[0]
-    weights = sum(p.numel() for p in block.parameters())
-    mlp = sum(p.numel() for p in resolve(block, model.adapter.mlp).parameters())
-    return 2 * weights / max(weights - mlp, 1)
-
-
-def _all_feature_rows(
-    run: _Run,
-    computer: RowComputer,
-    rows: _Rows,
-    forward_prefix: Callable[[int], LinearisedForward],
-    forward_cost: float,
-) -> None:
-    """Every feature's row, by groups of positions (`_position_groups`): the features of a group
-    (positions below its end P) backpropagate through a forward pass over the first P tokens only;
-    within a group, batches follow the layer order, so each reaches only the layers below its
-    own."""
-    device, n_pos, n_active = computer.token_vectors.device, computer.n_pos, computer.n_active
+def _all_feature_rows(run: _Run, computer: RowComputer, rows: _Rows) -> None:
+    """Every feature's row, in batches of neighbouring positions: a batch's backward pass covers
+    the positions up to its last row's (rows.py), so ordering by position keeps each batch's
+    span short; each batch is then sorted by layer, which the backward pass needs."""
+    device, n_active = computer.token_vectors.device, computer.n_active
     feat_layers, feat_pos = computer.active_features[:, 0], computer.active_features[:, 1]
-    groups = _position_groups(feat_layers, feat_pos, n_pos, run.batch_size, forward_cost)
-    n_done = 0
-    for group in groups:
-        prefix = None if group.end == n_pos else forward_prefix(group.end)
-        for c in range(0, len(group.members), run.batch_size):
-            run.check_stop()
-            idx = group.members[c : c + run.batch_size]
-            on_device = idx.to(device)
-            result = computer.rows(
-                feat_layers[idx], feat_pos[idx].to(device), computer.encoder_rows(on_device), prefix
-            )
-            rows.buffer[idx, : rows.logit_offset] = result.cpu()
-            n_done += len(idx)
-            run.progress("features", n_done / n_active)
-        del prefix  # one prefix pass alive at a time
+    order = torch.argsort(feat_pos * (computer.n_layers + 1) + feat_layers, stable=True)
+    for c in range(0, n_active, run.batch_size):
+        run.check_stop()
+        idx = by_layer(order[c : c + run.batch_size], feat_layers)
+        on_device = idx.to(device)
+        result = computer.rows(
+            feat_layers[idx], feat_pos[idx].to(device), computer.encoder_rows(on_device)
+        )
+        rows.buffer[idx, : rows.logit_offset] = result.cpu()
+        run.progress("features", (c + len(idx)) / n_active)
 
 
-def _feature_rows(
-    run: _Run,
-    computer: RowComputer,
-    targets: _Targets,
-    rows: _Rows,
-    forward_prefix: Callable[[int], LinearisedForward],
-    forward_cost: float,
-) -> torch.Tensor:
+def _feature_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Rows) -> torch.Tensor:
     """Rows of the features, all of them or the ``n_keep`` most influential; returns the
     (n_active,) bool mask of the visited features."""
     if rows.keep_all:
         run.progress("features", 0.0 if computer.n_active else 1.0)
-        _all_feature_rows(run, computer, rows, forward_prefix, forward_cost)
+        _all_feature_rows(run, computer, rows)
         return torch.ones(computer.n_active, dtype=torch.bool)
     device, home = computer.token_vectors.device, rows.buffer.device
     n_active, n_keep = computer.n_active, rows.n_keep
@@ -361,9 +277,12 @@ def _feature_rows(
         rank = torch.argsort(influence[:n_active], descending=True).cpu()
         wanted = min(run.update_interval * run.batch_size, n_keep - n_visited)
         pending = rank[~visited[rank]][:wanted]
+        # Every pending row is computed before the next ranking, so their order is free: by
+        # position, each batch's backward pass spans fewer positions (rows.py).
+        pending = pending[torch.argsort(computer.active_features[pending, 1], stable=True)]
         for c in range(0, len(pending), run.batch_size):
             run.check_stop()
-            idx = pending[c : c + run.batch_size]
+            idx = by_layer(pending[c : c + run.batch_size], feat_layers)
             on_device = idx.to(device)
             result = computer.rows(
                 feat_layers[idx], feat_pos[on_device], computer.encoder_rows(on_device)
@@ -441,15 +360,8 @@ def attribute(
     n_keep = n_active if max_feature_nodes is None else min(max_feature_nodes, n_active)
     rows = _Rows.allocate(computer, len(targets.labels), n_keep, model.device)
     _logit_rows(run, computer, targets, rows)
-    visited = _feature_rows(
-        run,
-        computer,
-        targets,
-        rows,
-        lambda n: run_linearised(model, tokens[:n]),
-        _forward_cost(model),
-    )
-    del trace, computer.trace  # frees the autograd graph of the forward pass
+    del trace  # the backward pass reads only its patterns and norm scales
+    visited = _feature_rows(run, computer, targets, rows)
     selected = visited.nonzero().squeeze(1)
 
     token_strings = [model.decode_token(int(t)) for t in tokens]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -52,6 +53,22 @@ def _family_eager(
     return result
 
 
+# Set by `recording_patterns`: layer index -> that layer's frozen pattern (batch row 0).
+_PATTERNS: ContextVar[dict[int, torch.Tensor] | None] = ContextVar("patterns", default=None)
+
+
+@contextmanager
+def recording_patterns() -> Iterator[dict[int, torch.Tensor]]:
+    """Every ``DETACHED_PATTERN`` attention run inside stores its (heads, n, n) pattern here, by
+    its module's ``layer_idx``: the hand-written backward pass (backward.py) needs them."""
+    patterns: dict[int, torch.Tensor] = {}
+    token = _PATTERNS.set(patterns)
+    try:
+        yield patterns
+    finally:
+        _PATTERNS.reset(token)
+
+
 def _detached_pattern(
     module: nn.Module,
     query: torch.Tensor,
@@ -61,7 +78,11 @@ def _detached_pattern(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Only the value path carries gradient: the pattern is a constant."""
-    return _family_eager(module, query.detach(), key.detach(), value, *args, **kwargs)
+    output, pattern = _family_eager(module, query.detach(), key.detach(), value, *args, **kwargs)
+    patterns = _PATTERNS.get()
+    if patterns is not None and pattern is not None:
+        patterns[int(getattr(module, "layer_idx", 0))] = pattern.detach()[0]
+    return output, pattern
 
 
 def _row0_pattern(
@@ -137,18 +158,22 @@ def frozen_norm(
     kind: NormKind,
     scale_from: Callable[[torch.Tensor], torch.Tensor],
     on_normalized: Callable[[torch.Tensor], None] | None = None,
+    on_scale: Callable[[torch.Tensor], None] | None = None,
 ) -> Forward:
     """A forward for norm `module` whose denominator is computed from ``scale_from(x)`` (a
-    detached `x`, or its first batch row); ``on_normalized`` sees the normalised input."""
+    detached `x`, or its first batch row); ``on_normalized`` sees the normalised input and
+    ``on_scale`` the (..., n, 1) constant 1/denominator."""
     eps = norm_eps(module)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         weight: torch.Tensor = module.weight  # type: ignore[assignment]
+        scale = norm_scale(scale_from(x), kind, eps)
+        if on_scale is not None:
+            on_scale(scale)
         if kind != "layernorm" and on_normalized is None:
-            scale = norm_scale(scale_from(x), kind, eps)
             out: torch.Tensor = _FrozenRMSNorm.apply(x, scale, weight, kind == "rms_plus_one")
             return out
-        norm = normalized(x, kind, norm_scale(scale_from(x), kind, eps))
+        norm = normalized(x, kind, scale)
         if kind == "layernorm":
             norm = norm.to(x.dtype)  # a layernorm hands on its input's dtype, the RMS norms float32
         if on_normalized is not None:
@@ -236,5 +261,6 @@ __all__ = [
     "norm_eps",
     "norm_scale",
     "normalized",
+    "recording_patterns",
     "residual_norms",
 ]

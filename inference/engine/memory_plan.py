@@ -20,31 +20,34 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
 - ``rows``: the row buffer. With every feature kept, the (N + k)² adjacency in float32 on the
   CPU; when selecting, ``(K + k) (N + k) f32`` on the model's device, which the ranking reads in
   column chunks (`partial_influences`) instead of through a full copy.
-- ``batch`` (one backward batch): the gradient at every output hook and the embedding,
-  ``(L + 1) B n d b``; autograd's working gradients while crossing the blocks,
-  ``4 B n d b`` (``BACKWARD_WORKING_SET``: the residual stream, the attention's value path,
-  the frozen norms; measured on CPU with freed blocks unmapped, see ``heap``); vmap's batched
-  copy of one layer's attention pattern, ``B H n² b`` (``H`` heads); the seed, ``B n d b``; a
-  float32 copy of one layer's gradient on a bfloat16 model, ``B n d f32``; the batch's row,
-  ``B (N + k) f32``. With every feature kept, a group's prefix forward pass of up to n
-  positions is alive beside the main one: ``forward`` again, as an upper bound.
+- ``backward`` (kept from `RowComputer` on, backward.py): every layer's frozen attention pattern
+  with the norm scales folded in, ``L H n² b`` (``H`` heads), and the value and output
+  projection weights with the norm gains folded in, ``L (d Q + V d) b`` (``Q`` = H x head_dim
+  and ``V`` = key/value heads x head_dim, the projections' widths).
+- ``batch`` (one backward batch, backward.py): the gradient at the residual stream and the
+  attention's result, ``2 B n d b`` (``BACKWARD_WORKING_SET``); the heads' gradients and
+  their reordered copy, ``2 B n Q b``; one key/value group's value gradients, ``B n V b``; on a
+  bfloat16 model, float32 copies of one output hook's gradient and the embeddings',
+  ``2 B n d f32``; the batch's row, ``B (N + k) f32``.
 - ``heap`` (on the host only): what the C allocator keeps of freed memory. glibc's malloc
   raises its mmap threshold to the size of the largest block freed (up to 32 MB,
   ``MMAP_THRESHOLD_MAX``), so after the first batch every block up to that size comes from the
-  heap, and a freed block stays mapped instead of going back to the system; the next batch does
-  not fit wholly into the holes. Measured (``benchmarks/memory_plan.py``; the same runs with
-  ``MALLOC_MMAP_THRESHOLD_`` fixed, where freed blocks are unmapped, peak lower by about one
-  batch): the previous batch's working set and the build's freed copies stay resident beside
-  the current batch. Counted: those of their blocks that are at most 32 MB (larger ones are
-  always mapped and unmapped).
+  heap, and a freed block stays mapped instead of going back to the system. Measured
+  (``benchmarks/memory_plan.py``): the hand-written backward pass allocates its working blocks
+  in the same sizes block after block, so they refill their own holes, but the batch's
+  gradient buffer follows the batch's span of positions and the previous one's stays resident,
+  as do the row and the build's freed copies. Counted: those blocks that are at most 32 MB
+  (larger ones are always mapped and unmapped).
 - ``ranking`` (selection only, between batches): the ranking's normalised copy of the rows,
   made a chunk of about 256 MB at a time, ``min(rows, 256 MB)``.
 - ``assemble`` (selection only, after the forward pass is freed): the rows reordered,
   ``(K + k) M f32`` with ``M = K + L n + n + k``, and the (M, M) adjacency.
 
 On a GPU (``Shapes.on_host`` False) the terms that live on the host are left out: the kept-all
-adjacency, the assembly and the heap. Peak = max(forward + build, forward + sources + rows +
-max(batch + heap, ranking), sources + rows + assemble). The model's and the transcoders'
+adjacency, the assembly and the heap. Peak = max(forward + backward + build, forward + backward +
+sources + rows + max(batch + heap, ranking), sources + rows + assemble). The forward pass's
+autograd graph is freed before the feature rows, but its blocks stay in the host's heap, so it
+is counted beside the batch. The model's and the transcoders'
 weights (``weights``) are resident before the run and come on top on the device;
 `Estimate.device_total` adds them.
 """
@@ -62,10 +65,9 @@ import torch
 from .replacement import ReplacementModel, run_linearised
 
 F32 = 4  # bytes of a float32
-# autograd's own working gradients per batched row while crossing the blocks, in units of
-# n_pos x d_model elements of the model's dtype: measured on CPU with MALLOC_MMAP_THRESHOLD_
-# fixed, so that freed blocks are unmapped and the peak is what is alive (benchmarks/memory_plan.py)
-BACKWARD_WORKING_SET = 4
+# the backward pass's (n_pos, d_model)-sized blocks alive per batched row beside the heads'
+# gradients (backward.py): the residual stream's gradient and the attention's result
+BACKWARD_WORKING_SET = 2
 # glibc malloc's largest dynamic mmap threshold (64-bit): blocks above it are always unmapped
 # when freed, blocks up to it stay in the heap (the ``heap`` term)
 MMAP_THRESHOLD_MAX = 32 * 2**20
@@ -92,7 +94,9 @@ class Shapes:
 
     n_layers: int
     d_model: int
-    n_heads: int  # attention heads (query heads): vmap copies one layer's pattern per row
+    n_heads: int  # attention heads (query heads): the backward pass keeps every layer's pattern
+    attn_width: int  # heads x head_dim: the output projection's input width
+    value_width: int  # key/value heads x head_dim: the value projection's output width
     out_layers: tuple[int, ...]  # per source layer, how many layers its decoder writes
     dtype_bytes: int  # of the model's dtype
     weight_bytes: int  # the model's parameters and the transcoders' encoders, on the device
@@ -105,10 +109,13 @@ class Shapes:
         tc = model.transcoders
         params = sum(p.numel() * p.element_size() for p in model.model.parameters())
         encoders = sum(w.numel() * w.element_size() for w in tc.W_enc)
+        w_v, w_o = model.adapter.value_and_output_weights(model.blocks[0])
         return cls(
             n_layers=model.n_layers,
             d_model=model.d_model,
             n_heads=int(model.text_config.num_attention_heads),
+            attn_width=int(w_o.shape[1]),
+            value_width=int(w_v.shape[0]),
             out_layers=tuple(dec.n_out_layers for dec in tc.decoders),
             dtype_bytes=torch.empty(0, dtype=model.dtype).element_size(),
             weight_bytes=params + encoders,
@@ -208,34 +215,40 @@ def estimate(
     if keep_all and not shapes.on_host:
         rows = 0  # the adjacency is filled on the host, a batch's rows at a time
     grad = batch_size * n * d * b  # one gradient-sized block
-    grads = [grad] * (n_layers + 2 + BACKWARD_WORKING_SET)
+    grads = [grad] * BACKWARD_WORKING_SET
+    grads += [batch_size * n * shapes.attn_width * b] * 2 + [
+        batch_size * n * shapes.value_width * b
+    ]
     if b != F32:
-        grads.append(batch_size * n * d * F32)
-    pattern = batch_size * shapes.n_heads * n * n * b
+        grads += [batch_size * n * d * F32] * 2
     row = batch_size * width * F32
-    batch = sum(grads) + pattern + row
-    prefix = active.forward_bytes if keep_all else 0
+    batch = sum(grads) + row
+    attn_weights = d * shapes.attn_width + shapes.value_width * d
+    backward = n_layers * (shapes.n_heads * n * n + attn_weights) * b
     heap = 0
     if shapes.on_host:  # the malloc heap's freed blocks (module docstring)
-        # the build term's blocks: one layer's two decoder copies, the reconstruction
-        freed = [*grads, pattern, row, scaled // 2, scaled // 2, *[n * d * F32] * n_layers]
+        # the previous batch's gradient buffer and row, and the build term's blocks: one
+        # layer's two decoder copies, the reconstruction
+        freed = [grad, row, scaled // 2, scaled // 2, *[n * d * F32] * n_layers]
         heap = sum(block for block in freed if block <= MMAP_THRESHOLD_MAX)
     # the ranking's normalised copy, one chunk of rows at a time (attribution.partial_influences)
     ranking = 0 if keep_all else min(rows, RANKING_CHUNK_BYTES)
     m = keep + n_layers * n + n + n_logits
     terms = {
         "forward": active.forward_bytes,
+        "backward": backward,
         "sources": blocks + (n_layers + 1) * n * d * F32,
         "build": scaled + n_layers * n * d * F32,
         "rows": rows,
-        "batch": batch + prefix,
+        "batch": batch,
         "heap": heap,
         "ranking": ranking,
         "assemble": 0 if keep_all or not shapes.on_host else ((keep + n_logits) * m + m * m) * F32,
     }
+    alive = terms["forward"] + backward
     peak = max(
-        terms["forward"] + terms["build"],
-        terms["forward"] + terms["sources"] + terms["rows"] + max(terms["batch"] + heap, ranking),
+        alive + terms["build"],
+        alive + terms["sources"] + terms["rows"] + max(terms["batch"] + heap, ranking),
         terms["sources"] + terms["rows"] + terms["assemble"],
     )
     return Estimate(terms, peak, shapes.weight_bytes, batch_size, max_feature_nodes)

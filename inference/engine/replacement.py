@@ -32,6 +32,7 @@ from .freezing import (
     first_tensor_arg,
     frozen_norm,
     installed,
+    recording_patterns,
     residual_norms,
 )
 from .transcoders import Transcoders, load_transcoders
@@ -184,6 +185,10 @@ class LinearisedForward:
     the graph: only the last position's logits are computed (a 262k-token vocabulary makes the
     others cost as much as the blocks).
     ``logits`` (vocab,): the model's logits at the last position (after any softcap).
+    ``patterns[l]`` (heads, n_pos, n_pos): layer l's frozen attention pattern.
+    ``norm_scales[(l, path)]`` (n_pos, 1) float32: the constant 1/denominator of the residual-path
+    norm at block-relative ``path`` of layer l (layer None: the final norm, model-relative path).
+    The last two are what the hand-written backward pass (backward.py) reads.
     """
 
     feature_inputs: list[torch.Tensor] = field(default_factory=list)
@@ -192,6 +197,8 @@ class LinearisedForward:
     embed_leaf: torch.Tensor | None = None
     final_resid: torch.Tensor | None = None
     logits: torch.Tensor | None = None
+    patterns: list[torch.Tensor] = field(default_factory=list)
+    norm_scales: dict[tuple[int | None, str], torch.Tensor] = field(default_factory=dict)
 
 
 @contextmanager
@@ -240,11 +247,20 @@ def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
     def unembed_pre_hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         trace.final_resid = first_tensor_arg(args, kwargs)
 
+    def store_scale(layer: int | None, path: str) -> Callable[[torch.Tensor], None]:
+        def store(scale: torch.Tensor) -> None:
+            trace.norm_scales[(layer, path)] = scale[0]
+
+        return store
+
     forwards = []
     for layer, path, norm in residual_norms(rm.model, adapter):
         reads_input = in_kind == "normalized" and path == in_path
         capture = store_input(layer) if layer is not None and reads_input else None
-        forwards.append((norm, frozen_norm(norm, adapter.norm_kind, torch.Tensor.detach, capture)))
+        frozen = frozen_norm(
+            norm, adapter.norm_kind, torch.Tensor.detach, capture, store_scale(layer, path)
+        )
+        forwards.append((norm, frozen))
     pre_hooks: list[tuple[nn.Module, PreHook]] = [
         (resolve(rm.model, adapter.unembed), unembed_pre_hook)
     ]
@@ -252,10 +268,18 @@ def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
         pre_hooks += [(resolve(b, in_path), input_pre_hook(i)) for i, b in enumerate(rm.blocks)]
     hooks: list[tuple[nn.Module, Hook]] = [(resolve(rm.model, adapter.embed), embed_hook)]
     hooks += [(resolve(b, out_path), output_hook(i)) for i, b in enumerate(rm.blocks)]
-    with installed(
-        rm.model, attention=DETACHED_PATTERN, forwards=forwards, pre_hooks=pre_hooks, hooks=hooks
+    with (
+        recording_patterns() as patterns,
+        installed(
+            rm.model,
+            attention=DETACHED_PATTERN,
+            forwards=forwards,
+            pre_hooks=pre_hooks,
+            hooks=hooks,
+        ),
     ):
         yield trace
+    trace.patterns = [patterns[layer] for layer in sorted(patterns)]
 
 
 def run_linearised(rm: ReplacementModel, tokens: torch.Tensor) -> LinearisedForward:

@@ -4,7 +4,7 @@
 pass (replacement.py): every active feature's scaled decoder vectors (``a * W_dec``, padded per
 position as `DecoderBlock`), the error vectors and the token embeddings. ``rows(layers,
 positions, vectors)`` seeds each target's direction at its layer and position, runs one batched
-backward pass and contracts the gradients with those sources.
+backward pass (backward.py) and contracts the gradients with those sources.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .backward import LinearisedBackward
 from .replacement import LinearisedForward, ReplacementModel
+
+
+def by_layer(idx: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
+    """`idx` reordered so its rows' `layers` run highest first, as `RowComputer.rows` wants."""
+    return idx[torch.argsort(layers[idx], descending=True, stable=True)]
 
 
 @dataclass
@@ -47,7 +53,7 @@ class RowComputer:
 
     def __init__(self, rm: ReplacementModel, trace: LinearisedForward, zero_positions: int = 1):
         tc = rm.transcoders
-        self.trace = trace
+        self.backward = LinearisedBackward(rm, trace)
         self.n_layers = rm.n_layers
         self.cross_layer = tc.cross_layer
         device = rm.device
@@ -109,58 +115,34 @@ class RowComputer:
         return out
 
     def rows(
-        self,
-        layers: torch.Tensor,
-        positions: torch.Tensor,
-        vectors: torch.Tensor,
-        prefix: LinearisedForward | None = None,
+        self, layers: torch.Tensor, positions: torch.Tensor, vectors: torch.Tensor
     ) -> torch.Tensor:
-        """(B, n_cols) direct effects on targets at (layer, pos) along `vectors` (B, d_model).
+        """(B, n_cols) direct effects on targets at (layer, pos) along `vectors` (B, d_model),
+        the rows sorted by layer, highest first (`by_layer`).
 
-        Layer ``n_layers`` means the final normalised residual (logit targets). ``prefix`` is a
-        linearised forward pass over the prompt's first P tokens, every target's position below
-        P: causal attention makes its tensors those of the whole prompt's first P positions, and
-        the backward pass then works on P positions instead of all of them (sources at P and
-        after have no effect on these targets: their columns stay 0).
+        Layer ``n_layers`` means the final normalised residual (logit targets). The backward
+        pass (backward.py) covers only the positions up to the batch's last target position P
+        and, for each row, the blocks below its layer: sources at P and after, and at or above
+        a row's layer, have no effect on it and their columns stay 0.
         """
-        trace, batch = prefix or self.trace, len(layers)
-        outputs, grad_outputs = [], []
-        for layer in sorted(set(layers.tolist())):
-            tensor = trace.final_resid if layer == self.n_layers else trace.feature_inputs[layer]
-            assert tensor is not None
-            seed = torch.zeros((batch, *tensor.shape), dtype=tensor.dtype, device=tensor.device)
-            sel = (layers == layer).nonzero().squeeze(1)
-            # final_resid holds only the last position: index from the end
-            at = positions[sel] - (trace.feature_inputs[0].shape[1] - tensor.shape[1])
-            seed[sel, 0, at] = vectors[sel].to(tensor.device, tensor.dtype)
-            outputs.append(tensor)
-            grad_outputs.append(seed)
-        # Only outputs of layers below the highest target layer can reach any target.
-        n_src = min(int(layers.max()), self.n_layers)
-        assert trace.embed_leaf is not None
-        grads = torch.autograd.grad(
-            outputs,
-            [trace.embed_leaf, *trace.output_leaves[:n_src]],
-            grad_outputs,
-            retain_graph=True,
-            is_grads_batched=True,
-            allow_unused=True,
-            materialize_grads=True,
-        )
+        batch = len(layers)
         device = self.token_vectors.device
         row = torch.zeros(batch, self.n_cols, dtype=torch.float32, device=device)
-        n, p = self.n_pos, grads[0].shape[2]  # all positions; those the pass covers
-        g_embed = grads[0][:, 0].float()
-        tokens = self.token_vectors[:p]
-        row[:, self.token_offset : self.token_offset + p] = torch.einsum(
-            "bnd,nd->bn", g_embed, tokens
-        )
-        for j in range(n_src):
-            g = grads[1 + j][:, 0].float()  # (B, p, d): gradient at layer j's output hook
+        n = self.n_pos
+
+        def on_leaf(j: int, g_leaf: torch.Tensor) -> None:
+            g = g_leaf.float()  # (k, p, d): gradient at layer j's output hook, the first k rows
+            k, p = g.shape[0], g.shape[1]
             err_start = self.error_offset + j * n
-            row[:, err_start : err_start + p] = torch.einsum("bnd,nd->bn", g, self.errors[j][:p])
+            row[:k, err_start : err_start + p] = torch.einsum("bnd,nd->bn", g, self.errors[j][:p])
             for i in range(0 if self.cross_layer else j, j + 1):
-                self._add_feature_effects(row, g, i, j)
+                self._add_feature_effects(row[:k], g, i, j)
+
+        g_embed = self.backward.run(layers, positions, vectors, on_leaf).float()
+        p = g_embed.shape[1]
+        row[:, self.token_offset : self.token_offset + p] = torch.einsum(
+            "bnd,nd->bn", g_embed, self.token_vectors[:p]
+        )
         return row
 
     def _add_feature_effects(self, row: torch.Tensor, g: torch.Tensor, src: int, dst: int) -> None:

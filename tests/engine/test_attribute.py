@@ -15,10 +15,10 @@ from inference.engine import (
     LogitDiff,
     ReplacementModel,
     attribute,
-    attribution,
     load_transcoders,
 )
-from inference.engine.attribution import _position_groups
+from inference.engine.replacement import run_linearised
+from inference.engine.rows import RowComputer, by_layer
 
 from .builders import save_plt, tiny_model
 from .conftest import PROMPT
@@ -152,37 +152,78 @@ def test_bfloat16_graph_is_close_to_the_float32_graph(tmp_path: Path, llama_grap
     torch.testing.assert_close(low, ref, atol=0.03 * float(ref.abs().max()), rtol=0.03)
 
 
-def test_position_groups_cover_every_feature_once_each_below_its_prefix_end() -> None:
-    g = torch.Generator().manual_seed(0)
-    layers = torch.randint(0, 6, (300,), generator=g)
-    positions = torch.randint(1, 40, (300,), generator=g).sort().values
-    for forward_cost in (0.0, 7.0, 1e9):
-        groups = _position_groups(layers, positions, 40, 16, forward_cost)
-        members = torch.cat([group.members for group in groups])
-        assert sorted(members.tolist()) == list(range(300))
-        for group in groups:
-            assert int(positions[group.members].max()) < group.end <= 40
-            keys = layers[group.members] * 40 + positions[group.members]
-            assert torch.equal(keys, keys.sort().values)  # batches follow the layer order
-    # free forward passes: narrow groups; an unaffordable one: the whole prompt
-    assert len(_position_groups(layers, positions, 40, 16, 0.0)) > 1
-    assert [g.end for g in _position_groups(layers, positions, 40, 16, 1e9)] == [40]
+def _autograd_rows(
+    rm: ReplacementModel, tokens: torch.Tensor, computer: RowComputer, idx: torch.Tensor
+) -> torch.Tensor:
+    """The rows of active features `idx` from autograd through a fresh linearised forward pass:
+    the gradient at every output hook and at the embeddings, dotted with the sources, one row
+    at a time (independent of backward.py's batching, prefixes and layer order)."""
+    trace = run_linearised(rm, tokens)
+    assert trace.embed_leaf is not None
+    out = torch.zeros(len(idx), computer.n_cols)
+    for r, i in enumerate(idx.tolist()):
+        layer, pos, _ = computer.active_features[i].tolist()
+        seed = torch.zeros_like(trace.feature_inputs[layer])
+        seed[0, pos] = computer.encoder_rows(torch.tensor([i]))[0]
+        leaves = [trace.embed_leaf, *trace.output_leaves]
+        grads = torch.autograd.grad(
+            trace.feature_inputs[layer], leaves, seed, retain_graph=True, allow_unused=True
+        )
+        zero = torch.zeros_like(trace.embed_leaf)
+        g_embed, *g_out = [(zero if g is None else g)[0] for g in grads]
+        n = computer.n_pos
+        out[r, computer.token_offset :] = (g_embed * computer.token_vectors).sum(-1)
+        for j, g in enumerate(g_out):
+            start = computer.error_offset + j * n
+            out[r, start : start + n] = (g * computer.errors[j]).sum(-1)
+            for src in range(j + 1) if computer.cross_layer else (j,):
+                block = computer.blocks[src]
+                decoders = block.padded[j - src, block.pos, block.slot]  # (k, d)
+                cols = (g[block.pos] * decoders).sum(-1)
+                out[r, block.start : block.start + len(block.pos)] += cols
+    return out
 
 
-@pytest.mark.parametrize("family", ["llama", "gemma3"])
-def test_rows_over_prefix_passes_equal_rows_over_the_whole_prompt(
-    tmp_path: Path, family: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("family", "in_hook", "out_hook", "options"),
+    [
+        ("llama", "mlp.hook_in", "mlp.hook_out", {"skip": True}),
+        ("qwen2", "hook_resid_mid", "mlp.hook_out", {}),
+        ("gemma2", "ln2.hook_normalized", "hook_mlp_out", {"skip": True}),
+        ("gemma3", "mlp.hook_in", "mlp.hook_out", {"skip": True}),
+        ("gpt2", "ln2.hook_normalized", "mlp.hook_out", {"skip": True}),
+    ],
+)
+def test_batched_rows_equal_autograd_one_row_at_a_time(
+    tmp_path: Path, family: str, in_hook: str, out_hook: str, options: dict
 ) -> None:
-    config = save_plt(tmp_path / "tc", jumprelu=True)
+    config = save_plt(tmp_path / "tc", input_hook=in_hook, output_hook=out_hook, **options)
     rm = ReplacementModel.from_parts(tiny_model(family), load_transcoders(config))
-    prompt = [5, 9, 7, 12, 30, 8, 14, 21, 6, 11]
-    monkeypatch.setattr(attribution, "_forward_cost", lambda _model: 1e9)
-    whole = attribute(prompt, rm, batch_size=8)
-    monkeypatch.setattr(attribution, "_forward_cost", lambda _model: 0.0)
-    by_position = attribute(prompt, rm, batch_size=8)
-    features = by_position.active_features
-    groups = _position_groups(features[:, 0], features[:, 1], len(prompt) + 1, 8, 0.0)
-    assert len(groups) > 2  # several prefix passes
-    assert torch.equal(whole.active_features, by_position.active_features)
-    scale = whole.adjacency.abs().max()
-    torch.testing.assert_close(by_position.adjacency / scale, whole.adjacency / scale)
+    tokens = rm.tokenize([5, 9, 7, 12, 30, 8, 14, 21, 6, 11])
+    computer = RowComputer(rm, run_linearised(rm, tokens))
+    # One batch mixing layers and positions: it runs over the positions up to its last row's,
+    # each row joining at its own layer.
+    g = torch.Generator().manual_seed(0)
+    idx = by_layer(
+        torch.randperm(computer.n_active, generator=g)[:12], computer.active_features[:, 0]
+    )
+    layers, positions = computer.active_features[idx, 0], computer.active_features[idx, 1]
+    assert len(set(layers.tolist())) > 1
+    assert len(set(positions.tolist())) > 1
+    ours = computer.rows(layers, positions, computer.encoder_rows(idx))
+    reference = _autograd_rows(rm, tokens, computer, idx)
+    scale = reference.abs().max()
+    torch.testing.assert_close(ours / scale, reference / scale, atol=1e-6, rtol=0)
+
+
+def test_rows_must_come_highest_layer_first(llama: ReplacementModel) -> None:
+    computer = RowComputer(llama, run_linearised(llama, llama.tokenize(PROMPT)))
+    with pytest.raises(ValueError, match="highest first"):
+        computer.rows(torch.tensor([0, 2]), torch.tensor([3, 3]), torch.zeros(2, llama.d_model))
+
+
+def test_a_graph_does_not_depend_on_the_batch_size(llama: ReplacementModel) -> None:
+    one = attribute(PROMPT, llama, batch_size=1)
+    many = attribute(PROMPT, llama, batch_size=64)
+    scale = one.adjacency.abs().max()
+    torch.testing.assert_close(many.adjacency / scale, one.adjacency / scale, atol=1e-6, rtol=0)
