@@ -128,7 +128,7 @@ def test_a_sign_in_keeps_the_cache_and_a_profile_edit_retires_it(alice: Any, mod
     slugs(client_for(None))
     before = cache.get(GENERATION_KEY)
     # What Django's login does: a save of last_login alone, which no list shows.
-    update_last_login(None, alice)
+    update_last_login(type(alice), alice)
     assert cache.get(GENERATION_KEY) == before
     alice.first_name = "Alice"
     alice.save(update_fields=["first_name"])
