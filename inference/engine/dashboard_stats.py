@@ -138,9 +138,13 @@ def _window_hashes(
 
 
 class _Activations(Protocol):
-    """A batch's (B, T, F) activations read entry by entry: ``acts[row, position, feature]``."""
+    """A batch's (B, T, F) activations, read a window at a time."""
 
-    def __getitem__(self, at: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor: ...
+    def windows(
+        self, row: torch.Tensor, pos: torch.Tensor, feature: torch.Tensor, before: int, after: int
+    ) -> torch.Tensor:
+        """(n, before + 1 + after): feature[i]'s activations around pos[i] in row[i]."""
+        ...
 
 
 @dataclass
@@ -243,11 +247,9 @@ class _LayerState:
         if len(enters):
             self._sample(f[enters], v[enters], key[enters], cell[enters], slot[enters])
         if self.store is not None:
-            self._store_windows(firing.acts, first_row, lengths, valid.shape[1])
+            self._store_windows(firing.acts, first_row, lengths)
 
-    def _store_windows(
-        self, acts: _Activations, first_row: int, lengths: torch.Tensor, width: int
-    ) -> None:
+    def _store_windows(self, acts: _Activations, first_row: int, lengths: torch.Tensor) -> None:
         """Copy the windows of the entries that arrived in this batch (slot -1) into free rows
         of their features' stores."""
         assert self.store is not None
@@ -269,8 +271,11 @@ class _LayerState:
         slots = torch.cat([self.top_slot[touched], res_slot[touched]], 1)
         used = torch.zeros((len(touched), s.places + 1), dtype=torch.bool, device=f.device)
         used.scatter_(1, torch.where(slots >= 0, slots, s.places), True)
-        free = used[:, : s.places].to(torch.uint8).argsort(dim=1, stable=True)  # free rows first
-        slot = free[local, _group_rank(f)]
+        # The i-th new entry of a feature takes its i-th free row, in row order.
+        free = ~used[:, : s.places]
+        free_row = free.nonzero()[:, 1]
+        first_free = free.sum(1).cumsum(0) - free.sum(1)
+        slot = free_row[first_free[local] + _group_rank(f)]
         is_top = place < s.top_k
         self.top_slot[f[is_top], place[is_top]] = slot[is_top]
         res_slot[f[~is_top], place[~is_top] - s.top_k] = slot[~is_top]
@@ -278,8 +283,7 @@ class _LayerState:
         offsets = torch.arange(-s.tokens_before, s.tokens_after + 1, device=f.device)
         pos = (ptr % s.context)[:, None] + offsets[None, :]
         inside = (pos >= 1) & (pos < lengths[row][:, None])
-        at = pos.clamp(0, width - 1)
-        values = acts[row[:, None].expand_as(at), at, f[:, None].expand_as(at)]
+        values = acts.windows(row, ptr % s.context, f, s.tokens_before, s.tokens_after)
         self.store[f, slot] = torch.where(inside, values.float(), 0.0)
 
     def _top_of(

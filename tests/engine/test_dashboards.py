@@ -458,9 +458,10 @@ def test_token_ids_outside_the_vocabulary_are_refused(relu: Case) -> None:
         compute_dashboards(relu.rm.model, relu.rm.transcoders, [torch.tensor([BOS, 999])])
 
 
-def test_the_examples_sparse_topk_lookup_equals_the_dense_activations(tmp_path: Path) -> None:
+def test_the_sparse_topk_windows_equal_the_dense_activations(tmp_path: Path) -> None:
     """The examples' windows read a TopK set's activations from its kept (feature, value) pairs
-    instead of the dense encode: every entry, the kept negative ones and the zeros, is equal."""
+    instead of the dense encode: every window of every (row, position, feature), the kept
+    negative values and the zeros, equals the dense one inside the row."""
     from inference.engine.dashboard_forward import _dense, _lookup
 
     transcoders = _case("topk", tmp_path).rm.transcoders
@@ -473,10 +474,11 @@ def test_the_examples_sparse_topk_lookup_equals_the_dense_activations(tmp_path: 
             row, pos, feature = (i.reshape(-1) for i in torch.meshgrid(
                 *(torch.arange(n) for n in dense.shape), indexing="ij"
             ))  # fmt: skip
-            assert torch.equal(kept[row, pos, feature], dense[row, pos, feature])
-            few = slice(None, None, 97)  # few reads are searched for, many read from a scatter
-            assert torch.equal(
-                kept[row[few], pos[few], feature[few]], dense[row, pos, feature][few]
-            )
+            for before, after in ((2, 3), (0, 0), (9, 1)):
+                at = pos[:, None] + torch.arange(-before, after + 1)[None, :]
+                inside = (at >= 0) & (at < x.shape[1])
+                expected = dense[row[:, None], at.clamp(0, x.shape[1] - 1), feature[:, None]]
+                got = kept.windows(row, pos, feature, before, after)
+                assert torch.equal(got, torch.where(inside, expected, 0.0))
             signs |= set(dense.sign().unique().tolist())
     assert signs == {-1.0, 0.0, 1.0}
