@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .dashboard_forward import _TokenNames, _Windows
@@ -65,8 +66,13 @@ def _layer_json(
     spans = torch.stack([ends - lengths, ends], 1).tolist()
     centres = (s.tokens_before - inside.int().argmax(1)).tolist()
     kept = windows.tokens[inside]
-    token_name = {t: names(t) for t in torch.unique(kept).tolist()}
-    flat_names = list(map(token_name.__getitem__, kept.tolist()))
+    # Tens of millions of tokens on a long corpus: the ids seen from a count per id (not a
+    # sort), and the names picked by one numpy index of an object array (not a dict per token).
+    seen = torch.bincount(kept).nonzero().squeeze(1).tolist() if len(kept) else []
+    token_name = {t: names(t) for t in seen}
+    name_of = np.empty(max(seen, default=0) + 1, dtype=object)
+    name_of[seen] = [token_name[t] for t in seen]
+    flat_names = name_of[kept.numpy()].tolist()
     repeated = _repeats_top(picks, windows.tokens, token_name, s.context).tolist()
     flat_values = _round_sig(windows.values[inside], 4).tolist()
     features: list[Feature] = []
@@ -159,12 +165,14 @@ def _repeats_top(
     near = (ctx[j] == ctx[sample][:, None]) & ((pos[j] - pos[sample][:, None]).abs() <= width - 1)
     # Rows of name ids: equal rows <=> equal (tokens, train_token_ind); compared by a hash
     # first and then entry by entry where the hashes agree.
-    ids = sorted(token_name)
     name_id: dict[str, int] = {}
-    canon_of = torch.tensor([name_id.setdefault(token_name[t], len(name_id)) for t in ids])
+    canon = [-1] * (max(token_name, default=0) + 1)  # by token id, read by one index
+    for t in sorted(token_name):
+        canon[t] = name_id.setdefault(token_name[t], len(name_id))
+    canon_of = torch.tensor(canon)
     rows = torch.full_like(tokens, -1)
     inside = tokens >= 0
-    rows[inside] = canon_of[torch.searchsorted(torch.tensor(ids), tokens[inside])]
+    rows[inside] = canon_of[tokens[inside]]
     h = torch.zeros(n, dtype=torch.long)
     for column in range(width):
         h = (h * 1000003 + rows[:, column] + 2) % (2**31 - 1)
