@@ -12,7 +12,8 @@ measurement runs in a fresh subprocess with one torch thread, so its peak reside
 
 1. `compute_dashboards` (the streaming engine, the file read through `TokenizedCorpus`, all three
    phases and the JSON of every feature) over `--tokens` and over a quarter of them: tokens/s and
-   peak memory; the peak must not grow with the corpus;
+   peak memory; the peak must not grow with the corpus (delphi's, which does, is measured at
+   both sizes too, unless `--no-delphi`);
 2. over `--compare-tokens` (default a quarter of `--tokens`), side by side: the engine; eai-delphi's `LatentCache.run` (its
    activation caching, the first stage of its pipeline, which keeps every non-zero activation of
    the corpus) run in its own venv (`--delphi-python`) on the same model, transcoders and
@@ -264,9 +265,10 @@ def main() -> None:
         plan = [("engine", compare)] + ([] if args.no_delphi else [("delphi", compare)])
         if not args.no_baseline:
             plan.append(("materialise", compare))
-        plan += [
-            p for p in (("engine", args.tokens // 4), ("engine", args.tokens)) if p not in plan
-        ]
+        growth = [("engine", args.tokens // 4), ("engine", args.tokens)]
+        if not args.no_delphi:  # delphi keeps every activation: its growth is a figure too
+            growth += [("delphi", args.tokens // 4), ("delphi", args.tokens)]
+        plan += [p for p in growth if p not in plan]
         for method, n in plan:
             if method == "delphi" and not Path(args.delphi_python).exists():
                 runs.append({"method": method, "error": [f"no {args.delphi_python}"]})
@@ -284,11 +286,12 @@ def main() -> None:
         summary["engine_vs_delphi_tokens_per_cpu_s"] = (
             engine["tokens_per_cpu_s"] / delphi["tokens_per_cpu_s"]
         )
-    small, large = by.get(("engine", args.tokens // 4)), by.get(("engine", args.tokens))
-    if small and large:
-        summary["engine_peak_rss_growth_4x_corpus_mib"] = (
-            large["peak_rss_mib"] - small["peak_rss_mib"]
-        )
+    for method in ("engine", "delphi"):
+        small, large = by.get((method, args.tokens // 4)), by.get((method, args.tokens))
+        if small and large:
+            summary[f"{method}_peak_rss_growth_4x_corpus_mib"] = (
+                large["peak_rss_mib"] - small["peak_rss_mib"]
+            )
     for key, value in summary.items():
         print(f"{key}: {value:.2f}")
     if args.json:
