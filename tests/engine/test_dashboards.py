@@ -335,12 +335,19 @@ def test_every_interval_sample_lies_in_its_interval_and_intervals_fill_up(
 
 
 def test_no_interval_sample_repeats_a_top_example(
-    case: Case, acts: list[torch.Tensor], result: dict[int, list[dict[str, Any]]]
+    case: Case, result: dict[int, list[dict[str, Any]]]
 ) -> None:
+    """Checked against the top examples shown (the tests above compare those with the brute
+    force where it is unambiguous): the brute force's own forward differs from the batched one
+    in the last bit on some tokens, so on a tie within 1 ulp the two pick different top
+    examples (gemmascope and gpt2 have one: 1.6980997 against 1.6980999)."""
     checked = 0
     for layer, features in result.items():
         for f, feature in enumerate(features):
-            top = _expected_top(case, _firings(acts, layer, f))
+            top = [
+                Firing(e["corpus_context"], e["corpus_position"], 0.0)
+                for e in _examples(feature, "Top activations")
+            ]
             for group in feature["examples_quantiles"][1:]:
                 for e in group["examples"]:
                     pointer = (e["corpus_context"], e["corpus_position"])
