@@ -3,6 +3,7 @@
     nice -n 5 python -m benchmarks.dashboards [--tokens 250000] [--compare-tokens N]
         [--delphi-python /work/sidevenvs/delphi/bin/python] [--no-delphi] [--no-baseline]
         [--json benchmarks/results/....json]
+    nice -n 5 python -m benchmarks.dashboards --profile --tokens 1000000
 
 The corpus is synthetic and seeded: the demo pack's templated sentences (its held-out
 "dashboards" split), one 64-token context per line of a local .txt file (BOS + 63 tokens; a line
@@ -101,6 +102,52 @@ def _engine(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
     )  # fmt: skip
     # Seconds at which each phase started: streaming, then the examples' windows, then JSON.
     return {"tokens": corpus.n_tokens, "phase_starts_s": phases}
+
+
+def _profile(corpus_path: Path, n_tokens: int) -> None:
+    """The engine under cProfile: the last quarter of the streaming (where a long corpus spends
+    its time; it ends with the picks read out of the state, before the examples phase reports
+    its start), then the examples and outputs phases, each printed by own time."""
+    import cProfile
+    import pstats
+
+    import torch
+
+    from inference.engine import ReplacementModel, TokenizedCorpus, compute_dashboards
+
+    torch.set_num_threads(1)
+    rm = ReplacementModel.load(PACK / "model", PACK / "transcoders")
+    corpus = TokenizedCorpus(
+        corpus_path,
+        rm.tokenizer,
+        special_token=rm.special_token_ids()[0],
+        context=CONTEXT,
+        max_tokens=n_tokens,
+    )
+    late, end = cProfile.Profile(), cProfile.Profile()
+    marks: dict[str, float] = {}
+    cpu = time.process_time()
+
+    def on_progress(phase: str, fraction: float) -> None:
+        if phase == "activations" and fraction > 0.75 and "late" not in marks:
+            marks["late"] = time.process_time() - cpu
+            late.enable()
+        if phase != "activations" and phase not in marks:
+            marks[phase] = time.process_time() - cpu
+            if phase == "examples":
+                late.disable()
+                end.enable()
+
+    compute_dashboards(
+        rm.model, rm.transcoders, corpus, tokenizer=rm.tokenizer, batch_size=BATCH,
+        on_progress=on_progress, on_layer=lambda _layer, _features: None,
+    )  # fmt: skip
+    end.disable()
+    marks["done"] = time.process_time() - cpu
+    print("CPU seconds at each phase start:", {k: round(v, 1) for k, v in marks.items()})
+    for title, profile in (("last quarter of the streaming", late), ("examples, outputs", end)):
+        print(f"=== {title}")
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
 
 
 def _materialise(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
@@ -251,10 +298,19 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip materialise-then-sort")
     parser.add_argument("--no-delphi", action="store_true", help="skip eai-delphi")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--profile", action="store_true", help="only profile the engine over --tokens"
+    )
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "CORPUS", "TOKENS"))
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], Path(args.child[1]), int(args.child[2]))
+        return
+    if args.profile:
+        with tempfile.TemporaryDirectory() as tmp:
+            corpus_path = Path(tmp) / "corpus.txt"
+            write_corpus(corpus_path, args.tokens)
+            _profile(corpus_path, args.tokens)
         return
     compare = args.compare_tokens or args.tokens // 4
     runs: list[dict[str, Any]] = []
