@@ -225,16 +225,6 @@ def _run(
         rm.model(input_ids=tokens, use_cache=False)
 
 
-def _as_rows(corpus: Iterable[Any], vocab: int) -> Iterator[torch.Tensor]:
-    for i, row in enumerate(corpus):
-        tensor = torch.as_tensor(row, dtype=torch.long).reshape(-1)
-        if len(tensor) == 0:
-            raise ValueError(f"corpus context {i} is empty")
-        if int(tensor.min()) < 0 or int(tensor.max()) >= vocab:
-            raise ValueError(f"corpus context {i} has token ids outside [0, {vocab})")
-        yield tensor
-
-
 class _TokenNames:
     def __init__(self, rm: ReplacementModel) -> None:
         self.rm = rm
