@@ -4,9 +4,12 @@ and the ``layer_{i}.jsonl.gz`` files they are written to and read from.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,21 @@ def _round_sig(x: torch.Tensor, digits: int) -> torch.Tensor:
     return torch.where(x == 0, 0.0, rounded) + 0.0  # + 0.0: no -0.0 in the files
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused: a layer's JSON is millions of new lists and dicts (none
+    in a cycle), and every few hundred thousand of them set off a collection that walks all the
+    live ones again; at 250,000 tokens that was 5.2 of _layer_json's 11.4 CPU-s."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@_no_cycle_collection()
 def _layer_json(
     state: _LayerState,
     picks: _Picks,
