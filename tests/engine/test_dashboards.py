@@ -428,6 +428,16 @@ def test_windows_kept_while_streaming_equal_those_of_a_second_forward(
     assert _run(case, batch_size=5, window_store_limit=0) == result
 
 
+def test_a_corpus_that_can_be_read_only_once_gives_the_same_dashboards(
+    relu: Case, relu_result: dict[int, list[dict[str, Any]]]
+) -> None:
+    """The corpus is read once and its ids kept for the later passes: a generator, which a
+    second pass would find empty, gives what the list gives."""
+    options = OPTIONS | {"batch_size": 5}
+    once = (row for row in relu.rows)
+    assert compute_dashboards(relu.rm.model, relu.rm.transcoders, once, **options) == relu_result
+
+
 def test_a_layer_subset_gives_those_layers_unchanged(
     relu: Case, relu_result: dict[int, list[dict[str, Any]]]
 ) -> None:
