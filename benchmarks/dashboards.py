@@ -3,6 +3,7 @@
     nice -n 5 python -m benchmarks.dashboards [--tokens 250000] [--compare-tokens N]
         [--delphi-python /work/sidevenvs/delphi/bin/python] [--no-delphi] [--no-baseline]
         [--json benchmarks/results/....json]
+    nice -n 5 python -m benchmarks.dashboards --profile --tokens 1000000
 
 The corpus is synthetic and seeded: the demo pack's templated sentences (its held-out
 "dashboards" split), one 64-token context per line of a local .txt file (BOS + 63 tokens; a line
@@ -12,7 +13,8 @@ measurement runs in a fresh subprocess with one torch thread, so its peak reside
 
 1. `compute_dashboards` (the streaming engine, the file read through `TokenizedCorpus`, all three
    phases and the JSON of every feature) over `--tokens` and over a quarter of them: tokens/s and
-   peak memory; the peak must not grow with the corpus;
+   peak memory; the peak must not grow with the corpus (delphi's, which does, is measured at
+   both sizes too, unless `--no-delphi`);
 2. over `--compare-tokens` (default a quarter of `--tokens`), side by side: the engine; eai-delphi's `LatentCache.run` (its
    activation caching, the first stage of its pipeline, which keeps every non-zero activation of
    the corpus) run in its own venv (`--delphi-python`) on the same model, transcoders and
@@ -100,6 +102,52 @@ def _engine(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
     )  # fmt: skip
     # Seconds at which each phase started: streaming, then the examples' windows, then JSON.
     return {"tokens": corpus.n_tokens, "phase_starts_s": phases}
+
+
+def _profile(corpus_path: Path, n_tokens: int) -> None:
+    """The engine under cProfile: the last quarter of the streaming (where a long corpus spends
+    its time; it ends with the picks read out of the state, before the examples phase reports
+    its start), then the examples and outputs phases, each printed by own time."""
+    import cProfile
+    import pstats
+
+    import torch
+
+    from inference.engine import ReplacementModel, TokenizedCorpus, compute_dashboards
+
+    torch.set_num_threads(1)
+    rm = ReplacementModel.load(PACK / "model", PACK / "transcoders")
+    corpus = TokenizedCorpus(
+        corpus_path,
+        rm.tokenizer,
+        special_token=rm.special_token_ids()[0],
+        context=CONTEXT,
+        max_tokens=n_tokens,
+    )
+    late, end = cProfile.Profile(), cProfile.Profile()
+    marks: dict[str, float] = {}
+    cpu = time.process_time()
+
+    def on_progress(phase: str, fraction: float) -> None:
+        if phase == "activations" and fraction > 0.75 and "late" not in marks:
+            marks["late"] = time.process_time() - cpu
+            late.enable()
+        if phase != "activations" and phase not in marks:
+            marks[phase] = time.process_time() - cpu
+            if phase == "examples":
+                late.disable()
+                end.enable()
+
+    compute_dashboards(
+        rm.model, rm.transcoders, corpus, tokenizer=rm.tokenizer, batch_size=BATCH,
+        on_progress=on_progress, on_layer=lambda _layer, _features: None,
+    )  # fmt: skip
+    end.disable()
+    marks["done"] = time.process_time() - cpu
+    print("CPU seconds at each phase start:", {k: round(v, 1) for k, v in marks.items()})
+    for title, profile in (("last quarter of the streaming", late), ("examples, outputs", end)):
+        print(f"=== {title}")
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
 
 
 def _materialise(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
@@ -250,10 +298,19 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip materialise-then-sort")
     parser.add_argument("--no-delphi", action="store_true", help="skip eai-delphi")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--profile", action="store_true", help="only profile the engine over --tokens"
+    )
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "CORPUS", "TOKENS"))
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], Path(args.child[1]), int(args.child[2]))
+        return
+    if args.profile:
+        with tempfile.TemporaryDirectory() as tmp:
+            corpus_path = Path(tmp) / "corpus.txt"
+            write_corpus(corpus_path, args.tokens)
+            _profile(corpus_path, args.tokens)
         return
     compare = args.compare_tokens or args.tokens // 4
     runs: list[dict[str, Any]] = []
@@ -264,9 +321,10 @@ def main() -> None:
         plan = [("engine", compare)] + ([] if args.no_delphi else [("delphi", compare)])
         if not args.no_baseline:
             plan.append(("materialise", compare))
-        plan += [
-            p for p in (("engine", args.tokens // 4), ("engine", args.tokens)) if p not in plan
-        ]
+        growth = [("engine", args.tokens // 4), ("engine", args.tokens)]
+        if not args.no_delphi:  # delphi keeps every activation: its growth is a figure too
+            growth += [("delphi", args.tokens // 4), ("delphi", args.tokens)]
+        plan += [p for p in growth if p not in plan]
         for method, n in plan:
             if method == "delphi" and not Path(args.delphi_python).exists():
                 runs.append({"method": method, "error": [f"no {args.delphi_python}"]})
@@ -284,11 +342,12 @@ def main() -> None:
         summary["engine_vs_delphi_tokens_per_cpu_s"] = (
             engine["tokens_per_cpu_s"] / delphi["tokens_per_cpu_s"]
         )
-    small, large = by.get(("engine", args.tokens // 4)), by.get(("engine", args.tokens))
-    if small and large:
-        summary["engine_peak_rss_growth_4x_corpus_mib"] = (
-            large["peak_rss_mib"] - small["peak_rss_mib"]
-        )
+    for method in ("engine", "delphi"):
+        small, large = by.get((method, args.tokens // 4)), by.get((method, args.tokens))
+        if small and large:
+            summary[f"{method}_peak_rss_growth_4x_corpus_mib"] = (
+                large["peak_rss_mib"] - small["peak_rss_mib"]
+            )
     for key, value in summary.items():
         print(f"{key}: {value:.2f}")
     if args.json:

@@ -16,8 +16,7 @@ the file (and the line, where there is one).
 of at most ``context`` tokens, each starting with the model's special first token; a context never
 spans two documents, so an example window never mixes unrelated texts. ``max_tokens`` caps the
 tokens the model reads, special first tokens included. Iterating it again reads the source again
-and yields the same contexts, which is what ``compute_dashboards`` needs (it streams the corpus
-once for the statistics and once more for the contexts its examples come from).
+and yields the same contexts (``compute_dashboards`` reads it once and keeps the ids).
 """
 
 from __future__ import annotations

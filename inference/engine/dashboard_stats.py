@@ -138,9 +138,13 @@ def _window_hashes(
 
 
 class _Activations(Protocol):
-    """A batch's (B, T, F) activations read entry by entry: ``acts[row, position, feature]``."""
+    """A batch's (B, T, F) activations, read a window at a time."""
 
-    def __getitem__(self, at: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor: ...
+    def windows(
+        self, row: torch.Tensor, pos: torch.Tensor, feature: torch.Tensor, before: int, after: int
+    ) -> torch.Tensor:
+        """(n, before + 1 + after): feature[i]'s activations around pos[i] in row[i]."""
+        ...
 
 
 @dataclass
@@ -189,6 +193,7 @@ class _LayerState:
         self.store = (
             torch.zeros((f, s.places, s.width), device=device) if s.stream_windows else None
         )
+        self._fresh_top = self._fresh_cells = torch.zeros(0, dtype=torch.long, device=device)
 
     def _names(self) -> tuple[str, ...]:
         return self.NAMES + (("store",) if self.store is not None else ())
@@ -230,6 +235,10 @@ class _LayerState:
         ones = torch.ones_like(fine, dtype=torch.int32)
         self.hist.view(-1).index_add_(0, f * s.fine_bins + fine, ones)
         wh = whash[b, t]
+        # The features whose top examples and the (feature, cell) reservoirs this batch
+        # changes (set by `_top` and `_sample`): only there can an entry be new, so
+        # `_store_windows` looks there, not at every slot.
+        self._fresh_top = self._fresh_cells = torch.zeros(0, dtype=torch.long, device=f.device)
         # The samples are drawn from the tokens that are not top examples: a token enters the
         # sample reservoirs when it arrives and is not kept as a top example, or later, when it
         # is pushed out of the top examples (it never comes back: those that push it out stay).
@@ -243,23 +252,28 @@ class _LayerState:
         if len(enters):
             self._sample(f[enters], v[enters], key[enters], cell[enters], slot[enters])
         if self.store is not None:
-            self._store_windows(firing.acts, first_row, lengths, valid.shape[1])
+            self._store_windows(firing.acts, first_row, lengths)
 
-    def _store_windows(
-        self, acts: _Activations, first_row: int, lengths: torch.Tensor, width: int
-    ) -> None:
+    def _store_windows(self, acts: _Activations, first_row: int, lengths: torch.Tensor) -> None:
         """Copy the windows of the entries that arrived in this batch (slot -1) into free rows
         of their features' stores."""
         assert self.store is not None
         s, n_features = self.s, self.s.d_transcoder
         res_slot = self.res_slot.view(n_features, -1)
-        top_f, top_i = ((self.top_slot < 0) & (self.top_ptr >= 0)).nonzero(as_tuple=True)
-        res_f, res_i = ((res_slot < 0) & (self.res_key.view(n_features, -1) != _EMPTY)).nonzero(
+        fresh, cells = self._fresh_top, self._fresh_cells
+        top_at, top_i = ((self.top_slot[fresh] < 0) & (self.top_ptr[fresh] >= 0)).nonzero(
             as_tuple=True
         )
-        if len(top_f) + len(res_f) == 0:
+        top_f = fresh[top_at]
+        per_cell = s.examples_per_interval
+        cell_slot = self.res_slot.view(-1, per_cell)[cells]
+        cell_key = self.res_key.view(-1, per_cell)[cells]
+        cell_at, j = ((cell_slot < 0) & (cell_key != _EMPTY)).nonzero(as_tuple=True)
+        if len(top_f) + len(cell_at) == 0:
             return
-        res_ptr = self.res_key.view(n_features, -1)[res_f, res_i] & ((1 << _PTR_BITS) - 1)
+        res_f = cells[cell_at] // s.cells
+        res_i = cells[cell_at] % s.cells * per_cell + j
+        res_ptr = cell_key[cell_at, j] & ((1 << _PTR_BITS) - 1)
         f = torch.cat([top_f, res_f])
         place = torch.cat([top_i, res_i + s.top_k])  # top examples first, then the reservoirs
         ptr = torch.cat([self.top_ptr[top_f, top_i], res_ptr])
@@ -269,8 +283,11 @@ class _LayerState:
         slots = torch.cat([self.top_slot[touched], res_slot[touched]], 1)
         used = torch.zeros((len(touched), s.places + 1), dtype=torch.bool, device=f.device)
         used.scatter_(1, torch.where(slots >= 0, slots, s.places), True)
-        free = used[:, : s.places].to(torch.uint8).argsort(dim=1, stable=True)  # free rows first
-        slot = free[local, _group_rank(f)]
+        # The i-th new entry of a feature takes its i-th free row, in row order.
+        free = ~used[:, : s.places]
+        free_row = free.nonzero()[:, 1]
+        first_free = free.sum(1).cumsum(0) - free.sum(1)
+        slot = free_row[first_free[local] + _group_rank(f)]
         is_top = place < s.top_k
         self.top_slot[f[is_top], place[is_top]] = slot[is_top]
         res_slot[f[~is_top], place[~is_top] - s.top_k] = slot[~is_top]
@@ -278,8 +295,7 @@ class _LayerState:
         offsets = torch.arange(-s.tokens_before, s.tokens_after + 1, device=f.device)
         pos = (ptr % s.context)[:, None] + offsets[None, :]
         inside = (pos >= 1) & (pos < lengths[row][:, None])
-        at = pos.clamp(0, width - 1)
-        values = acts[row[:, None].expand_as(at), at, f[:, None].expand_as(at)]
+        values = acts.windows(row, ptr % s.context, f, s.tokens_before, s.tokens_after)
         self.store[f, slot] = torch.where(inside, values.float(), 0.0)
 
     def _top_of(
@@ -358,6 +374,7 @@ class _LayerState:
         keep = rank < per_cell
         group, key, v, slot, rank = group[keep], key[keep], v[keep], slot[keep], rank[keep]
         touched, at = torch.unique_consecutive(group, return_inverse=True)
+        self._fresh_cells = touched
         cand_key = torch.full((len(touched), per_cell), _EMPTY, dtype=torch.long, device=v.device)
         cand_val = torch.zeros((len(touched), per_cell), device=v.device)
         cand_slot = torch.full_like(cand_key, -1)
@@ -395,6 +412,7 @@ class _LayerState:
         keep = rank < k
         f, v, ptr, wh, rank = f[keep], v[keep], ptr[keep], wh[keep], rank[keep]
         touched, slot = torch.unique_consecutive(f, return_inverse=True)
+        self._fresh_top = touched
         n = len(touched)
         cand_val = torch.full((n, k), -math.inf, device=v.device)
         cand_ptr = torch.full((n, k), -1, dtype=torch.long, device=v.device)

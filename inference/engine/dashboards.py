@@ -35,7 +35,8 @@ bytes, each top example's and reservoir entry's window of activations (``4·(top
 examples_per_interval)·(tokens_before + 1 + tokens_after)`` bytes), copied from the batch it
 arrives in: the windows then need no second forward. Over the limit, the contexts the chosen
 examples come from are run again at the end ("examples" phase), every layer encoded from one
-forward pass per batch. Either way the windows' tokens are read again from the corpus at the end.
+forward pass per batch. Either way the windows' tokens are read again from the corpus's ids at
+the end.
 
 Ranges: each feature's values are binned on a grid over [0, R), R the smallest power of two above
 its running maximum; when the maximum passes R, R doubles and neighbouring bins merge, which is
@@ -49,9 +50,9 @@ Job-system interface (as ``attribute()``):
 - ``checkpoint``: a file written every ``checkpoint_every`` batches and when streaming ends; a
   rerun with the same settings continues from it; it is removed when the run finishes.
 
-The corpus is any re-iterable of contexts (1-D token-id tensors or lists, each starting with the
-special first token), such as a list or a ``corpus.TokenizedCorpus``; it is read three times
-(measured, streamed, and for the examples' contexts).
+The corpus is any iterable of contexts (1-D token-id tensors or lists, each starting with the
+special first token), such as a list or a ``corpus.TokenizedCorpus``; it is read once, its ids
+kept in a temporary file (``dashboard_tokens``) for the streaming and the examples' contexts.
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ from transformers import PreTrainedModel
 
 from .dashboard_files import Feature, _layer_json
 from .dashboard_forward import (
-    _as_rows,
     _batches,
     _BatchRows,
     _firing,
@@ -81,6 +81,7 @@ from .dashboard_forward import (
     _Windows,
 )
 from .dashboard_stats import _Firing, _LayerState, _Picks, _picks, _Settings, _window_hashes
+from .dashboard_tokens import _CorpusTokens
 from .replacement import ReplacementModel
 from .transcoders import Transcoders
 
@@ -197,15 +198,12 @@ def compute_dashboards(
     def stop_requested() -> bool:
         return should_stop is not None and should_stop()
 
-    n_tokens = longest = 0
-    for row in _as_rows(corpus, vocab):
-        n_tokens += len(row)
-        longest = max(longest, len(row))
-    if n_tokens == 0:
+    ids = _CorpusTokens(corpus, vocab)  # tokenized here, once; its file goes when it does
+    if ids.n_tokens == 0:
         raise ValueError("the corpus has no contexts")
     s = _Settings(
         top_k, tokens_before, tokens_after, n_intervals, examples_per_interval, histogram_bins,
-        seed, chosen, rm.transcoders.d_transcoder, longest, False,
+        seed, chosen, rm.transcoders.d_transcoder, int(ids.lengths.max()), False,
     )  # fmt: skip
     s = replace(s, stream_windows=s.window_store_bytes() <= window_store_limit)
     states = [_LayerState(s, layer, device) for layer in chosen]
@@ -221,10 +219,8 @@ def compute_dashboards(
             _save_checkpoint(checkpoint, states, meta)
 
     # Phase 1: stream the corpus.
-    rows = _as_rows(corpus, vocab)
-    for _ in range(meta["rows"]):
-        next(rows)
-    report("activations", meta["tokens"] / n_tokens)
+    rows = ids.rows(meta["rows"])
+    report("activations", meta["tokens"] / ids.n_tokens)
     for n_batch, batch in enumerate(_batches(rows, batch_size), start=1):
         if stop_requested():
             checkpoint_now()
@@ -244,7 +240,7 @@ def compute_dashboards(
         meta["rows"] += len(batch)
         meta["tokens"] += int(lengths.sum())
         meta["counted"] += int(valid.sum())
-        report("activations", meta["tokens"] / n_tokens)
+        report("activations", meta["tokens"] / ids.n_tokens)
         if n_batch % checkpoint_every == 0:
             checkpoint_now()
     checkpoint_now()
@@ -253,11 +249,9 @@ def compute_dashboards(
     # store, or else from one more forward over the contexts they come from.
     picks = [_picks(state) for state in states]
     if s.stream_windows:
-        windows = _stored_windows(corpus, vocab, s, states, picks, pad, report)
+        windows = _stored_windows(ids, s, states, picks, pad, report)
     else:
-        windows = _windows(
-            rm, corpus, vocab, s, states, picks, batch_size, pad, report, stop_requested
-        )
+        windows = _windows(rm, ids, s, states, picks, batch_size, pad, report, stop_requested)
 
     # Phase 3: output tokens, then each layer's JSON.
     names = _TokenNames(rm)
@@ -276,8 +270,7 @@ def compute_dashboards(
 
 
 def _stored_windows(
-    corpus: Iterable[Any],
-    vocab: int,
+    ids: _CorpusTokens,
     s: _Settings,
     states: list[_LayerState],
     picks: list[_Picks],
@@ -288,8 +281,7 @@ def _stored_windows(
     then let go), its tokens from the contexts the picks come from, read again."""
     report("examples", 0.0)
     needed = torch.unique(torch.cat([p.ptr // s.context for p in picks]))
-    wanted = set(needed.tolist())
-    rows = [row for i, row in enumerate(_as_rows(corpus, vocab)) if i in wanted]
+    rows = [ids.row(i) for i in needed.tolist()]
     tokens, lengths = _padded(rows, pad, torch.device("cpu")) if rows else (None, None)
     offsets = torch.arange(-s.tokens_before, s.tokens_after + 1)
     out: dict[int, _Windows] = {}
@@ -312,8 +304,7 @@ def _stored_windows(
 
 def _windows(
     rm: ReplacementModel,
-    corpus: Iterable[Any],
-    vocab: int,
+    ids: _CorpusTokens,
     s: _Settings,
     states: list[_LayerState],
     picks: list[_Picks],
@@ -333,10 +324,9 @@ def _windows(
     if len(needed) == 0:
         report("examples", 1.0)
         return out
-    wanted = set(needed.tolist())
     position = {st.layer: i for i, st in enumerate(states)}
     pick_rows = {st.layer: p.ptr // s.context for st, p in zip(states, picks, strict=True)}
-    rows = ((i, row) for i, row in enumerate(_as_rows(corpus, vocab)) if i in wanted)
+    rows = ((i, ids.row(i)) for i in needed.tolist())
     done = 0
     report("examples", 0.0)
     for batch in _batches(rows, batch_size):

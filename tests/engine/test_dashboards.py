@@ -335,12 +335,19 @@ def test_every_interval_sample_lies_in_its_interval_and_intervals_fill_up(
 
 
 def test_no_interval_sample_repeats_a_top_example(
-    case: Case, acts: list[torch.Tensor], result: dict[int, list[dict[str, Any]]]
+    case: Case, result: dict[int, list[dict[str, Any]]]
 ) -> None:
+    """Checked against the top examples shown (the tests above compare those with the brute
+    force where it is unambiguous): the brute force's own forward differs from the batched one
+    in the last bit on some tokens, so on a tie within 1 ulp the two pick different top
+    examples (gemmascope and gpt2 have one: 1.6980997 against 1.6980999)."""
     checked = 0
     for layer, features in result.items():
         for f, feature in enumerate(features):
-            top = _expected_top(case, _firings(acts, layer, f))
+            top = [
+                Firing(e["corpus_context"], e["corpus_position"], 0.0)
+                for e in _examples(feature, "Top activations")
+            ]
             for group in feature["examples_quantiles"][1:]:
                 for e in group["examples"]:
                     pointer = (e["corpus_context"], e["corpus_position"])
@@ -421,6 +428,16 @@ def test_windows_kept_while_streaming_equal_those_of_a_second_forward(
     assert _run(case, batch_size=5, window_store_limit=0) == result
 
 
+def test_a_corpus_that_can_be_read_only_once_gives_the_same_dashboards(
+    relu: Case, relu_result: dict[int, list[dict[str, Any]]]
+) -> None:
+    """The corpus is read once and its ids kept for the later passes: a generator, which a
+    second pass would find empty, gives what the list gives."""
+    options = OPTIONS | {"batch_size": 5}
+    once = (row for row in relu.rows)
+    assert compute_dashboards(relu.rm.model, relu.rm.transcoders, once, **options) == relu_result
+
+
 def test_a_layer_subset_gives_those_layers_unchanged(
     relu: Case, relu_result: dict[int, list[dict[str, Any]]]
 ) -> None:
@@ -458,9 +475,10 @@ def test_token_ids_outside_the_vocabulary_are_refused(relu: Case) -> None:
         compute_dashboards(relu.rm.model, relu.rm.transcoders, [torch.tensor([BOS, 999])])
 
 
-def test_the_examples_sparse_topk_lookup_equals_the_dense_activations(tmp_path: Path) -> None:
+def test_the_sparse_topk_windows_equal_the_dense_activations(tmp_path: Path) -> None:
     """The examples' windows read a TopK set's activations from its kept (feature, value) pairs
-    instead of the dense encode: every entry, the kept negative ones and the zeros, is equal."""
+    instead of the dense encode: every window of every (row, position, feature), the kept
+    negative values and the zeros, equals the dense one inside the row."""
     from inference.engine.dashboard_forward import _dense, _lookup
 
     transcoders = _case("topk", tmp_path).rm.transcoders
@@ -473,10 +491,11 @@ def test_the_examples_sparse_topk_lookup_equals_the_dense_activations(tmp_path: 
             row, pos, feature = (i.reshape(-1) for i in torch.meshgrid(
                 *(torch.arange(n) for n in dense.shape), indexing="ij"
             ))  # fmt: skip
-            assert torch.equal(kept[row, pos, feature], dense[row, pos, feature])
-            few = slice(None, None, 97)  # few reads are searched for, many read from a scatter
-            assert torch.equal(
-                kept[row[few], pos[few], feature[few]], dense[row, pos, feature][few]
-            )
+            for before, after in ((2, 3), (0, 0), (9, 1)):
+                at = pos[:, None] + torch.arange(-before, after + 1)[None, :]
+                inside = (at >= 0) & (at < x.shape[1])
+                expected = dense[row[:, None], at.clamp(0, x.shape[1] - 1), feature[:, None]]
+                got = kept.windows(row, pos, feature, before, after)
+                assert torch.equal(got, torch.where(inside, expected, 0.0))
             signs |= set(dense.sign().unique().tolist())
     assert signs == {-1.0, 0.0, 1.0}
