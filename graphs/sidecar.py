@@ -3,9 +3,10 @@
 Made when the graph is stored (from the document in hand), or else from the artifact the first
 time it is asked for (graphs stored before sidecars, or whose sidecar went missing); gzipped as
 the artifact is and saved beside it (``artifacts.sidecar_name``) in the same storage, so every
-web process and a restart find it there. A graph stored again has a new artifact, hence a new sidecar. What is read back
-from storage is checked before it is served (its header, the artifact's SHA-256 it names and
-the CRC-32 of its bytes): a damaged or missing sidecar is made again, never sent.
+web process and a restart find it there. A graph stored again has a new artifact, hence a new
+sidecar. What is read back from storage is checked before it is served (its header, the
+artifact's SHA-256 it names and the CRC-32 of its bytes): a damaged or missing sidecar is made
+again, never sent.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ import boto3
 import pytest
 from django.contrib.auth.models import User
 
+from contract import graph_binary
 from features.models import LanguageModel
+from graphs import artifacts
 from graphs.models import Graph
 from tests.foundation.conftest import ROOT, free_port
 from tests.jobs.conftest import register_model, start_worker, tiny_pack, wait_for
@@ -180,13 +182,21 @@ def test_a_graph_made_on_one_machine_is_served_by_another_from_the_bucket(
             assert status == 200
             assert "content-encoding" not in headers
             assert json.loads(plain) == document
+
+            # The explorer's sidecar, which the worker made as it stored the graph, comes from
+            # the bucket too, and decodes to the same graph.
+            status, headers, sidecar = request(port, "GET", artifact_url + "/binary", {})
+            assert status == 200, sidecar[:300]
+            graph_binary.verify(sidecar, artifact_sha256=graph.artifact_sha256)
+            assert graph_binary.decode(sidecar)["nodes"] == document["nodes"]
     finally:
         worker.stop()
 
-    # The artifact is in the bucket, and neither machine wrote it to its own disk.
-    keys = [item.key for item in bucket(s3_server).objects.all()]
-    assert keys == [graph.artifact.name], keys
-    assert keys[0].startswith(f"graphs/{SLUG}/")
+    # The artifact and its sidecar are in the bucket, and neither machine wrote to its own disk.
+    keys = sorted(item.key for item in bucket(s3_server).objects.all())
+    name = str(graph.artifact.name)
+    assert keys == sorted([name, artifacts.sidecar_name(name)]), keys
+    assert all(key.startswith(f"graphs/{SLUG}/") for key in keys)
     assert files_under(web_media) == []
     assert files_under(worker_media) == []
     assert Graph.objects.filter(model=model).count() == 1
