@@ -82,19 +82,23 @@ def _masked_sum(chunks: list[torch.Tensor], above: float) -> float:
 
 
 def _between(chunks: list[torch.Tensor], lo: float, hi: float) -> torch.Tensor:
-    """Positive scores in [lo, hi]; zeros (most of a pruned graph) never need sorting."""
-    return torch.cat([c[(c >= lo) & (c <= hi) & (c > 0)] for c in chunks])
+    """Scores in [lo, hi]."""
+    return torch.cat([c[(c >= lo) & (c <= hi)] for c in chunks])
 
 
 def cumulative_threshold(scores: torch.Tensor, threshold: float) -> float:
     """circuit-tracer's `find_threshold` without sorting every score.
 
     Returns the score at which the descending cumulative sum of the (non-negative) `scores`
-    first reaches `threshold` of their total. A sorted random sample brackets that score; one pass sums the
+    first reaches `threshold` of their total; 0.0 where only zero scores reach it. A sorted random sample brackets that score; one pass sums the
     scores above the bracket and collects those inside it, and only those are sorted. The
     result is exact: a bracket that misses is widened and the pass repeated.
     """
     flat = scores.reshape(-1).float()
+    # Zeros (most of a pruned graph's scores) add nothing to any sum and are never the crossing
+    # score unless no positive one is (the 0.0 below), so every pass after this one reads only
+    # the positive scores.
+    flat = flat[flat > 0]
     chunks = list(torch.split(flat, _CHUNK))
     if flat.numel() == 0:
         return 0.0

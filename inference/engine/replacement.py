@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
 from .adapters import ModelAdapter, adapter_for, resolve
 from .freezing import (
@@ -35,6 +35,7 @@ from .freezing import (
     recording_patterns,
     residual_norms,
 )
+from .tokenizer_loading import load_tokenizer
 from .transcoders import Transcoders, load_transcoders
 
 
@@ -75,7 +76,7 @@ class ReplacementModel:
         transcoders = load_transcoders(transcoders_path)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager")
         try:
-            tokenizer = AutoTokenizer.from_pretrained(name)
+            tokenizer = load_tokenizer(name)
         except (OSError, ValueError, TypeError):
             tokenizer = None  # token-id prompts still work
         return cls.from_parts(model, transcoders, tokenizer, name, device)
