@@ -79,8 +79,9 @@ def write_corpus(path: Path, n_tokens: int) -> int:
     return written
 
 
-def _engine(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
-    from inference.engine import ReplacementModel, TokenizedCorpus, compute_dashboards
+def _pack_and_corpus(corpus_path: Path, n_tokens: int) -> tuple[Any, Any]:
+    """The demo pack's model and transcoders, and the corpus cut as every engine run cuts it."""
+    from inference.engine import ReplacementModel, TokenizedCorpus
 
     rm = ReplacementModel.load(PACK / "model", PACK / "transcoders")
     corpus = TokenizedCorpus(
@@ -90,6 +91,13 @@ def _engine(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
         context=CONTEXT,
         max_tokens=n_tokens,
     )
+    return rm, corpus
+
+
+def _engine(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
+    from inference.engine import compute_dashboards
+
+    rm, corpus = _pack_and_corpus(corpus_path, n_tokens)
     phases: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -113,17 +121,10 @@ def _profile(corpus_path: Path, n_tokens: int) -> None:
 
     import torch
 
-    from inference.engine import ReplacementModel, TokenizedCorpus, compute_dashboards
+    from inference.engine import compute_dashboards
 
     torch.set_num_threads(1)
-    rm = ReplacementModel.load(PACK / "model", PACK / "transcoders")
-    corpus = TokenizedCorpus(
-        corpus_path,
-        rm.tokenizer,
-        special_token=rm.special_token_ids()[0],
-        context=CONTEXT,
-        max_tokens=n_tokens,
-    )
+    rm, corpus = _pack_and_corpus(corpus_path, n_tokens)
     late, end = cProfile.Profile(), cProfile.Profile()
     marks: dict[str, float] = {}
     cpu = time.process_time()
@@ -154,17 +155,9 @@ def _materialise(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
     import torch
     from torch import nn
 
-    from inference.engine import ReplacementModel, TokenizedCorpus
     from inference.engine.freezing import first_tensor_arg
 
-    rm = ReplacementModel.load(PACK / "model", PACK / "transcoders")
-    corpus = TokenizedCorpus(
-        corpus_path,
-        rm.tokenizer,
-        special_token=rm.special_token_ids()[0],
-        context=CONTEXT,
-        max_tokens=n_tokens,
-    )
+    rm, corpus = _pack_and_corpus(corpus_path, n_tokens)
     rows = list(corpus)
     total = sum(len(r) for r in rows)
     acts = torch.zeros((rm.n_layers, total, rm.transcoders.d_transcoder))
