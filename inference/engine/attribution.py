@@ -336,10 +336,15 @@ def attribute(
     max_feature_nodes: int | None = None,
     batch_size: int = ENGINE_BATCH_SIZE,
     update_interval: int = 4,
+    hold_decoder_blocks: bool = True,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Graph:
-    """Attribution graph of `model`'s next-token prediction after `prompt` (see graph.py)."""
+    """Attribution graph of `model`'s next-token prediction after `prompt` (see graph.py).
+
+    ``hold_decoder_blocks`` False builds each source layer's decoder block per batch instead of
+    holding every layer's (rows.py); it does not change the graph; the memory planner
+    (memory_plan.py) chooses it."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if max_feature_nodes is not None and max_feature_nodes < 1:
@@ -350,7 +355,7 @@ def attribute(
     run.progress("forward", 0.0)
     run.check_stop()
     trace = run_linearised(model, tokens)
-    computer = RowComputer(model, trace)
+    computer = RowComputer(model, trace, hold_decoder_blocks=hold_decoder_blocks)
     run.progress("forward", 1.0)
     assert trace.logits is not None
     targets = _select_targets(
