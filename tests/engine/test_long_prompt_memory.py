@@ -1,5 +1,5 @@
 """The long-prompt memory choices (issue #19) give the same graph: decoder blocks built per batch
-instead of held (rows.py)."""
+instead of held (rows.py), the ranking buffer offloaded to the host (attribution.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from inference.engine import ReplacementModel, attribute, load_transcoders
+from inference.engine import Graph, ReplacementModel, attribute, load_transcoders
 from inference.engine.replacement import run_linearised
 from inference.engine.rows import RowComputer, by_layer
 
@@ -69,16 +69,6 @@ def test_decoder_blocks_built_per_batch_give_the_held_blocks_rows(
     assert torch.equal(per_batch, held)
 
 
-def test_a_graph_with_decoder_blocks_built_per_batch_is_the_default_graph(
-    clt: ReplacementModel,
-) -> None:
-    options = {"max_feature_nodes": 12, "batch_size": 2, "update_interval": 1}
-    default = attribute(PROMPT, clt, **options)  # type: ignore[arg-type]
-    per_batch = attribute(PROMPT, clt, hold_decoder_blocks=False, **options)  # type: ignore[arg-type]
-    assert torch.equal(per_batch.selected_features, default.selected_features)
-    assert torch.equal(per_batch.adjacency, default.adjacency)
-
-
 def test_a_cross_layer_decoder_reads_one_output_layer_alone(tmp_path: Path) -> None:
     tc = load_transcoders(save_clt(tmp_path / "clt"))
     ids = torch.tensor([3, 0, 7])
@@ -87,3 +77,39 @@ def test_a_cross_layer_decoder_reads_one_output_layer_alone(tmp_path: Path) -> N
     for out in range(every.shape[1]):
         one = tc.decoders[1].rows(ids, torch.device("cpu"), torch.float32, out_layer=out)
         assert torch.equal(one, every[:, out])
+
+
+def _equal_graphs(a: Graph, b: Graph) -> None:
+    assert torch.equal(a.selected_features, b.selected_features)
+    assert torch.equal(a.active_features, b.active_features)
+    assert torch.equal(a.adjacency, b.adjacency)
+
+
+@pytest.mark.parametrize("model", ["llama", "clt"])
+@pytest.mark.parametrize("max_feature_nodes", [None, 12])
+@pytest.mark.parametrize(
+    "layout",
+    [{"hold_decoder_blocks": False}, {"offload_rows": True},
+     {"hold_decoder_blocks": False, "offload_rows": True}],
+)  # fmt: skip
+def test_the_memory_layouts_give_the_default_graph(
+    model: str, max_feature_nodes: int | None, layout: dict, request: pytest.FixtureRequest
+) -> None:
+    rm: ReplacementModel = request.getfixturevalue(model)
+    # batch 2 and re-ranking after every batch: the ranking reads the buffer many times
+    options = {"max_feature_nodes": max_feature_nodes, "batch_size": 2, "update_interval": 1}
+    default = attribute(PROMPT, rm, **options)  # type: ignore[arg-type]
+    _equal_graphs(attribute(PROMPT, rm, **options, **layout), default)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the host and the device differ on CUDA")
+def test_the_offloaded_ranking_buffer_lives_on_the_host_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    config = save_plt(tmp_path / "tc", jumprelu=True)
+    rm = ReplacementModel.from_parts(tiny_model("llama"), load_transcoders(config), device="cuda")
+    options = {"max_feature_nodes": 12, "batch_size": 2, "update_interval": 1}
+    on_device = attribute(PROMPT, rm, **options)  # type: ignore[arg-type]
+    offloaded = attribute(PROMPT, rm, offload_rows=True, **options)  # type: ignore[arg-type]
+    assert torch.equal(offloaded.selected_features, on_device.selected_features)
+    torch.testing.assert_close(offloaded.adjacency, on_device.adjacency, rtol=0, atol=0)

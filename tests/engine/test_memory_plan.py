@@ -75,7 +75,7 @@ def test_selection_is_unchanged_by_the_chunked_ranking(
     options = {"max_feature_nodes": 12, "batch_size": 2, "update_interval": 1}
     new = attribute(PROMPT, llama, **options)  # type: ignore[arg-type]
     monkeypatch.setattr(
-        attribution, "partial_influences", lambda m, w, r: whole_matrix_influences(m, w, r)
+        attribution, "partial_influences", lambda m, w, r, **_: whole_matrix_influences(m, w, r)
     )
     old = attribute(PROMPT, llama, **options)  # type: ignore[arg-type]
     assert torch.equal(new.selected_features, old.selected_features)
