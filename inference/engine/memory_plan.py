@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -124,14 +124,34 @@ class Shapes:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """Where `attribute` keeps its two largest things (its ``hold_decoder_blocks`` and
+    ``offload_rows`` options): every layer's decoder block held, or each built per batch
+    (rows.py); the ranking buffer on the model's device, or on the host (attribution.py)."""
+
+    hold_decoder_blocks: bool = True
+    offload_rows: bool = False
+
+
+# the planner's order of preference: holding the blocks is what makes a CPU run fast (each
+# batch re-reads the decoders otherwise), and an offloaded buffer crosses the bus at every
+# re-ranking
+LAYOUTS = (Layout(True, False), Layout(False, False), Layout(True, True), Layout(False, True))
+
+
+@dataclass(frozen=True)
 class Estimate:
     """Predicted peak bytes of one run, by term (module docstring), and the settings it is for."""
 
     terms: dict[str, int]
-    peak: int  # the run's own peak, on top of the resident weights
+    peak: int  # on the model's device, the run's own, on top of the resident weights
+    # on the host, beside a GPU run (the kept-all adjacency, an offloaded buffer, the
+    # assembly); 0 on a CPU run, whose host is its device (``peak`` has it all)
+    host_peak: int
     weights: int
     batch_size: int
     max_feature_nodes: int | None
+    layout: Layout
 
     @property
     def device_total(self) -> int:
@@ -140,11 +160,14 @@ class Estimate:
     def to_dict(self) -> dict[str, object]:
         return {
             "peak_bytes": self.peak,
+            "host_peak_bytes": self.host_peak,
             "weights_bytes": self.weights,
             "device_total_bytes": self.device_total,
             "terms": dict(self.terms),
             "batch_size": self.batch_size,
             "max_feature_nodes": self.max_feature_nodes,
+            "hold_decoder_blocks": self.layout.hold_decoder_blocks,
+            "offload_rows": self.layout.offload_rows,
         }
 
 
@@ -198,6 +221,7 @@ def estimate(
     batch_size: int,
     max_feature_nodes: int | None,
     n_logits: int,
+    layout: Layout = LAYOUTS[0],
 ) -> Estimate:
     """Peak bytes of `attribute` with these settings (the module docstring has the model)."""
     n, n_layers, d, b = active.n_pos, shapes.n_layers, shapes.d_model, shapes.dtype_bytes
@@ -206,14 +230,17 @@ def estimate(
     keep_all = keep == n_active
     n_cols = n_active + n_layers * n + n
     width = n_cols + n_logits
-    blocks = sum(o * n * w * d * b for o, w in zip(shapes.out_layers, active.densest, strict=True))
-    scaled = max(
-        (2 * a * o * d * F32 for a, o in zip(active.per_layer, shapes.out_layers, strict=True)),
+    per_layer = list(zip(active.per_layer, active.densest, shapes.out_layers, strict=True))
+    held = sum(o * n * w * d * b for _, w, o in per_layer)
+    scaled = max((2 * a * o * d * F32 for a, _, o in per_layer), default=0)
+    # built per batch (rows.py, DecoderBlock.padded): one (source, output) layer's rows read in
+    # float32 and, on a bf16 model, their cast, then the cast beside the padded slice
+    cast = 0 if b == F32 else 1
+    decoder = max(
+        (max(a * d * (F32 + cast * b), a * d * b + n * w * d * b) for a, w, _ in per_layer),
         default=0,
     )
     rows = (width**2 if keep_all else (keep + n_logits) * width) * F32
-    if keep_all and not shapes.on_host:
-        rows = 0  # the adjacency is filled on the host, a batch's rows at a time
     grad = batch_size * n * d * b  # one gradient-sized block
     grads = [grad] * BACKWARD_WORKING_SET
     grads += [batch_size * n * shapes.attn_width * b] * 2 + [
@@ -237,21 +264,40 @@ def estimate(
     terms = {
         "forward": active.forward_bytes,
         "backward": backward,
-        "sources": blocks + (n_layers + 1) * n * d * F32,
+        "sources": (held if layout.hold_decoder_blocks else 0) + (n_layers + 1) * n * d * F32,
         "build": scaled + n_layers * n * d * F32,
         "rows": rows,
         "batch": batch,
+        "decoder": 0 if layout.hold_decoder_blocks else decoder,
         "heap": heap,
         "ranking": ranking,
-        "assemble": 0 if keep_all or not shapes.on_host else ((keep + n_logits) * m + m * m) * F32,
+        "assemble": 0 if keep_all else ((keep + n_logits) * m + m * m) * F32,
     }
-    alive = terms["forward"] + backward
-    peak = max(
-        alive + terms["build"],
-        alive + terms["sources"] + terms["rows"] + max(terms["batch"] + heap, ranking),
-        terms["sources"] + terms["rows"] + terms["assemble"],
+    # a GPU run fills the kept-all adjacency, and an offloaded buffer, on the host, and
+    # assembles there; a CPU run's host is its device
+    on_host = set() if shapes.on_host else {"assemble"}
+    if not shapes.on_host and (keep_all or layout.offload_rows):
+        on_host.add("rows")
+
+    def moments(where: Callable[[str], bool]) -> int:
+        t = {name: size if where(name) else 0 for name, size in terms.items()}
+        alive = t["forward"] + t["backward"]
+        working = t["batch"] + t["decoder"] + t["heap"]
+        return max(
+            alive + t["build"],
+            alive + t["sources"] + t["rows"] + max(working, t["ranking"]),
+            t["sources"] + t["rows"] + t["assemble"],
+        )
+
+    return Estimate(
+        terms,
+        peak=moments(lambda name: name not in on_host),
+        host_peak=moments(lambda name: name in on_host),
+        weights=shapes.weight_bytes,
+        batch_size=batch_size,
+        max_feature_nodes=max_feature_nodes,
+        layout=layout,
     )
-    return Estimate(terms, peak, shapes.weight_bytes, batch_size, max_feature_nodes)
 
 
 class MemoryBudgetExceeded(ValueError):
@@ -283,44 +329,67 @@ def plan(
     n_logits: int,
     batch_size: int | None = None,
     default_batch_size: int = 256,
+    host_budget_bytes: int | None = None,
+    layouts: Sequence[Layout] = LAYOUTS,
 ) -> Estimate:
-    """The estimate of the run to do within ``budget_bytes`` of device memory (weights included).
+    """The estimate of the run to do within ``budget_bytes`` of device memory (weights included)
+    and, on a GPU, ``host_budget_bytes`` of host memory (None: not checked).
 
     ``batch_size=None`` lets the planner pick: the largest batch up to ``default_batch_size`` that
-    fits. A given batch size is kept if it fits. Otherwise `MemoryBudgetExceeded` names what to
-    set: the largest ``max_feature_nodes`` that fits at that batch size (batch size 1 when the
-    planner picks), and, for a given batch size, the largest batch size that fits.
+    fits. A given batch size is kept if it fits. The layout (`LAYOUTS`, offloading only on a GPU:
+    on a CPU it moves nothing; ``layouts`` narrows the choice) is the first that fits the
+    largest of those batches. Otherwise
+    `MemoryBudgetExceeded` names what to set, for the layout that needs least: the largest
+    ``max_feature_nodes`` that fits at that batch size (batch size 1 when the planner picks),
+    and, for a given batch size, the largest batch size that fits.
     """
+    layouts = [lay for lay in layouts if not (shapes.on_host and lay.offload_rows)]
 
-    def at(batch: int, nodes: int | None = max_feature_nodes) -> Estimate:
+    def at(batch: int, layout: Layout, nodes: int | None = max_feature_nodes) -> Estimate:
         return estimate(
-            shapes, active, batch_size=batch, max_feature_nodes=nodes, n_logits=n_logits
+            shapes,
+            active,
+            batch_size=batch,
+            max_feature_nodes=nodes,
+            n_logits=n_logits,
+            layout=layout,
         )
 
     def fits(e: Estimate) -> bool:
-        return e.device_total <= budget_bytes
+        host_fits = host_budget_bytes is None or e.host_peak <= host_budget_bytes
+        return e.device_total <= budget_bytes and host_fits
 
     top = batch_size or default_batch_size
     low = top if batch_size else 1
-    chosen = _largest_fitting(low, top, lambda b: fits(at(b)))
-    if chosen is not None:
-        return at(chosen)
-    needed = at(low)
+    best: Estimate | None = None
+    for layout in layouts:
+        chosen = _largest_fitting(low, top, lambda b: fits(at(b, layout)))  # noqa: B023
+        if chosen is not None and (best is None or chosen > best.batch_size):
+            best = at(chosen, layout)
+    if best is not None:
+        return best
+    frugal = layouts[-1]
+    needed = at(low, frugal)
     fixes = []
     nodes_now = active.total if max_feature_nodes is None else min(max_feature_nodes, active.total)
-    nodes = _largest_fitting(1, max(nodes_now - 1, 1), lambda k: fits(at(low, k)))
+    nodes = _largest_fitting(1, max(nodes_now - 1, 1), lambda k: fits(at(low, frugal, k)))
     if nodes is not None:
         fixes.append(f"max_feature_nodes ≤ {nodes}")
     if batch_size:
-        smaller = _largest_fitting(1, batch_size, lambda b: fits(at(b)))
+        smaller = _largest_fitting(1, batch_size, lambda b: fits(at(b, frugal)))
         if smaller is not None:
             fixes.append(f"batch size ≤ {smaller}")
     advice = " or ".join(fixes) if fixes else "use a shorter prompt"
     prefix = "set " if fixes else ""
+    needs, has = readable_bytes(needed.device_total), readable_bytes(budget_bytes)
+    if needed.device_total <= budget_bytes and host_budget_bytes is not None:
+        # the device would do; its host cannot take the offloaded buffer
+        needs = f"{readable_bytes(needed.host_peak)} of host memory"
+        has = f"{readable_bytes(host_budget_bytes)} of host memory"
     raise MemoryBudgetExceeded(
-        f"this prompt needs about {readable_bytes(needed.device_total)} "
+        f"this prompt needs about {needs} "
         f"({active.n_pos} tokens, {active.total} active features, batch size {low}), "
-        f"this worker has {readable_bytes(budget_bytes)}: {prefix}{advice}"
+        f"this worker has {has}: {prefix}{advice}"
     )
 
 
@@ -333,8 +402,10 @@ def device_memory(device: torch.device) -> int:
 
 
 __all__ = [
+    "LAYOUTS",
     "ActiveFeatures",
     "Estimate",
+    "Layout",
     "MemoryBudgetExceeded",
     "Shapes",
     "device_memory",
