@@ -14,12 +14,14 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
 
 - ``forward``: the measured bytes the linearised forward keeps (its autograd graph).
 - ``sources`` (kept from `RowComputer` on): the decoder blocks, padded per position,
-  ``sum_l o_l n w_l d b``; the error vectors and token embeddings, ``(L + 1) n d f32``.
+  ``sum_l o_l n w_l d b``, when held (`Layout`); the error vectors and token embeddings,
+  ``(L + 1) n d f32``.
 - ``build`` (while `RowComputer` is built): one layer's decoder rows read in float32 and scaled
   (two copies) and its reconstruction, ``max_l 2 A_l o_l d f32 + L n d f32``.
 - ``rows``: the row buffer. With every feature kept, the (N + k)² adjacency in float32 on the
-  CPU; when selecting, ``(K + k) (N + k) f32`` on the model's device, which the ranking reads in
-  column chunks (`partial_influences`) instead of through a full copy.
+  CPU; when selecting, ``(K + k) (N + k) f32`` on the model's device, or on the host when
+  offloaded (`Layout`), which the ranking reads in row chunks (`partial_influences`) instead
+  of through a full copy.
 - ``backward`` (kept from `RowComputer` on, backward.py): every layer's frozen attention pattern
   with the norm scales folded in, ``L H n² b`` (``H`` heads), and the value and output
   projection weights with the norm gains folded in, ``L (d Q + V d) b`` (``Q`` = H x head_dim
@@ -29,27 +31,33 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
   their reordered copy, ``2 B n Q b``; one key/value group's value gradients, ``B n V b``; on a
   bfloat16 model, float32 copies of one output hook's gradient and the embeddings',
   ``2 B n d f32``; the batch's row, ``B (N + k) f32``.
+- ``decoder`` (decoder blocks built per batch only, rows.py): one (source, output) layer's
+  slice, built inside the batch: the layer's rows read in float32 (and their cast on a bf16
+  model), then the cast beside the padded slice, ``max_l max(A_l d (f32 [+ b]), A_l d b +
+  n w_l d b)``.
 - ``heap`` (on the host only): what the C allocator keeps of freed memory. glibc's malloc
-  raises its mmap threshold to the size of the largest block freed (up to 32 MB,
-  ``MMAP_THRESHOLD_MAX``), so after the first batch every block up to that size comes from the
-  heap, and a freed block stays mapped instead of going back to the system. Measured
-  (``benchmarks/memory_plan.py``): the hand-written backward pass allocates its working blocks
-  in the same sizes block after block, so they refill their own holes, but the batch's
-  gradient buffer follows the batch's span of positions and the previous one's stays resident,
-  as do the row and the build's freed copies. Counted: those blocks that are at most 32 MB
-  (larger ones are always mapped and unmapped).
+  raises its mmap threshold to the size of the largest mapped block freed (up to 32 MB,
+  ``MMAP_THRESHOLD_MAX``), so later blocks up to that size come from the heap, and a freed
+  block stays mapped instead of going back to the system. The build's freed blocks (a
+  layer's two decoder copies, the reconstruction) stay, those of at most 32 MB, and set the
+  threshold the batches meet; a batch's gradient buffer and row (and a per-batch decoder
+  slice) stay only when at most that threshold: larger ones are mapped and unmapped each
+  batch (``benchmarks/memory_plan.py``: at batch 64 the selecting points measure what is
+  alive, at batch 16 a batch's blocks more). The hand-written backward pass allocates its
+  other working blocks in the same sizes block after block, so they refill their own holes.
 - ``ranking`` (selection only, between batches): the ranking's normalised copy of the rows,
   made a chunk of about 256 MB at a time, ``min(rows, 256 MB)``.
-- ``assemble`` (selection only, after the forward pass is freed): the rows reordered,
-  ``(K + k) M f32`` with ``M = K + L n + n + k``, and the (M, M) adjacency.
+- ``assemble`` (selection only, after the forward pass is freed): the rows reordered at the
+  kept columns, ``(K + k) M f32`` with ``M = K + L n + n + k``, and the (M, M) adjacency.
 
-On a GPU (``Shapes.on_host`` False) the terms that live on the host are left out: the kept-all
-adjacency, the assembly and the heap. Peak = max(forward + backward + build, forward + backward +
-sources + rows + max(batch + heap, ranking), sources + rows + assemble). The forward pass's
-autograd graph is freed before the feature rows, but its blocks stay in the host's heap, so it
-is counted beside the batch. The model's and the transcoders'
-weights (``weights``) are resident before the run and come on top on the device;
-`Estimate.device_total` adds them.
+Peak = max(forward + backward + build, forward + backward + sources + rows + max(batch +
+decoder + heap, ranking), sources + rows + assemble). The forward pass's autograd graph is
+alive during the logit rows, and on the host its blocks stay in the heap after, so it is
+counted beside the batch. On a GPU (``Shapes.on_host`` False) the terms on the host (the
+kept-all adjacency or an offloaded buffer, the assembly) make ``Estimate.host_peak`` by the
+same moments, and ``Estimate.peak`` has the rest; there is no heap term. On a CPU the host is
+the device: ``peak`` has every term. The model's and the transcoders' weights (``weights``) are
+resident before the run and come on top on the device; `Estimate.device_total` adds them.
 """
 
 from __future__ import annotations
@@ -252,12 +260,19 @@ def estimate(
     batch = sum(grads) + row
     attn_weights = d * shapes.attn_width + shapes.value_width * d
     backward = n_layers * (shapes.n_heads * n * n + attn_weights) * b
-    heap = 0
+    heap = heap_build = 0
     if shapes.on_host:  # the malloc heap's freed blocks (module docstring)
-        # the previous batch's gradient buffer and row, and the build term's blocks: one
-        # layer's two decoder copies, the reconstruction
-        freed = [grad, row, scaled // 2, scaled // 2, *[n * d * F32] * n_layers]
-        heap = sum(block for block in freed if block <= MMAP_THRESHOLD_MAX)
+        # the build's: one layer's two decoder copies, the reconstruction; they set malloc's
+        # mmap threshold for the batches to the largest of them
+        built = [scaled // 2, scaled // 2, *[n * d * F32] * n_layers]
+        threshold = min(max(built), MMAP_THRESHOLD_MAX)
+        # a batch's gradient buffer and row (and a per-batch decoder slice) come from the heap,
+        # and stay there, only when at most that size
+        per_batch = [grad, row]
+        if not layout.hold_decoder_blocks:
+            per_batch += [max(a * d * F32, n * w * d * b) for a, w, _ in per_layer]
+        heap_build = sum(block for block in built if block <= MMAP_THRESHOLD_MAX)
+        heap = sum(block for block in per_batch if block <= threshold)
     # the ranking's normalised copy, one chunk of rows at a time (attribution.partial_influences)
     ranking = 0 if keep_all else min(rows, RANKING_CHUNK_BYTES)
     m = keep + n_layers * n + n + n_logits
@@ -270,6 +285,7 @@ def estimate(
         "batch": batch,
         "decoder": 0 if layout.hold_decoder_blocks else decoder,
         "heap": heap,
+        "heap_build": heap_build,
         "ranking": ranking,
         "assemble": 0 if keep_all else ((keep + n_logits) * m + m * m) * F32,
     }
@@ -282,7 +298,9 @@ def estimate(
     def moments(where: Callable[[str], bool]) -> int:
         t = {name: size if where(name) else 0 for name, size in terms.items()}
         alive = t["forward"] + t["backward"]
-        working = t["batch"] + t["decoder"] + t["heap"]
+        # a per-batch decoder slice refills the build's holes: its rows are the size of the
+        # build's decoder copies
+        working = t["batch"] + t["heap"] + max(t["decoder"], t["heap_build"])
         return max(
             alive + t["build"],
             alive + t["sources"] + t["rows"] + max(working, t["ranking"]),

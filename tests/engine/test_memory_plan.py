@@ -241,19 +241,24 @@ def test_the_estimate_grows_with_the_attention_heads() -> None:
     assert _peak(shapes=dataclasses.replace(SHAPES, n_heads=16)) > _peak()
 
 
-def test_the_heap_keeps_freed_blocks_up_to_the_mmap_threshold_only() -> None:
-    small = _terms(max_feature_nodes=1000)
-    assert small["heap"] > 0  # every block of this batch is below 32 MB: all of it stays
-    # 64 rows x 1,024 positions x d 256 x 4 bytes = 64 MB per gradient: unmapped when freed
-    long = dataclasses.replace(ACTIVE, n_pos=1024)
-    big = estimate(SHAPES, long, batch_size=64, max_feature_nodes=1000, n_logits=10).terms
-    gradient = 64 * 1024 * 256 * 4
-    assert gradient > MMAP_THRESHOLD_MAX
-    assert 0 < big["heap"] < gradient  # the row and the build's copies only
-    gpu = dataclasses.replace(SHAPES, on_host=False)
-    assert (
-        estimate(gpu, ACTIVE, batch_size=32, max_feature_nodes=1000, n_logits=10).terms["heap"] == 0
-    )
+def test_the_heap_keeps_a_batchs_blocks_only_below_the_builds_largest_freed_block() -> None:
+    def terms(batch: int, active: ActiveFeatures = ACTIVE) -> dict[str, int]:
+        return estimate(SHAPES, active, batch_size=batch, max_feature_nodes=1000, n_logits=10).terms
+
+    decoder_copy = 2000 * 256 * 4  # a layer's decoder rows in float32: malloc's new threshold
+    row = 8 * (2000 * 4 + 5 * 64 + 10) * 4
+    gradient = 8 * 64 * 256 * 4
+    assert max(gradient, row) < decoder_copy
+    assert terms(8)["heap"] == gradient + row
+    assert decoder_copy < 32 * 64 * 256 * 4  # at batch 32 the gradient is mapped and unmapped
+    assert terms(32)["heap"] == 4 * row
+    # the build's own blocks stay when at most 32 MB, whatever the batch
+    assert terms(8)["heap_build"] == terms(32)["heap_build"] == 2 * decoder_copy + 4 * 64 * 256 * 4
+    huge = dataclasses.replace(ACTIVE, per_layer=(40000,) * 4)  # 41 MB decoder copies
+    assert MMAP_THRESHOLD_MAX < 40000 * 256 * 4
+    assert terms(8, huge)["heap_build"] == 4 * 64 * 256 * 4
+    gpu = estimate(GPU, ACTIVE, batch_size=8, max_feature_nodes=1000, n_logits=10).terms
+    assert gpu["heap"] == gpu["heap_build"] == 0
 
 
 PER_BATCH, OFFLOADED = Layout(hold_decoder_blocks=False), Layout(offload_rows=True)
