@@ -357,7 +357,7 @@ def plan(
     fits. A given batch size is kept if it fits. The layout (`LAYOUTS`, offloading only on a GPU:
     on a CPU it moves nothing; ``layouts`` narrows the choice) is the first that fits the
     largest of those batches. Otherwise
-    `MemoryBudgetExceeded` names what to set, for the layout that needs least: the largest
+    `MemoryBudgetExceeded` names what to set, the best any layout allows: the largest
     ``max_feature_nodes`` that fits at that batch size (batch size 1 when the planner picks),
     and, for a given batch size, the largest batch size that fits.
     """
@@ -381,20 +381,25 @@ def plan(
     low = top if batch_size else 1
     best: Estimate | None = None
     for layout in layouts:
-        chosen = _largest_fitting(low, top, lambda b: fits(at(b, layout)))  # noqa: B023
+        chosen = _largest_fitting(low, top, lambda b, lay=layout: fits(at(b, lay)))
         if chosen is not None and (best is None or chosen > best.batch_size):
             best = at(chosen, layout)
     if best is not None:
         return best
-    frugal = layouts[-1]
-    needed = at(low, frugal)
+
+    # the refusal's figures: for each setting, the best any layout allows
+    def best_of(low_: int, high: int, fits_at: Callable[[Layout, int], bool]) -> int | None:
+        found = [_largest_fitting(low_, high, lambda v, x=lay: fits_at(x, v)) for lay in layouts]
+        return max((v for v in found if v is not None), default=None)
+
+    needed = min((at(low, lay) for lay in layouts), key=lambda e: e.device_total)
     fixes = []
     nodes_now = active.total if max_feature_nodes is None else min(max_feature_nodes, active.total)
-    nodes = _largest_fitting(1, max(nodes_now - 1, 1), lambda k: fits(at(low, frugal, k)))
+    nodes = best_of(1, max(nodes_now - 1, 1), lambda lay, k: fits(at(low, lay, k)))
     if nodes is not None:
         fixes.append(f"max_feature_nodes ≤ {nodes}")
     if batch_size:
-        smaller = _largest_fitting(1, batch_size, lambda b: fits(at(b, frugal)))
+        smaller = best_of(1, batch_size, lambda lay, b: fits(at(b, lay)))
         if smaller is not None:
             fixes.append(f"batch size ≤ {smaller}")
     advice = " or ".join(fixes) if fixes else "use a shorter prompt"

@@ -22,7 +22,8 @@ def tiny(tiny_pack: tuple[Path, Path], db: None) -> LanguageModel:
 
 
 def _device_total(model: LanguageModel, batch_size: int, max_feature_nodes: int) -> int:
-    """What the planner predicts for PROMPT with these settings, weights included."""
+    """What the planner predicts for PROMPT with these settings, weights included, in the
+    layout that needs least (a CPU worker holds the decoder blocks or builds them per batch)."""
     from inference.engine import memory_plan
     from inference.model_cache import load_model
 
@@ -30,13 +31,17 @@ def _device_total(model: LanguageModel, batch_size: int, max_feature_nodes: int)
     rm = load_model(model, model.default_transcoder_set)
     active = memory_plan.measure(rm, rm.tokenize(PROMPT))
     assert active.total > max_feature_nodes
-    return memory_plan.estimate(
-        memory_plan.Shapes.of(rm),
-        active,
-        batch_size=batch_size,
-        max_feature_nodes=max_feature_nodes,
-        n_logits=10,
-    ).device_total
+    return min(
+        memory_plan.estimate(
+            memory_plan.Shapes.of(rm),
+            active,
+            batch_size=batch_size,
+            max_feature_nodes=max_feature_nodes,
+            n_logits=10,
+            layout=memory_plan.Layout(hold_decoder_blocks=hold),
+        ).device_total
+        for hold in (True, False)
+    )
 
 
 def _job(owner: User, model: LanguageModel, **params: Any) -> Job:
