@@ -67,6 +67,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -377,19 +378,22 @@ def plan(
         host_fits = host_budget_bytes is None or e.host_peak <= host_budget_bytes
         return e.device_total <= budget_bytes and host_fits
 
+    def fits_at(layout: Layout, batch: int) -> bool:
+        return fits(at(batch, layout))
+
     top = batch_size or default_batch_size
     low = top if batch_size else 1
     best: Estimate | None = None
     for layout in layouts:
-        chosen = _largest_fitting(low, top, lambda b, lay=layout: fits(at(b, lay)))
+        chosen = _largest_fitting(low, top, partial(fits_at, layout))
         if chosen is not None and (best is None or chosen > best.batch_size):
             best = at(chosen, layout)
     if best is not None:
         return best
 
     # the refusal's figures: for each setting, the best any layout allows
-    def best_of(low_: int, high: int, fits_at: Callable[[Layout, int], bool]) -> int | None:
-        found = [_largest_fitting(low_, high, lambda v, x=lay: fits_at(x, v)) for lay in layouts]
+    def best_of(low_: int, high: int, fits_with: Callable[[Layout, int], bool]) -> int | None:
+        found = [_largest_fitting(low_, high, partial(fits_with, lay)) for lay in layouts]
         return max((v for v in found if v is not None), default=None)
 
     needed = min((at(low, lay) for lay in layouts), key=lambda e: e.device_total)
