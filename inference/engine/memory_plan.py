@@ -28,7 +28,8 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
   and ``V`` = key/value heads x head_dim, the projections' widths).
 - ``batch`` (one backward batch, backward.py): the gradient at the residual stream and the
   attention's result, ``2 B n d b`` (``BACKWARD_WORKING_SET``); the heads' gradients and
-  their reordered copy, ``2 B n Q b``; one key/value group's value gradients, ``B n V b``; on a
+  their reordered copy, ``2 B n Q b``; one key/value group's value gradients, ``B n Q/H b``
+  (one head's width: a group's heads share their values, backward.py's ``g_values``); on a
   bfloat16 model, float32 copies of one output hook's gradient and the embeddings',
   ``2 B n d f32``; the batch's row, ``B (N + k) f32``.
 - ``decoder`` (decoder blocks built per batch only, rows.py): one (source, output) layer's
@@ -253,7 +254,7 @@ def estimate(
     grad = batch_size * n * d * b  # one gradient-sized block
     grads = [grad] * BACKWARD_WORKING_SET
     grads += [batch_size * n * shapes.attn_width * b] * 2 + [
-        batch_size * n * shapes.value_width * b
+        batch_size * n * (shapes.attn_width // shapes.n_heads) * b
     ]
     if b != F32:
         grads += [batch_size * n * d * F32] * 2

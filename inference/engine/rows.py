@@ -2,9 +2,10 @@
 
 `RowComputer` holds what the rows are contracted with, computed once from the linearised forward
 pass (replacement.py): every active feature's scaled decoder vectors (``a * W_dec``, padded per
-position as `DecoderBlock`, held or built per batch), the error vectors and the token embeddings. ``rows(layers,
-positions, vectors)`` seeds each target's direction at its layer and position, runs one batched
-backward pass (backward.py) and contracts the gradients with those sources.
+position as `DecoderBlock`, held or built per batch), the error vectors and the token
+embeddings. ``rows(layers, positions, vectors)`` seeds each target's direction at its layer and
+position, runs one batched backward pass (backward.py) and contracts the gradients with those
+sources.
 """
 
 from __future__ import annotations
