@@ -150,7 +150,11 @@ def partial_influences(
     chunks = [(r, min(r + step, n_rows)) for r in range(0, n_rows, step)]
 
     def normalized(start: int, end: int) -> torch.Tensor:
-        block = edge_matrix[start:end].abs().to(device)
+        rows = edge_matrix[start:end]
+        # an offloaded chunk is copied to the device first, so |.| runs there, in place; a
+        # chunk already there is a view of the buffer, and |.| makes the copy
+        block = rows.to(device)
+        block = block.abs() if block.data_ptr() == rows.data_ptr() else block.abs_()
         return block.div_(block.sum(dim=1, keepdim=True).clamp(min=1e-8))
 
     among_rows = torch.cat([normalized(s, e)[:, row_to_node] for s, e in chunks])  # (R, R)
