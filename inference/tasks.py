@@ -74,9 +74,11 @@ def _memory_budget(rm: ReplacementModel) -> int:
 def _memory_plan(
     rm: ReplacementModel, tokens: Any, params: AttributeParams, targets: Any
 ) -> memory_plan.Estimate:
-    """The batch size that fits this worker's memory (`_memory_budget`), from one forward pass; a
-    run that cannot fit fails here, before any backward pass, with a message naming the setting
-    to lower (docs/engine.md, "Memory")."""
+    """The batch size and memory layout that fit this worker (`_memory_budget`), from one
+    forward pass; a run that cannot fit fails here, before any backward pass, with a message
+    naming the setting to lower (docs/engine.md, "Memory")."""
+    import torch
+
     from inference.engine import memory_plan
 
     # a token list is its length in targets, a logit difference one, the top logits at most this
@@ -90,6 +92,10 @@ def _memory_plan(
             n_logits=n_logits,
             batch_size=params.batch_size,
             default_batch_size=ENGINE_BATCH_SIZE,
+            # a GPU worker may offload the ranking buffer to its host, within the host's memory
+            host_budget_bytes=None
+            if rm.device.type == "cpu"
+            else memory_plan.device_memory(torch.device("cpu")),
         )
     except memory_plan.MemoryBudgetExceeded as exc:
         raise JobInputError(str(exc)) from None
@@ -140,6 +146,8 @@ def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
         desired_logit_prob=params.desired_logit_prob,
         max_feature_nodes=params.max_feature_nodes,
         batch_size=planned.batch_size,
+        hold_decoder_blocks=planned.layout.hold_decoder_blocks,
+        offload_rows=planned.layout.offload_rows,
         on_progress=run.progress,
         should_stop=run.should_stop,
     )

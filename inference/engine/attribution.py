@@ -132,6 +132,7 @@ def partial_influences(
     row_to_node: torch.Tensor,
     max_iter: int = 128,
     chunk_bytes: int = 2**28,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """Influence on the logits of every column, from the rows computed so far (power series).
 
@@ -139,15 +140,21 @@ def partial_influences(
     block of the row-normalised matrix (R rows), and every column's influence is the summed row
     weights times the normalised rows. The normalised matrix is made in row chunks of about
     ``chunk_bytes``: a whole |A| copy would double the ranking buffer, the largest thing a long
-    prompt keeps (docs/engine.md, "Memory").
+    prompt keeps (docs/engine.md, "Memory"). The series runs on ``device`` (default: the
+    matrix's); a matrix offloaded to the host goes there one chunk at a time.
     """
     n_rows, n_cols = edge_matrix.shape
-    device = edge_matrix.device
+    device = edge_matrix.device if device is None else device
+    row_to_node = row_to_node.to(device)
     step = max(1, chunk_bytes // max(4 * n_cols, 1))
     chunks = [(r, min(r + step, n_rows)) for r in range(0, n_rows, step)]
 
     def normalized(start: int, end: int) -> torch.Tensor:
-        block = edge_matrix[start:end].abs()
+        rows = edge_matrix[start:end]
+        # an offloaded chunk is copied to the device first, so |.| runs there, in place; a
+        # chunk already there is a view of the buffer, and |.| makes the copy
+        block = rows.to(device)
+        block = block.abs() if block.data_ptr() == rows.data_ptr() else block.abs_()
         return block.div_(block.sum(dim=1, keepdim=True).clamp(min=1e-8))
 
     among_rows = torch.cat([normalized(s, e)[:, row_to_node] for s, e in chunks])  # (R, R)
@@ -191,7 +198,9 @@ class _Rows:
     With every feature kept (``keep_all``), rows go straight to their final place in the (N, N)
     adjacency, on the CPU. When selecting, logit rows come first, then feature rows in visit
     order, on the model's device: the ranking re-reads them every few batches (a GPU does that in
-    milliseconds). ``row_to_node[r]`` is the node of buffer row r.
+    milliseconds). With ``offload``, that ranking buffer is on the host instead (it is idle
+    between re-rankings): each batch's rows are copied there as computed, and the ranking streams
+    it back in chunks (`partial_influences`). ``row_to_node[r]`` is the node of buffer row r.
     """
 
     buffer: torch.Tensor
@@ -203,11 +212,16 @@ class _Rows:
 
     @classmethod
     def allocate(
-        cls, computer: RowComputer, n_logits: int, n_keep: int, device: torch.device
+        cls,
+        computer: RowComputer,
+        n_logits: int,
+        n_keep: int,
+        device: torch.device,
+        offload: bool,
     ) -> _Rows:
         keep_all = n_keep == computer.n_active
         total = computer.n_cols + n_logits
-        home = torch.device("cpu") if keep_all else device
+        home = torch.device("cpu") if keep_all or offload else device
         buffer = torch.zeros(total if keep_all else n_keep + n_logits, total, device=home)
         row_to_node = torch.zeros(n_keep + n_logits, dtype=torch.long, device=home)
         return cls(buffer, row_to_node, keep_all, n_keep, n_logits, computer.n_cols)
@@ -272,7 +286,10 @@ def _feature_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Ro
     n_visited, row = 0, rows.n_logits
     while n_visited < n_keep:
         influence = partial_influences(
-            rows.buffer[:row], targets.probabilities.float().to(home), rows.row_to_node[:row]
+            rows.buffer[:row],
+            targets.probabilities.float().to(device),
+            rows.row_to_node[:row],
+            device=device,
         )
         rank = torch.argsort(influence[:n_active], descending=True).cpu()
         wanted = min(run.update_interval * run.batch_size, n_keep - n_visited)
@@ -287,8 +304,8 @@ def _feature_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Ro
             result = computer.rows(
                 feat_layers[idx], feat_pos[on_device], computer.encoder_rows(on_device)
             )
-            rows.buffer[row : row + len(idx), : rows.logit_offset] = result
-            rows.row_to_node[row : row + len(idx)] = on_device
+            rows.buffer[row : row + len(idx), : rows.logit_offset] = result.to(home)
+            rows.row_to_node[row : row + len(idx)] = idx.to(home)
             visited[idx] = True
             row += len(idx)
             n_visited += len(idx)
@@ -304,10 +321,12 @@ def _assemble(rows: _Rows, selected: torch.Tensor, n_active: int) -> torch.Tenso
     total_nodes = rows.buffer.shape[1]
     columns = torch.cat([selected, torch.arange(n_active, total_nodes)]).to(rows.buffer.device)
     # Features by index, then logits; one row at a time would be slow, a copy of the buffer in
-    # the original order costs its size again: go through the CPU in row blocks.
+    # the original order costs its size again: go through the CPU in row blocks, each gathered
+    # at its rows and the kept columns at once (rows first would copy 1,024 whole buffer rows:
+    # 56 GB at 8,192 tokens of the Gemma-2-2B shape).
     order = rows.row_to_node.argsort()
     ordered = torch.cat(
-        [rows.buffer[order[i : i + 1024]][:, columns].cpu() for i in range(0, len(order), 1024)]
+        [rows.buffer[order[i : i + 1024, None], columns].cpu() for i in range(0, len(order), 1024)]
     )
     n_nodes = len(columns)
     adjacency = torch.zeros(n_nodes, n_nodes)
@@ -336,10 +355,16 @@ def attribute(
     max_feature_nodes: int | None = None,
     batch_size: int = ENGINE_BATCH_SIZE,
     update_interval: int = 4,
+    hold_decoder_blocks: bool = True,
+    offload_rows: bool = False,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Graph:
-    """Attribution graph of `model`'s next-token prediction after `prompt` (see graph.py)."""
+    """Attribution graph of `model`'s next-token prediction after `prompt` (see graph.py).
+
+    ``hold_decoder_blocks`` False builds each source layer's decoder block per batch instead of
+    holding every layer's (rows.py); ``offload_rows`` keeps the ranking buffer on the host
+    (`_Rows`). Neither changes the graph; the memory planner (memory_plan.py) chooses them."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if max_feature_nodes is not None and max_feature_nodes < 1:
@@ -350,7 +375,7 @@ def attribute(
     run.progress("forward", 0.0)
     run.check_stop()
     trace = run_linearised(model, tokens)
-    computer = RowComputer(model, trace)
+    computer = RowComputer(model, trace, hold_decoder_blocks=hold_decoder_blocks)
     run.progress("forward", 1.0)
     assert trace.logits is not None
     targets = _select_targets(
@@ -358,7 +383,7 @@ def attribute(
     )
     n_active = computer.n_active
     n_keep = n_active if max_feature_nodes is None else min(max_feature_nodes, n_active)
-    rows = _Rows.allocate(computer, len(targets.labels), n_keep, model.device)
+    rows = _Rows.allocate(computer, len(targets.labels), n_keep, model.device, offload_rows)
     _logit_rows(run, computer, targets, rows)
     del trace  # the backward pass reads only its patterns and norm scales
     visited = _feature_rows(run, computer, targets, rows)

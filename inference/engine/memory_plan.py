@@ -14,51 +14,61 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
 
 - ``forward``: the measured bytes the linearised forward keeps (its autograd graph).
 - ``sources`` (kept from `RowComputer` on): the decoder blocks, padded per position,
-  ``sum_l o_l n w_l d b``; the error vectors and token embeddings, ``(L + 1) n d f32``.
+  ``sum_l o_l n w_l d b``, when held (`Layout`); the error vectors and token embeddings,
+  ``(L + 1) n d f32``.
 - ``build`` (while `RowComputer` is built): one layer's decoder rows read in float32 and scaled
   (two copies) and its reconstruction, ``max_l 2 A_l o_l d f32 + L n d f32``.
 - ``rows``: the row buffer. With every feature kept, the (N + k)² adjacency in float32 on the
-  CPU; when selecting, ``(K + k) (N + k) f32`` on the model's device, which the ranking reads in
-  column chunks (`partial_influences`) instead of through a full copy.
+  CPU; when selecting, ``(K + k) (N + k) f32`` on the model's device, or on the host when
+  offloaded (`Layout`), which the ranking reads in row chunks (`partial_influences`) instead
+  of through a full copy.
 - ``backward`` (kept from `RowComputer` on, backward.py): every layer's frozen attention pattern
   with the norm scales folded in, ``L H n² b`` (``H`` heads), and the value and output
   projection weights with the norm gains folded in, ``L (d Q + V d) b`` (``Q`` = H x head_dim
   and ``V`` = key/value heads x head_dim, the projections' widths).
 - ``batch`` (one backward batch, backward.py): the gradient at the residual stream and the
   attention's result, ``2 B n d b`` (``BACKWARD_WORKING_SET``); the heads' gradients and
-  their reordered copy, ``2 B n Q b``; one key/value group's value gradients, ``B n V b``; on a
+  their reordered copy, ``2 B n Q b``; one key/value group's value gradients, ``B n Q/H b``
+  (one head's width: a group's heads share their values, backward.py's ``g_values``); on a
   bfloat16 model, float32 copies of one output hook's gradient and the embeddings',
   ``2 B n d f32``; the batch's row, ``B (N + k) f32``.
+- ``decoder`` (decoder blocks built per batch only, rows.py): one (source, output) layer's
+  slice, built inside the batch: the layer's rows read in float32 (and their cast on a bf16
+  model), then the cast beside the padded slice, ``max_l max(A_l d (f32 [+ b]), A_l d b +
+  n w_l d b)``.
 - ``heap`` (on the host only): what the C allocator keeps of freed memory. glibc's malloc
-  raises its mmap threshold to the size of the largest block freed (up to 32 MB,
-  ``MMAP_THRESHOLD_MAX``), so after the first batch every block up to that size comes from the
-  heap, and a freed block stays mapped instead of going back to the system. Measured
-  (``benchmarks/memory_plan.py``): the hand-written backward pass allocates its working blocks
-  in the same sizes block after block, so they refill their own holes, but the batch's
-  gradient buffer follows the batch's span of positions and the previous one's stays resident,
-  as do the row and the build's freed copies. Counted: those blocks that are at most 32 MB
-  (larger ones are always mapped and unmapped).
+  raises its mmap threshold to the size of the largest mapped block freed (up to 32 MB,
+  ``MMAP_THRESHOLD_MAX``), so later blocks up to that size come from the heap, and a freed
+  block stays mapped instead of going back to the system. The build's freed blocks (a
+  layer's two decoder copies, the reconstruction) stay, those of at most 32 MB, and set the
+  threshold the batches meet; a batch's gradient buffer and row (and a per-batch decoder
+  slice) stay only when at most that threshold: larger ones are mapped and unmapped each
+  batch (``benchmarks/memory_plan.py``: at batch 64 the selecting points measure what is
+  alive, at batch 16 a batch's blocks more). The hand-written backward pass allocates its
+  other working blocks in the same sizes block after block, so they refill their own holes.
 - ``ranking`` (selection only, between batches): the ranking's normalised copy of the rows,
   made a chunk of about 256 MB at a time, ``min(rows, 256 MB)``.
-- ``assemble`` (selection only, after the forward pass is freed): the rows reordered,
-  ``(K + k) M f32`` with ``M = K + L n + n + k``, and the (M, M) adjacency.
+- ``assemble`` (selection only, after the forward pass is freed): the rows reordered at the
+  kept columns, ``(K + k) M f32`` with ``M = K + L n + n + k``, and the (M, M) adjacency.
 
-On a GPU (``Shapes.on_host`` False) the terms that live on the host are left out: the kept-all
-adjacency, the assembly and the heap. Peak = max(forward + backward + build, forward + backward +
-sources + rows + max(batch + heap, ranking), sources + rows + assemble). The forward pass's
-autograd graph is freed before the feature rows, but its blocks stay in the host's heap, so it
-is counted beside the batch. The model's and the transcoders'
-weights (``weights``) are resident before the run and come on top on the device;
-`Estimate.device_total` adds them.
+Peak = max(forward + backward + build, forward + backward + sources + rows + max(batch +
+decoder + heap, ranking), sources + rows + assemble). The forward pass's autograd graph is
+alive during the logit rows, and on the host its blocks stay in the heap after, so it is
+counted beside the batch. On a GPU (``Shapes.on_host`` False) the terms on the host (the
+kept-all adjacency or an offloaded buffer, the assembly) make ``Estimate.host_peak`` by the
+same moments, and ``Estimate.peak`` has the rest; there is no heap term. On a CPU the host is
+the device: ``peak`` has every term. The model's and the transcoders' weights (``weights``) are
+resident before the run and come on top on the device; `Estimate.device_total` adds them.
 """
 
 from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -124,14 +134,34 @@ class Shapes:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """Where `attribute` keeps its two largest things (its ``hold_decoder_blocks`` and
+    ``offload_rows`` options): every layer's decoder block held, or each built per batch
+    (rows.py); the ranking buffer on the model's device, or on the host (attribution.py)."""
+
+    hold_decoder_blocks: bool = True
+    offload_rows: bool = False
+
+
+# the planner's order of preference: holding the blocks is what makes a CPU run fast (each
+# batch re-reads the decoders otherwise), and an offloaded buffer crosses the bus at every
+# re-ranking
+LAYOUTS = (Layout(True, False), Layout(False, False), Layout(True, True), Layout(False, True))
+
+
+@dataclass(frozen=True)
 class Estimate:
     """Predicted peak bytes of one run, by term (module docstring), and the settings it is for."""
 
     terms: dict[str, int]
-    peak: int  # the run's own peak, on top of the resident weights
+    peak: int  # on the model's device, the run's own, on top of the resident weights
+    # on the host, beside a GPU run (the kept-all adjacency, an offloaded buffer, the
+    # assembly); 0 on a CPU run, whose host is its device (``peak`` has it all)
+    host_peak: int
     weights: int
     batch_size: int
     max_feature_nodes: int | None
+    layout: Layout
 
     @property
     def device_total(self) -> int:
@@ -140,11 +170,14 @@ class Estimate:
     def to_dict(self) -> dict[str, object]:
         return {
             "peak_bytes": self.peak,
+            "host_peak_bytes": self.host_peak,
             "weights_bytes": self.weights,
             "device_total_bytes": self.device_total,
             "terms": dict(self.terms),
             "batch_size": self.batch_size,
             "max_feature_nodes": self.max_feature_nodes,
+            "hold_decoder_blocks": self.layout.hold_decoder_blocks,
+            "offload_rows": self.layout.offload_rows,
         }
 
 
@@ -198,6 +231,7 @@ def estimate(
     batch_size: int,
     max_feature_nodes: int | None,
     n_logits: int,
+    layout: Layout = LAYOUTS[0],
 ) -> Estimate:
     """Peak bytes of `attribute` with these settings (the module docstring has the model)."""
     n, n_layers, d, b = active.n_pos, shapes.n_layers, shapes.d_model, shapes.dtype_bytes
@@ -206,18 +240,21 @@ def estimate(
     keep_all = keep == n_active
     n_cols = n_active + n_layers * n + n
     width = n_cols + n_logits
-    blocks = sum(o * n * w * d * b for o, w in zip(shapes.out_layers, active.densest, strict=True))
-    scaled = max(
-        (2 * a * o * d * F32 for a, o in zip(active.per_layer, shapes.out_layers, strict=True)),
+    per_layer = list(zip(active.per_layer, active.densest, shapes.out_layers, strict=True))
+    held = sum(o * n * w * d * b for _, w, o in per_layer)
+    scaled = max((2 * a * o * d * F32 for a, _, o in per_layer), default=0)
+    # built per batch (rows.py, DecoderBlock.padded): one (source, output) layer's rows read in
+    # float32 and, on a bf16 model, their cast, then the cast beside the padded slice
+    cast = 0 if b == F32 else 1
+    decoder = max(
+        (max(a * d * (F32 + cast * b), a * d * b + n * w * d * b) for a, w, _ in per_layer),
         default=0,
     )
     rows = (width**2 if keep_all else (keep + n_logits) * width) * F32
-    if keep_all and not shapes.on_host:
-        rows = 0  # the adjacency is filled on the host, a batch's rows at a time
     grad = batch_size * n * d * b  # one gradient-sized block
     grads = [grad] * BACKWARD_WORKING_SET
     grads += [batch_size * n * shapes.attn_width * b] * 2 + [
-        batch_size * n * shapes.value_width * b
+        batch_size * n * (shapes.attn_width // shapes.n_heads) * b
     ]
     if b != F32:
         grads += [batch_size * n * d * F32] * 2
@@ -225,33 +262,62 @@ def estimate(
     batch = sum(grads) + row
     attn_weights = d * shapes.attn_width + shapes.value_width * d
     backward = n_layers * (shapes.n_heads * n * n + attn_weights) * b
-    heap = 0
+    heap = heap_build = 0
     if shapes.on_host:  # the malloc heap's freed blocks (module docstring)
-        # the previous batch's gradient buffer and row, and the build term's blocks: one
-        # layer's two decoder copies, the reconstruction
-        freed = [grad, row, scaled // 2, scaled // 2, *[n * d * F32] * n_layers]
-        heap = sum(block for block in freed if block <= MMAP_THRESHOLD_MAX)
+        # the build's: one layer's two decoder copies, the reconstruction; they set malloc's
+        # mmap threshold for the batches to the largest of them
+        built = [scaled // 2, scaled // 2, *[n * d * F32] * n_layers]
+        threshold = min(max(built), MMAP_THRESHOLD_MAX)
+        # a batch's gradient buffer and row (and a per-batch decoder slice) come from the heap,
+        # and stay there, only when at most that size
+        per_batch = [grad, row]
+        if not layout.hold_decoder_blocks:
+            per_batch += [max(a * d * F32, n * w * d * b) for a, w, _ in per_layer]
+        heap_build = sum(block for block in built if block <= MMAP_THRESHOLD_MAX)
+        heap = sum(block for block in per_batch if block <= threshold)
     # the ranking's normalised copy, one chunk of rows at a time (attribution.partial_influences)
     ranking = 0 if keep_all else min(rows, RANKING_CHUNK_BYTES)
     m = keep + n_layers * n + n + n_logits
     terms = {
         "forward": active.forward_bytes,
         "backward": backward,
-        "sources": blocks + (n_layers + 1) * n * d * F32,
+        "sources": (held if layout.hold_decoder_blocks else 0) + (n_layers + 1) * n * d * F32,
         "build": scaled + n_layers * n * d * F32,
         "rows": rows,
         "batch": batch,
+        "decoder": 0 if layout.hold_decoder_blocks else decoder,
         "heap": heap,
+        "heap_build": heap_build,
         "ranking": ranking,
-        "assemble": 0 if keep_all or not shapes.on_host else ((keep + n_logits) * m + m * m) * F32,
+        "assemble": 0 if keep_all else ((keep + n_logits) * m + m * m) * F32,
     }
-    alive = terms["forward"] + backward
-    peak = max(
-        alive + terms["build"],
-        alive + terms["sources"] + terms["rows"] + max(terms["batch"] + heap, ranking),
-        terms["sources"] + terms["rows"] + terms["assemble"],
+    # a GPU run fills the kept-all adjacency, and an offloaded buffer, on the host, and
+    # assembles there; a CPU run's host is its device
+    on_host = set() if shapes.on_host else {"assemble"}
+    if not shapes.on_host and (keep_all or layout.offload_rows):
+        on_host.add("rows")
+
+    def moments(where: Callable[[str], bool]) -> int:
+        t = {name: size if where(name) else 0 for name, size in terms.items()}
+        alive = t["forward"] + t["backward"]
+        # a per-batch decoder slice refills the build's holes: its rows are the size of the
+        # build's decoder copies
+        working = t["batch"] + t["heap"] + max(t["decoder"], t["heap_build"])
+        return max(
+            alive + t["build"],
+            alive + t["sources"] + t["rows"] + max(working, t["ranking"]),
+            t["sources"] + t["rows"] + t["assemble"],
+        )
+
+    return Estimate(
+        terms,
+        peak=moments(lambda name: name not in on_host),
+        host_peak=moments(lambda name: name in on_host),
+        weights=shapes.weight_bytes,
+        batch_size=batch_size,
+        max_feature_nodes=max_feature_nodes,
+        layout=layout,
     )
-    return Estimate(terms, peak, shapes.weight_bytes, batch_size, max_feature_nodes)
 
 
 class MemoryBudgetExceeded(ValueError):
@@ -283,44 +349,75 @@ def plan(
     n_logits: int,
     batch_size: int | None = None,
     default_batch_size: int = 256,
+    host_budget_bytes: int | None = None,
+    layouts: Sequence[Layout] = LAYOUTS,
 ) -> Estimate:
-    """The estimate of the run to do within ``budget_bytes`` of device memory (weights included).
+    """The estimate of the run to do within ``budget_bytes`` of device memory (weights included)
+    and, on a GPU, ``host_budget_bytes`` of host memory (None: not checked).
 
     ``batch_size=None`` lets the planner pick: the largest batch up to ``default_batch_size`` that
-    fits. A given batch size is kept if it fits. Otherwise `MemoryBudgetExceeded` names what to
-    set: the largest ``max_feature_nodes`` that fits at that batch size (batch size 1 when the
-    planner picks), and, for a given batch size, the largest batch size that fits.
+    fits. A given batch size is kept if it fits. The layout (`LAYOUTS`, offloading only on a GPU:
+    on a CPU it moves nothing; ``layouts`` narrows the choice) is the first that fits the
+    largest of those batches. Otherwise
+    `MemoryBudgetExceeded` names what to set, the best any layout allows: the largest
+    ``max_feature_nodes`` that fits at that batch size (batch size 1 when the planner picks),
+    and, for a given batch size, the largest batch size that fits.
     """
+    layouts = [lay for lay in layouts if not (shapes.on_host and lay.offload_rows)]
 
-    def at(batch: int, nodes: int | None = max_feature_nodes) -> Estimate:
+    def at(batch: int, layout: Layout, nodes: int | None = max_feature_nodes) -> Estimate:
         return estimate(
-            shapes, active, batch_size=batch, max_feature_nodes=nodes, n_logits=n_logits
+            shapes,
+            active,
+            batch_size=batch,
+            max_feature_nodes=nodes,
+            n_logits=n_logits,
+            layout=layout,
         )
 
     def fits(e: Estimate) -> bool:
-        return e.device_total <= budget_bytes
+        host_fits = host_budget_bytes is None or e.host_peak <= host_budget_bytes
+        return e.device_total <= budget_bytes and host_fits
+
+    def fits_at(layout: Layout, batch: int) -> bool:
+        return fits(at(batch, layout))
 
     top = batch_size or default_batch_size
     low = top if batch_size else 1
-    chosen = _largest_fitting(low, top, lambda b: fits(at(b)))
-    if chosen is not None:
-        return at(chosen)
-    needed = at(low)
+    best: Estimate | None = None
+    for layout in layouts:
+        chosen = _largest_fitting(low, top, partial(fits_at, layout))
+        if chosen is not None and (best is None or chosen > best.batch_size):
+            best = at(chosen, layout)
+    if best is not None:
+        return best
+
+    # the refusal's figures: for each setting, the best any layout allows
+    def best_of(low_: int, high: int, fits_with: Callable[[Layout, int], bool]) -> int | None:
+        found = [_largest_fitting(low_, high, partial(fits_with, lay)) for lay in layouts]
+        return max((v for v in found if v is not None), default=None)
+
+    needed = min((at(low, lay) for lay in layouts), key=lambda e: e.device_total)
     fixes = []
     nodes_now = active.total if max_feature_nodes is None else min(max_feature_nodes, active.total)
-    nodes = _largest_fitting(1, max(nodes_now - 1, 1), lambda k: fits(at(low, k)))
+    nodes = best_of(1, max(nodes_now - 1, 1), lambda lay, k: fits(at(low, lay, k)))
     if nodes is not None:
         fixes.append(f"max_feature_nodes ≤ {nodes}")
     if batch_size:
-        smaller = _largest_fitting(1, batch_size, lambda b: fits(at(b)))
+        smaller = best_of(1, batch_size, lambda lay, b: fits(at(b, lay)))
         if smaller is not None:
             fixes.append(f"batch size ≤ {smaller}")
     advice = " or ".join(fixes) if fixes else "use a shorter prompt"
     prefix = "set " if fixes else ""
+    needs, has = readable_bytes(needed.device_total), readable_bytes(budget_bytes)
+    if needed.device_total <= budget_bytes and host_budget_bytes is not None:
+        # the device would do; its host cannot take the offloaded buffer
+        needs = f"{readable_bytes(needed.host_peak)} of host memory"
+        has = f"{readable_bytes(host_budget_bytes)} of host memory"
     raise MemoryBudgetExceeded(
-        f"this prompt needs about {readable_bytes(needed.device_total)} "
+        f"this prompt needs about {needs} "
         f"({active.n_pos} tokens, {active.total} active features, batch size {low}), "
-        f"this worker has {readable_bytes(budget_bytes)}: {prefix}{advice}"
+        f"this worker has {has}: {prefix}{advice}"
     )
 
 
@@ -333,8 +430,10 @@ def device_memory(device: torch.device) -> int:
 
 
 __all__ = [
+    "LAYOUTS",
     "ActiveFeatures",
     "Estimate",
+    "Layout",
     "MemoryBudgetExceeded",
     "Shapes",
     "device_memory",

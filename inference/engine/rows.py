@@ -2,9 +2,10 @@
 
 `RowComputer` holds what the rows are contracted with, computed once from the linearised forward
 pass (replacement.py): every active feature's scaled decoder vectors (``a * W_dec``, padded per
-position as `DecoderBlock`), the error vectors and the token embeddings. ``rows(layers,
-positions, vectors)`` seeds each target's direction at its layer and position, runs one batched
-backward pass (backward.py) and contracts the gradients with those sources.
+position as `DecoderBlock`, held or built per batch), the error vectors and the token
+embeddings. ``rows(layers, positions, vectors)`` seeds each target's direction at its layer and
+position, runs one batched backward pass (backward.py) and contracts the gradients with those
+sources.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from .backward import LinearisedBackward
 from .replacement import LinearisedForward, ReplacementModel
+from .transcoders import DecoderRows
 
 
 def by_layer(idx: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
@@ -26,32 +28,73 @@ def by_layer(idx: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
 class DecoderBlock:
     """The scaled decoder rows of one source layer's features, padded per position.
 
-    ``padded[o, p, slot]`` is ``a * W_dec`` (into output layer src + o) of the feature in that
-    slot at position p, so contracting with gradients is a batched GEMM over positions instead
-    of a gather of (batch, features, d_model) blocks.
+    ``padded(o, p)[q, slot]`` is ``a * W_dec`` (into output layer src + o) of the feature in that
+    slot at position q < p, so contracting with gradients is a batched GEMM over positions
+    instead of a gather of (batch, features, d_model) blocks. A held block keeps every output
+    layer's rows for every position (``held``); otherwise each call builds the one (p, width,
+    d_model) slice it is asked for from the decoder (memory-mapped or on the device) and the
+    activations, the same products in the same dtype, so the rows are the same (docs/engine.md,
+    "Memory": on a long prompt the held blocks of every layer are the largest thing on the GPU).
     """
 
     start: int  # column of the layer's first feature
-    pos: torch.Tensor  # (k,) position of each feature
+    pos: torch.Tensor  # (k,) position of each feature, sorted
     slot: torch.Tensor  # (k,) its slot among the features at that position
-    padded: torch.Tensor  # (n_out_layers, n_pos, max_per_position, d_model)
+    width: int  # the most features at one position
+    feat: torch.Tensor  # (k,) feature ids, on the CPU
+    vals: torch.Tensor  # (k,) activations, float32 on the device
+    decoder: DecoderRows
+    dtype: torch.dtype  # the model's: contractions run in it
+    held: torch.Tensor | None  # (n_out_layers, n_pos, width, d_model), or None
 
     @classmethod
-    def build(cls, start: int, pos: torch.Tensor, scaled: torch.Tensor, n_pos: int) -> DecoderBlock:
+    def build(
+        cls,
+        start: int,
+        pos: torch.Tensor,
+        feat: torch.Tensor,
+        vals: torch.Tensor,
+        decoder: DecoderRows,
+        dtype: torch.dtype,
+        scaled: torch.Tensor | None,
+        n_pos: int,
+    ) -> DecoderBlock:
+        """`scaled` (k, n_out_layers, d) float32 is held, padded, when given."""
         counts = torch.bincount(pos, minlength=n_pos)
         first = torch.cumsum(counts, 0) - counts  # features are sorted by position
         slot = torch.arange(len(pos), device=pos.device) - first[pos]
-        n_out, d = scaled.shape[1], scaled.shape[2]
         width = int(counts.max()) if len(pos) else 0
-        padded = scaled.new_zeros(n_out, n_pos, width, d)
-        padded[:, pos, slot] = scaled.transpose(0, 1)
-        return cls(start, pos, slot, padded)
+        block = cls(start, pos, slot, width, feat.cpu(), vals, decoder, dtype, None)
+        if scaled is not None:
+            block.held = block._padded(scaled.transpose(0, 1).to(dtype), n_pos, len(pos))
+        return block
+
+    def _padded(self, scaled: torch.Tensor, p: int, k: int) -> torch.Tensor:
+        """(..., p, width, d) from `scaled` (..., k, d), the first k features (those before p)."""
+        padded = scaled.new_zeros(*scaled.shape[:-2], p, self.width, scaled.shape[-1])
+        padded[..., self.pos[:k], self.slot[:k], :] = scaled
+        return padded
+
+    def padded(self, out: int, p: int, k: int) -> torch.Tensor:
+        """(p, width, d) the rows into output layer src + `out` of the features at positions
+        before p, which are the first k."""
+        if self.held is not None:
+            return self.held[out, :p]
+        rows = self.decoder.rows(self.feat[:k], self.vals.device, torch.float32, out_layer=out)
+        # in place: a fresh copy of the rows (a gather), one (k, d) float32 block fewer
+        return self._padded(rows.mul_(self.vals[:k, None]).to(self.dtype), p, k)
 
 
 class RowComputer:
     """Contracts batched gradients with every source vector: one row per target."""
 
-    def __init__(self, rm: ReplacementModel, trace: LinearisedForward, zero_positions: int = 1):
+    def __init__(
+        self,
+        rm: ReplacementModel,
+        trace: LinearisedForward,
+        zero_positions: int = 1,
+        hold_decoder_blocks: bool = True,
+    ):
         tc = rm.transcoders
         self.backward = LinearisedBackward(rm, trace)
         self.n_layers = rm.n_layers
@@ -76,9 +119,14 @@ class RowComputer:
                 reconstruction[layer + offset].index_add_(0, pos, scaled[:, offset])
             features.append(torch.stack([torch.full_like(pos, layer), pos, feat], 1))
             values.append(vals)
-            # Kept in the model's dtype: on a bf16 model of a long prompt these blocks are the
-            # largest thing on the GPU (2,000 tokens x 26 layers x 64 features: ~22 GB in bf16).
-            blocks.append(DecoderBlock.build(start, pos, scaled.to(trace.outputs[0].dtype), n_pos))
+            # Held in the model's dtype: on a bf16 model of a long prompt these blocks are the
+            # largest thing on the GPU (2,000 tokens x 26 layers x 64 features: ~22 GB in bf16);
+            # the planner says when they do not fit and are built per batch instead.
+            held = scaled if hold_decoder_blocks else None
+            dtype = trace.outputs[0].dtype
+            blocks.append(
+                DecoderBlock.build(start, pos, feat, vals, tc.decoders[layer], dtype, held, n_pos)
+            )
             start += len(pos)
             del scaled
         self.active_features = torch.cat(features).cpu()
@@ -154,6 +202,6 @@ class RowComputer:
             return
         # One GEMM per position: (B, d) grads x (d, k_pos) decoders, batched over positions, in
         # the model's dtype (float32 for a float32 model).
-        padded = block.padded[dst - src, :p]
+        padded = block.padded(dst - src, p, k)
         out = torch.bmm(g.transpose(0, 1).to(padded.dtype), padded.transpose(1, 2))
         row[:, block.start : block.start + k] += out[block.pos[:k], :, block.slot[:k]].T.float()

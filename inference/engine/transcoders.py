@@ -97,9 +97,11 @@ class MappedTensor:
         start = 8 + header_len + info["data_offsets"][0]
         self._array = np.memmap(path, dtype=np_dtype, mode="r", offset=start, shape=self.shape)
 
-    def rows(self, ids: torch.Tensor) -> torch.Tensor:
-        picked = np.ascontiguousarray(self._array[ids.cpu().numpy()])
-        return torch.from_numpy(picked).view(self.torch_dtype)
+    def rows(self, ids: torch.Tensor, column: int | None = None) -> torch.Tensor:
+        """Rows ``ids``; with ``column``, only that index of the second axis of each."""
+        ids_np = ids.cpu().numpy()
+        picked = self._array[ids_np] if column is None else self._array[ids_np, column]
+        return torch.from_numpy(np.ascontiguousarray(picked)).view(self.torch_dtype)
 
 
 class DecoderRows:
@@ -113,12 +115,23 @@ class DecoderRows:
         self.d_transcoder = shape[0]
         self.d_model = shape[-1]
 
-    def rows(self, ids: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    def rows(
+        self,
+        ids: torch.Tensor,
+        device: torch.device,
+        dtype: torch.dtype,
+        out_layer: int | None = None,
+    ) -> torch.Tensor:
+        """(k, n_out_layers, d_model) rows ``ids``, or (k, d_model) into output layer
+        ``out_layer`` alone (0 = the source layer): a cross-layer decoder then reads only it."""
+        column = None if self.n_out_layers == 1 else out_layer  # a PLT's rows are (F, d)
         if isinstance(self._weights, MappedTensor):
-            picked = self._weights.rows(ids)
+            picked = self._weights.rows(ids, column)
         else:
             picked = self._weights[ids.to(self._weights.device)]
-        return picked.reshape(len(ids), self.n_out_layers, self.d_model).to(device, dtype)
+            picked = picked if column is None else picked[:, column]
+        n_out = () if out_layer is not None else (self.n_out_layers,)
+        return picked.reshape(len(ids), *n_out, self.d_model).to(device, dtype)
 
 
 # ---------------------------------------------------------------------------------------------

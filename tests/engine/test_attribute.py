@@ -178,7 +178,7 @@ def _autograd_rows(
             out[r, start : start + n] = (g * computer.errors[j]).sum(-1)
             for src in range(j + 1) if computer.cross_layer else (j,):
                 block = computer.blocks[src]
-                decoders = block.padded[j - src, block.pos, block.slot]  # (k, d)
+                decoders = block.padded(j - src, n, len(block.pos))[block.pos, block.slot]  # (k, d)
                 cols = (g[block.pos] * decoders).sum(-1)
                 out[r, block.start : block.start + len(block.pos)] += cols
     return out

@@ -9,8 +9,11 @@ import torch
 
 from inference.engine import Graph, ReplacementModel, attribute, attribution
 from inference.engine.memory_plan import (
+    LAYOUTS,
     MMAP_THRESHOLD_MAX,
     ActiveFeatures,
+    Estimate,
+    Layout,
     MemoryBudgetExceeded,
     Shapes,
     estimate,
@@ -75,7 +78,7 @@ def test_selection_is_unchanged_by_the_chunked_ranking(
     options = {"max_feature_nodes": 12, "batch_size": 2, "update_interval": 1}
     new = attribute(PROMPT, llama, **options)  # type: ignore[arg-type]
     monkeypatch.setattr(
-        attribution, "partial_influences", lambda m, w, r: whole_matrix_influences(m, w, r)
+        attribution, "partial_influences", lambda m, w, r, **_: whole_matrix_influences(m, w, r)
     )
     old = attribute(PROMPT, llama, **options)  # type: ignore[arg-type]
     assert torch.equal(new.selected_features, old.selected_features)
@@ -111,6 +114,8 @@ SHAPES = Shapes(
     weight_bytes=10**8,
 )
 ACTIVE = ActiveFeatures(n_pos=64, per_layer=(2000,) * 4, densest=(40,) * 4, forward_bytes=10**7)
+HELD = LAYOUTS[:1]  # the layout of a plain `attribute` call
+GPU = dataclasses.replace(SHAPES, on_host=False)
 
 
 def _peak(
@@ -118,30 +123,43 @@ def _peak(
     active: ActiveFeatures = ACTIVE,
     batch_size: int = 32,
     max_feature_nodes: int | None = 1000,
+    layout: Layout = LAYOUTS[0],
 ) -> int:
     return estimate(
-        shapes, active, batch_size=batch_size, max_feature_nodes=max_feature_nodes, n_logits=10
+        shapes,
+        active,
+        batch_size=batch_size,
+        max_feature_nodes=max_feature_nodes,
+        n_logits=10,
+        layout=layout,
     ).peak
 
 
-def test_the_estimate_grows_with_the_prompt_length() -> None:
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shapes", [SHAPES, GPU])
+def test_the_estimate_grows_with_the_prompt_length(shapes: Shapes, layout: Layout) -> None:
     longer = dataclasses.replace(ACTIVE, n_pos=128, per_layer=(4000,) * 4)
-    assert _peak(active=longer) > _peak()
+    assert _peak(shapes, active=longer, layout=layout) > _peak(shapes, layout=layout)
     # positions alone (same features, same forward) still cost: errors, gradients, columns
-    assert _peak(active=dataclasses.replace(ACTIVE, n_pos=128)) > _peak()
+    same_features = dataclasses.replace(ACTIVE, n_pos=128)
+    assert _peak(shapes, active=same_features, layout=layout) > _peak(shapes, layout=layout)
 
 
-def test_the_estimate_grows_with_batch_size_nodes_features_and_dtype() -> None:
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_estimate_grows_with_batch_size_nodes_features_and_dtype(layout: Layout) -> None:
+    def peak(**changes: object) -> int:
+        return _peak(**{"layout": layout, **changes})  # type: ignore[arg-type]
+
     # (above the batch size where the batch outweighs the ranking's chunk: about 60 rows here)
-    assert _peak(batch_size=256) > _peak(batch_size=128)
-    assert _peak(max_feature_nodes=2000) > _peak(max_feature_nodes=1000)
+    assert peak(batch_size=256) > peak(batch_size=128)
+    assert peak(max_feature_nodes=2000) > peak(max_feature_nodes=1000)
     # not past the selection's end: selecting all but one feature assembles the graph through
     # two more copies, keeping all writes rows in place (docs/engine.md, "Memory")
-    assert _peak(max_feature_nodes=7999) > _peak(max_feature_nodes=None) > _peak()
+    assert peak(max_feature_nodes=7999) > peak(max_feature_nodes=None) > peak()
     more = dataclasses.replace(ACTIVE, per_layer=(3000,) * 4, densest=(60,) * 4)
-    assert _peak(active=more) > _peak()
+    assert peak(active=more) > peak()
     bf16, f32 = dataclasses.replace(SHAPES, dtype_bytes=2), SHAPES
-    assert _peak(shapes=f32) > _peak(shapes=bf16)
+    assert peak(shapes=f32) > peak(shapes=bf16)
 
 
 def test_the_planner_picks_the_largest_batch_that_fits() -> None:
@@ -153,15 +171,11 @@ def test_the_planner_picks_the_largest_batch_that_fits() -> None:
     # (below about 60 rows this shape's peak is the ranking's chunk, whatever the batch size)
     assert total(100) > total(99)
     budget = total(100)
-    chosen = plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10)
+    options = {"max_feature_nodes": 1000, "n_logits": 10, "layouts": HELD}
+    chosen = plan(SHAPES, ACTIVE, budget_bytes=budget, **options)  # type: ignore[arg-type]
     assert chosen.batch_size == 100
-    assert (
-        plan(SHAPES, ACTIVE, budget_bytes=10**12, max_feature_nodes=1000, n_logits=10).batch_size
-        == 256
-    )
-    kept = plan(
-        SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10, batch_size=20
-    )
+    assert plan(SHAPES, ACTIVE, budget_bytes=10**12, **options).batch_size == 256  # type: ignore[arg-type]
+    kept = plan(SHAPES, ACTIVE, budget_bytes=budget, batch_size=20, **options)  # type: ignore[arg-type]
     assert kept.batch_size == 20
 
 
@@ -169,7 +183,7 @@ def test_the_refusal_names_the_knob_to_lower() -> None:
     at_one = estimate(SHAPES, ACTIVE, batch_size=1, max_feature_nodes=500, n_logits=10)
     budget = at_one.device_total
     with pytest.raises(MemoryBudgetExceeded) as refused:
-        plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10)
+        plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10, layouts=HELD)
     message = str(refused.value)
     assert "max_feature_nodes ≤ 500" in message
     assert f"this worker has {readable_bytes(budget)}" in message
@@ -178,26 +192,42 @@ def test_the_refusal_names_the_knob_to_lower() -> None:
     ).device_total
     with pytest.raises(MemoryBudgetExceeded, match=r"batch size ≤ (\d+)") as refused:
         plan(
-            SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10, batch_size=256
+            SHAPES,
+            ACTIVE,
+            budget_bytes=budget,
+            max_feature_nodes=1000,
+            n_logits=10,
+            batch_size=256,
+            layouts=HELD,
         )
     named = int(str(refused.value).rsplit("≤ ", 1)[1])
     assert plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10,
-                batch_size=named).batch_size == named  # fmt: skip
+                batch_size=named, layouts=HELD).batch_size == named  # fmt: skip
     with pytest.raises(MemoryBudgetExceeded):
         plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10,
-             batch_size=named + 1)  # fmt: skip
+             batch_size=named + 1, layouts=HELD)  # fmt: skip
     with pytest.raises(MemoryBudgetExceeded, match="use a shorter prompt"):
-        plan(SHAPES, ACTIVE, budget_bytes=SHAPES.weight_bytes, max_feature_nodes=1000, n_logits=10)
+        plan(
+            SHAPES,
+            ACTIVE,
+            budget_bytes=SHAPES.weight_bytes,
+            max_feature_nodes=1000,
+            n_logits=10,
+            layouts=HELD,
+        )
 
 
 def test_on_a_gpu_the_host_side_adjacency_is_not_device_memory() -> None:
-    gpu = dataclasses.replace(SHAPES, on_host=False)
-    kept_all = estimate(gpu, ACTIVE, batch_size=32, max_feature_nodes=None, n_logits=10)
-    assert (kept_all.terms["rows"], kept_all.terms["assemble"]) == (0, 0)
-    selecting = estimate(gpu, ACTIVE, batch_size=32, max_feature_nodes=1000, n_logits=10)
-    assert selecting.terms["rows"] == _terms(max_feature_nodes=1000)["rows"] > 0
-    assert selecting.terms["assemble"] == 0
-    assert kept_all.peak < _peak(max_feature_nodes=None)
+    kept_all = estimate(GPU, ACTIVE, batch_size=32, max_feature_nodes=None, n_logits=10)
+    on_cpu = estimate(SHAPES, ACTIVE, batch_size=32, max_feature_nodes=None, n_logits=10)
+    adjacency = kept_all.terms["rows"]
+    assert adjacency == on_cpu.terms["rows"] > 0
+    assert kept_all.peak < on_cpu.peak - adjacency // 2  # and the CPU's heap
+    assert kept_all.host_peak == adjacency  # filled in place on the host
+    assert on_cpu.host_peak == 0  # a CPU run's host is its device: all in ``peak``
+    selecting = estimate(GPU, ACTIVE, batch_size=32, max_feature_nodes=1000, n_logits=10)
+    assert selecting.host_peak == selecting.terms["assemble"] > 0
+    assert selecting.peak > selecting.terms["rows"] > 0  # the ranking buffer is on the device
 
 
 def _terms(max_feature_nodes: int | None) -> dict[str, int]:
@@ -211,16 +241,78 @@ def test_the_estimate_grows_with_the_attention_heads() -> None:
     assert _peak(shapes=dataclasses.replace(SHAPES, n_heads=16)) > _peak()
 
 
-def test_the_heap_keeps_freed_blocks_up_to_the_mmap_threshold_only() -> None:
-    small = _terms(max_feature_nodes=1000)
-    assert small["heap"] > 0  # every block of this batch is below 32 MB: all of it stays
-    # 64 rows x 1,024 positions x d 256 x 4 bytes = 64 MB per gradient: unmapped when freed
-    long = dataclasses.replace(ACTIVE, n_pos=1024)
-    big = estimate(SHAPES, long, batch_size=64, max_feature_nodes=1000, n_logits=10).terms
-    gradient = 64 * 1024 * 256 * 4
-    assert gradient > MMAP_THRESHOLD_MAX
-    assert 0 < big["heap"] < gradient  # the row and the build's copies only
-    gpu = dataclasses.replace(SHAPES, on_host=False)
-    assert (
-        estimate(gpu, ACTIVE, batch_size=32, max_feature_nodes=1000, n_logits=10).terms["heap"] == 0
-    )
+def test_the_heap_keeps_a_batchs_blocks_only_below_the_builds_largest_freed_block() -> None:
+    def terms(batch: int, active: ActiveFeatures = ACTIVE) -> dict[str, int]:
+        return estimate(SHAPES, active, batch_size=batch, max_feature_nodes=1000, n_logits=10).terms
+
+    decoder_copy = 2000 * 256 * 4  # a layer's decoder rows in float32: malloc's new threshold
+    row = 8 * (2000 * 4 + 5 * 64 + 10) * 4
+    gradient = 8 * 64 * 256 * 4
+    assert max(gradient, row) < decoder_copy
+    assert terms(8)["heap"] == gradient + row
+    assert decoder_copy < 32 * 64 * 256 * 4  # at batch 32 the gradient is mapped and unmapped
+    assert terms(32)["heap"] == 4 * row
+    # the build's own blocks stay when at most 32 MB, whatever the batch
+    assert terms(8)["heap_build"] == terms(32)["heap_build"] == 2 * decoder_copy + 4 * 64 * 256 * 4
+    huge = dataclasses.replace(ACTIVE, per_layer=(40000,) * 4)  # 41 MB decoder copies
+    assert MMAP_THRESHOLD_MAX < 40000 * 256 * 4
+    assert terms(8, huge)["heap_build"] == 4 * 64 * 256 * 4
+    gpu = estimate(GPU, ACTIVE, batch_size=8, max_feature_nodes=1000, n_logits=10).terms
+    assert gpu["heap"] == gpu["heap_build"] == 0
+
+
+PER_BATCH, OFFLOADED = Layout(hold_decoder_blocks=False), Layout(offload_rows=True)
+# a long prompt's proportions: the held decoder blocks (80 positions x 200 features a layer,
+# d 256) outweigh one batch's slice of them
+LONG = ActiveFeatures(n_pos=80, per_layer=(16000,) * 4, densest=(200,) * 4, forward_bytes=10**7)
+
+
+def _estimate(shapes: Shapes, layout: Layout, nodes: int | None = 100) -> Estimate:
+    # (few nodes: a batch, not the ranking's chunk of the rows, sets the peak)
+    return estimate(shapes, LONG, batch_size=8, max_feature_nodes=nodes, n_logits=10, layout=layout)
+
+
+def test_blocks_built_per_batch_trade_the_held_blocks_for_one_slice() -> None:
+    held, per_batch = _estimate(GPU, LAYOUTS[0]), _estimate(GPU, PER_BATCH)
+    blocks = 4 * 80 * 200 * 256 * 4  # every layer's (n, w, d) float32 block
+    assert held.terms["sources"] - per_batch.terms["sources"] == blocks
+    one_slice = 16000 * 256 * 4 + 80 * 200 * 256 * 4  # a layer's rows beside its padded slice
+    assert (held.terms["decoder"], per_batch.terms["decoder"]) == (0, one_slice)
+    assert held.peak - per_batch.peak >= blocks - one_slice > 0
+
+
+def test_an_offloaded_buffer_is_host_memory_on_a_gpu_and_nothing_moves_on_a_cpu() -> None:
+    on_device, offloaded = _estimate(GPU, LAYOUTS[0]), _estimate(GPU, OFFLOADED)
+    rows = offloaded.terms["rows"]
+    assert rows == (100 + 10) * (16000 * 4 + 5 * 80 + 10) * 4
+    assert on_device.peak - offloaded.peak == rows
+    assert offloaded.host_peak == rows + offloaded.terms["assemble"]
+    assert _estimate(SHAPES, OFFLOADED).peak == _estimate(SHAPES, LAYOUTS[0]).peak
+
+
+def _plan(shapes: Shapes, budget: int, **options: object) -> Estimate:
+    return plan(
+        shapes, LONG, budget_bytes=budget, max_feature_nodes=1000, n_logits=10, batch_size=8,
+        **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_the_planner_holds_the_blocks_then_builds_them_per_batch_then_offloads() -> None:
+    # 1,000 nodes: here the ranking buffer is the largest term, the held blocks the next
+    needs = {layout: _estimate(GPU, layout, 1000).device_total for layout in LAYOUTS}
+    assert needs[LAYOUTS[0]] > needs[PER_BATCH] > needs[OFFLOADED] > needs[LAYOUTS[3]]
+    for layout in LAYOUTS:  # each chosen at exactly its own need, the preferred one first
+        assert _plan(GPU, needs[layout]).layout == layout
+    assert _plan(GPU, needs[LAYOUTS[0]] * 2).layout == LAYOUTS[0]
+    # the offloaded buffer has to fit the host
+    host = _estimate(GPU, OFFLOADED, 1000).host_peak
+    assert _plan(GPU, needs[OFFLOADED], host_budget_bytes=host).layout == OFFLOADED
+    with pytest.raises(MemoryBudgetExceeded, match="of host memory"):
+        _plan(GPU, needs[OFFLOADED], host_budget_bytes=host - 1)
+
+
+def test_a_cpu_plan_builds_blocks_per_batch_but_never_offloads() -> None:
+    per_batch = _estimate(SHAPES, PER_BATCH, 1000).device_total
+    assert _plan(SHAPES, per_batch).layout == PER_BATCH
+    with pytest.raises(MemoryBudgetExceeded, match=r"max_feature_nodes ≤ \d+"):
+        _plan(SHAPES, per_batch - 1)

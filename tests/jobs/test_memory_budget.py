@@ -21,8 +21,8 @@ def tiny(tiny_pack: tuple[Path, Path], db: None) -> LanguageModel:
     return register_model("tiny-memory", tiny_pack)
 
 
-def _device_total(model: LanguageModel, batch_size: int, max_feature_nodes: int) -> int:
-    """What the planner predicts for PROMPT with these settings, weights included."""
+def _need(model: LanguageModel, batch_size: int, max_feature_nodes: int, hold: bool) -> int:
+    """The planner's device total for PROMPT in one decoder layout, weights included."""
     from inference.engine import memory_plan
     from inference.model_cache import load_model
 
@@ -36,7 +36,14 @@ def _device_total(model: LanguageModel, batch_size: int, max_feature_nodes: int)
         batch_size=batch_size,
         max_feature_nodes=max_feature_nodes,
         n_logits=10,
+        layout=memory_plan.Layout(hold_decoder_blocks=hold),
     ).device_total
+
+
+def _device_total(model: LanguageModel, batch_size: int, max_feature_nodes: int) -> int:
+    """What the planner predicts for PROMPT with these settings, weights included, in the
+    layout that needs least (a CPU worker holds the decoder blocks or builds them per batch)."""
+    return min(_need(model, batch_size, max_feature_nodes, hold) for hold in (True, False))
 
 
 def _job(owner: User, model: LanguageModel, **params: Any) -> Job:
@@ -119,3 +126,25 @@ def test_tokenize_answers_with_the_planners_estimate_for_the_job_defaults(
         refused = tasks.tokenize_prompt(tiny.pk, PROMPT)["memory"]
     assert refused["bytes"] is None
     assert refused["refusal"].startswith("this prompt needs about ")
+
+
+@pytest.mark.django_db
+def test_the_worker_builds_decoder_blocks_per_batch_when_holding_them_does_not_fit(
+    alice: User, tiny: LanguageModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inference import engine, tasks
+
+    layouts: list[tuple[bool, bool]] = []
+    real = engine.attribute
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        layouts.append((kwargs["hold_decoder_blocks"], kwargs["offload_rows"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "attribute", spy)
+    budget = _need(tiny, batch_size=4, max_feature_nodes=6, hold=False)
+    assert _need(tiny, batch_size=1, max_feature_nodes=6, hold=True) > budget
+    job = _job(alice, tiny, batch_size=4)
+    with override_settings(JOBS_WORKER_MEMORY_GB=budget / 1e9):
+        assert tasks.run_job(str(job.pk), "gpu@w") == "succeeded"
+    assert layouts == [(False, False)]  # a CPU worker never offloads: its host is its device
