@@ -19,6 +19,13 @@ from .replacement import LinearisedForward, ReplacementModel
 from .transcoders import DecoderRows
 
 
+def _dot_per_position(g: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """(B, P): each row's gradient at each position (B, P, d) dotted with that position's one
+    source vector (P, d). A product and a sum over d: einsum makes this a batched GEMM with one
+    output column, 5x slower on the CPU (0.64 against 0.12 ms at 64 rows, 17 positions, d 640)."""
+    return (g * vectors).sum(-1)
+
+
 def by_layer(idx: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
     """`idx` reordered so its rows' `layers` run highest first, as `RowComputer.rows` wants."""
     return idx[torch.argsort(layers[idx], descending=True, stable=True)]
@@ -182,14 +189,14 @@ class RowComputer:
             g = g_leaf.float()  # (k, p, d): gradient at layer j's output hook, the first k rows
             k, p = g.shape[0], g.shape[1]
             err_start = self.error_offset + j * n
-            row[:k, err_start : err_start + p] = torch.einsum("bnd,nd->bn", g, self.errors[j][:p])
+            row[:k, err_start : err_start + p] = _dot_per_position(g, self.errors[j][:p])
             for i in range(0 if self.cross_layer else j, j + 1):
                 self._add_feature_effects(row[:k], g, i, j)
 
         g_embed = self.backward.run(layers, positions, vectors, on_leaf).float()
         p = g_embed.shape[1]
-        row[:, self.token_offset : self.token_offset + p] = torch.einsum(
-            "bnd,nd->bn", g_embed, self.token_vectors[:p]
+        row[:, self.token_offset : self.token_offset + p] = _dot_per_position(
+            g_embed, self.token_vectors[:p]
         )
         return row
 
