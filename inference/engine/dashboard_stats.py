@@ -247,18 +247,41 @@ class _LayerState:
         # sample reservoirs when it arrives and is not kept as a top example, or later, when it
         # is pushed out of the top examples (it never comes back: those that push it out stay).
         # So the reservoirs hold a bottom-k of every firing token but the final top examples.
-        f, v, ptr, wh, slot = self._top_of(f, v, ptr, b, wh)
-        cell = (v * (1.0 / self.R.index_select(0, f)) * s.cells).floor().long()
-        key = _sample_keys(ptr, wh, f, self.salt)
-        # Only a key below its full reservoir's largest can enter it (bottom-k): the rest skip
-        # the sorting. Reservoirs are kept sorted, unused slots (_EMPTY) last.
-        per_cell = s.examples_per_interval
-        last = (f * s.cells + cell) * per_cell + per_cell - 1
-        enters = (key < self.res_key.view(-1).index_select(0, last)).nonzero().squeeze(1)
-        if len(enters):
-            self._sample(f[enters], v[enters], key[enters], cell[enters], slot[enters])
+        # The batch's tokens and the pushed-out entries are screened apart (not laid end to end
+        # first): only the few that enter a reservoir are gathered.
+        pool, pushed = self._top_of(f, v, ptr, b, wh)
+        batch_part = self._entering(f, v, ptr, wh, pool)
+        pushed_part = self._entering(*pushed[:4])
+        slot = torch.cat([torch.full_like(batch_part[0], -1), pushed[4][pushed_part[4]]])
+        if len(slot):
+            f, v, key, cell = (
+                torch.cat([x, y]) for x, y in zip(batch_part[:4], pushed_part[:4], strict=True)
+            )
+            self._sample(f, v, key, cell, slot)
         if self.store is not None:
             self._store_windows(firing.acts, first_row, lengths)
+
+    def _entering(
+        self,
+        f: torch.Tensor,
+        v: torch.Tensor,
+        ptr: torch.Tensor,
+        wh: torch.Tensor,
+        among: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """(f, v, key, cell, index) of the tokens (of ``among``, default all) whose sample key
+        is below their full reservoir's largest: only those can enter it (bottom-k), so the rest
+        skip the sorting. Reservoirs are kept sorted, unused slots (_EMPTY) last."""
+        s = self.s
+        cell = (v * (1.0 / self.R.index_select(0, f)) * s.cells).floor().long()
+        key = _sample_keys(ptr, wh, f, self.salt)
+        per_cell = s.examples_per_interval
+        last = (f * s.cells + cell) * per_cell + per_cell - 1
+        enters = key < self.res_key.view(-1).index_select(0, last)
+        if among is not None:
+            enters &= among
+        at = enters.nonzero().squeeze(1)
+        return f[at], v[at], key[at], cell[at], at
 
     def _store_windows(self, acts: _Activations, first_row: int, lengths: torch.Tensor) -> None:
         """Copy the windows of the entries that arrived in this batch (slot -1) into free rows
@@ -318,16 +341,18 @@ class _LayerState:
         ptr: torch.Tensor,
         row: torch.Tensor,
         wh: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        """Fold a batch's tokens into the top examples and return (f, v, ptr, wh, slot) of the
-        tokens the samples are drawn from: this batch's that are not top examples now (slot -1)
-        and the earlier ones just pushed out (with their window's slot). Only a token above its feature's k-th kept value can enter (a tie
-        goes to the kept, earlier one; a kept entry dropped as a repeated window gives its place
-        to the stronger repeat), so the others skip the sorting."""
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Fold a batch's tokens into the top examples and return the tokens the samples are
+        drawn from: a mask of this batch's that are not top examples now, and (f, v, ptr, wh,
+        slot) of the earlier ones just pushed out (with their window's slot). Only a token above
+        its feature's k-th kept value can enter (a tie goes to the kept, earlier one; a kept
+        entry dropped as a repeated window gives its place to the stronger repeat), so the
+        others skip the sorting."""
         cand = (v > self.top_val[:, -1].index_select(0, f)).nonzero().squeeze(1)
         pool = torch.ones_like(f, dtype=torch.bool)
         if len(cand) == 0:
-            return f, v, ptr, wh, torch.full_like(f, -1)
+            none = f[:0]
+            return pool, (none, v[:0], none, none, none)
         cf, cptr = f[cand], ptr[cand]
         touched = torch.unique(cf)
         old_val, old_ptr = (
@@ -342,14 +367,7 @@ class _LayerState:
         pool[cand] = ~(new_ptr[slot] == cptr[:, None]).any(1)
         out = (old_ptr >= 0) & ~(old_ptr[:, :, None] == new_ptr[:, None, :]).any(-1)
         out_f = touched[:, None].expand_as(old_ptr)[out]
-        f = f.masked_select(pool)
-        return (
-            torch.cat([f, out_f]),
-            torch.cat([v.masked_select(pool), old_val[out]]),
-            torch.cat([ptr.masked_select(pool), old_ptr[out]]),
-            torch.cat([wh.masked_select(pool), old_hash[out]]),
-            torch.cat([torch.full_like(f, -1), old_slot[out]]),
-        )
+        return pool, (out_f, old_val[out], old_ptr[out], old_hash[out], old_slot[out])
 
     def _grow(self, needed: torch.Tensor) -> None:
         fresh = (self.R == 0) & (needed > 0)
