@@ -83,8 +83,9 @@ def _layer_json(
     top_ids, top_vals, bottom_ids, bottom_vals = (t.tolist() for t in logits)
     edges = picks.interval_edges.tolist()
     # Each feature's picks in their order (top examples, then each interval's): one run of a
-    # stable sort by feature.
-    by_feature = picks.feature.argsort(stable=True).tolist()
+    # sort by (feature, pick) (a plain sort of unique keys: a stable one took 8x longer).
+    n_picks = len(picks.feature)
+    by_feature = (picks.feature * n_picks + torch.arange(n_picks)).sort().indices.tolist()
     feature_ends = torch.bincount(picks.feature, minlength=s.d_transcoder).cumsum(0).tolist()
     groups, pointers = picks.group.tolist(), picks.ptr.tolist()
     widths = [1] * s.d_transcoder  # fine bins per histogram bin
