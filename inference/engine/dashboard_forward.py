@@ -45,9 +45,10 @@ _ENCODE_ROWS = 256
 def _topk_kept(
     transcoders: Transcoders, layer: int, activation: TopK, flat: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A TopK layer's k kept features of each (n, d_model) input row, ascending, and their
-    activations (the pre-activations `Transcoders.encode` keeps, bit for bit: each row's
-    products and bias are the same operations), each (n, k)."""
+    """A TopK layer's k kept features of each (n, d_model) input row, by value descending (in no
+    order of feature: nothing downstream needs one, and sorting them cost 1 ms a layer and
+    batch), and their activations (the pre-activations `Transcoders.encode` keeps, bit for
+    bit: each row's products and bias are the same operations), each (n, k)."""
     w, bias = transcoders.W_enc[layer], transcoders.b_enc[layer]
     flat = flat.to(w.dtype)
     values = torch.empty((len(flat), activation.k), dtype=w.dtype, device=flat.device)
@@ -56,23 +57,24 @@ def _topk_kept(
         rows = slice(start, start + _ENCODE_ROWS)
         pre = torch.addmm(bias, flat[rows], w.T)
         torch.topk(pre, k=activation.k, dim=-1, out=(values[rows], index[rows]))
-    index, order = index.sort(-1)
-    return index, values.gather(-1, order)
+    return index, values
 
 
 def _firing(transcoders: Transcoders, layer: int, x: torch.Tensor) -> _Firing:
-    """Where each feature fires (activation > 0) in a (B, T, d_model) input, in corpus order,
-    and the activations to read windows from. A TopK set's k kept features per token are taken
-    straight from its top-k (the same values `Transcoders.encode` keeps), without the dense
-    (B, T, F) tensor and a scan of it."""
+    """Where each feature fires (activation > 0) in a (B, T, d_model) input, in corpus order
+    (token by token; within a token in no fixed order of feature), and the activations to read
+    windows from. A TopK set's k kept features per token are taken straight from its top-k (the
+    same values `Transcoders.encode` keeps), without the dense (B, T, F) tensor and a scan of
+    it."""
     t = x.shape[1]
     flat = x.reshape(-1, x.shape[-1])
     activation = transcoders.activations[layer]
     acts: _DenseActs | _Kept
     if isinstance(activation, TopK):
         index, values = _topk_kept(transcoders, layer, activation, flat)
-        pos, slot = (values > 0).nonzero(as_tuple=True)
-        f, v = index[pos, slot], values[pos, slot]
+        fires = values > 0
+        pos = fires.nonzero()[:, 0]
+        f, v = index.masked_select(fires), values.masked_select(fires)  # 3x faster than [pos, slot]
         acts = _Kept(index, values, t)
     else:
         dense = transcoders.encode(layer, flat)
@@ -104,7 +106,7 @@ class _DenseActs:
 
 class _Kept:
     """A TopK layer's activations over a (B, T) batch held sparsely: each token's k kept
-    features, ascending, and their values (B * T, k); every other activation is 0, as in
+    features and their values (B * T, k); every other activation is 0, as in
     `Transcoders.encode`'s dense output."""
 
     def __init__(self, index: torch.Tensor, value: torch.Tensor, t: int) -> None:
@@ -123,8 +125,10 @@ class _Kept:
         if self._by_feature is None:  # key (feature, token), token = row * T + position
             tokens = torch.arange(n_tokens, device=device)[:, None].expand_as(self.index)
             key = (self.index * n_tokens + tokens).reshape(-1)
-            key, order = key.sort()
-            self._by_feature = key, self.value.reshape(-1)[order]
+            # Sorted as int32 where the keys fit (2.5x faster than int64), searched as int64.
+            narrow = len(key) > 0 and int(key.max()) < 2**31
+            order = (key.int() if narrow else key).sort().indices
+            self._by_feature = key[order], self.value.reshape(-1)[order]
         key, value = self._by_feature
         base = feature * n_tokens + row * self.t
         first = base + (pos - before).clamp(min=0)

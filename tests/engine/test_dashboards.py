@@ -499,3 +499,38 @@ def test_the_sparse_topk_windows_equal_the_dense_activations(tmp_path: Path) -> 
                 assert torch.equal(got, torch.where(inside, expected, 0.0))
             signs |= set(dense.sign().unique().tolist())
     assert signs == {-1.0, 0.0, 1.0}
+
+
+def test_a_layers_json_objects_leave_in_the_oldest_gc_generation() -> None:
+    """`_layer_json` runs with the cycle collector off and hands its new objects to the oldest
+    generation on the way out (so the collection due then does not walk them all), turns the
+    collector back on only if it was on, and leaves objects frozen by the process frozen."""
+    import gc
+
+    from inference.engine.dashboard_files import _no_cycle_collection
+
+    @_no_cycle_collection()
+    def build() -> list[dict[str, list[int]]]:
+        assert not gc.isenabled()
+        return [{"tokens": [i]} for i in range(1000)]
+
+    assert gc.isenabled()
+    built = build()
+    assert gc.isenabled()
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(d) in oldest and id(d["tokens"]) in oldest for d in built)
+
+    gc.freeze()  # a process that keeps frozen objects of its own (say, before a fork)
+    try:
+        frozen = gc.get_freeze_count()
+        build()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+    gc.disable()
+    try:
+        build()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
