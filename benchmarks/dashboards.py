@@ -26,7 +26,9 @@ hook on the input of `model.layers.{i}.post_attention_layernorm` (the residual s
 attention, the set's `hook_resid_mid`; delphi's `transcode=True` collects a module's input)
 and the set's own TopK encoder (the k largest pre-activations of `W_enc x + b_enc`, as the
 engine's) read from the same safetensors files. Only delphi's caching is timed, not its
-explanation and scoring stages; the engine's figure includes everything it writes.
+explanation and scoring stages, nor its writing of the cache; the engine's figure includes every
+feature's dashboard built, but not its writing (json.dumps and gzip of each layer, about 24 CPU-s
+at 1M tokens in the CLI and the job: `on_layer` discards the layer here).
 
 Tokens/s is given per wall second and per CPU second (the machine may be shared: CPU seconds are
 what the work costs). Prints one line per run with the load average; `--json` writes them all.
