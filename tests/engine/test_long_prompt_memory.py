@@ -102,7 +102,7 @@ def test_the_memory_layouts_give_the_default_graph(
     _equal_graphs(attribute(PROMPT, rm, **options, **layout), default)  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the host and the device differ on CUDA")
+@pytest.mark.needs_cuda  # on a CPU the host and the device are one memory
 def test_the_offloaded_ranking_buffer_lives_on_the_host_and_changes_nothing(
     tmp_path: Path,
 ) -> None:

@@ -7,6 +7,9 @@ run. Expected failures (xfail) are left as they are.
 Two kinds of test are not skips but are left out, by name, in the run's summary:
 - ``optional_checkpoint``: needs a model folder that a documented step caches and CI does not build
   (the Gemma-3-270M checkpoint, ``make gemma3-270m``); it runs wherever the folder exists.
+- ``needs_cuda``: checks where a tensor lives on a CUDA device (on a CPU the host and the device
+  are one memory, so the check means nothing); it runs wherever CUDA is available. CI has no GPU,
+  so these are named in the summary instead of skipped.
 - ``embedded_only``: stops and restarts the servers, which only the embedded ones allow; it runs in
   ``make test`` and ``.ci/run`` leaves it out of the rerun against the machine's own servers.
 """
@@ -32,16 +35,31 @@ def pytest_configure(config: pytest.Config) -> None:
         "left out (and named in the summary) where it is absent",
     )
     config.addinivalue_line(
+        "markers", "needs_cuda: runs where CUDA is available; left out (and named) elsewhere"
+    )
+    config.addinivalue_line(
         "markers", "embedded_only: stops and restarts the embedded servers (never real ones)"
     )
 
 
 _left_out: list[str] = []
+_left_out_cuda: list[str] = []
+
+
+def _cuda_available() -> bool:
+    import torch  # here: only the suites that collect a needs_cuda test pay for the import
+
+    return bool(torch.cuda.is_available())
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     kept, dropped = [], []
     for item in items:
+        if item.get_closest_marker("needs_cuda") is not None and not _cuda_available():
+            dropped.append(item)
+            note = f"{item.nodeid} needs a CUDA device"
+            _left_out_cuda.append(note)
+            continue
         marker = item.get_closest_marker("optional_checkpoint")
         if marker is not None and not Path(marker.args[0]).exists():
             dropped.append(item)
@@ -58,6 +76,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for note in _left_out:
         terminalreporter.write_line(f"left out the tests that need a model checkpoint: {note}")
+    for note in _left_out_cuda:
+        terminalreporter.write_line(f"left out: {note}")
 
 
 @pytest.hookimpl(wrapper=True)
