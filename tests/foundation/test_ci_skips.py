@@ -53,3 +53,30 @@ def test_under_ci_a_skip_fails_the_run_and_names_what_was_missing(tmp_path: Path
         result.stdout
     )
     assert "Skipped: the frontend is not built" in result.stdout
+
+
+CUDA_TEST = """
+import pytest
+
+@pytest.mark.needs_cuda
+def test_on_the_gpu():
+    pass
+"""
+
+
+def test_a_needs_cuda_test_is_left_out_and_named_where_there_is_no_gpu(tmp_path: Path) -> None:
+    import torch
+
+    (tmp_path / "test_cuda.py").write_text(CUDA_TEST)
+    env = {**os.environ, "CI": "true", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:django", "-p", "no:cacheprovider",
+         "-p", "tests.plugins.ci_skips", "-c", os.devnull, "-q", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if torch.cuda.is_available():
+        assert "1 passed" in result.stdout, result.stdout
+    else:
+        assert result.returncode == 5, result.stdout  # pytest's "no tests ran": none was kept
+        assert "1 deselected" in result.stdout, result.stdout
+        assert "left out: test_cuda.py::test_on_the_gpu needs a CUDA device" in result.stdout
