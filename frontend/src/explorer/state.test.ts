@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import { buildGraph } from "./graph";
 import { tinyGraphJson } from "./fixture";
 import { nearest } from "./spatial";
-import { addExplanations, createStore, fromUrlState, nodeName, setLabel, setRowSettings, toUrlState, togglePin, updateTestPanel, viewGrid } from "./state";
+import { addExplanations, createStore, fromUrlState, graphThresholds, nodeName, setLabel, setRowSettings, toUrlState, togglePin, updateTestPanel, viewGrid } from "./state";
 import { parseUrlState, serialiseUrlState } from "./urlState";
 
 describe("explorer state and the URL", () => {
@@ -23,6 +23,18 @@ describe("explorer state and the URL", () => {
     const other = createStore(graph);
     other.set(fromUrlState(graph, parseUrlState(link), other.get().thresholds));
     expect(toUrlState(other.get())).toEqual(toUrlState(store.get()));
+  });
+
+  it("opens a link's state with the view that setting it after opening gives", () => {
+    const url = parseUrlState(`clickedId=1_3_1&pinnedIds=0_5_0,3_42_1&pruningThreshold=0.2&edgeThreshold=0.9`);
+    const later = createStore(graph);
+    later.set(fromUrlState(graph, url, later.get().thresholds));
+    const opened = createStore(graph, fromUrlState(graph, url, graphThresholds(graph)));
+    const { millis: _a, ...view } = opened.get().view;
+    const { millis: _b, ...expected } = later.get().view;
+    expect(view).toEqual(expected);
+    expect(view.visible[id("1_3_1")]).toBe(1); // selected: kept in view below the threshold
+    expect(toUrlState(opened.get())).toEqual(toUrlState(later.get()));
   });
 
   it("builds a view's hit-test grid once, when asked, over the nodes that view shows", () => {

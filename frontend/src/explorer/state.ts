@@ -86,14 +86,20 @@ export function computeView(
   return { visible, nVisible, nVisibleEdges, edgeThreshold: edge, layout, millis: performance.now() - start };
 }
 
-export function initialState(graph: Graph): ExplorerState {
-  const prune = pruneIndex(graph);
-  const thresholds: Thresholds = {
+/** The thresholds a graph opens with: its own when it has them, else a generated graph's defaults. */
+export function graphThresholds(graph: Graph): Thresholds {
+  return {
     ...DEFAULT_THRESHOLDS,
     node: graph.metadata.nodeThreshold ?? DEFAULT_THRESHOLDS.node,
     edge: graph.metadata.edgeThreshold ?? DEFAULT_THRESHOLDS.edge,
   };
-  return {
+}
+
+/** The state a page opens with, `opening` (what its URL or saved subgraph says) applied: its
+ * view is computed once, for that (a 100k-node graph's view is a tenth of a second). */
+export function initialState(graph: Graph, opening: Partial<Omit<ExplorerState, "graph" | "prune" | "view">> = {}): ExplorerState {
+  const prune = pruneIndex(graph);
+  const state = {
     graph,
     prune,
     hovered: -1,
@@ -101,23 +107,25 @@ export function initialState(graph: Graph): ExplorerState {
     pinned: [],
     groups: [],
     labels: new Map(),
-    thresholds,
+    thresholds: graphThresholds(graph),
     linkType: "both",
     viewport: null,
     searchQuery: "",
     searchResults: [],
     grouping: [],
     density: null,
-    view: computeView(graph, prune, thresholds, [], null),
     helpOpen: false,
     explanations: new Map(),
     showNames: true,
     test: { settings: new Map(), busy: false, status: { text: "", bad: false }, lastRun: null },
-  };
+    ...opening,
+  } satisfies Omit<ExplorerState, "view">;
+  const keep = state.selected >= 0 ? [...state.pinned, state.selected] : state.pinned;
+  return { ...state, view: computeView(graph, prune, state.thresholds, keep, state.density) };
 }
 
-export function createStore(graph: Graph): ExplorerStore {
-  const store = new Store(initialState(graph));
+export function createStore(graph: Graph, opening: Parameters<typeof initialState>[1] = {}): ExplorerStore {
+  const store = new Store(initialState(graph, opening));
   // Recompute what is visible when anything that decides it changes.
   store.watch(["thresholds", "pinned", "density", "selected", "graph"], (s, prev) => {
     const selectionOnly =
