@@ -12,26 +12,77 @@ const OVERSCAN = 6;
 
 export type Row = { header: string } | { edge: number; other: number; weight: number };
 
-/** Rows of one side (inputs or outputs) among visible nodes: positives desc, then negatives. */
-export function connectionRows(s: ExplorerState, node: number, side: "input" | "output"): Row[] {
+/**
+ * One side's rows (inputs or outputs) among visible nodes: a header, the positive edges, a
+ * header, the negative ones, each by |weight| descending; a sign with no edges has no header.
+ * Kept as typed arrays, with a row object made only for the rows drawn (rowAt): a slider step
+ * redoes the rows of the selected node, which on a big graph has tens of thousands of edges.
+ */
+export interface ConnectionRows {
+  edges: Int32Array; // the positive edges, then the negative ones
+  others: Int32Array; // each edge's other end
+  positive: number; // how many of them are positive
+  length: number; // rows, headers included
+}
+
+let scratch = new Int32Array(0); // the negative edges and their other ends, while a side is read
+
+export function connectionRows(s: ExplorerState, node: number, side: "input" | "output"): ConnectionRows {
   const g: Graph = s.graph;
   const start = side === "input" ? g.inStart : g.outStart;
-  const edges = side === "input" ? g.inEdges : g.outEdges;
-  const positive: Row[] = [];
-  const negative: Row[] = [];
-  for (let j = start[node]!; j < start[node + 1]!; j++) {
-    const e = edges[j]!;
-    const other = side === "input" ? g.edgeSrc[e]! : g.edgeDst[e]!;
-    if (s.view.visible[other] !== 1) continue;
-    const w = g.edgeWeight[e]!;
-    (w >= 0 ? positive : negative).push({ edge: e, other, weight: w });
+  const csr = side === "input" ? g.inEdges : g.outEdges;
+  const ends = side === "input" ? g.inSrc : g.outDst;
+  const visible = s.view.visible;
+  const from = start[node]!;
+  const size = start[node + 1]! - from;
+  const edges = new Int32Array(size);
+  const others = new Int32Array(size);
+  if (scratch.length < 2 * size) scratch = new Int32Array(2 * size);
+  let positive = 0;
+  let negative = 0;
+  for (let j = from; j < from + size; j++) {
+    const other = ends[j]!;
+    if (visible[other] !== 1) continue;
+    const e = csr[j]!;
+    if (g.edgeWeight[e]! >= 0) {
+      edges[positive] = e;
+      others[positive++] = other;
+    } else {
+      scratch[2 * negative] = e;
+      scratch[2 * negative++ + 1] = other;
+    }
   }
   // Segments are already sorted by |weight| descending, which is the order wanted within a sign.
-  const rows: Row[] = [];
-  if (positive.length) rows.push({ header: `Positive (${positive.length})` }, ...positive);
-  if (negative.length) rows.push({ header: `Negative (${negative.length})` }, ...negative);
-  return rows;
+  for (let k = 0; k < negative; k++) {
+    edges[positive + k] = scratch[2 * k]!;
+    others[positive + k] = scratch[2 * k + 1]!;
+  }
+  const kept = positive + negative;
+  return {
+    edges: edges.subarray(0, kept),
+    others: others.subarray(0, kept),
+    positive,
+    length: kept + (positive > 0 ? 1 : 0) + (negative > 0 ? 1 : 0),
+  };
 }
+
+/** Row k of these rows. */
+export function rowAt(g: Graph, rows: ConnectionRows, k: number): Row {
+  const { positive } = rows;
+  const negative = rows.edges.length - positive;
+  let at = k;
+  if (positive > 0) {
+    if (at === 0) return { header: `Positive (${positive})` };
+    at -= 1;
+    if (at < positive) return { edge: rows.edges[at]!, other: rows.others[at]!, weight: g.edgeWeight[rows.edges[at]!]! };
+    at -= positive;
+  }
+  if (at === 0) return { header: `Negative (${negative})` };
+  at = positive + at - 1;
+  return { edge: rows.edges[at]!, other: rows.others[at]!, weight: g.edgeWeight[rows.edges[at]!]! };
+}
+
+const NO_ROWS: ConnectionRows = { edges: new Int32Array(0), others: new Int32Array(0), positive: 0, length: 0 };
 
 const GLYPH: Record<number, string> = {
   [Kind.Embedding]: "■",
@@ -41,7 +92,7 @@ const GLYPH: Record<number, string> = {
 };
 
 interface VirtualList {
-  set(rows: Row[]): void; // new rows, scrolled to the top
+  set(rows: ConnectionRows): void; // new rows, scrolled to the top
   refresh(): void; // the same rows, redrawn where they are (pins changed)
 }
 
@@ -52,7 +103,7 @@ function virtualList(container: HTMLElement, store: ExplorerStore, featurePrefix
   spacer.className = "vlist-spacer";
   viewport.appendChild(spacer);
   container.appendChild(viewport);
-  let rows: Row[] = [];
+  let rows = NO_ROWS;
   let rendered = "";
 
   const render = (): void => {
@@ -64,7 +115,7 @@ function virtualList(container: HTMLElement, store: ExplorerStore, featurePrefix
     const s = store.get();
     const children: HTMLElement[] = [];
     for (let k = first; k < last; k++) {
-      const row = rows[k]!;
+      const row = rowAt(s.graph, rows, k);
       const el = document.createElement("div");
       el.style.transform = `translateY(${k * ROW}px)`;
       if ("header" in row) {
@@ -145,8 +196,8 @@ export function setUpNodeConnections(element: HTMLElement, store: ExplorerStore,
     const i = s.selected;
     if (i < 0) {
       title.textContent = "Click a node to see its connections";
-      inputs.list.set([]);
-      outputs.list.set([]);
+      inputs.list.set(NO_ROWS);
+      outputs.list.set(NO_ROWS);
       inputs.heading.textContent = "Inputs";
       outputs.heading.textContent = "Outputs";
       return;
@@ -154,8 +205,8 @@ export function setUpNodeConnections(element: HTMLElement, store: ExplorerStore,
     title.textContent = nodeName(s, i);
     const ins = connectionRows(s, i, "input");
     const outs = connectionRows(s, i, "output");
-    inputs.heading.textContent = `Inputs (${ins.filter((r) => !("header" in r)).length})`;
-    outputs.heading.textContent = `Outputs (${outs.filter((r) => !("header" in r)).length})`;
+    inputs.heading.textContent = `Inputs (${ins.edges.length})`;
+    outputs.heading.textContent = `Outputs (${outs.edges.length})`;
     inputs.list.set(ins);
     outputs.list.set(outs);
   };

@@ -4,7 +4,8 @@
 import { el } from "../site/dom";
 import { featureKey } from "./graph";
 import { searchGraph } from "./search";
-import { nodeName, select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
+import { whenIdle } from "./scheduler";
+import { knownEdgeCount, nodeName, select, togglePin, visibleEdgeCount, type ExplorerState, type ExplorerStore } from "./state";
 import type { LinkType } from "./urlState";
 
 function slider(name: string, label: string, min: number, max: number, step: number): { wrap: HTMLElement; input: HTMLInputElement; value: HTMLElement } {
@@ -85,9 +86,21 @@ export function setUpPruning(element: HTMLElement, store: ExplorerStore): void {
     density.input.disabled = s.density === null && t.density >= 1;
     linkType.value = s.linkType;
     namesBox.checked = s.showNames;
-    counts.textContent = `${s.view.nVisible.toLocaleString()} / ${s.graph.n.toLocaleString()} nodes · ${s.view.nVisibleEdges.toLocaleString()} / ${s.graph.nEdges.toLocaleString()} edges${
+    showCounts(s);
+  };
+  // The edges are counted when the page is idle (see visibleEdgeCount): until then, "…".
+  const showCounts = (s: ExplorerState): void => {
+    const edges = knownEdgeCount(s.view);
+    counts.textContent = `${s.view.nVisible.toLocaleString()} / ${s.graph.n.toLocaleString()} nodes · ${edges?.toLocaleString() ?? "…"} / ${s.graph.nEdges.toLocaleString()} edges${
       s.graph.partial ? ` loaded of ${s.graph.linksTotal.toLocaleString()}` : ""
     }`;
+    if (edges !== undefined) return;
+    whenIdle(() => {
+      const now = store.get();
+      if (now.view !== s.view || now.graph !== s.graph) return; // a later view asks for its own
+      visibleEdgeCount(now.graph, now.view);
+      showCounts(now);
+    }, 250);
   };
   store.watch(["thresholds", "view", "linkType", "density", "graph", "showNames"], update);
   update(store.get());

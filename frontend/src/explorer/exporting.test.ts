@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { connectionRows } from "./connections";
+import { connectionRows, rowAt } from "./connections";
 import { buildGraph } from "./graph";
 import { tinyGraphJson } from "./fixture";
 import { exportGraphJson, linkGraphSvg } from "./exporting";
@@ -50,14 +50,17 @@ describe("connection rows", () => {
   it("lists positive inputs by weight, then negative ones", () => {
     const store = createStore(graph);
     store.set({ thresholds: { node: 1, edge: 1, density: 1 } });
-    const rows = connectionRows(store.get(), id("1_3_1"), "input");
-    expect(rows).toEqual([
+    const listed = (node: number, side: "input" | "output") => {
+      const rows = connectionRows(store.get(), node, side);
+      return Array.from({ length: rows.length }, (_, k) => rowAt(graph, rows, k));
+    };
+    expect(listed(id("1_3_1"), "input")).toEqual([
       { header: "Positive (1)" },
       { edge: expect.any(Number), other: id("0_7_1"), weight: 2 },
       { header: "Negative (1)" },
       { edge: expect.any(Number), other: id("0_5_0"), weight: -1 },
     ]);
-    const outs = connectionRows(store.get(), id("0_7_1"), "output");
+    const outs = listed(id("0_7_1"), "output");
     expect(outs.filter((r) => "weight" in r).map((r) => ("weight" in r ? r.weight : 0))).toEqual([2, 1.5]);
   });
 });

@@ -172,6 +172,15 @@ export function parseNodeId(id: string, kind: Kind): NodeIdParts | null {
   return middle >= 0 ? { layer: first, number: middle, pos } : null;
 }
 
+/** Adds to `index` (node id -> node index) the other spelling of each error node's id, so links,
+ * pins and URLs may use either; an id some node already has keeps its node. */
+export function addErrorAliases(nodes: readonly NodeInfo[], index: Map<string, number>): void {
+  for (const [i, node] of nodes.entries()) {
+    if (node.kind !== Kind.Error) continue;
+    for (const alias of errorIdAliases(node.layer, node.ctx)) if (!index.has(alias)) index.set(alias, i);
+  }
+}
+
 /** The other spelling of an error node id: `{layer}_-1_{pos}` <-> old `0_{layer}_{pos}`. */
 export function errorIdAliases(layer: number, ctx: number): string[] {
   return [`${layer}_-1_${ctx}`, `0_${layer}_${ctx}`];
@@ -196,6 +205,11 @@ function parseMetadata(value: unknown): GraphMetadata {
     edgeThreshold: Number.isFinite(edge) && edge >= 0 && edge <= 1 ? edge : null,
     raw: meta,
   };
+}
+
+/** A node's token: a logit's output token (from its clerp), else the prompt's token at its position. */
+export function nodeToken(kind: Kind, clerp: string, promptTokens: readonly string[], ctx: number): string {
+  return kind === Kind.Logit ? logitToken(clerp) : (promptTokens[ctx] ?? "");
 }
 
 interface RawNodeResult {
@@ -235,7 +249,7 @@ function parseNode(value: unknown, tokens: string[], cantorFeatures: boolean): R
   if (!layerKnown && kind !== Kind.Embedding && kind !== Kind.Logit) return null;
   const clerp = str(raw["clerp"]);
   const feature = kind === Kind.Feature ? featureIndex(id, layer, num(raw["feature"]), cantorFeatures) : NaN;
-  const token = kind === Kind.Logit ? logitToken(clerp) : (tokens[ctx] ?? "");
+  const token = nodeToken(kind, clerp, tokens, ctx);
   return {
     layerKnown,
     info: {
@@ -327,11 +341,7 @@ export function graphWithEdges(json: unknown, edgesOf: EdgesOf): Graph {
     nodes.push(info);
   }
   if (nodes.length === 0) throw new GraphFormatError("the graph has no usable nodes");
-  // Accept either spelling of error ids in links, pins and URLs.
-  for (const [i, node] of nodes.entries()) {
-    if (node.kind !== Kind.Error) continue;
-    for (const alias of errorIdAliases(node.layer, node.ctx)) if (!index.has(alias)) index.set(alias, i);
-  }
+  addErrorAliases(nodes, index);
 
   const n = nodes.length;
   const nLayers = maxLayer + 1;

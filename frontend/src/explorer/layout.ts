@@ -2,6 +2,7 @@
 // y = layer, embeddings at the bottom and logits at the top. Pure; only visible nodes are placed
 // (hidden ones get NaN), so pruning compacts the picture.
 
+import { ascendingBy, groupedBy } from "./ascending";
 import { Kind, type Graph } from "./graph";
 
 export const NODE_SPACING = 14; // world units between neighbours in a cell
@@ -31,7 +32,7 @@ export function layoutOrder(graph: Graph): Int32Array {
   let order = orders.get(graph.nodes);
   if (order) return order;
   const nCtx = Math.max(graph.nCtx, 1);
-  const cell = new Float64Array(graph.n);
+  const cell = new Int32Array(graph.n);
   const rank = new Float64Array(graph.n);
   for (let i = 0; i < graph.n; i++) {
     const node = graph.nodes[i]!;
@@ -39,9 +40,10 @@ export function layoutOrder(graph: Graph): Int32Array {
     const v = node.kind === Kind.Logit ? -node.tokenProb : graph.influence[i]!;
     rank[i] = Number.isNaN(v) ? Number.POSITIVE_INFINITY : v;
   }
-  order = new Int32Array(graph.n);
-  for (let i = 0; i < graph.n; i++) order[i] = i;
-  order.sort((a, b) => cell[a]! - cell[b]! || rank[a]! - rank[b]! || a - b);
+  const all = new Int32Array(graph.n);
+  for (let i = 0; i < graph.n; i++) all[i] = i;
+  // By rank, then (stably) by cell: ordered by cell, rank and index.
+  order = groupedBy(cell, (graph.nLayers + 2) * nCtx, ascendingBy(rank, all));
   orders.set(graph.nodes, order);
   return order;
 }

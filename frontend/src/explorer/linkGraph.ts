@@ -6,7 +6,7 @@
 import { edgeShare, featureKey, Kind, type Graph } from "./graph";
 import { COLUMN_GAP, layoutOrder } from "./layout";
 import { edgeVisible } from "./prune";
-import { Scheduler, type LayerName } from "./scheduler";
+import { Scheduler, whenIdle, type LayerName } from "./scheduler";
 import { nearest } from "./spatial";
 import { nodeName, select, togglePin, viewGrid, type ExplorerState, type ExplorerStore } from "./state";
 import { bucketStyle, COLORS, edgeBucket, formatNumber, N_BUCKETS, nodeFill, nodeRadius } from "./style";
@@ -204,11 +204,6 @@ function glyph(ctx: CanvasRenderingContext2D, kind: number, sx: number, sy: numb
     default:
       ctx.rect(sx - r, sy - r, r * 2, r * 2);
   }
-}
-
-function whenIdle(task: () => void): void {
-  if (typeof requestIdleCallback === "function") requestIdleCallback(task, { timeout: 1000 });
-  else setTimeout(task, 50);
 }
 
 function truncate(ctx: CanvasRenderingContext2D, text: string, width: number): string {

@@ -12,9 +12,10 @@ import type { Graph } from "./graph";
 import { loadGraphFrom, type GraphSourceKind, type GraphUrls } from "./graphSource";
 import { setUpLinkGraph, type LinkGraphHandle } from "./linkGraph";
 import type { LoaderReply } from "./loader.worker";
+import { unpackGraph } from "./nodeColumns";
 import { setUpNodeConnections } from "./connections";
 import { settingsFromSaved } from "./hypothesis";
-import { addExplanations, createStore, updateTestPanel, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
+import { addExplanations, createStore, graphThresholds, updateTestPanel, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
 import { NeighbourhoodLoader, setUpNeighbourhood } from "./neighbourhood";
 import { announceExplorer } from "./ready";
 import type { SavedSubgraph } from "../api/types";
@@ -288,7 +289,10 @@ async function loadGraph(urls: GraphUrls, loadMs: Record<string, number>): Promi
       if (!reply.ok) throw new GraphLoadError(reply.message);
       loadMs["fetch"] = reply.fetchMs;
       loadMs["build"] = reply.buildMs;
-      return { graph: reply.graph, source: reply.source };
+      const t0 = performance.now();
+      const graph = unpackGraph(reply.graph);
+      loadMs["unpack"] = performance.now() - t0;
+      return { graph, source: reply.source };
     } catch (error) {
       if (error instanceof GraphLoadError) throw error;
       // No worker (blocked by a policy, say): do it here.
@@ -338,7 +342,6 @@ async function start(root: HTMLElement): Promise<void> {
     return;
   }
   const t2 = performance.now();
-  const store = createStore(graph);
   const lookup = lookupUrl ? new FeatureLookup(lookupUrl) : null;
 
   // State: the URL wins; a bare URL opens a saved subgraph (?subgraph=<share slug>) if it names
@@ -352,7 +355,7 @@ async function start(root: HTMLElement): Promise<void> {
   const fetched = asked && subgraphApi && /^[A-Za-z0-9_-]{1,32}$/.test(share) ? await fetchSubgraph(subgraphApi + share) : null;
   const saved = fetched?.ok ? fetched.subgraph : null;
   const initial = fetched?.ok && bare ? fetched.state : bare ? urlStateFromQParams(graph.qParams) : fromUrl;
-  store.set(fromUrlState(graph, initial, store.get().thresholds));
+  const store = createStore(graph, fromUrlState(graph, initial, graphThresholds(graph)));
   if (fetched?.ok && bare) updateTestPanel(store, { settings: settingsFromSaved(store.get(), fetched.subgraph.test_rows) });
   loadMs["state"] = performance.now() - t2;
 

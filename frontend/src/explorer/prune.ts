@@ -2,6 +2,7 @@
 // plus one pass to fill a mask, so it stays well under a frame on 10k nodes / 200k edges.
 
 import { JOB_PARAMS } from "../contract.gen";
+import { ascendingBy } from "./ascending";
 import { Kind, type Graph } from "./graph";
 
 export interface Thresholds {
@@ -31,8 +32,7 @@ export function pruneIndex(graph: Graph): PruneIndex {
     if (k === Kind.Embedding || k === Kind.Logit || Number.isNaN(graph.influence[i]!)) always.push(i);
     else prunable.push(i);
   }
-  const order = Int32Array.from(prunable);
-  order.sort((a, b) => graph.influence[a]! - graph.influence[b]!);
+  const order = ascendingBy(graph.influence, Int32Array.from(prunable));
   const sortedInfluence = new Float64Array(order.length);
   for (let j = 0; j < order.length; j++) sortedInfluence[j] = graph.influence[order[j]!]!;
   return { order, sortedInfluence, always: Int32Array.from(always) };

@@ -41,3 +41,9 @@ export class Scheduler {
     if (this.stats.firstDrawAt === null && layers.includes("base")) this.stats.firstDrawAt = end;
   }
 }
+
+/** Run `task` when the page is idle, or after `timeout` ms at the latest. */
+export function whenIdle(task: () => void, timeout = 1000): void {
+  if (typeof requestIdleCallback === "function") requestIdleCallback(task, { timeout });
+  else setTimeout(task, 50);
+}

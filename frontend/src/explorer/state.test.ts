@@ -1,8 +1,9 @@
 import { describe, expect, it, vi } from "vitest";
 import { buildGraph } from "./graph";
 import { tinyGraphJson } from "./fixture";
+import { countVisibleEdges } from "./prune";
 import { nearest } from "./spatial";
-import { addExplanations, createStore, fromUrlState, nodeName, setLabel, setRowSettings, toUrlState, togglePin, updateTestPanel, viewGrid } from "./state";
+import { addExplanations, createStore, fromUrlState, graphThresholds, knownEdgeCount, nodeName, visibleEdgeCount, setLabel, setRowSettings, toUrlState, togglePin, updateTestPanel, viewGrid } from "./state";
 import { parseUrlState, serialiseUrlState } from "./urlState";
 
 describe("explorer state and the URL", () => {
@@ -23,6 +24,37 @@ describe("explorer state and the URL", () => {
     const other = createStore(graph);
     other.set(fromUrlState(graph, parseUrlState(link), other.get().thresholds));
     expect(toUrlState(other.get())).toEqual(toUrlState(store.get()));
+  });
+
+  it("opens a link's state with the view that setting it after opening gives", () => {
+    const url = parseUrlState(`clickedId=1_3_1&pinnedIds=0_5_0,3_42_1&pruningThreshold=0.2&edgeThreshold=0.9`);
+    const later = createStore(graph);
+    later.set(fromUrlState(graph, url, later.get().thresholds));
+    const opened = createStore(graph, fromUrlState(graph, url, graphThresholds(graph)));
+    const { millis: _a, ...view } = opened.get().view;
+    const { millis: _b, ...expected } = later.get().view;
+    expect(view).toEqual(expected);
+    expect(view.visible[id("1_3_1")]).toBe(1); // selected: kept in view below the threshold
+    expect(toUrlState(opened.get())).toEqual(toUrlState(later.get()));
+  });
+
+  it("counts a view's visible edges when asked, from the last count made, as a full count does", () => {
+    let seed = 9;
+    const rand = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const nodes = Array.from({ length: 80 }, (_, k) => ({ node_id: `${k % 5}_${k}_0`, feature: k, layer: k % 5, ctx_idx: 0, feature_type: "clt", influence: rand(), clerp: "" }));
+    const links = Array.from({ length: 2000 }, () => ({ source: nodes[Math.floor(rand() * 80)]!.node_id, target: nodes[Math.floor(rand() * 80)]!.node_id, weight: rand() - 0.5 }));
+    const big = buildGraph({ metadata: { prompt_tokens: ["a"] }, nodes, links });
+    const store = createStore(big);
+    expect(knownEdgeCount(store.get().view)).toBeUndefined();
+    for (let step = 0; step < 40; step++) {
+      const thresholds = { node: rand(), edge: step % 7 === 0 ? rand() : store.get().thresholds.edge, density: 1 };
+      store.set(step % 5 === 0 ? { pinned: [Math.floor(rand() * big.n)], thresholds } : { thresholds });
+      const view = store.get().view;
+      // Counted at some steps only, as the toolbar does when the page is idle.
+      if (step % 3 !== 0) continue;
+      expect(visibleEdgeCount(big, view)).toBe(countVisibleEdges(big, view.visible, thresholds.edge));
+      expect(knownEdgeCount(view)).toBe(countVisibleEdges(big, view.visible, thresholds.edge));
+    }
   });
 
   it("builds a view's hit-test grid once, when asked, over the nodes that view shows", () => {

@@ -13,8 +13,7 @@ import { cleanLabel, type LinkType, type UrlState, type Viewport } from "./urlSt
 export interface View {
   visible: Uint8Array;
   nVisible: number;
-  nVisibleEdges: number;
-  edgeThreshold: number; // the one nVisibleEdges was counted with
+  edgeThreshold: number; // the one its visible edges are counted with (visibleEdgeCount)
   layout: Layout;
   millis: number; // time the last recompute took
 }
@@ -29,6 +28,38 @@ export function viewGrid(view: View): Grid {
     grids.set(view, grid);
   }
   return grid;
+}
+
+// A view's visible edges, counted the first time they are asked for: only the toolbar shows the
+// count, and it asks when the page is idle, so a slider drag (a view per step) counts once when
+// it pauses instead of at every step, where counting was half of computing a view. A view made
+// from a previous one keeps the last count made before it (of the same graph), to count from it.
+interface EdgeCount {
+  visible: Uint8Array;
+  edgeThreshold: number;
+  count: number;
+}
+const counted = new WeakMap<View, EdgeCount>();
+const countedBefore = new WeakMap<View, EdgeCount>();
+
+/** The visible edges of `view`, if counted already. */
+export function knownEdgeCount(view: View): number | undefined {
+  return counted.get(view)?.count;
+}
+
+/** The visible edges of `view` (of `graph`): within its edge threshold, both ends visible. */
+export function visibleEdgeCount(graph: Graph, view: View): number {
+  const known = counted.get(view);
+  if (known) return known.count;
+  const base = countedBefore.get(view);
+  const updated =
+    base && base.edgeThreshold === view.edgeThreshold
+      ? updateVisibleEdges(graph, base.visible, base.count, view.visible, view.edgeThreshold)
+      : null;
+  const count = updated ?? countVisibleEdges(graph, view.visible, view.edgeThreshold);
+  counted.set(view, { visible: view.visible, edgeThreshold: view.edgeThreshold, count });
+  countedBefore.delete(view);
+  return count;
 }
 
 /** The Test panel's slice: what the user chose per row, and the run being made or last made. */
@@ -65,8 +96,8 @@ export interface ExplorerState {
 
 export type ExplorerStore = Store<ExplorerState>;
 
-/** The view for these settings; `previous` (a view of the same graph) lets the edges be
- * counted from its count (see updateVisibleEdges) rather than over every edge. */
+/** The view for these settings; `previous` (a view of the same graph) lets its edges be
+ * counted from a count already made (see updateVisibleEdges) rather than over every edge. */
 export function computeView(
   graph: Graph,
   prune: PruneIndex,
@@ -78,22 +109,27 @@ export function computeView(
   const start = performance.now();
   const visible = new Uint8Array(graph.n);
   const nVisible = visibleNodes(graph, prune, thresholds, visible, density, keep);
-  const edge = thresholds.edge;
-  const updated =
-    previous && previous.edgeThreshold === edge ? updateVisibleEdges(graph, previous.visible, previous.nVisibleEdges, visible, edge) : null;
-  const nVisibleEdges = updated ?? countVisibleEdges(graph, visible, edge);
   const layout = computeLayout(graph, visible);
-  return { visible, nVisible, nVisibleEdges, edgeThreshold: edge, layout, millis: performance.now() - start };
+  const view = { visible, nVisible, edgeThreshold: thresholds.edge, layout, millis: performance.now() - start };
+  const base = previous && (counted.get(previous) ?? countedBefore.get(previous));
+  if (base) countedBefore.set(view, base);
+  return view;
 }
 
-export function initialState(graph: Graph): ExplorerState {
-  const prune = pruneIndex(graph);
-  const thresholds: Thresholds = {
+/** The thresholds a graph opens with: its own when it has them, else a generated graph's defaults. */
+export function graphThresholds(graph: Graph): Thresholds {
+  return {
     ...DEFAULT_THRESHOLDS,
     node: graph.metadata.nodeThreshold ?? DEFAULT_THRESHOLDS.node,
     edge: graph.metadata.edgeThreshold ?? DEFAULT_THRESHOLDS.edge,
   };
-  return {
+}
+
+/** The state a page opens with, `opening` (what its URL or saved subgraph says) applied: its
+ * view is computed once, for that (a 100k-node graph's view is a tenth of a second). */
+export function initialState(graph: Graph, opening: Partial<Omit<ExplorerState, "graph" | "prune" | "view">> = {}): ExplorerState {
+  const prune = pruneIndex(graph);
+  const state = {
     graph,
     prune,
     hovered: -1,
@@ -101,23 +137,25 @@ export function initialState(graph: Graph): ExplorerState {
     pinned: [],
     groups: [],
     labels: new Map(),
-    thresholds,
+    thresholds: graphThresholds(graph),
     linkType: "both",
     viewport: null,
     searchQuery: "",
     searchResults: [],
     grouping: [],
     density: null,
-    view: computeView(graph, prune, thresholds, [], null),
     helpOpen: false,
     explanations: new Map(),
     showNames: true,
     test: { settings: new Map(), busy: false, status: { text: "", bad: false }, lastRun: null },
-  };
+    ...opening,
+  } satisfies Omit<ExplorerState, "view">;
+  const keep = state.selected >= 0 ? [...state.pinned, state.selected] : state.pinned;
+  return { ...state, view: computeView(graph, prune, state.thresholds, keep, state.density) };
 }
 
-export function createStore(graph: Graph): ExplorerStore {
-  const store = new Store(initialState(graph));
+export function createStore(graph: Graph, opening: Parameters<typeof initialState>[1] = {}): ExplorerStore {
+  const store = new Store(initialState(graph, opening));
   // Recompute what is visible when anything that decides it changes.
   store.watch(["thresholds", "pinned", "density", "selected", "graph"], (s, prev) => {
     const selectionOnly =
