@@ -524,7 +524,10 @@ def test_a_layers_json_objects_leave_in_the_oldest_gc_generation() -> None:
     try:
         frozen = gc.get_freeze_count()
         build()
-        assert gc.get_freeze_count() == frozen
+        # Not unfrozen (the count would be 0) and nothing added (it would grow by the 2,000 new
+        # objects); it may drop a little, as a frozen object still dies when its last reference
+        # goes (CI once saw 1 fewer).
+        assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 
