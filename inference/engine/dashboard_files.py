@@ -8,18 +8,27 @@ import gc
 import gzip
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .dashboard_forward import _TokenNames, _Windows
+from .dashboard_forward import _TokenNames
 from .dashboard_stats import _LayerState, _Picks
 
 Feature = dict[str, Any]
+
+
+@dataclass
+class _Windows:
+    """One layer's picks' windows, row i for pick i."""
+
+    tokens: torch.Tensor  # (n, before + 1 + after), -1 outside the context
+    values: torch.Tensor  # (n, before + 1 + after)
 
 
 def _r(x: float, digits: int = 5) -> float:
@@ -65,7 +74,13 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-@_no_cycle_collection()
+# Features made into Python objects at a time. A layer's examples as Python lists and floats
+# grow with the corpus until every band is full (at most 2,048 x 70 windows of 65 tokens a
+# layer on the demo pack: hundreds of MB), more than the running state; a chunk's are a few MB,
+# handed over and let go before the next is made.
+_CHUNK_FEATURES = 128
+
+
 def _layer_json(
     state: _LayerState,
     picks: _Picks,
@@ -73,8 +88,9 @@ def _layer_json(
     logits: tuple[torch.Tensor, ...],
     counted: int,
     names: _TokenNames,
-) -> list[Feature]:
-    s = state.s
+) -> Iterator[Feature]:
+    """The layer's features in order of index, made a chunk at a time as they are read."""
+    s, layer = state.s, state.layer
     n_fire = state.n_fire.cpu().tolist()
     total = state.total.cpu().tolist()
     act_min = state.act_min.cpu().tolist()
@@ -82,12 +98,6 @@ def _layer_json(
     R = state.R.cpu().tolist()
     top_ids, top_vals, bottom_ids, bottom_vals = (t.tolist() for t in logits)
     edges = picks.interval_edges.tolist()
-    # Each feature's picks in their order (top examples, then each interval's): one run of a
-    # sort by (feature, pick) (a plain sort of unique keys: a stable one took 8x longer).
-    n_picks = len(picks.feature)
-    by_feature = (picks.feature * n_picks + torch.arange(n_picks)).sort().indices.tolist()
-    feature_ends = torch.bincount(picks.feature, minlength=s.d_transcoder).cumsum(0).tolist()
-    groups, pointers = picks.group.tolist(), picks.ptr.tolist()
     widths = [1] * s.d_transcoder  # fine bins per histogram bin
     for f in range(s.d_transcoder):
         if n_fire[f]:
@@ -98,80 +108,101 @@ def _layer_json(
     running = torch.nn.functional.pad(state.hist.cpu().long().cumsum(1), (1, 0))
     bin_edges = torch.arange(s.histogram_bins + 1)[None, :] * torch.tensor(widths)[:, None]
     hist_counts = running.gather(1, bin_edges).diff(dim=1).tolist()
-    # A window's tokens inside its context are one run (positions 1 to the context's end), so
-    # each example is one slice of the windows' inside tokens laid end to end: converted to
-    # Python once, not the -1 padding, and not a list per window.
-    inside = windows.tokens >= 0
-    lengths = inside.sum(1)
-    ends = lengths.cumsum(0)
-    spans = torch.stack([ends - lengths, ends], 1).tolist()
-    centres = (s.tokens_before - inside.int().argmax(1)).tolist()
-    kept = windows.tokens.masked_select(inside)
+    del state, running
     # Tens of millions of tokens on a long corpus: the ids seen from a count per id (not a
     # sort), and the names picked by one numpy index of an object array (not a dict per token).
+    kept = windows.tokens.masked_select(windows.tokens >= 0)
     seen = torch.bincount(kept).nonzero().squeeze(1).tolist() if len(kept) else []
     token_name = {t: names(t) for t in seen}
     name_of = np.empty(max(seen, default=0) + 1, dtype=object)
     name_of[seen] = [token_name[t] for t in seen]
-    flat_names = name_of[kept.numpy()].tolist()
-    repeated = _repeats_top(picks, windows.tokens, token_name, s.context).tolist()
-    flat_values = _round_sig(windows.values.masked_select(inside), 4).tolist()
-    features: list[Feature] = []
-    for f in range(s.d_transcoder):
-        feature: Feature = {
-            "index": f,
-            "transcoder_id": f"layer_{state.layer}",
-            "examples_quantiles": [],
-            "top_logits": [names(t) for t in top_ids[f]],
-            "top_logits_values": [_r(v) for v in top_vals[f]],
-            "bottom_logits": [names(t) for t in bottom_ids[f]],
-            "bottom_logits_values": [_r(v) for v in bottom_vals[f]],
-            "act_min": 0.0,
-            "act_max": 0.0,
-            "act_mean": 0.0,
-            "quantile_values": [],
-            "quantile_intervals": [],
-            "histogram": {"edges": [0.0, 0.0], "counts": [0]},
-            "activation_frequency": 0.0,
-        }
-        features.append(feature)
-        if n_fire[f] == 0:
-            continue
-        feature["act_min"] = float(act_min[f])
-        feature["act_max"] = float(act_max[f])
-        feature["act_mean"] = total[f] / n_fire[f]
-        feature["activation_frequency"] = n_fire[f] / counted
-        step = R[f] / s.fine_bins * widths[f]
-        feature["histogram"] = {
-            "edges": [step * i for i in range(s.histogram_bins + 1)],
-            "counts": hist_counts[f],
-        }
-        quantiles: list[dict[str, Any]] = [{"quantile_name": "Top activations", "examples": []}]
-        quantiles += [
-            {"quantile_name": f"Subsample Interval {i}", "examples": []}
-            for i in range(s.n_intervals)
-        ]
-        for i in by_feature[feature_ends[f - 1] if f else 0 : feature_ends[f]]:
-            if repeated[i]:
-                continue
-            start, end = spans[i]
-            quantiles[groups[i] + 1]["examples"].append(
-                {
-                    "tokens": flat_names[start:end],
-                    "tokens_acts_list": flat_values[start:end],
-                    "train_token_ind": centres[i],
-                    "is_repeated_datapoint": False,
-                    # Where the activating token is: context index in corpus order, position.
-                    "corpus_context": pointers[i] // s.context,
-                    "corpus_position": pointers[i] % s.context,
+    repeated_by_pick = _repeats_top(picks, windows.tokens, token_name, s.context)
+    # From here the picks are in feature order (top examples, then each interval's: one sort of
+    # unique keys (feature, pick); a stable sort took 8x longer), so a chunk of features is one
+    # run of picks and of their windows' tokens.
+    n_picks = len(picks.feature)
+    order = (picks.feature * n_picks + torch.arange(n_picks)).sort().indices
+    feature_ends = torch.bincount(picks.feature, minlength=s.d_transcoder).cumsum(0).tolist()
+    groups, pointers = picks.group[order].tolist(), picks.ptr[order].tolist()
+    repeated = repeated_by_pick[order].tolist()
+    tokens, values = windows.tokens[order], windows.values[order]
+    del windows, picks, kept, repeated_by_pick, order
+    # A window's tokens inside its context are one run (positions 1 to the context's end), so
+    # each example is one slice of the windows' inside tokens laid end to end: converted to
+    # Python a chunk at a time, not the -1 padding, and not a list per window.
+    inside = tokens >= 0
+    lengths = inside.sum(1)
+    ends = lengths.cumsum(0)
+    starts, ends_at = (ends - lengths).tolist(), ends.tolist()
+    centres = (s.tokens_before - inside.int().argmax(1)).tolist()
+    kept = tokens.masked_select(inside)
+    kept_values = _round_sig(values.masked_select(inside), 4)
+    del tokens, values, inside, lengths, ends
+    with _no_cycle_collection():
+        for first in range(0, s.d_transcoder, _CHUNK_FEATURES):
+            chunk = range(first, min(first + _CHUNK_FEATURES, s.d_transcoder))
+            a, b = feature_ends[first - 1] if first else 0, feature_ends[chunk[-1]]
+            lo, hi = (starts[a], ends_at[b - 1]) if a < b else (0, 0)
+            flat_names = name_of[kept[lo:hi].numpy()].tolist()
+            flat_values = kept_values[lo:hi].tolist()
+            for f in chunk:
+                feature: Feature = {
+                    "index": f,
+                    "transcoder_id": f"layer_{layer}",
+                    "examples_quantiles": [],
+                    "top_logits": [names(t) for t in top_ids[f]],
+                    "top_logits_values": [_r(v) for v in top_vals[f]],
+                    "bottom_logits": [names(t) for t in bottom_ids[f]],
+                    "bottom_logits_values": [_r(v) for v in bottom_vals[f]],
+                    "act_min": 0.0,
+                    "act_max": 0.0,
+                    "act_mean": 0.0,
+                    "quantile_values": [],
+                    "quantile_intervals": [],
+                    "histogram": {"edges": [0.0, 0.0], "counts": [0]},
+                    "activation_frequency": 0.0,
                 }
-            )
-        feature["examples_quantiles"] = [q for q in quantiles if q["examples"]]
-        feature["quantile_intervals"] = [
-            [edges[f][i], edges[f][i + 1]] for i in range(s.n_intervals)
-        ]
-        feature["quantile_values"] = [edges[f][i] for i in range(s.n_intervals)]
-    return features
+                if n_fire[f] == 0:
+                    yield feature
+                    continue
+                feature["act_min"] = float(act_min[f])
+                feature["act_max"] = float(act_max[f])
+                feature["act_mean"] = total[f] / n_fire[f]
+                feature["activation_frequency"] = n_fire[f] / counted
+                step = R[f] / s.fine_bins * widths[f]
+                feature["histogram"] = {
+                    "edges": [step * i for i in range(s.histogram_bins + 1)],
+                    "counts": hist_counts[f],
+                }
+                quantiles: list[dict[str, Any]] = [
+                    {"quantile_name": "Top activations", "examples": []}
+                ]
+                quantiles += [
+                    {"quantile_name": f"Subsample Interval {i}", "examples": []}
+                    for i in range(s.n_intervals)
+                ]
+                for i in range(feature_ends[f - 1] if f else 0, feature_ends[f]):
+                    if repeated[i]:
+                        continue
+                    start, end = starts[i] - lo, ends_at[i] - lo
+                    quantiles[groups[i] + 1]["examples"].append(
+                        {
+                            "tokens": flat_names[start:end],
+                            "tokens_acts_list": flat_values[start:end],
+                            "train_token_ind": centres[i],
+                            "is_repeated_datapoint": False,
+                            # Where the activating token is: context index in corpus
+                            # order, position.
+                            "corpus_context": pointers[i] // s.context,
+                            "corpus_position": pointers[i] % s.context,
+                        }
+                    )
+                feature["examples_quantiles"] = [q for q in quantiles if q["examples"]]
+                feature["quantile_intervals"] = [
+                    [edges[f][i], edges[f][i + 1]] for i in range(s.n_intervals)
+                ]
+                feature["quantile_values"] = [edges[f][i] for i in range(s.n_intervals)]
+                yield feature
 
 
 def _repeats_top(
@@ -221,7 +252,7 @@ def _repeats_top(
     return repeated
 
 
-def write_layer(path: Path, features: list[Feature]) -> None:
+def write_layer(path: Path, features: Iterable[Feature]) -> None:
     """One layer's dashboards as ``layer_{i}.jsonl.gz`` (line n = feature n), the file
     ``import_features`` reads; mtime 0 and no name in the gzip header, so equal features give
     equal bytes. Written to a temporary name and renamed, so a reader never sees half a layer."""
