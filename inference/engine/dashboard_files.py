@@ -27,7 +27,7 @@ Feature = dict[str, Any]
 class _Windows:
     """One layer's picks' windows, row i for pick i."""
 
-    tokens: torch.Tensor  # (n, before + 1 + after), -1 outside the context
+    tokens: torch.Tensor  # (n, before + 1 + after) int32 ids, -1 outside the context
     values: torch.Tensor  # (n, before + 1 + after)
 
 
@@ -109,42 +109,35 @@ def _layer_json(
     bin_edges = torch.arange(s.histogram_bins + 1)[None, :] * torch.tensor(widths)[:, None]
     hist_counts = running.gather(1, bin_edges).diff(dim=1).tolist()
     del state, running
-    # Tens of millions of tokens on a long corpus: the ids seen from a count per id (not a
-    # sort), and the names picked by one numpy index of an object array (not a dict per token).
-    kept = windows.tokens.masked_select(windows.tokens >= 0)
-    seen = torch.bincount(kept).nonzero().squeeze(1).tolist() if len(kept) else []
-    token_name = {t: names(t) for t in seen}
-    name_of = np.empty(max(seen, default=0) + 1, dtype=object)
-    name_of[seen] = [token_name[t] for t in seen]
-    repeated_by_pick = _repeats_top(picks, windows.tokens, token_name, s.context)
-    # From here the picks are in feature order (top examples, then each interval's: one sort of
-    # unique keys (feature, pick); a stable sort took 8x longer), so a chunk of features is one
-    # run of picks and of their windows' tokens.
-    n_picks = len(picks.feature)
-    order = (picks.feature * n_picks + torch.arange(n_picks)).sort().indices
-    feature_ends = torch.bincount(picks.feature, minlength=s.d_transcoder).cumsum(0).tolist()
-    groups, pointers = picks.group[order].tolist(), picks.ptr[order].tolist()
-    repeated = repeated_by_pick[order].tolist()
-    tokens, values = windows.tokens[order], windows.values[order]
-    del windows, picks, kept, repeated_by_pick, order
     # A window's tokens inside its context are one run (positions 1 to the context's end), so
-    # each example is one slice of the windows' inside tokens laid end to end: converted to
-    # Python a chunk at a time, not the -1 padding, and not a list per window.
-    inside = tokens >= 0
+    # each example is one slice of the windows' inside tokens laid end to end, and as the picks
+    # are in feature order (`_picks`) a chunk of features is one run of those: converted to
+    # Python (and the values rounded) a chunk at a time, not the -1 padding, and not a list per
+    # window.
+    inside = windows.tokens >= 0
     lengths = inside.sum(1)
     ends = lengths.cumsum(0)
     starts, ends_at = (ends - lengths).tolist(), ends.tolist()
     centres = (s.tokens_before - inside.int().argmax(1)).tolist()
-    kept = tokens.masked_select(inside)
-    kept_values = _round_sig(values.masked_select(inside), 4)
-    del tokens, values, inside, lengths, ends
+    kept = windows.tokens.masked_select(inside)
+    kept_values = windows.values.masked_select(inside)
+    # Tens of millions of tokens on a long corpus: the ids seen from a count per id (not a
+    # sort), and the names picked by one numpy index of an object array (not a dict per token).
+    seen = torch.bincount(kept).nonzero().squeeze(1).tolist() if len(kept) else []
+    token_name = {t: names(t) for t in seen}
+    name_of = np.empty(max(seen, default=0) + 1, dtype=object)
+    name_of[seen] = [token_name[t] for t in seen]
+    repeated = _repeats_top(picks, windows.tokens, token_name, s.context).tolist()
+    feature_ends = torch.bincount(picks.feature, minlength=s.d_transcoder).cumsum(0).tolist()
+    groups, pointers = picks.group.tolist(), picks.ptr.tolist()
+    del windows, picks, inside, lengths, ends
     with _no_cycle_collection():
         for first in range(0, s.d_transcoder, _CHUNK_FEATURES):
             chunk = range(first, min(first + _CHUNK_FEATURES, s.d_transcoder))
             a, b = feature_ends[first - 1] if first else 0, feature_ends[chunk[-1]]
             lo, hi = (starts[a], ends_at[b - 1]) if a < b else (0, 0)
             flat_names = name_of[kept[lo:hi].numpy()].tolist()
-            flat_values = kept_values[lo:hi].tolist()
+            flat_values = _round_sig(kept_values[lo:hi], 4).tolist()
             for f in chunk:
                 feature: Feature = {
                     "index": f,
@@ -216,7 +209,7 @@ def _repeats_top(
     (-1 outside the context); two windows show the same when their rows of token *names* are
     equal (two ids may decode alike)."""
     n, width = tokens.shape
-    top = (picks.group < 0).nonzero().squeeze(1)  # first, by ascending feature (`_picks`)
+    top = (picks.group < 0).nonzero().squeeze(1)  # by ascending feature (`_picks`)
     sample = (picks.group >= 0).nonzero().squeeze(1)
     repeated = torch.zeros(n, dtype=torch.bool)
     if len(top) == 0 or len(sample) == 0:
@@ -239,7 +232,7 @@ def _repeats_top(
     for t in sorted(token_name):
         canon[t] = name_id.setdefault(token_name[t], len(name_id))
     canon_of = torch.tensor(canon)
-    rows = torch.full_like(tokens, -1)
+    rows = torch.full(tokens.shape, -1, dtype=torch.long)
     inside = tokens >= 0
     rows[inside] = canon_of[tokens[inside]]
     h = torch.zeros(n, dtype=torch.long)

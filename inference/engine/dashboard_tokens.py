@@ -49,7 +49,7 @@ class _CorpusTokens:
         return torch.from_numpy(self._ids[self._starts[i] : self._starts[i + 1]].astype(np.int64))
 
     def windows(self, ptr: torch.Tensor, stride: int, before: int, after: int) -> torch.Tensor:
-        """(n, before + 1 + after) int64: the ids around each token pointer (context index *
+        """(n, before + 1 + after) int32: the ids around each token pointer (context index *
         ``stride`` + position), -1 outside positions 1 to the context's end (the special first
         token is never shown). Read from the memory map, so no context is loaded whole."""
         ptr_np = ptr.numpy()
@@ -59,7 +59,7 @@ class _CorpusTokens:
         inside = (pos >= 1) & (pos < length)
         flat = self._starts[context][:, None] + np.clip(pos, 0, length - 1)
         ids = self._ids[flat.reshape(-1)].reshape(flat.shape) if len(flat) else flat
-        return torch.from_numpy(np.where(inside, ids, -1).astype(np.int64))
+        return torch.from_numpy(np.where(inside, ids, -1).astype(np.int32))
 
     def rows(self, start: int = 0) -> Iterator[torch.Tensor]:
         """The contexts from ``start`` on, in corpus order."""
