@@ -231,8 +231,8 @@ def _repeats_top(
     canon = [-1] * (max(token_name, default=0) + 1)  # by token id, read by one index
     for t in sorted(token_name):
         canon[t] = name_id.setdefault(token_name[t], len(name_id))
-    canon_of = torch.tensor(canon)
-    rows = torch.full(tokens.shape, -1, dtype=torch.long)
+    canon_of = torch.tensor(canon, dtype=torch.int32)
+    rows = torch.full(tokens.shape, -1, dtype=torch.int32)
     inside = tokens >= 0
     rows[inside] = canon_of[tokens[inside]]
     h = torch.zeros(n, dtype=torch.long)
