@@ -79,6 +79,8 @@ def _no_cycle_collection() -> Iterator[None]:
 # layer on the demo pack: hundreds of MB), more than the running state; a chunk's are a few MB,
 # handed over and let go before the next is made.
 _CHUNK_FEATURES = 128
+# Picks compared at a time for repeats of a top example.
+_REPEAT_ROWS = 8192
 
 
 def _layer_json(
@@ -219,12 +221,7 @@ def _repeats_top(
     first = torch.searchsorted(top_f, torch.arange(n_features))
     count = torch.bincount(top_f, minlength=n_features)
     k = int(count.max())
-    f = picks.feature[sample]
-    j = first[f][:, None] + torch.arange(k)[None, :]  # (samples, k): its feature's top picks
-    ok = torch.arange(k)[None, :] < count[f][:, None]
-    j = top[j.clamp(max=len(top) - 1)]
     ctx, pos = picks.ptr // context, picks.ptr % context
-    near = (ctx[j] == ctx[sample][:, None]) & ((pos[j] - pos[sample][:, None]).abs() <= width - 1)
     # Rows of name ids: equal rows <=> equal (tokens, train_token_ind); compared by a hash
     # first and then entry by entry where the hashes agree.
     name_id: dict[str, int] = {}
@@ -232,16 +229,31 @@ def _repeats_top(
     for t in sorted(token_name):
         canon[t] = name_id.setdefault(token_name[t], len(name_id))
     canon_of = torch.tensor(canon, dtype=torch.int32)
-    rows = torch.full(tokens.shape, -1, dtype=torch.int32)
-    inside = tokens >= 0
-    rows[inside] = canon_of[tokens[inside]]
+
+    def name_rows(index: torch.Tensor) -> torch.Tensor:
+        ids = tokens[index]
+        return torch.where(ids >= 0, canon_of[ids.clamp(min=0)], -1)
+
+    # A chunk of picks at a time: the (samples, k) pairs of int64 temporaries were the output
+    # phase's peak (about 13 MiB each at 80,000 samples, eight or so alive at once).
     h = torch.zeros(n, dtype=torch.long)
-    for column in range(width):
-        h = (h * 1000003 + rows[:, column] + 2) % (2**31 - 1)
-    a, b = (ok & ~near & (h[j] == h[sample][:, None])).nonzero(as_tuple=True)
-    same = torch.zeros_like(near)
-    same[a, b] = (rows[sample[a]] == rows[j[a, b]]).all(1)
-    repeated[sample] = (ok & (near | same)).any(1)
+    for start in range(0, n, _REPEAT_ROWS):
+        rows = name_rows(torch.arange(start, min(start + _REPEAT_ROWS, n)))
+        for column in range(width):
+            h[start : start + len(rows)] = (
+                h[start : start + len(rows)] * 1000003 + rows[:, column] + 2
+            ) % (2**31 - 1)
+    for start in range(0, len(sample), _REPEAT_ROWS):
+        part = sample[start : start + _REPEAT_ROWS]
+        f = picks.feature[part]
+        j = first[f][:, None] + torch.arange(k)[None, :]  # (part, k): its feature's top picks
+        ok = torch.arange(k)[None, :] < count[f][:, None]
+        j = top[j.clamp(max=len(top) - 1)]
+        near = (ctx[j] == ctx[part][:, None]) & ((pos[j] - pos[part][:, None]).abs() <= width - 1)
+        a, b = (ok & ~near & (h[j] == h[part][:, None])).nonzero(as_tuple=True)
+        same = torch.zeros_like(near)
+        same[a, b] = (name_rows(part[a]) == name_rows(j[a, b])).all(1)
+        repeated[part] = (ok & (near | same)).any(1)
     return repeated
 
 

@@ -445,10 +445,12 @@ def test_layers_handed_over_as_they_are_read_in_chunks_equal_the_returned_ones(
 ) -> None:
     """With ``on_layer`` each layer's features are made a chunk of features at a time while the
     callback reads them, in chunks that split the picks and windows at every feature boundary
-    (1) or at none in particular (7); the store's and the second forward's windows both."""
+    (1) or at none in particular (7), and the repeats of top examples are looked for that many
+    picks at a time; the store's and the second forward's windows both."""
     from inference.engine import dashboard_files
 
     monkeypatch.setattr(dashboard_files, "_CHUNK_FEATURES", chunk)
+    monkeypatch.setattr(dashboard_files, "_REPEAT_ROWS", chunk)  # and the repeat check's picks
     for limit in (None, 0):
         got: dict[int, list[dict[str, Any]]] = {}
 
