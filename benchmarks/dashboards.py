@@ -28,7 +28,8 @@ and the set's own TopK encoder (the k largest pre-activations of `W_enc x + b_en
 engine's) read from the same safetensors files. Only delphi's caching is timed, not its
 explanation and scoring stages, nor its writing of the cache; the engine's figure includes every
 feature's dashboard built, but not its writing (json.dumps and gzip of each layer, about 24 CPU-s
-at 1M tokens in the CLI and the job: `on_layer` discards the layer here).
+at 1M tokens in the CLI and the job: `on_layer` reads each layer's features, as the writer
+does, and drops them).
 
 Tokens/s is given per wall second and per CPU second (the machine may be shared: CPU seconds are
 what the work costs). Prints one line per run with the load average; `--json` writes them all.
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,12 @@ def _pack_and_corpus(corpus_path: Path, n_tokens: int) -> tuple[Any, Any]:
     return rm, corpus
 
 
+def _read_and_drop(_layer: int, features: Iterable[Any]) -> None:
+    """A layer's dashboards are made as they are read: read them all, keep none."""
+    for _feature in features:
+        pass
+
+
 def _engine(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
     from inference.engine import compute_dashboards
 
@@ -108,7 +116,7 @@ def _engine(corpus_path: Path, n_tokens: int) -> dict[str, Any]:
 
     compute_dashboards(
         rm.model, rm.transcoders, corpus, tokenizer=rm.tokenizer, batch_size=BATCH,
-        on_progress=on_progress, on_layer=lambda _layer, _features: None,
+        on_progress=on_progress, on_layer=_read_and_drop,
     )  # fmt: skip
     # Seconds at which each phase started: streaming, then the examples' windows, then JSON.
     return {"tokens": corpus.n_tokens, "phase_starts_s": phases}
@@ -143,7 +151,7 @@ def _profile(corpus_path: Path, n_tokens: int) -> None:
 
     compute_dashboards(
         rm.model, rm.transcoders, corpus, tokenizer=rm.tokenizer, batch_size=BATCH,
-        on_progress=on_progress, on_layer=lambda _layer, _features: None,
+        on_progress=on_progress, on_layer=_read_and_drop,
     )  # fmt: skip
     end.disable()
     marks["done"] = time.process_time() - cpu

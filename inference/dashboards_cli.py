@@ -8,7 +8,7 @@ run again after a crash or Ctrl-C continues where it stopped.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, progress: Callable[[str, float], None]) -> lis
     args.out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
-    def on_layer(layer: int, features: list[dict[str, Any]]) -> None:
+    def on_layer(layer: int, features: Iterator[dict[str, Any]]) -> None:
         path = args.out / f"layer_{layer}.jsonl.gz"
         write_layer(path, features)
         written.append(path)

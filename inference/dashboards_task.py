@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +130,7 @@ def compute(run: Run, rm: ReplacementModel) -> bool:
     layers = params.layers or list(range(rm.n_layers))
     done: list[int] = []
 
-    def on_layer(layer: int, features: list[dict[str, Any]]) -> None:
+    def on_layer(layer: int, features: Iterator[dict[str, Any]]) -> None:
         # The engine asks should_stop only while it streams: ask again between layers.
         if run.should_stop():
             raise engine.DashboardsCancelled("dashboards cancelled")

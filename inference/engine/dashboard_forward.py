@@ -241,15 +241,8 @@ class _TokenNames:
 
 
 @dataclass
-class _Windows:
-    tokens: torch.Tensor  # (n, before + 1 + after), -1 outside the context
-    values: torch.Tensor  # (n, before + 1 + after)
-
-
-@dataclass
 class _BatchRows:
     index: torch.Tensor  # (B,) corpus index of each row, ascending
-    tokens: torch.Tensor  # (B, T)
     lengths: torch.Tensor  # (B,)
 
 
@@ -258,13 +251,14 @@ def _take_windows(
     picks: list[_Picks],
     pick_rows: dict[int, torch.Tensor],
     position: dict[int, int],
-    out: dict[int, _Windows],
+    out: dict[int, torch.Tensor],
     batch: _BatchRows,
     layer: int,
     acts: _DenseActs | _Kept,
 ) -> None:
-    """Copy the windows of this layer's picks that lie in this batch's rows."""
-    p, w, row = picks[position[layer]], out[layer], pick_rows[layer]
+    """Copy the window activations of this layer's picks that lie in this batch's rows into
+    ``out[layer]`` (their tokens are read from the corpus's ids when the layer's JSON is built)."""
+    p, values_out, row = picks[position[layer]], out[layer], pick_rows[layer]
     lo, hi = int(batch.index[0]), int(batch.index[-1])
     mine = ((row >= lo) & (row <= hi) & torch.isin(row, batch.index)).nonzero().squeeze(1)
     if len(mine) == 0:
@@ -273,11 +267,8 @@ def _take_windows(
     centre = p.ptr[mine] % s.context
     pos = centre[:, None] + _offsets(s.tokens_before, s.tokens_after, centre.device)[None, :]
     inside = (pos >= 1) & (pos < batch.lengths[b][:, None])
-    at = pos.clamp(0, batch.tokens.shape[1] - 1)
-    rows = b[:, None].expand_as(at)
     values = acts.windows(b, centre, p.feature[mine], s.tokens_before, s.tokens_after)
-    w.values[mine] = torch.where(inside, values.float().cpu(), 0.0)
-    w.tokens[mine] = torch.where(inside, batch.tokens[rows, at], -1)
+    values_out[mine] = torch.where(inside, values.float().cpu(), 0.0)
 
 
 def _output_tokens(

@@ -35,8 +35,8 @@ bytes, each top example's and reservoir entry's window of activations (``4·(top
 examples_per_interval)·(tokens_before + 1 + tokens_after)`` bytes), copied from the batch it
 arrives in: the windows then need no second forward. Over the limit, the contexts the chosen
 examples come from are run again at the end ("examples" phase), every layer encoded from one
-forward pass per batch. Either way the windows' tokens are read again from the corpus's ids at
-the end.
+forward pass per batch. Either way the windows' tokens are read again from the corpus's ids, a
+layer at a time as its JSON is made.
 
 Ranges: each feature's values are binned on a grid over [0, R), R the smallest power of two above
 its running maximum; when the maximum passes R, R doubles and neighbouring bins merge, which is
@@ -58,7 +58,7 @@ kept in a temporary file (``dashboard_tokens``) for the streaming and the exampl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -67,7 +67,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from .dashboard_files import Feature, _layer_json
+from .dashboard_files import Feature, _layer_json, _Windows
 from .dashboard_forward import (
     _batches,
     _BatchRows,
@@ -78,7 +78,6 @@ from .dashboard_forward import (
     _run,
     _take_windows,
     _TokenNames,
-    _Windows,
 )
 from .dashboard_stats import _Firing, _LayerState, _Picks, _picks, _Settings, _window_hashes
 from .dashboard_tokens import _CorpusTokens
@@ -162,13 +161,15 @@ def compute_dashboards(
     window_store_limit: int = WINDOW_STORE_LIMIT,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
-    on_layer: Callable[[int, list[Feature]], None] | None = None,
+    on_layer: Callable[[int, Iterator[Feature]], None] | None = None,
 ) -> dict[int, list[Feature]]:
     """Dashboards of every feature of ``layers`` (default all), one JSON-ready dict per feature
     in circuit-tracer's feature shape (see the module docstring for every field).
 
-    Layers are finished one at a time at the end; with ``on_layer`` each is handed over as it is
-    done and not kept (the returned dict is then empty), so memory holds one layer's output.
+    Layers are finished one at a time at the end. With ``on_layer`` each is handed over as an
+    iterator over its features in order of index, made a chunk of features at a time as it is
+    read (read it within the call; the returned dict is then empty), so the output phase holds
+    one layer's windows and a chunk of features, not the layer's dashboards as Python objects.
     Bad options or token ids raise ``ValueError``.
     """
     device = next(model.parameters()).device
@@ -245,64 +246,50 @@ def compute_dashboards(
             checkpoint_now()
     checkpoint_now()
 
-    # Phase 2: the examples' windows: their tokens read again, their activations from the
-    # store, or else from one more forward over the contexts they come from.
-    picks = [_picks(state) for state in states]
+    # Phase 2: where the windows' activations are not in the store, one more forward over the
+    # contexts the examples come from copies them out (every layer's picks are needed for it).
+    picks: list[_Picks] = []
+    values: dict[int, torch.Tensor] = {}
     if s.stream_windows:
-        windows = _stored_windows(ids, s, states, picks, pad, report)
+        report("examples", 1.0)
     else:
-        windows = _windows(rm, ids, s, states, picks, batch_size, pad, report, stop_requested)
+        picks = [_picks(state) for state in states]
+        values = _window_values(rm, ids, s, states, picks, batch_size, pad, report, stop_requested)
 
-    # Phase 3: output tokens, then each layer's JSON.
+    # Phase 3: each layer's windows, output tokens and JSON, one layer at a time; a layer's
+    # state, picks and windows are let go once it is handed over, so beyond the states still
+    # waiting the output phase holds one layer's windows and the features being read.
     names = _TokenNames(rm)
     out: dict[int, list[Feature]] = {}
-    for done, (state, pick) in enumerate(zip(states, picks, strict=True)):
-        logits = _output_tokens(rm, state.layer, n_logits)
-        features = _layer_json(state, pick, windows[state.layer], logits, meta["counted"], names)
-        if on_layer is not None:
-            on_layer(state.layer, features)
+    by_layer.clear()
+    while states:
+        state = states.pop(0)
+        pick = picks.pop(0) if picks else _picks(state)
+        if state.store is not None:
+            store, state.store = state.store, None
+            layer_values = store[pick.feature.to(store.device), pick.slot.to(store.device)].cpu()
+            del store
         else:
-            out[state.layer] = features
-        report("outputs", (done + 1) / len(states))
+            layer_values = values.pop(state.layer)
+        window_tokens = ids.windows(pick.ptr, s.context, s.tokens_before, s.tokens_after)
+        logits = _output_tokens(rm, state.layer, n_logits)
+        layer = state.layer
+        features = _layer_json(
+            state, pick, _Windows(window_tokens, layer_values), logits, meta["counted"], names
+        )
+        del state, pick, window_tokens, layer_values  # the generator holds what it needs
+        if on_layer is not None:
+            on_layer(layer, features)
+        else:
+            out[layer] = list(features)
+        del features
+        report("outputs", 1 - len(states) / len(chosen))
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return out
 
 
-def _stored_windows(
-    ids: _CorpusTokens,
-    s: _Settings,
-    states: list[_LayerState],
-    picks: list[_Picks],
-    pad: int,
-    report: ProgressCallback,
-) -> dict[int, _Windows]:
-    """The windows kept while streaming: each pick's values from its layer's store (which is
-    then let go), its tokens from the contexts the picks come from, read again."""
-    report("examples", 0.0)
-    needed = torch.unique(torch.cat([p.ptr // s.context for p in picks]))
-    rows = [ids.row(i) for i in needed.tolist()]
-    tokens, lengths = _padded(rows, pad, torch.device("cpu")) if rows else (None, None)
-    offsets = torch.arange(-s.tokens_before, s.tokens_after + 1)
-    out: dict[int, _Windows] = {}
-    for state, p in zip(states, picks, strict=True):
-        assert state.store is not None
-        values = state.store[p.feature.to(state.store.device), p.slot.to(state.store.device)]
-        state.store = None
-        if tokens is None or lengths is None:
-            out[state.layer] = _Windows(torch.full((0, s.width), -1), values.cpu())
-            continue
-        b = torch.searchsorted(needed, p.ptr // s.context)
-        pos = (p.ptr % s.context)[:, None] + offsets[None, :]
-        inside = (pos >= 1) & (pos < lengths[b][:, None])
-        at = pos.clamp(0, tokens.shape[1] - 1)
-        window_tokens = torch.where(inside, tokens[b[:, None].expand_as(at), at], -1)
-        out[state.layer] = _Windows(window_tokens, values.cpu())
-    report("examples", 1.0)
-    return out
-
-
-def _windows(
+def _window_values(
     rm: ReplacementModel,
     ids: _CorpusTokens,
     s: _Settings,
@@ -312,30 +299,24 @@ def _windows(
     pad: int,
     report: ProgressCallback,
     stop_requested: Callable[[], bool],
-) -> dict[int, _Windows]:
-    width = s.tokens_before + 1 + s.tokens_after
+) -> dict[int, torch.Tensor]:
+    """Each layer's (picks, width) window activations, from one forward per batch of the
+    contexts the picks come from, every layer encoded in it."""
     out = {
-        st.layer: _Windows(
-            torch.full((len(p.ptr), width), -1, dtype=torch.long), torch.zeros((len(p.ptr), width))
-        )
-        for st, p in zip(states, picks, strict=True)
+        st.layer: torch.zeros((len(p.ptr), s.width)) for st, p in zip(states, picks, strict=True)
     }
     needed = torch.unique(torch.cat([p.ptr // s.context for p in picks]))
-    if len(needed) == 0:
-        report("examples", 1.0)
-        return out
+    report("examples", 0.0 if len(needed) else 1.0)
     position = {st.layer: i for i, st in enumerate(states)}
     pick_rows = {st.layer: p.ptr // s.context for st, p in zip(states, picks, strict=True)}
     rows = ((i, ids.row(i)) for i in needed.tolist())
     done = 0
-    report("examples", 0.0)
     for batch in _batches(rows, batch_size):
         if stop_requested():
             raise DashboardsCancelled("dashboards cancelled")
         index = torch.tensor([i for i, _ in batch])
         tokens, lengths = _padded([r for _, r in batch], pad, rm.device)
-
-        batch_rows = _BatchRows(index, tokens.cpu(), lengths.cpu())
+        batch_rows = _BatchRows(index, lengths.cpu())
         take = partial(_take_windows, s, picks, pick_rows, position, out, batch_rows)
         _run(rm, tokens, [st.layer for st in states], take, _lookup)
         done += len(batch)

@@ -5,6 +5,7 @@ sorted and counted."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -436,6 +437,29 @@ def test_a_corpus_that_can_be_read_only_once_gives_the_same_dashboards(
     options = OPTIONS | {"batch_size": 5}
     once = (row for row in relu.rows)
     assert compute_dashboards(relu.rm.model, relu.rm.transcoders, once, **options) == relu_result
+
+
+@pytest.mark.parametrize("chunk", [1, 7])
+def test_layers_handed_over_as_they_are_read_in_chunks_equal_the_returned_ones(
+    case: Case, result: dict[int, list[dict[str, Any]]], chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``on_layer`` each layer's features are made a chunk of features at a time while the
+    callback reads them, in chunks that split the picks and windows at every feature boundary
+    (1) or at none in particular (7), and the repeats of top examples are looked for that many
+    picks at a time; the store's and the second forward's windows both."""
+    from inference.engine import dashboard_files
+
+    monkeypatch.setattr(dashboard_files, "_CHUNK_FEATURES", chunk)
+    monkeypatch.setattr(dashboard_files, "_REPEAT_ROWS", chunk)  # and the repeat check's picks
+    for limit in (None, 0):
+        got: dict[int, list[dict[str, Any]]] = {}
+
+        def read(layer: int, features: Iterator[dict[str, Any]], got: dict = got) -> None:
+            got[layer] = list(features)
+
+        options = {} if limit is None else {"window_store_limit": limit}
+        assert _run(case, batch_size=5, on_layer=read, **options) == {}
+        assert got == result
 
 
 def test_a_layer_subset_gives_those_layers_unchanged(
