@@ -243,7 +243,15 @@ def test_exports_carry_the_view(page: Any, graph_url: str, output_dir: Path) -> 
         page.get_by_role("button", name="JSON", exact=True).click()
     document = json.loads(Path(download.value.path()).read_text())
     assert document["qParams"]["pinnedIds"] == busy
+    # The page read the graph from its sidecar and kept none of its node records: the export read
+    # them again from the sidecar, and they are the artifact's own.
+    assert page.evaluate("() => window.__explorer.graphSource") == "binary"
+    artifact_url = page.evaluate(
+        "() => new URL(document.querySelector('#explorer').dataset.graphUrl, location.href).href"
+    )
+    artifact = json.loads(page.request.get(artifact_url).body())
     assert len(document["nodes"]) == 1000
+    assert document["nodes"] == artifact["nodes"]
     for name, suffix in (
         ("SVG", ".svg"),
         ("PNG", ".png"),

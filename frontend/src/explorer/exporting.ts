@@ -1,14 +1,16 @@
 // Export: the graph JSON (circuit-tracer/Neuronpedia schema) with the current pins, supernodes,
 // labels and thresholds in qParams (labels in the nodes' clerp too); the visible link graph as SVG or PNG; the subgraph likewise.
 
-import { edgeShare, Kind, rawNode, type Graph } from "./graph";
+import { edgeShare, Kind, type Graph } from "./graph";
 import { edgeVisible } from "./prune";
 import { toUrlState, type ExplorerState } from "./state";
 import { bucketStyle, edgeBucket, nodeFill, nodeRadius } from "./style";
 import type { Viewport } from "./urlState";
 
-export function exportGraphJson(s: ExplorerState): Record<string, unknown> {
+/** The graph as a JSON document; `records` are the file's node records (graphSource.nodeRecords). */
+export function exportGraphJson(s: ExplorerState, records: readonly unknown[]): Record<string, unknown> {
   const g: Graph = s.graph;
+  const record = (i: number): Record<string, unknown> => records[g.nodeSource[i]!] as Record<string, unknown>;
   const url = toUrlState(s);
   const links = new Array<Record<string, unknown>>(g.nEdges);
   for (let e = 0; e < g.nEdges; e++) {
@@ -29,7 +31,7 @@ export function exportGraphJson(s: ExplorerState): Record<string, unknown> {
     },
     // Labels also go into the nodes' clerp, where every tool that reads the schema looks (the
     // server's subgraph export does the same).
-    nodes: g.nodes.map((_, i) => (s.labels.has(i) ? { ...rawNode(g, i), clerp: s.labels.get(i) } : rawNode(g, i))),
+    nodes: g.nodes.map((_, i) => (s.labels.has(i) ? { ...record(i), clerp: s.labels.get(i) } : record(i))),
     links,
   };
 }
