@@ -53,7 +53,8 @@ STATE = """() => {
 GRAPH_READ = """() => {
   const e = window.__explorer; const g = e.store.get().graph; const a = x => Array.from(x);
   return {source: e.graphSource, ids: g.nodes.map(n => n.id), edgeSrc: a(g.edgeSrc),
-    edgeDst: a(g.edgeDst), edgeWeight: a(g.edgeWeight), edgeCumBefore: a(g.edgeCumBefore),
+    edgeDst: a(g.edgeDst), edgeWeight: a(g.edgeWeight), edgeAbsBefore: a(g.edgeAbsBefore),
+    edgeAbsTotal: g.edgeAbsTotal,
     outEdges: a(g.outEdges), inEdges: a(g.inEdges), inputAbsSum: a(g.inputAbsSum)};
 }"""
 

@@ -2,7 +2,7 @@
 // labels and thresholds in qParams (labels in the nodes' clerp too); the visible link graph as SVG or PNG; the subgraph likewise.
 
 import { edgeShare, Kind, type Graph } from "./graph";
-import { edgeVisible } from "./prune";
+import { edgePrefix, edgeVisible } from "./prune";
 import { toUrlState, type ExplorerState } from "./state";
 import { bucketStyle, edgeBucket, nodeFill, nodeRadius } from "./style";
 import type { Viewport } from "./urlState";
@@ -62,6 +62,7 @@ export function linkGraphSvg(s: ExplorerState, vp: Viewport, width: number, heig
   }
   const focus = new Set(s.pinned);
   if (s.selected >= 0) focus.add(s.selected);
+  const prefix = edgePrefix(g, s.thresholds.edge);
   for (const i of focus) {
     const sides: [Int32Array, Int32Array][] = [];
     if (s.linkType !== "output") sides.push([g.inStart, g.inEdges]);
@@ -72,7 +73,7 @@ export function linkGraphSvg(s: ExplorerState, vp: Viewport, width: number, heig
       const maxAbs = from < to ? Math.abs(g.edgeWeight[edges[from]!]!) || 1 : 1;
       for (let j = from; j < to; j++) {
         const e = edges[j]!;
-        if (!edgeVisible(g, e, s.view.visible, s.thresholds.edge)) continue;
+        if (!edgeVisible(g, e, s.view.visible, prefix)) continue;
         const w = g.edgeWeight[e]!;
         const style = bucketStyle(edgeBucket(w, edgeShare(g, e), Math.abs(w) / maxAbs));
         const a = g.edgeSrc[e]!;

@@ -58,8 +58,10 @@ export interface Graph {
   edgeSrc: Int32Array;
   edgeDst: Int32Array;
   edgeWeight: Float64Array | Float32Array; // float32 when the sidecar's are (every one exact)
-  // Share of the total |weight| held by the edges before this one (edge pruning threshold).
-  edgeCumBefore: Float32Array;
+  // For the edge threshold (share of the total |weight| held by the edges before an edge; see
+  // prune.ts edgePrefix): the running |weight| sum before every EDGE_MARK-th edge, and the total.
+  edgeAbsBefore: Float64Array;
+  edgeAbsTotal: number;
   // CSR: out edges of i are outEdges[outStart[i] .. outStart[i+1]), sorted by |weight| desc.
   outStart: Int32Array;
   outEdges: Int32Array;
@@ -101,10 +103,13 @@ export function heldRecords(source: RawNodes): unknown[] | null {
 
 export type EdgeFields = Pick<
   Graph,
-  "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeCumBefore" | "outStart" | "outEdges" | "inStart" | "inEdges" | "outDst" | "inSrc" | "inputAbsSum"
+  "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeAbsBefore" | "edgeAbsTotal" | "outStart" | "outEdges" | "inStart" | "inEdges" | "outDst" | "inSrc" | "inputAbsSum"
 >;
 
 export class GraphFormatError extends Error {}
+
+/** Edges between two marks of Graph.edgeAbsBefore. */
+export const EDGE_MARK = 64;
 
 const MAX_LABEL = 500;
 const MAX_POSITIONS = 4096; // or the prompt's length, when longer
@@ -471,12 +476,12 @@ function indexEdges(n: number, rawLinks: RawLinks, base?: EdgeFields): EdgeField
  */
 export function edgesInOrder(n: number, edgeSrc: Int32Array, edgeDst: Int32Array, edgeWeight: Float64Array | Float32Array): EdgeFields {
   const kept = edgeSrc.length;
-  const edgeCumBefore = new Float32Array(kept);
-  let total = 0;
-  for (let e = 0; e < kept; e++) total += Math.abs(edgeWeight[e]!);
+  // Every edge's share would be 4 bytes an edge (8 MB at 2M edges); a mark every EDGE_MARK edges
+  // lets edgePrefix find the same prefix, summing the same way, from at most EDGE_MARK edges.
+  const edgeAbsBefore = new Float64Array(Math.ceil(kept / EDGE_MARK));
   let running = 0;
   for (let e = 0; e < kept; e++) {
-    edgeCumBefore[e] = total > 0 ? running / total : 0;
+    if (e % EDGE_MARK === 0) edgeAbsBefore[e / EDGE_MARK] = running;
     running += Math.abs(edgeWeight[e]!);
   }
 
@@ -508,7 +513,7 @@ export function edgesInOrder(n: number, edgeSrc: Int32Array, edgeDst: Int32Array
     inSrc[into] = edgeSrc[e]!;
   }
 
-  return { nEdges: kept, edgeSrc, edgeDst, edgeWeight, edgeCumBefore, outStart, outEdges, inStart, inEdges, outDst, inSrc, inputAbsSum };
+  return { nEdges: kept, edgeSrc, edgeDst, edgeWeight, edgeAbsBefore, edgeAbsTotal: running, outStart, outEdges, inStart, inEdges, outDst, inSrc, inputAbsSum };
 }
 
 /** The same graph with more links (from the neighbourhood API); pairs already present are kept once. */

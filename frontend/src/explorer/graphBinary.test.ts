@@ -24,7 +24,7 @@ const shaOf = (graph: Graph): string => ("sidecar" in graph.rawNodes ? graph.raw
 const recordsOf = async (graph: Graph, sidecar?: Uint8Array): Promise<unknown[]> => heldRecords(graph.rawNodes) ?? sidecarRecords(streamOf(sidecar!), shaOf(graph));
 
 const ARRAYS = [
-  "kind", "row", "ctx", "influence", "nodeSource", "edgeSrc", "edgeDst", "edgeWeight", "edgeCumBefore",
+  "kind", "row", "ctx", "influence", "nodeSource", "edgeSrc", "edgeDst", "edgeWeight", "edgeAbsBefore",
   "outStart", "outEdges", "inStart", "inEdges", "outDst", "inSrc", "inputAbsSum",
 ] as const;
 
@@ -32,7 +32,7 @@ const ARRAYS = [
 function plain(graph: Graph, records: unknown[]): Record<string, unknown> {
   const out: Record<string, unknown> = {
     metadata: graph.metadata, qParams: graph.qParams, nodes: graph.nodes, index: [...graph.index], n: graph.n,
-    nLayers: graph.nLayers, nCtx: graph.nCtx, nEdges: graph.nEdges, partial: graph.partial, linksTotal: graph.linksTotal,
+    nLayers: graph.nLayers, nCtx: graph.nCtx, nEdges: graph.nEdges, edgeAbsTotal: graph.edgeAbsTotal, partial: graph.partial, linksTotal: graph.linksTotal,
     dropped: graph.dropped, records: Array.from({ length: graph.n }, (_, i) => records[graph.nodeSource[i]!]),
   };
   for (const name of ARRAYS) out[name] = Array.from(graph[name]);
