@@ -53,7 +53,8 @@ STATE = """() => {
 GRAPH_READ = """() => {
   const e = window.__explorer; const g = e.store.get().graph; const a = x => Array.from(x);
   return {source: e.graphSource, ids: g.nodes.map(n => n.id), edgeSrc: a(g.edgeSrc),
-    edgeDst: a(g.edgeDst), edgeWeight: a(g.edgeWeight), edgeCumBefore: a(g.edgeCumBefore),
+    edgeDst: a(g.edgeDst), edgeWeight: a(g.edgeWeight), edgeAbsBefore: a(g.edgeAbsBefore),
+    edgeAbsTotal: g.edgeAbsTotal,
     outEdges: a(g.outEdges), inEdges: a(g.inEdges), inputAbsSum: a(g.inputAbsSum)};
 }"""
 
@@ -243,7 +244,15 @@ def test_exports_carry_the_view(page: Any, graph_url: str, output_dir: Path) -> 
         page.get_by_role("button", name="JSON", exact=True).click()
     document = json.loads(Path(download.value.path()).read_text())
     assert document["qParams"]["pinnedIds"] == busy
+    # The page read the graph from its sidecar and kept none of its node records: the export read
+    # them again from the sidecar, and they are the artifact's own.
+    assert page.evaluate("() => window.__explorer.graphSource") == "binary"
+    artifact_url = page.evaluate(
+        "() => new URL(document.querySelector('#explorer').dataset.graphUrl, location.href).href"
+    )
+    artifact = json.loads(page.request.get(artifact_url).body())
     assert len(document["nodes"]) == 1000
+    assert document["nodes"] == artifact["nodes"]
     for name, suffix in (
         ("SVG", ".svg"),
         ("PNG", ".png"),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { connectionRows, rowAt } from "./connections";
-import { buildGraph } from "./graph";
+import { buildGraph, heldRecords } from "./graph";
 import { tinyGraphJson } from "./fixture";
 import { exportGraphJson, linkGraphSvg } from "./exporting";
 import { createStore } from "./state";
@@ -17,7 +17,7 @@ describe("export", () => {
       labels: new Map([[id("0_5_0"), "article"]]),
       selected: id("1_3_1"),
     });
-    const out = exportGraphJson(store.get());
+    const out = exportGraphJson(store.get(), heldRecords(store.get().graph.rawNodes)!);
     expect(out["qParams"]).toMatchObject({
       pinnedIds: ["0_5_0", "0_7_1"],
       supernodes: [["cats", "0_5_0", "0_7_1"]],

@@ -1,14 +1,16 @@
 // Export: the graph JSON (circuit-tracer/Neuronpedia schema) with the current pins, supernodes,
 // labels and thresholds in qParams (labels in the nodes' clerp too); the visible link graph as SVG or PNG; the subgraph likewise.
 
-import { edgeShare, Kind, rawNode, type Graph } from "./graph";
-import { edgeVisible } from "./prune";
+import { edgeShare, Kind, type Graph } from "./graph";
+import { edgePrefix, edgeVisible } from "./prune";
 import { toUrlState, type ExplorerState } from "./state";
 import { bucketStyle, edgeBucket, nodeFill, nodeRadius } from "./style";
 import type { Viewport } from "./urlState";
 
-export function exportGraphJson(s: ExplorerState): Record<string, unknown> {
+/** The graph as a JSON document; `records` are the file's node records (graphSource.nodeRecords). */
+export function exportGraphJson(s: ExplorerState, records: readonly unknown[]): Record<string, unknown> {
   const g: Graph = s.graph;
+  const record = (i: number): Record<string, unknown> => records[g.nodeSource[i]!] as Record<string, unknown>;
   const url = toUrlState(s);
   const links = new Array<Record<string, unknown>>(g.nEdges);
   for (let e = 0; e < g.nEdges; e++) {
@@ -29,7 +31,7 @@ export function exportGraphJson(s: ExplorerState): Record<string, unknown> {
     },
     // Labels also go into the nodes' clerp, where every tool that reads the schema looks (the
     // server's subgraph export does the same).
-    nodes: g.nodes.map((_, i) => (s.labels.has(i) ? { ...rawNode(g, i), clerp: s.labels.get(i) } : rawNode(g, i))),
+    nodes: g.nodes.map((_, i) => (s.labels.has(i) ? { ...record(i), clerp: s.labels.get(i) } : record(i))),
     links,
   };
 }
@@ -60,6 +62,7 @@ export function linkGraphSvg(s: ExplorerState, vp: Viewport, width: number, heig
   }
   const focus = new Set(s.pinned);
   if (s.selected >= 0) focus.add(s.selected);
+  const prefix = edgePrefix(g, s.thresholds.edge);
   for (const i of focus) {
     const sides: [Int32Array, Int32Array][] = [];
     if (s.linkType !== "output") sides.push([g.inStart, g.inEdges]);
@@ -70,7 +73,7 @@ export function linkGraphSvg(s: ExplorerState, vp: Viewport, width: number, heig
       const maxAbs = from < to ? Math.abs(g.edgeWeight[edges[from]!]!) || 1 : 1;
       for (let j = from; j < to; j++) {
         const e = edges[j]!;
-        if (!edgeVisible(g, e, s.view.visible, s.thresholds.edge)) continue;
+        if (!edgeVisible(g, e, s.view.visible, prefix)) continue;
         const w = g.edgeWeight[e]!;
         const style = bucketStyle(edgeBucket(w, edgeShare(g, e), Math.abs(w) / maxAbs));
         const a = g.edgeSrc[e]!;

@@ -41,7 +41,7 @@ export interface Graph {
   metadata: GraphMetadata;
   qParams: Record<string, unknown>;
   nodes: NodeInfo[];
-  // The file's node records as they were, for a faithful export (see rawNode); nodeSource[i] is
+  // The file's node records as they were, for a faithful export (see RawNodes); nodeSource[i] is
   // the element of the file's `nodes` node i came from.
   rawNodes: RawNodes;
   nodeSource: Int32Array;
@@ -57,9 +57,11 @@ export interface Graph {
   nEdges: number;
   edgeSrc: Int32Array;
   edgeDst: Int32Array;
-  edgeWeight: Float64Array;
-  // Share of the total |weight| held by the edges before this one (edge pruning threshold).
-  edgeCumBefore: Float32Array;
+  edgeWeight: Float64Array | Float32Array; // float32 when the sidecar's are (every one exact)
+  // For the edge threshold (share of the total |weight| held by the edges before an edge; see
+  // prune.ts edgePrefix): the running |weight| sum before every EDGE_MARK-th edge, and the total.
+  edgeAbsBefore: Float64Array;
+  edgeAbsTotal: number;
   // CSR: out edges of i are outEdges[outStart[i] .. outStart[i+1]), sorted by |weight| desc.
   outStart: Int32Array;
   outEdges: Int32Array;
@@ -76,35 +78,38 @@ export interface Graph {
 }
 
 /**
- * The file's node records: parsed, or the text of the document without its links (a graph read
- * in a worker: 100k records would cost the page more to receive than their text costs to parse
- * when an export asks for them).
+ * The file's node records, for a faithful export: parsed; or the text of the document without
+ * its links (a graph read from its JSON in a worker: 100k records would cost the page more to
+ * receive than their text costs to parse when an export asks for them); or, for a graph read
+ * from its sidecar, where to read them again (the sidecar at that address, made from the artifact
+ * with that SHA-256: see ./graphBinary.ts).
  */
-export type RawNodes = { records: unknown[] } | { text: Uint8Array };
+export type RawNodes = { records: unknown[] } | { text: Uint8Array } | { sidecar: string; artifactSha256: string };
 
 const parsedRecords = new WeakMap<Uint8Array, unknown[]>();
 
-/** The file's record of node i, as it was. */
-export function rawNode(graph: Graph, i: number): Record<string, unknown> {
-  const source = graph.rawNodes;
-  let records: unknown[] | undefined;
-  if ("records" in source) records = source.records;
-  else {
-    records = parsedRecords.get(source.text);
-    if (!records) {
-      records = (JSON.parse(new TextDecoder().decode(source.text)) as { nodes: unknown[] }).nodes;
-      parsedRecords.set(source.text, records);
-    }
+/** The file's node records when the page holds them (parsed from their text the first time);
+ * null for a sidecar's, which ./graphSource.ts nodeRecords reads again. */
+export function heldRecords(source: RawNodes): unknown[] | null {
+  if ("records" in source) return source.records;
+  if (!("text" in source)) return null;
+  let records = parsedRecords.get(source.text);
+  if (!records) {
+    records = (JSON.parse(new TextDecoder().decode(source.text)) as { nodes: unknown[] }).nodes;
+    parsedRecords.set(source.text, records);
   }
-  return records[graph.nodeSource[i]!] as Record<string, unknown>;
+  return records;
 }
 
 export type EdgeFields = Pick<
   Graph,
-  "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeCumBefore" | "outStart" | "outEdges" | "inStart" | "inEdges" | "outDst" | "inSrc" | "inputAbsSum"
+  "nEdges" | "edgeSrc" | "edgeDst" | "edgeWeight" | "edgeAbsBefore" | "edgeAbsTotal" | "outStart" | "outEdges" | "inStart" | "inEdges" | "outDst" | "inSrc" | "inputAbsSum"
 >;
 
 export class GraphFormatError extends Error {}
+
+/** Edges between two marks of Graph.edgeAbsBefore. */
+export const EDGE_MARK = 64;
 
 const MAX_LABEL = 500;
 const MAX_POSITIONS = 4096; // or the prompt's length, when longer
@@ -469,14 +474,14 @@ function indexEdges(n: number, rawLinks: RawLinks, base?: EdgeFields): EdgeField
  * orderByDescending sorts): the pruning shares and the CSR arrays, in one pass each and no sort.
  * The binary sidecar's links come in this order (./graphBinary.ts).
  */
-export function edgesInOrder(n: number, edgeSrc: Int32Array, edgeDst: Int32Array, edgeWeight: Float64Array): EdgeFields {
+export function edgesInOrder(n: number, edgeSrc: Int32Array, edgeDst: Int32Array, edgeWeight: Float64Array | Float32Array): EdgeFields {
   const kept = edgeSrc.length;
-  const edgeCumBefore = new Float32Array(kept);
-  let total = 0;
-  for (let e = 0; e < kept; e++) total += Math.abs(edgeWeight[e]!);
+  // Every edge's share would be 4 bytes an edge (8 MB at 2M edges); a mark every EDGE_MARK edges
+  // lets edgePrefix find the same prefix, summing the same way, from at most EDGE_MARK edges.
+  const edgeAbsBefore = new Float64Array(Math.ceil(kept / EDGE_MARK));
   let running = 0;
   for (let e = 0; e < kept; e++) {
-    edgeCumBefore[e] = total > 0 ? running / total : 0;
+    if (e % EDGE_MARK === 0) edgeAbsBefore[e / EDGE_MARK] = running;
     running += Math.abs(edgeWeight[e]!);
   }
 
@@ -508,7 +513,7 @@ export function edgesInOrder(n: number, edgeSrc: Int32Array, edgeDst: Int32Array
     inSrc[into] = edgeSrc[e]!;
   }
 
-  return { nEdges: kept, edgeSrc, edgeDst, edgeWeight, edgeCumBefore, outStart, outEdges, inStart, inEdges, outDst, inSrc, inputAbsSum };
+  return { nEdges: kept, edgeSrc, edgeDst, edgeWeight, edgeAbsBefore, edgeAbsTotal: running, outStart, outEdges, inStart, inEdges, outDst, inSrc, inputAbsSum };
 }
 
 /** The same graph with more links (from the neighbourhood API); pairs already present are kept once. */

@@ -1,24 +1,39 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { buildGraph, rawNode, type Graph } from "./graph";
-import { GraphBinaryError, graphFromBinary } from "./graphBinary";
+import { buildGraph, heldRecords, type Graph } from "./graph";
+import { GraphBinaryError, graphFromSidecar, readSidecar, sidecarRecords } from "./graphBinary";
 import { GRAPH_BINARY_VECTORS, type GraphBinaryVector } from "./graphBinary.gen";
-import { loadGraphFrom } from "./graphSource";
+import { loadGraphFrom, nodeRecords } from "./graphSource";
 import { exportGraphJson } from "./exporting";
 import { createStore } from "./state";
 
 const bytesOf = (vector: GraphBinaryVector): Uint8Array<ArrayBuffer> => Uint8Array.from(atob(vector.binary), (c) => c.charCodeAt(0));
+/** `bytes` as a response body streams them: in chunks of `size` bytes. */
+function streamOf(bytes: Uint8Array, size = 64 * 1024): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(at, at + size));
+      at += size;
+    },
+  });
+}
+const graphFromBinary = async (bytes: Uint8Array, size?: number): Promise<Graph> => graphFromSidecar(await readSidecar(streamOf(bytes, size)), "/g.bin");
+const shaOf = (graph: Graph): string => ("sidecar" in graph.rawNodes ? graph.rawNodes.artifactSha256 : "");
+/** The node records of a graph: held, or read again from `sidecar` (the bytes it came from). */
+const recordsOf = async (graph: Graph, sidecar?: Uint8Array): Promise<unknown[]> => heldRecords(graph.rawNodes) ?? sidecarRecords(streamOf(sidecar!), shaOf(graph));
 
 const ARRAYS = [
-  "kind", "row", "ctx", "influence", "nodeSource", "edgeSrc", "edgeDst", "edgeWeight", "edgeCumBefore",
+  "kind", "row", "ctx", "influence", "nodeSource", "edgeSrc", "edgeDst", "edgeWeight", "edgeAbsBefore",
   "outStart", "outEdges", "inStart", "inEdges", "outDst", "inSrc", "inputAbsSum",
 ] as const;
 
 /** Everything the page reads of a graph, in plain values (typed arrays as arrays). */
-function plain(graph: Graph): Record<string, unknown> {
+function plain(graph: Graph, records: unknown[]): Record<string, unknown> {
   const out: Record<string, unknown> = {
     metadata: graph.metadata, qParams: graph.qParams, nodes: graph.nodes, index: [...graph.index], n: graph.n,
-    nLayers: graph.nLayers, nCtx: graph.nCtx, nEdges: graph.nEdges, partial: graph.partial, linksTotal: graph.linksTotal,
-    dropped: graph.dropped, records: Array.from({ length: graph.n }, (_, i) => rawNode(graph, i)),
+    nLayers: graph.nLayers, nCtx: graph.nCtx, nEdges: graph.nEdges, edgeAbsTotal: graph.edgeAbsTotal, partial: graph.partial, linksTotal: graph.linksTotal,
+    dropped: graph.dropped, records: Array.from({ length: graph.n }, (_, i) => records[graph.nodeSource[i]!]),
   };
   for (const name of ARRAYS) out[name] = Array.from(graph[name]);
   return out;
@@ -33,35 +48,67 @@ function withU32(bytes: Uint8Array, at: number, value: number): Uint8Array {
 
 const u32 = (bytes: Uint8Array, at: number): number => new DataView(bytes.buffer, bytes.byteOffset).getUint32(at, true);
 
-describe("graphFromBinary", () => {
-  it.each(GRAPH_BINARY_VECTORS.map((v) => [v.name, v] as const))("reads the Python encoder's %s as JSON.parse + buildGraph read the JSON", (_name, vector) => {
+describe("readSidecar / graphFromSidecar", () => {
+  it.each(GRAPH_BINARY_VECTORS.map((v) => [v.name, v] as const))("reads the Python encoder's %s as JSON.parse + buildGraph read the JSON", async (_name, vector) => {
     const fromJson = buildGraph(JSON.parse(vector.json));
-    const fromBinary = graphFromBinary(bytesOf(vector));
-    expect(plain(fromBinary)).toEqual(plain(fromJson));
+    const fromBinary = await graphFromBinary(bytesOf(vector));
+    expect(plain(fromBinary, await recordsOf(fromBinary, bytesOf(vector)))).toEqual(plain(fromJson, await recordsOf(fromJson)));
     // Bit for bit, -0 included (toEqual would also accept +0 for -0 only by Object.is: it does not).
     expect(Array.from(fromBinary.edgeWeight).map((w) => Object.is(w, -0))).toEqual(Array.from(fromJson.edgeWeight).map((w) => Object.is(w, -0)));
   });
 
-  it("covers what the vectors are for: both weight widths, duplicates, no links", () => {
+  it("covers what the vectors are for: both weight widths, duplicates, no links", async () => {
     const widths = GRAPH_BINARY_VECTORS.map((v) => u32(bytesOf(v), 24));
     expect(widths).toEqual([8, 4, 4]);
-    expect(GRAPH_BINARY_VECTORS.map((v) => graphFromBinary(bytesOf(v)).nEdges)).toEqual([7, 6, 0]);
+    const graphs = await Promise.all(GRAPH_BINARY_VECTORS.map((v) => graphFromBinary(bytesOf(v))));
+    expect(graphs.map((g) => g.nEdges)).toEqual([7, 6, 0]);
+    // float32 weights are kept as float32 (half the memory), float64 ones as float64.
+    expect(graphs.map((g) => g.edgeWeight.BYTES_PER_ELEMENT)).toEqual([8, 4, 4]);
   });
 
-  it("reads bytes that do not start at an aligned offset", () => {
-    const bytes = bytesOf(GRAPH_BINARY_VECTORS[0]!);
-    const shifted = new Uint8Array(bytes.length + 3);
-    shifted.set(bytes, 3);
-    expect(plain(graphFromBinary(shifted.subarray(3)))).toEqual(plain(graphFromBinary(bytes)));
+  it.each([1, 7, 96, 100, 1 << 20])("reads a body however it is chunked (%i-byte chunks)", async (size) => {
+    for (const vector of GRAPH_BINARY_VECTORS) {
+      const bytes = bytesOf(vector);
+      const graph = await graphFromBinary(bytes, size);
+      expect(plain(graph, await recordsOf(graph, bytes))).toEqual(plain(await graphFromBinary(bytes), await recordsOf(graph, bytes)));
+    }
+  });
+
+  it("keeps nothing of the sidecar's document: its node records are read again on export", async () => {
+    const graph = await graphFromBinary(bytesOf(GRAPH_BINARY_VECTORS[0]!));
+    expect(graph.rawNodes).toEqual({ sidecar: "/g.bin", artifactSha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(heldRecords(graph.rawNodes)).toBeNull();
+  });
+
+  it("reads the node records again only from the sidecar of the same artifact, and not its links", async () => {
+    const [first, second] = GRAPH_BINARY_VECTORS;
+    const graph = await graphFromBinary(bytesOf(first!));
+    // A body that fails after the document: the links are never read.
+    const documentEnd = u32(bytesOf(first!), 40);
+    let pulled = 0;
+    const failing = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled >= documentEnd) return controller.error(new Error("read past the document"));
+        controller.enqueue(bytesOf(first!).slice(pulled, pulled + 64));
+        pulled += 64;
+      },
+    });
+    expect(await sidecarRecords(failing, shaOf(graph))).toEqual(JSON.parse(first!.json).nodes);
+    // Another artifact's sidecar (the graph was replaced since the page opened it).
+    await expect(sidecarRecords(streamOf(bytesOf(second!)), shaOf(graph))).rejects.toThrow(/changed since the page opened it/);
+    await expect(sidecarRecords(streamOf(bytesOf(first!).subarray(0, 40)), shaOf(graph))).rejects.toThrow(/too short/);
   });
 
   const bytes = bytesOf(GRAPH_BINARY_VECTORS[0]!);
   const sourceAt = u32(bytes, 40);
   const weightAt = u32(bytes, 48);
+  const longer = new Uint8Array(bytes.length + 8);
+  longer.set(bytes);
   it.each([
     ["bad magic", (() => { const b = bytes.slice(); b[0] = 0x58; return b; })(), /bad magic/],
     ["another version", withU32(bytes, 8, 2), /version 2/],
-    ["a truncated file", bytes.subarray(0, bytes.length - 8), /header does not match/],
+    ["a truncated file", bytes.subarray(0, bytes.length - 8), /shorter than its header says/],
+    ["a file with more after its last section", longer, /longer than its header says/],
     ["a section that overlaps another", withU32(bytes, 44, u32(bytes, 44) - 8), /header does not match/],
     ["an odd weight width", withU32(bytes, 24, 2), /header does not match/],
     ["a link to a node that is not there", withU32(bytes, sourceAt, 6), /names no node/],
@@ -69,12 +116,12 @@ describe("graphFromBinary", () => {
     ["links out of order", (() => { const b = bytes.slice(); new DataView(b.buffer).setFloat64(weightAt + 8 * 6, 100, true); return b; })(), /explorer's order/],
     ["a weight that is not finite", (() => { const b = bytes.slice(); new DataView(b.buffer).setFloat64(weightAt, NaN, true); return b; })(), /finite/],
     ["too few bytes for a header", bytes.subarray(0, 40), /too short/],
-  ])("refuses %s", (_name, input, message) => {
-    expect(() => graphFromBinary(input)).toThrow(GraphBinaryError);
-    expect(() => graphFromBinary(input)).toThrow(message);
+  ])("refuses %s", async (_name, input, message) => {
+    await expect(graphFromBinary(input)).rejects.toThrow(GraphBinaryError);
+    await expect(graphFromBinary(input)).rejects.toThrow(message);
   });
 
-  it("refuses a sidecar whose nodes the explorer would not all keep (link ends would be misread)", () => {
+  it("refuses a sidecar whose nodes the explorer would not all keep (link ends would be misread)", async () => {
     const vector = GRAPH_BINARY_VECTORS[0]!;
     const document = JSON.parse(vector.json) as { nodes: { ctx_idx: number }[] };
     const text = new TextEncoder().encode(JSON.stringify({ ...document, nodes: document.nodes.map((n, i) => (i === 1 ? { ...n, ctx_idx: -1 } : n)) }));
@@ -90,15 +137,17 @@ describe("graphFromBinary", () => {
     const view = new DataView(out.buffer);
     view.setUint32(36, text.length, true);
     for (const at of [40, 44, 48, 52]) view.setUint32(at, u32(original, at) + shift, true);
-    expect(() => graphFromBinary(out)).toThrow(/not the explorer's nodes/);
+    await expect(graphFromBinary(out)).rejects.toThrow(/not the explorer's nodes/);
   });
 });
 
 describe("export of a graph read from its sidecar", () => {
-  it.each(GRAPH_BINARY_VECTORS.map((v) => [v.name, v] as const))("writes what the JSON path writes, the artifact's graph (%s)", (_name, vector) => {
+  it.each(GRAPH_BINARY_VECTORS.map((v) => [v.name, v] as const))("writes what the JSON path writes, the artifact's graph (%s)", async (_name, vector) => {
     const artifact = JSON.parse(vector.json) as { metadata: unknown; nodes: unknown[]; links: { source: string; target: string; weight: number }[] };
-    const fromBinary = exportGraphJson(createStore(graphFromBinary(bytesOf(vector))).get());
-    expect(fromBinary).toEqual(exportGraphJson(createStore(buildGraph(artifact)).get()));
+    const graph = await graphFromBinary(bytesOf(vector));
+    const fromBinary = exportGraphJson(createStore(graph).get(), await recordsOf(graph, bytesOf(vector)));
+    const fromJson = buildGraph(artifact);
+    expect(fromBinary).toEqual(exportGraphJson(createStore(fromJson).get(), await recordsOf(fromJson)));
     expect(fromBinary["metadata"]).toEqual(artifact.metadata);
     expect(fromBinary["nodes"]).toEqual(artifact.nodes);
     const key = (l: { source: string; target: string; weight: number }): string => `${l.source} ${l.target} ${Object.is(l.weight, -0) ? "-0" : l.weight}`;
@@ -117,7 +166,20 @@ describe("loadGraphFrom", () => {
     serve({ "/g.bin": () => new Response(bytesOf(vector)), "/g.json": () => new Response(vector.json) });
     const loaded = await loadGraphFrom({ json: "/g.json", binary: "/g.bin" });
     expect(loaded.source).toBe("binary");
-    expect(plain(loaded.graph)).toEqual(plain(buildGraph(JSON.parse(vector.json))));
+    const fromJson = buildGraph(JSON.parse(vector.json));
+    expect(plain(loaded.graph, await nodeRecords(loaded.graph))).toEqual(plain(fromJson, await recordsOf(fromJson)));
+  });
+
+  it("reads a sidecar graph's node records again from the sidecar, and says why it cannot", async () => {
+    serve({ "/g.bin": () => new Response(bytesOf(vector)), "/g.json": () => new Response(vector.json) });
+    const { graph } = await loadGraphFrom({ json: "/g.json", binary: "/g.bin" });
+    const fetches = vi.mocked(fetch).mock.calls.length;
+    expect(await nodeRecords(graph)).toEqual(JSON.parse(vector.json).nodes);
+    expect(vi.mocked(fetch).mock.calls.slice(fetches).map((c) => c[0])).toEqual(["/g.bin"]);
+    serve({ "/g.bin": () => new Response("", { status: 503 }) });
+    await expect(nodeRecords(graph)).rejects.toThrow("HTTP 503");
+    serve({ "/g.bin": () => new Response(bytesOf(GRAPH_BINARY_VECTORS[1]!)) });
+    await expect(nodeRecords(graph)).rejects.toThrow(/changed since the page opened it/);
   });
 
   it.each([
@@ -128,7 +190,8 @@ describe("loadGraphFrom", () => {
     serve({ "/g.bin": sidecar, "/g.json": () => new Response(vector.json) });
     const loaded = await loadGraphFrom({ json: "/g.json", binary: "/g.bin" });
     expect(loaded.source).toBe("json");
-    expect(plain(loaded.graph)).toEqual(plain(buildGraph(JSON.parse(vector.json))));
+    const fromJson = buildGraph(JSON.parse(vector.json));
+    expect(plain(loaded.graph, await nodeRecords(loaded.graph))).toEqual(plain(fromJson, await recordsOf(fromJson)));
   });
 
   it("reads the JSON when no sidecar is offered, and says why a graph cannot be loaded", async () => {

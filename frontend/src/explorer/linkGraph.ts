@@ -5,7 +5,7 @@
 
 import { edgeShare, featureKey, Kind, type Graph } from "./graph";
 import { COLUMN_GAP, layoutOrder } from "./layout";
-import { edgeVisible } from "./prune";
+import { edgePrefix, edgeVisible } from "./prune";
 import { Scheduler, whenIdle, type LayerName } from "./scheduler";
 import { nearest } from "./spatial";
 import { nodeName, select, togglePin, viewGrid, type ExplorerState, type ExplorerStore } from "./state";
@@ -121,7 +121,7 @@ function collectEdges(
   const g = s.graph;
   const { x, y } = s.view.layout;
   const visible = s.view.visible;
-  const threshold = s.thresholds.edge;
+  const prefix = edgePrefix(g, s.thresholds.edge);
   const walk = (start: Int32Array, edges: Int32Array): void => {
     const from = start[i]!;
     const to = Math.min(start[i + 1]!, from + MAX_EDGES_PER_NODE);
@@ -129,7 +129,7 @@ function collectEdges(
     const maxAbs = Math.abs(g.edgeWeight[edges[from]!]!) || 1;
     for (let j = from; j < to; j++) {
       const e = edges[j]!;
-      if (!edgeVisible(g, e, visible, threshold)) continue;
+      if (!edgeVisible(g, e, visible, prefix)) continue;
       const a = g.edgeSrc[e]!;
       const b = g.edgeDst[e]!;
       if (among && !(among.has(a) && among.has(b))) continue;

@@ -15,7 +15,7 @@ export type LoaderReply =
 function transferables(graph: PackedGraph): ArrayBuffer[] {
   const arrays: ArrayBufferView[] = [
     graph.kind, graph.row, graph.ctx, graph.influence, graph.edgeSrc, graph.edgeDst, graph.edgeWeight,
-    graph.edgeCumBefore, graph.outStart, graph.outEdges, graph.inStart, graph.inEdges, graph.outDst, graph.inSrc, graph.inputAbsSum, graph.nodeSource,
+    graph.edgeAbsBefore, graph.outStart, graph.outEdges, graph.inStart, graph.inEdges, graph.outDst, graph.inSrc, graph.inputAbsSum, graph.nodeSource,
   ];
   if ("text" in graph.rawNodes) arrays.push(graph.rawNodes.text);
   // A sidecar's arrays and text are views of one buffer: each buffer is listed once.

@@ -9,7 +9,7 @@ import { setUpExplainAction } from "./explainAction";
 import { download, exportGraphJson, linkGraphSvg, subgraphSvg, svgToPng } from "./exporting";
 import { featureKeyOf, setUpFeaturePanel } from "./featurePanel";
 import type { Graph } from "./graph";
-import { loadGraphFrom, type GraphSourceKind, type GraphUrls } from "./graphSource";
+import { loadGraphFrom, nodeRecords, type GraphSourceKind, type GraphUrls } from "./graphSource";
 import { setUpLinkGraph, type LinkGraphHandle } from "./linkGraph";
 import type { LoaderReply } from "./loader.worker";
 import { unpackGraph } from "./nodeColumns";
@@ -223,9 +223,21 @@ function setUpExport(element: HTMLElement, store: ExplorerStore, linkGraph: Link
       window.prompt("Copy this link", location.href);
     }
   });
-  button("JSON", () => {
-    const json = JSON.stringify(exportGraphJson(store.get()));
-    download(`${name}.json`, new Blob([json], { type: "application/json" }));
+  // A graph read from its sidecar has its node records read again from there (./graphSource.ts).
+  const json = button("JSON", async () => {
+    json.disabled = true;
+    json.textContent = "JSON…";
+    try {
+      const s = store.get();
+      const text = JSON.stringify(exportGraphJson(s, await nodeRecords(s.graph)));
+      download(`${name}.json`, new Blob([text], { type: "application/json" }));
+      json.textContent = "JSON";
+    } catch (error) {
+      json.textContent = `JSON failed: ${error instanceof Error ? error.message : "the graph could not be exported"}`;
+      setTimeout(() => (json.textContent = "JSON"), 6000);
+    } finally {
+      json.disabled = false;
+    }
   });
   button("SVG", () => {
     const { width, height } = linkGraph.size();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { buildGraph } from "./graph";
+import { buildGraph, EDGE_MARK, edgesInOrder, type Graph } from "./graph";
 import { tinyGraphJson } from "./fixture";
-import { countAtMost, countVisibleEdges, edgeVisible, pruneIndex, updateVisibleEdges, visibleNodes } from "./prune";
+import { countAtMost, countVisibleEdges, edgePrefix, edgeVisible, pruneIndex, updateVisibleEdges, visibleNodes } from "./prune";
 
 describe("pruning", () => {
   const graph = buildGraph(tinyGraphJson());
@@ -48,7 +48,8 @@ describe("pruning", () => {
     expect(countVisibleEdges(graph, mask, 1)).toBe(7);
     // |w| sorted: 5 4 3 2 1.5 1 0.5 (total 17): 0.5 keeps edges starting before 8.5 → 5, 4
     expect(countVisibleEdges(graph, mask, 0.5)).toBe(2);
-    expect(edgeVisible(graph, 0, mask, 0.01)).toBe(true);
+    expect(edgeVisible(graph, 0, mask, edgePrefix(graph, 0.01))).toBe(true);
+    expect(edgeVisible(graph, 1, mask, edgePrefix(graph, 0.01))).toBe(false);
     visibleNodes(graph, index, { node: 0.2, edge: 1, density: 1 }, mask);
     expect(countVisibleEdges(graph, mask, 1)).toBe(2); // E_11→0_7 and 0_7→logit
   });
@@ -105,5 +106,35 @@ describe("pruning", () => {
     two[id("0_5_0")] = 1;
     expect(updateVisibleEdges(graph, one, 0, two, 1)).toBe(1);
     expect(updateVisibleEdges(graph, two, 1, one, 1)).toBe(0);
+  });
+});
+
+describe("edgePrefix", () => {
+  it("finds the edges whose share before them is below the threshold, as summing every edge's share finds them", () => {
+    let seed = 11;
+    const random = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    let checked = 0;
+    for (const m of [0, 1, EDGE_MARK - 1, EDGE_MARK, EDGE_MARK + 1, 1000, 4321]) {
+      // Weights in the explorer's order (|w| descending), with ties, zeros and tiny ones.
+      const magnitudes = Array.from({ length: m }, (_, e) => (e % 97 === 3 ? 0 : e % 5 === 0 ? 0.25 : random() ** 4 * 10));
+      const weights = Float64Array.from(magnitudes.sort((a, b) => b - a), (w, e) => (e % 3 === 0 ? -w : w));
+      const ends = Int32Array.from({ length: m }, (_, e) => e % 7);
+      const graph = { ...edgesInOrder(7, ends, ends.map((x) => (x + 1) % 7), weights) } as unknown as Graph;
+      // Every edge's share, the old way: a float32 per edge.
+      const total = weights.reduce((sum, w) => sum + Math.abs(w), 0);
+      const shares = new Float32Array(m);
+      let running = 0;
+      for (let e = 0; e < m; e++) {
+        shares[e] = total > 0 ? running / total : 0;
+        running += Math.abs(weights[e]!);
+      }
+      const thresholds = [0, 1e-9, 0.5, 0.999, 0.9999999, 1, ...Array.from({ length: 20 }, random), ...Array.from(shares.filter((_, e) => e % 37 === 0))];
+      for (const t of thresholds) {
+        const expected = t >= 1 ? m : shares.filter((share) => share < t).length;
+        expect(edgePrefix(graph, t)).toBe(expected);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(150);
   });
 });

@@ -3,7 +3,7 @@
 
 import { JOB_PARAMS } from "../contract.gen";
 import { ascendingBy } from "./ascending";
-import { Kind, type Graph } from "./graph";
+import { EDGE_MARK, Kind, type Graph } from "./graph";
 
 export interface Thresholds {
   node: number; // keep features/errors whose cumulative influence <= node (1 keeps all)
@@ -78,26 +78,34 @@ export function visibleNodes(
   return count;
 }
 
-/** An edge is drawn when both ends are visible and it is within the edge threshold. */
-export function edgeVisible(graph: Graph, e: number, visible: Uint8Array, edgeThreshold: number): boolean {
-  return (
-    visible[graph.edgeSrc[e]!] === 1 &&
-    visible[graph.edgeDst[e]!] === 1 &&
-    (edgeThreshold >= 1 || graph.edgeCumBefore[e]! < edgeThreshold)
-  );
+/** An edge is drawn when both ends are visible and it is within the edge threshold, whose
+ * edges are the first `prefix` of the global order (edgePrefix). */
+export function edgeVisible(graph: Graph, e: number, visible: Uint8Array, prefix: number): boolean {
+  return e < prefix && visible[graph.edgeSrc[e]!] === 1 && visible[graph.edgeDst[e]!] === 1;
 }
 
-/** How many edges survive the edge threshold: they form a prefix of the global order. */
+/**
+ * How many edges survive the edge threshold: those whose share of the total |weight| held by the
+ * edges before them, as a float32, is below it. The share never falls along the global order, so
+ * they form a prefix: found by bisecting the marks, then summing on from the last mark below.
+ */
 export function edgePrefix(graph: Graph, edgeThreshold: number): number {
   if (edgeThreshold >= 1) return graph.nEdges;
+  const { edgeAbsBefore: marks, edgeAbsTotal: total, edgeWeight } = graph;
+  const below = (running: number): boolean => Math.fround(total > 0 ? running / total : 0) < edgeThreshold;
   let lo = 0;
-  let hi = graph.nEdges;
+  let hi = marks.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (graph.edgeCumBefore[mid]! < edgeThreshold) lo = mid + 1;
+    if (below(marks[mid]!)) lo = mid + 1;
     else hi = mid;
   }
-  return lo;
+  if (lo === 0) return 0;
+  let e = (lo - 1) * EDGE_MARK;
+  let running = marks[lo - 1]!;
+  const end = Math.min(graph.nEdges, lo * EDGE_MARK);
+  while (e < end && below(running)) running += Math.abs(edgeWeight[e++]!);
+  return e;
 }
 
 /** Count the visible edges: within the edge threshold's prefix, both ends visible. */
