@@ -265,19 +265,11 @@ def compute_dashboards(
     while states:
         state = states.pop(0)
         pick = picks.pop(0) if picks else _picks(state)
-        if state.store is not None:
-            store, state.store = state.store, None
-            layer_values = store[pick.feature.to(store.device), pick.slot.to(store.device)].cpu()
-            del store
-        else:
-            layer_values = values.pop(state.layer)
-        window_tokens = ids.windows(pick.ptr, s.context, s.tokens_before, s.tokens_after)
-        logits = _output_tokens(rm, state.layer, n_logits)
         layer = state.layer
-        features = _layer_json(
-            state, pick, _Windows(window_tokens, layer_values), logits, meta["counted"], names
-        )
-        del state, pick, window_tokens, layer_values  # the generator holds what it needs
+        windows = _layer_windows(state, pick, values, ids, s)
+        logits = _output_tokens(rm, layer, n_logits)
+        features = _layer_json(state, pick, windows, logits, meta["counted"], names)
+        del state, pick, windows  # the generator holds what it needs
         if on_layer is not None:
             on_layer(layer, features)
         else:
@@ -287,6 +279,23 @@ def compute_dashboards(
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return out
+
+
+def _layer_windows(
+    state: _LayerState,
+    pick: _Picks,
+    values: dict[int, torch.Tensor],
+    ids: _CorpusTokens,
+    s: _Settings,
+) -> _Windows:
+    """A layer's picked windows: their values from its window store, which is let go here, or
+    from the second forward's (``values``, whose entry is taken out); their ids from the corpus."""
+    if state.store is not None:
+        store, state.store = state.store, None
+        layer_values = store[pick.feature.to(store.device), pick.slot.to(store.device)].cpu()
+    else:
+        layer_values = values.pop(state.layer)
+    return _Windows(ids.windows(pick.ptr, s.context, s.tokens_before, s.tokens_after), layer_values)
 
 
 def _window_values(

@@ -187,6 +187,8 @@ export async function sidecarRecords(body: ReadableStream<Uint8Array>, artifactS
     if (!Array.isArray(nodes) || nodes.length !== h.records) throw new GraphBinaryError("the graph sidecar's nodes are not the explorer's nodes");
     return nodes;
   } finally {
-    void reader.cancel();
+    // The rest of the body is not needed: stop the download. A body that has failed by then
+    // rejects the cancel with its error, which no longer matters here.
+    reader.cancel().catch(() => {});
   }
 }
