@@ -50,7 +50,6 @@ function readHeader(bytes: Uint8Array): Header {
     total: u32(52),
     artifactSha256: Array.from(bytes.subarray(56, 88), (b) => b.toString(16).padStart(2, "0")).join(""),
   };
-
   const expected: [number, number][] = [
     [h.documentOffset, HEADER_BYTES],
     [h.sourceOffset, h.documentOffset + h.documentBytes + pad(h.documentBytes)],

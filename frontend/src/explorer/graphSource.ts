@@ -23,6 +23,8 @@ export interface LoadedGraph {
 
 export class GraphHttpError extends Error {}
 
+const SIDECAR = "application/octet-stream";
+
 async function fetchBody(url: string, accept: string): Promise<ReadableStream<Uint8Array>> {
   const response = await fetch(url, { headers: { Accept: accept }, credentials: "same-origin" });
   if (!response.ok) throw new GraphHttpError(`the graph could not be loaded (HTTP ${response.status})`);
@@ -30,28 +32,33 @@ async function fetchBody(url: string, accept: string): Promise<ReadableStream<Ui
   return response.body ?? new Blob([]).stream();
 }
 
-async function timed<T>(source: GraphSourceKind, url: string, download: (body: ReadableStream<Uint8Array>) => Promise<T>, build: (downloaded: T, url: string) => Graph): Promise<LoadedGraph> {
+async function timed<T>(
+  source: GraphSourceKind,
+  url: string,
+  accept: string,
+  download: (body: ReadableStream<Uint8Array>) => Promise<T>,
+  build: (downloaded: T, url: string) => Graph,
+): Promise<LoadedGraph> {
   const t0 = performance.now();
-  const downloaded = await download(await fetchBody(url, source === "binary" ? SIDECAR : "application/json"));
+  const downloaded = await download(await fetchBody(url, accept));
   const t1 = performance.now();
   const graph = build(downloaded, url);
   return { graph, source, fetchMs: t1 - t0, buildMs: performance.now() - t1 };
 }
 
-const SIDECAR = "application/octet-stream";
 const bytesOf = async (body: ReadableStream<Uint8Array>): Promise<Uint8Array> => new Uint8Array(await new Response(body).arrayBuffer());
 
 /** The graph, from its sidecar if that works, else from its JSON. */
 export async function loadGraphFrom(urls: GraphUrls): Promise<LoadedGraph> {
   if (urls.binary) {
     try {
-      return await timed("binary", urls.binary, readSidecar, graphFromSidecar);
+      return await timed("binary", urls.binary, SIDECAR, readSidecar, graphFromSidecar);
     } catch (error) {
       // The JSON is the graph's own format: whatever went wrong with its sidecar, read that.
       console.warn("graph sidecar not used:", error instanceof Error ? error.message : error);
     }
   }
-  return timed("json", urls.json, bytesOf, graphFromBytes);
+  return timed("json", urls.json, "application/json", bytesOf, graphFromBytes);
 }
 
 /** The file's node records, as they were (export writes them): held by the page, or read again

@@ -18,7 +18,7 @@ function transferables(graph: PackedGraph): ArrayBuffer[] {
     graph.edgeAbsBefore, graph.outStart, graph.outEdges, graph.inStart, graph.inEdges, graph.outDst, graph.inSrc, graph.inputAbsSum, graph.nodeSource,
   ];
   if ("text" in graph.rawNodes) arrays.push(graph.rawNodes.text);
-  // A sidecar's arrays and text are views of one buffer: each buffer is listed once.
+  // A buffer may be listed only once, whatever views of it there are.
   return [...new Set([...arrays.map((a) => a.buffer as ArrayBuffer), ...columnBuffers(graph.nodeColumns)])];
 }
 
