@@ -316,7 +316,8 @@ def test_leaving_the_page_frees_its_graphs_arrays_and_a_page_kept_for_going_back
       return [s.graph.edgeSrc, s.graph.outEdges, s.graph.kind, s.view.visible, s.prune.order]
         .map(a => a.buffer.byteLength); }"""
     before = page.evaluate(sizes)
-    assert before[0] == 4 * 12000 and 0 not in before
+    assert before[0] == 4 * 12000
+    assert 0 not in before
     leave = "p => dispatchEvent(new PageTransitionEvent('pagehide', {persisted: p}))"
     page.evaluate(leave, True)  # into the back/forward cache: it may be shown again
     assert page.evaluate(sizes) == before
@@ -376,7 +377,8 @@ def test_the_connections_list_rewrites_its_rows_to_the_right_ones_as_it_scrolls(
         page.wait_for_timeout(60)  # the list redraws on the next frame
         got = page.evaluate(LIST_ROWS)
         assert got["bad"] == [], (fraction, got["bad"][:3])
-        assert got["drawn"] > 10 and got["rows"] > 200
+        assert got["drawn"] > 10
+        assert got["rows"] > 200
         checked += got["drawn"]
     # Pinning from a row's button: that row, and the same node scrolled away and back, say so.
     first = page.locator(".connections-column .vrow[data-node]").first
