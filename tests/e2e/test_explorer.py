@@ -282,6 +282,118 @@ def test_the_page_reads_the_binary_sidecar_and_the_json_when_there_is_none(
     assert page.errors == []
 
 
+def test_the_page_parses_in_this_thread_when_its_loader_worker_cannot_start(
+    page: Any, graph_url: str
+) -> None:
+    # The worker's script does not load (a proxy or a policy blocks it): the page does the work.
+    # (Blocked before the first open: a cached script would not be asked for again.)
+    blocked: list[str] = []
+
+    def block(route: Any) -> None:
+        blocked.append(route.request.url)
+        route.fulfill(status=404, body="")
+
+    page.route("**/loader.worker-*.js", block)
+    open_explorer(page, graph_url)
+    without = page.evaluate(GRAPH_READ)
+    page.unroute("**/loader.worker-*.js")
+    open_explorer(page, graph_url)
+    with_worker = page.evaluate(GRAPH_READ)
+    assert len(blocked) == 1
+    assert with_worker.pop("source") == "binary"
+    # Known failed before the sidecar's document arrived, the page parses it itself (binary); if
+    # the worker failed holding the document, the page reads the graph's JSON (json).
+    assert without.pop("source") in ("binary", "json")
+    assert without == with_worker
+    assert page.errors == []
+
+
+def test_leaving_the_page_frees_its_graphs_arrays_and_a_page_kept_for_going_back_keeps_them(
+    page: Any, graph_url: str
+) -> None:
+    open_explorer(page, graph_url)
+    sizes = """() => { const s = window.__explorer.store.get();
+      return [s.graph.edgeSrc, s.graph.outEdges, s.graph.kind, s.view.visible, s.prune.order]
+        .map(a => a.buffer.byteLength); }"""
+    before = page.evaluate(sizes)
+    assert before[0] == 4 * 12000
+    assert 0 not in before
+    leave = "p => dispatchEvent(new PageTransitionEvent('pagehide', {persisted: p}))"
+    page.evaluate(leave, True)  # into the back/forward cache: it may be shown again
+    assert page.evaluate(sizes) == before
+    page.evaluate(leave, False)
+    assert page.evaluate(sizes) == [0, 0, 0, 0, 0]
+    # The next page opens as usual.
+    open_explorer(page, graph_url)
+    assert page.evaluate(sizes) == before
+    assert page.errors == []
+
+
+# The inputs list's rows as drawn, against its rows worked out here from the graph: a header,
+# the positive inputs, a header, the negative ones (each by |weight|, the CSR order).
+LIST_ROWS = """() => {
+  const s = window.__explorer.store.get(); const g = s.graph; const i = s.selected;
+  const pos = [], neg = [];
+  for (let j = g.inStart[i]; j < g.inStart[i + 1]; j++) {
+    const other = g.inSrc[j]; if (s.view.visible[other] !== 1) continue;
+    (g.edgeWeight[g.inEdges[j]] >= 0 ? pos : neg).push(other);
+  }
+  const want = [];
+  if (pos.length) want.push('Positive (' + pos.length + ')', ...pos);
+  if (neg.length) want.push('Negative (' + neg.length + ')', ...neg);
+  const list = document.querySelectorAll('.connections-column')[0];
+  const bad = [];
+  for (const row of list.querySelectorAll('.vrow')) {
+    const k = Math.round(new DOMMatrix(row.style.transform).m42 / 24);
+    const w = want[k];
+    if (typeof w === 'string') {
+      if (row.textContent !== w || row.dataset.node !== undefined) bad.push([k, 'header', row.textContent]);
+      continue;
+    }
+    const node = g.nodes[w]; const pin = row.querySelector('button[data-act=pin]');
+    const where = row.querySelector('.vrow-where')?.textContent;
+    const expectWhere = (node.kind === 1 ? 'L' + node.layer + '/' + node.feature : node.kind === 2 ? 'Err L' + node.layer : node.kind === 0 ? 'Emb' : 'Logit') + ' @' + node.ctx;
+    if (row.dataset.node !== String(w) || where !== expectWhere || pin?.dataset.node !== String(w)
+        || row.classList.contains('is-pinned') !== s.pinned.includes(w)
+        || (pin.textContent === 'Unpin') !== s.pinned.includes(w)) bad.push([k, w, row.dataset.node, where, pin?.textContent]);
+  }
+  return {bad, drawn: list.querySelectorAll('.vrow').length, rows: want.length};
+}"""
+
+
+def test_the_connections_list_rewrites_its_rows_to_the_right_ones_as_it_scrolls(
+    page: Any, graph_url: str
+) -> None:
+    open_explorer(page, graph_url)
+    # The node with most inputs (a logit), so that the list scrolls far.
+    page.evaluate("""() => { const e = window.__explorer; const g = e.store.get().graph; let best = -1, node = -1;
+      for (let i = 0; i < g.n; i++) { const d = g.inStart[i + 1] - g.inStart[i]; if (d > best) { best = d; node = i; } }
+      e.store.set({selected: node}); }""")
+    list_ = page.locator(".connections-column .vlist").first
+    scroll = "f => { const l = document.querySelector('.connections-column .vlist'); l.scrollTop = (l.scrollHeight - l.clientHeight) * f; }"
+    checked = 0
+    for fraction in [0, 0.003, 0.5, 0.51, 1, 0.2, 0]:
+        page.evaluate(scroll, fraction)
+        page.wait_for_timeout(60)  # the list redraws on the next frame
+        got = page.evaluate(LIST_ROWS)
+        assert got["bad"] == [], (fraction, got["bad"][:3])
+        assert got["drawn"] > 10
+        assert got["rows"] > 200
+        checked += got["drawn"]
+    # Pinning from a row's button: that row, and the same node scrolled away and back, say so.
+    first = page.locator(".connections-column .vrow[data-node]").first
+    node = first.get_attribute("data-node")
+    first.locator("button[data-act=pin]").click()
+    wait_until(page, f"window.__explorer.store.get().pinned.includes({node})")
+    for fraction in [0, 1, 0]:
+        page.evaluate(scroll, fraction)
+        page.wait_for_timeout(60)
+        assert page.evaluate(LIST_ROWS)["bad"] == []
+    assert list_.locator(f".vrow[data-node='{node}'] button[data-act=pin]").inner_text() == "Unpin"
+    assert checked > 100
+    assert page.errors == []
+
+
 def test_the_density_filter_hides_dense_features_once_dashboards_are_loaded(
     page: Any, graph_url: str
 ) -> None:

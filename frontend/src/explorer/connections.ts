@@ -3,7 +3,7 @@
 // a node with thousands of edges scrolls smoothly.
 
 import { featureKey, Kind, type Graph } from "./graph";
-import { nodeActions, runNodeAction } from "./nodeActions";
+import { nodeActions, retargetNodeActions, runNodeAction, syncNodeActions } from "./nodeActions";
 import { nodeName, select, togglePin, type ExplorerState, type ExplorerStore } from "./state";
 import { formatNumber } from "./style";
 
@@ -96,6 +96,72 @@ interface VirtualList {
   refresh(): void; // the same rows, redrawn where they are (pins changed)
 }
 
+/** A row's elements, made once and rewritten as the list scrolls: a scroll step over a long list
+ * shows other rows in the same places, and making their elements anew each step (about 25 rows
+ * of 10 elements, 60 steps over a 60,000-row list) left 46 MB of garbage in the tab's DOM heap. */
+interface Slot {
+  row: HTMLElement;
+  parts: HTMLElement[]; // glyph, label, where, weight: an edge row's children before its actions
+  actions: HTMLElement | null; // the node's buttons (./nodeActions.ts)
+  node: number; // the row's other end; -1 for a header
+}
+
+function newSlot(): Slot {
+  const row = document.createElement("div");
+  const parts = ["glyph", "vrow-label", "vrow-where", "vrow-weight"].map((name) => {
+    const span = document.createElement("span");
+    span.className = name;
+    return span;
+  });
+  return { row, parts, actions: null, node: -2 };
+}
+
+/** Sets an element's text: in its one text node, not a new one; only when it changes (a
+ * same-valued write still lays the element out again). */
+function setText(element: HTMLElement, text: string): void {
+  const only = element.firstChild;
+  if (only && only === element.lastChild && only.nodeType === Node.TEXT_NODE) {
+    if ((only as Text).data !== text) (only as Text).data = text;
+  } else {
+    element.textContent = text;
+  }
+}
+
+function fillSlot(slot: Slot, s: ExplorerState, row: Row, k: number, featurePrefix: string): void {
+  slot.row.style.transform = `translateY(${k * ROW}px)`;
+  if ("header" in row) {
+    if (slot.node !== -1) {
+      slot.row.className = "vrow vrow-header";
+      delete slot.row.dataset["node"];
+      slot.row.replaceChildren();
+      slot.node = -1;
+    }
+    setText(slot.row, row.header);
+    return;
+  }
+  const node = s.graph.nodes[row.other]!;
+  const [glyph, label, where, weight] = slot.parts as [HTMLElement, HTMLElement, HTMLElement, HTMLElement];
+  slot.row.className = `vrow${s.pinned.includes(row.other) ? " is-pinned" : ""}`;
+  if (slot.node !== row.other) {
+    slot.row.dataset["node"] = String(row.other);
+    if (slot.actions) retargetNodeActions(slot.actions, s, row.other, featurePrefix);
+    else slot.actions = nodeActions(s, row.other, featurePrefix, true);
+    // From a header (or new): its children again.
+    if (slot.node < 0) slot.row.replaceChildren(...slot.parts, slot.actions);
+    slot.node = row.other;
+  } else if (slot.actions) {
+    syncNodeActions(slot.actions, s);
+  }
+  glyph.className = `glyph kind-${node.kind}`;
+  setText(glyph, GLYPH[node.kind] ?? "●");
+  const name = nodeName(s, row.other);
+  setText(label, name);
+  if (label.title !== name) label.title = name;
+  setText(where, `${featureKey(node)} @${node.ctx}`);
+  weight.className = `vrow-weight ${row.weight >= 0 ? "pos" : "neg"}`;
+  setText(weight, formatNumber(row.weight));
+}
+
 function virtualList(container: HTMLElement, store: ExplorerStore, featurePrefix: string): VirtualList {
   const viewport = document.createElement("div");
   viewport.className = "vlist";
@@ -105,6 +171,7 @@ function virtualList(container: HTMLElement, store: ExplorerStore, featurePrefix
   container.appendChild(viewport);
   let rows = NO_ROWS;
   let rendered = "";
+  const slots: Slot[] = [];
 
   const render = (): void => {
     const first = Math.max(0, Math.floor(viewport.scrollTop / ROW) - OVERSCAN);
@@ -113,37 +180,16 @@ function virtualList(container: HTMLElement, store: ExplorerStore, featurePrefix
     if (key === rendered) return;
     rendered = key;
     const s = store.get();
-    const children: HTMLElement[] = [];
-    for (let k = first; k < last; k++) {
-      const row = rowAt(s.graph, rows, k);
-      const el = document.createElement("div");
-      el.style.transform = `translateY(${k * ROW}px)`;
-      if ("header" in row) {
-        el.className = "vrow vrow-header";
-        el.textContent = row.header;
-      } else {
-        const node = s.graph.nodes[row.other]!;
-        el.className = `vrow${s.pinned.includes(row.other) ? " is-pinned" : ""}`;
-        el.dataset["node"] = String(row.other);
-        const glyph = document.createElement("span");
-        glyph.className = `glyph kind-${node.kind}`;
-        glyph.textContent = GLYPH[node.kind] ?? "●";
-        const label = document.createElement("span");
-        label.className = "vrow-label";
-        label.textContent = nodeName(s, row.other);
-        label.title = label.textContent;
-        const where = document.createElement("span");
-        where.className = "vrow-where";
-        where.textContent = `${featureKey(node)} @${node.ctx}`;
-        const weight = document.createElement("span");
-        weight.className = `vrow-weight ${row.weight >= 0 ? "pos" : "neg"}`;
-        weight.textContent = formatNumber(row.weight);
-        el.append(glyph, label, where, weight, nodeActions(s, row.other, featurePrefix, true));
-      }
-      children.push(el);
+    const count = Math.max(0, last - first);
+    // Slot j stays the spacer's j-th child: moving an element would lay it out anew.
+    while (slots.length < count) slots.push(newSlot());
+    while (spacer.childElementCount > count) spacer.lastElementChild!.remove();
+    for (let j = 0; j < count; j++) {
+      const slot = slots[j]!;
+      fillSlot(slot, s, rowAt(s.graph, rows, first + j), first + j, featurePrefix);
+      if (j >= spacer.childElementCount) spacer.appendChild(slot.row);
     }
     spacer.style.height = `${rows.length * ROW}px`;
-    spacer.replaceChildren(...children);
   };
   viewport.addEventListener("scroll", () => requestAnimationFrame(render), { passive: true });
   viewport.addEventListener("click", (event) => {

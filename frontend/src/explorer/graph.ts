@@ -316,8 +316,17 @@ export function buildGraph(json: unknown, links?: (index: Map<string, number>) =
  */
 export type EdgesOf = (index: Map<string, number>, n: number, records: number) => { edges: EdgeFields; count: number };
 
-/** buildGraph with the edges from `edgesOf` (a binary sidecar gives them already indexed). */
-export function graphWithEdges(json: unknown, edgesOf: EdgesOf): Graph {
+/** A graph's nodes as read from its document: all of Graph but its edges, with what the edges'
+ * reader needs (`records`: the file's node records, kept or not) and what Graph says of its links. */
+export type GraphNodes = Omit<Graph, keyof EdgeFields | "partial" | "linksTotal" | "dropped"> & {
+  records: number;
+  linksListed: boolean; // the document has a links array (else its links come on demand)
+  linksTotal: number; // what a skeleton says the whole graph has (0 when it says nothing)
+  droppedNodes: number;
+};
+
+/** The nodes of a graph JSON object (links are read apart: see graphWithEdges). */
+export function graphNodes(json: unknown): GraphNodes {
   const root = asRecord(json);
   // `links` may be left out: a graph too large to ship whole comes as nodes only, and the page
   // loads the links of the nodes in focus from the neighbourhood API (see ./neighbourhood.ts).
@@ -365,12 +374,8 @@ export function graphWithEdges(json: unknown, edgesOf: EdgesOf): Graph {
     influence[i] = node.influence;
     nCtx = Math.max(nCtx, node.ctx + 1);
   }
-
-  const { edges, count } = edgesOf(index, n, rawNodes.length);
   // A skeleton (artifact ?links=none or ?max_links=N) says how many links the whole graph has.
   const total = root["links_total"];
-  const linksTotal = typeof total === "number" && Number.isInteger(total) && total >= 0 ? total : 0;
-
   return {
     metadata,
     qParams: asRecord(root["qParams"]) ?? {},
@@ -385,11 +390,30 @@ export function graphWithEdges(json: unknown, edgesOf: EdgesOf): Graph {
     influence,
     nLayers,
     nCtx,
+    records: rawNodes.length,
+    linksListed: Array.isArray(root["links"]),
+    linksTotal: typeof total === "number" && Number.isInteger(total) && total >= 0 ? total : 0,
+    droppedNodes,
+  };
+}
+
+/** The graph of these nodes and edges; `count`: the links the source had, usable or not. */
+export function withEdges(graphNodes: GraphNodes, edges: EdgeFields, count: number): Graph {
+  const { records: _records, linksListed, linksTotal, droppedNodes, ...nodes } = graphNodes;
+  return {
+    ...nodes,
     ...edges,
-    partial: !Array.isArray(root["links"]) || linksTotal > edges.nEdges,
+    partial: !linksListed || linksTotal > edges.nEdges,
     linksTotal: Math.max(linksTotal, edges.nEdges),
     dropped: { nodes: droppedNodes, links: count - edges.nEdges },
   };
+}
+
+/** buildGraph with the edges from `edgesOf` (a binary sidecar gives them already indexed). */
+export function graphWithEdges(json: unknown, edgesOf: EdgesOf): Graph {
+  const nodes = graphNodes(json);
+  const { edges, count } = edgesOf(nodes.index, nodes.n, nodes.records);
+  return withEdges(nodes, edges, count);
 }
 
 /**

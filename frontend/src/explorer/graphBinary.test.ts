@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { buildGraph, heldRecords, type Graph } from "./graph";
 import { GraphBinaryError, graphFromSidecar, readSidecar, sidecarRecords } from "./graphBinary";
 import { GRAPH_BINARY_VECTORS, type GraphBinaryVector } from "./graphBinary.gen";
-import { loadGraphFrom, nodeRecords } from "./graphSource";
+import { loadGraphFrom, nodeRecords, thisThread, type GraphParsers } from "./graphSource";
 import { exportGraphJson } from "./exporting";
 import { createStore } from "./state";
 
@@ -192,6 +192,51 @@ describe("loadGraphFrom", () => {
     expect(loaded.source).toBe("json");
     const fromJson = buildGraph(JSON.parse(vector.json));
     expect(plain(loaded.graph, await nodeRecords(loaded.graph))).toEqual(plain(fromJson, await recordsOf(fromJson)));
+  });
+
+  it("hands the sidecar's document to the parsers before its links have arrived", async () => {
+    const bytes = bytesOf(vector);
+    const linksAt = u32(bytes, 40);
+    // The body stops after the document until the parsers have it: were the links awaited
+    // first, this would never finish.
+    let letLinksThrough = (): void => {};
+    const gate = new Promise<void>((resolve) => (letLinksThrough = resolve));
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(bytes.slice(0, linksAt));
+        await gate;
+        controller.enqueue(bytes.slice(linksAt));
+        controller.close();
+      },
+    });
+    vi.stubGlobal("fetch", vi.fn(async () => new Response(body)));
+    const handed: Uint8Array[] = [];
+    const parsers: GraphParsers = {
+      nodes: async (document) => {
+        handed.push(document.slice());
+        letLinksThrough();
+        return thisThread.nodes(document);
+      },
+      json: () => Promise.reject(new Error("the JSON is not read")),
+    };
+    const loaded = await loadGraphFrom({ json: "/g.json", binary: "/g.bin" }, parsers);
+    expect(loaded.source).toBe("binary");
+    expect(JSON.parse(new TextDecoder().decode(handed[0]!)).nodes).toEqual(JSON.parse(vector.json).nodes);
+    serve({ "/g.bin": () => new Response(bytes) }); // for the export's read of the records
+    const fromJson = buildGraph(JSON.parse(vector.json));
+    expect(plain(loaded.graph, await nodeRecords(loaded.graph))).toEqual(plain(fromJson, await recordsOf(fromJson)));
+  });
+
+  it.each([
+    ["the nodes' parsing fails", bytesOf(vector)],
+    ["the nodes' parsing fails and the links are cut short", bytesOf(vector).subarray(0, bytesOf(vector).length - 8)],
+  ])("reads the JSON when %s", async (_name, sidecar) => {
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    serve({ "/g.bin": () => new Response(sidecar), "/g.json": () => new Response(vector.json) });
+    const parsers: GraphParsers = { nodes: () => Promise.reject(new Error("the worker failed")), json: thisThread.json };
+    const loaded = await loadGraphFrom({ json: "/g.json", binary: "/g.bin" }, parsers);
+    expect(loaded.source).toBe("json");
+    expect(loaded.graph.n).toBe(buildGraph(JSON.parse(vector.json)).n);
   });
 
   it("reads the JSON when no sidecar is offered, and says why a graph cannot be loaded", async () => {

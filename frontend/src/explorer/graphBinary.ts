@@ -10,7 +10,7 @@
 // thing that needs them, and reads them again then: only the document, the first section
 // (sidecarRecords).
 
-import { edgesInOrder, graphWithEdges, type Graph } from "./graph";
+import { edgesInOrder, graphNodes, withEdges, type EdgeFields, type Graph, type GraphNodes } from "./graph";
 
 export class GraphBinaryError extends Error {}
 
@@ -18,7 +18,7 @@ const MAGIC = "CAGRAPHB";
 const VERSION = 1;
 const HEADER_BYTES = 96;
 
-interface Header {
+export interface Header {
   records: number;
   links: number;
   weightBytes: number;
@@ -121,54 +121,91 @@ class SidecarStream {
 
 const parseDocument = (text: Uint8Array): unknown => JSON.parse(new TextDecoder().decode(text));
 
-/** A sidecar as downloaded: its header, its document (UTF-8 JSON), and its link arrays. */
-export interface Sidecar {
-  header: Header;
-  document: Uint8Array;
+/** A sidecar document's nodes: what graphNodes reads of it, less the parsed records themselves
+ * (a sidecar's graph reads them again from the sidecar, on export: see sidecarGraph). */
+export type DocumentNodes = Omit<GraphNodes, "rawNodes">;
+
+/** The nodes of a sidecar's document (its UTF-8 JSON). */
+export function documentNodes(document: Uint8Array): DocumentNodes {
+  const { rawNodes: _records, ...nodes } = graphNodes(parseDocument(document));
+  return nodes;
+}
+
+/** A sidecar's link arrays. */
+export interface SidecarLinks {
   edgeSrc: Int32Array;
   edgeDst: Int32Array;
   edgeWeight: Float64Array | Float32Array; // float32 when the sidecar's are: each reads back as the JSON's float64
 }
 
-/** Reads a sidecar from a response's body, each link section straight into its own array. */
-export async function readSidecar(body: ReadableStream<Uint8Array>): Promise<Sidecar> {
+/** A sidecar as downloaded: its header, its document (UTF-8 JSON), and its link arrays. */
+export type Sidecar = SidecarLinks & { header: Header; document: Uint8Array };
+
+/** A sidecar whose header and document have arrived; `links()` reads the rest of its body. */
+export interface OpenSidecar {
+  header: Header;
+  document: Uint8Array;
+  links: () => Promise<SidecarLinks>;
+}
+
+/** Starts reading a sidecar from a response's body: its header and document, then (on `links()`)
+ * each link section straight into its own array. */
+export async function openSidecar(body: ReadableStream<Uint8Array>): Promise<OpenSidecar> {
   const stream = new SidecarStream(body.getReader());
   const header = await stream.header();
   const document = await stream.document(header);
-  const edgeSrc = new Int32Array(header.links);
-  const edgeDst = new Int32Array(header.links);
-  const edgeWeight = header.weightBytes === 8 ? new Float64Array(header.links) : new Float32Array(header.links);
-  for (const array of [edgeSrc, edgeDst, edgeWeight]) {
-    await stream.section(new Uint8Array(array.buffer), pad(array.byteLength));
+  const links = async (): Promise<SidecarLinks> => {
+    const edgeSrc = new Int32Array(header.links);
+    const edgeDst = new Int32Array(header.links);
+    const edgeWeight = header.weightBytes === 8 ? new Float64Array(header.links) : new Float32Array(header.links);
+    for (const array of [edgeSrc, edgeDst, edgeWeight]) {
+      await stream.section(new Uint8Array(array.buffer), pad(array.byteLength));
+    }
+    await stream.end();
+    return { edgeSrc, edgeDst, edgeWeight };
+  };
+  return { header, document, links };
+}
+
+/** Reads a whole sidecar from a response's body. */
+export async function readSidecar(body: ReadableStream<Uint8Array>): Promise<Sidecar> {
+  const open = await openSidecar(body);
+  return { header: open.header, document: open.document, ...(await open.links()) };
+}
+
+/** The indexed edges of a sidecar's links, whose ends are positions in the file's `records` nodes. */
+export function sidecarEdges(links: SidecarLinks, records: number): EdgeFields {
+  const { edgeSrc, edgeDst, edgeWeight } = links;
+  const m = edgeSrc.length;
+  // A u32 at or above n (read as int32: also anything >= 2^31, which is negative) is refused.
+  for (let e = 0; e < m; e++) {
+    if (edgeSrc[e]! >>> 0 >= records || edgeDst[e]! >>> 0 >= records) throw new GraphBinaryError("a link of the graph sidecar names no node");
   }
-  await stream.end();
-  return { header, document, edgeSrc, edgeDst, edgeWeight };
+  // The adjacency trusts the order: check it (float32 |weight| never rising), and finiteness.
+  let previous = Infinity;
+  for (let e = 0; e < m; e++) {
+    const w = edgeWeight[e]!;
+    const key = Math.fround(Math.abs(w));
+    if (!Number.isFinite(w) || key > previous) throw new GraphBinaryError("the graph sidecar's weights are not finite numbers in the explorer's order");
+    previous = key;
+  }
+  return edgesInOrder(records, edgeSrc, edgeDst, edgeWeight);
 }
 
 /**
- * The graph of the sidecar read from `url`: the same Graph buildGraph makes of the artifact's
- * JSON, but with its node records left in the sidecar (RawNodes), to be read again on export.
+ * The graph of a sidecar read from `url`, from its nodes (graphNodes of its document) and its
+ * edges (sidecarEdges): the same Graph buildGraph makes of the artifact's JSON, but with its node
+ * records left in the sidecar (RawNodes), to be read again on export.
  */
+export function sidecarGraph(header: Header, nodes: DocumentNodes, edges: EdgeFields, url: string): Graph {
+  // Link ends are positions in the file's nodes: node indices only when every node was kept.
+  if (nodes.records !== header.records || nodes.n !== header.records) throw new GraphBinaryError("the graph sidecar's nodes are not the explorer's nodes");
+  return withEdges({ ...nodes, rawNodes: { sidecar: url, artifactSha256: header.artifactSha256 } }, edges, header.links);
+}
+
+/** sidecarGraph of a whole sidecar, in this thread. */
 export function graphFromSidecar(sidecar: Sidecar, url: string): Graph {
-  const { header: h, document, edgeSrc, edgeDst, edgeWeight } = sidecar;
-  const graph = graphWithEdges(parseDocument(document), (_index, n, records) => {
-    // Link ends are positions in the file's nodes: node indices only when every node was kept.
-    if (records !== h.records || n !== records) throw new GraphBinaryError("the graph sidecar's nodes are not the explorer's nodes");
-    // A u32 at or above n (read as int32: also anything >= 2^31, which is negative) is refused.
-    for (let e = 0; e < h.links; e++) {
-      if (edgeSrc[e]! >>> 0 >= n || edgeDst[e]! >>> 0 >= n) throw new GraphBinaryError("a link of the graph sidecar names no node");
-    }
-    // The adjacency trusts the order: check it (float32 |weight| never rising), and finiteness.
-    let previous = Infinity;
-    for (let e = 0; e < h.links; e++) {
-      const w = edgeWeight[e]!;
-      const key = Math.fround(Math.abs(w));
-      if (!Number.isFinite(w) || key > previous) throw new GraphBinaryError("the graph sidecar's weights are not finite numbers in the explorer's order");
-      previous = key;
-    }
-    return { edges: edgesInOrder(n, edgeSrc, edgeDst, edgeWeight), count: h.links };
-  });
-  return { ...graph, rawNodes: { sidecar: url, artifactSha256: h.artifactSha256 } };
+  return sidecarGraph(sidecar.header, documentNodes(sidecar.document), sidecarEdges(sidecar, sidecar.header.records), url);
 }
 
 /**

@@ -1,36 +1,40 @@
-// Download, parse and index the graph off the main thread, so the page stays responsive while a
-// big graph loads: from its binary sidecar when the server offers one, else from its JSON (see
-// ./graphSource.ts). The typed arrays are transferred back, not copied, and the node records go
-// as columns (./nodeColumns.ts).
+// The loader worker: the slow parsing of a graph, off the main thread, so the page stays
+// responsive while a big graph loads (./loaderClient.ts asks, ./graphSource.ts says what): the
+// nodes of a sidecar's document, or a whole graph from its JSON. Typed arrays are transferred
+// back, not copied, and node records go as columns (./nodeColumns.ts).
 
-import { GraphFormatError } from "./graph";
-import { loadGraphFrom, type GraphSourceKind, type GraphUrls } from "./graphSource";
-import { columnBuffers, packGraph, type PackedGraph } from "./nodeColumns";
+import { GraphFormatError, type Graph } from "./graph";
+import { documentNodes, type DocumentNodes } from "./graphBinary";
+import { loadJsonGraph } from "./graphSource";
+import { columnBuffers, packNodes, type Packed } from "./nodeColumns";
 
-export type LoaderRequest = GraphUrls;
+export type LoaderRequest = { id: number; nodes: Uint8Array } | { id: number; json: string };
 export type LoaderReply =
-  | { ok: true; graph: PackedGraph; source: GraphSourceKind; fetchMs: number; buildMs: number }
-  | { ok: false; message: string };
+  | { id: number; ok: true; nodes: Packed<DocumentNodes> }
+  | { id: number; ok: true; graph: Packed<Graph>; ms: Record<string, number> }
+  | { id: number; ok: false; message: string };
 
-function transferables(graph: PackedGraph): ArrayBuffer[] {
-  const arrays: ArrayBufferView[] = [
-    graph.kind, graph.row, graph.ctx, graph.influence, graph.edgeSrc, graph.edgeDst, graph.edgeWeight,
-    graph.edgeAbsBefore, graph.outStart, graph.outEdges, graph.inStart, graph.inEdges, graph.outDst, graph.inSrc, graph.inputAbsSum, graph.nodeSource,
-  ];
-  if ("text" in graph.rawNodes) arrays.push(graph.rawNodes.text);
+function transferables(packed: Packed<DocumentNodes> | Packed<Graph>): ArrayBuffer[] {
+  const arrays = (Object.values(packed) as unknown[]).filter((value): value is ArrayBufferView => ArrayBuffer.isView(value));
+  if ("rawNodes" in packed && "text" in packed.rawNodes) arrays.push(packed.rawNodes.text);
   // A buffer may be listed only once, whatever views of it there are.
-  return [...new Set([...arrays.map((a) => a.buffer as ArrayBuffer), ...columnBuffers(graph.nodeColumns)])];
+  return [...new Set([...arrays.map((a) => a.buffer as ArrayBuffer), ...columnBuffers(packed.nodeColumns)])];
 }
 
 self.onmessage = async (event: MessageEvent<LoaderRequest>) => {
-  const post = (reply: LoaderReply, transfer: ArrayBuffer[] = []): void =>
-    (self as unknown as Worker).postMessage(reply, transfer);
+  const request = event.data;
+  const post = (reply: LoaderReply, transfer: ArrayBuffer[] = []): void => (self as unknown as Worker).postMessage(reply, transfer);
   try {
-    const { graph, source, fetchMs, buildMs } = await loadGraphFrom(event.data);
-    const packed = packGraph(graph);
-    post({ ok: true, graph: packed, source, fetchMs, buildMs }, transferables(packed));
+    if ("nodes" in request) {
+      const nodes = packNodes(documentNodes(request.nodes));
+      post({ id: request.id, ok: true, nodes }, transferables(nodes));
+    } else {
+      const { graph, ms } = await loadJsonGraph(request.json);
+      const packed = packNodes(graph);
+      post({ id: request.id, ok: true, graph: packed, ms }, transferables(packed));
+    }
   } catch (error) {
     const message = error instanceof GraphFormatError || error instanceof Error ? error.message : "the graph could not be loaded";
-    post({ ok: false, message });
+    post({ id: request.id, ok: false, message });
   }
 };

@@ -9,10 +9,9 @@ import { setUpExplainAction } from "./explainAction";
 import { download, exportGraphJson, linkGraphSvg, subgraphSvg, svgToPng } from "./exporting";
 import { featureKeyOf, setUpFeaturePanel } from "./featurePanel";
 import type { Graph } from "./graph";
-import { loadGraphFrom, nodeRecords, type GraphSourceKind, type GraphUrls } from "./graphSource";
+import { loadGraphFrom, nodeRecords, thisThread, type GraphSourceKind, type GraphUrls } from "./graphSource";
 import { setUpLinkGraph, type LinkGraphHandle } from "./linkGraph";
-import type { LoaderReply } from "./loader.worker";
-import { unpackGraph } from "./nodeColumns";
+import { LoaderWorker } from "./loaderClient";
 import { setUpNodeConnections } from "./connections";
 import { settingsFromSaved } from "./hypothesis";
 import { addExplanations, createStore, graphThresholds, updateTestPanel, fromUrlState, toUrlState, type ExplorerState, type ExplorerStore } from "./state";
@@ -26,6 +25,7 @@ import { groupNodes } from "./supernodes";
 import { setUpTestPanel } from "./testPanel";
 import { setUpComparePanel } from "./comparePanel";
 import { setUpSuggestions } from "./suggestPanel";
+import { releaseOnLeave, typedArrayBuffers } from "./release";
 
 declare global {
   interface Window {
@@ -285,44 +285,19 @@ function prefetchSummaries(graph: Graph, store: ExplorerStore, lookup: FeatureLo
   });
 }
 
-/** Load and index the graph in a worker (see ./loader.worker.ts); on the main thread without one. */
+/** Load and index the graph, its slow parsing in the loader worker (./loaderClient.ts). */
 async function loadGraph(urls: GraphUrls, loadMs: Record<string, number>): Promise<{ graph: Graph; source: GraphSourceKind }> {
   const absolute = (url: string): string => new URL(url, location.href).href;
   const request: GraphUrls = { json: absolute(urls.json), ...(urls.binary ? { binary: absolute(urls.binary) } : {}) };
-  if (typeof Worker !== "undefined") {
-    let worker: Worker | null = null;
-    try {
-      worker = new Worker(new URL("./loader.worker.ts", import.meta.url), { type: "module" });
-      const reply = await new Promise<LoaderReply>((resolve, reject) => {
-        worker!.onmessage = (event: MessageEvent<LoaderReply>) => resolve(event.data);
-        worker!.onerror = (event) => reject(new Error(event.message || "worker failed"));
-        worker!.postMessage(request);
-      });
-      if (!reply.ok) throw new GraphLoadError(reply.message);
-      loadMs["fetch"] = reply.fetchMs;
-      loadMs["build"] = reply.buildMs;
-      const t0 = performance.now();
-      const graph = unpackGraph(reply.graph);
-      loadMs["unpack"] = performance.now() - t0;
-      return { graph, source: reply.source };
-    } catch (error) {
-      if (error instanceof GraphLoadError) throw error;
-      // No worker (blocked by a policy, say): do it here.
-    } finally {
-      worker?.terminate();
-    }
-  }
+  const worker = LoaderWorker.start();
   try {
-    const loaded = await loadGraphFrom(request);
-    loadMs["fetch"] = loaded.fetchMs;
-    loadMs["build"] = loaded.buildMs;
-    return { graph: loaded.graph, source: loaded.source };
-  } catch (error) {
-    throw new GraphLoadError(error instanceof Error ? error.message : "the graph could not be loaded");
+    const loaded = await loadGraphFrom(request, worker ?? thisThread);
+    Object.assign(loadMs, loaded.ms);
+    return loaded;
+  } finally {
+    worker?.terminate();
   }
 }
-
-class GraphLoadError extends Error {}
 
 /** What a viewer of a shared subgraph reads first: its title, who saved it, and its notes. */
 function subgraphBanner(saved: SavedSubgraph): HTMLElement {
@@ -481,6 +456,8 @@ async function start(root: HTMLElement): Promise<void> {
     help.hidden = !s.helpOpen;
   });
   syncUrl(store);
+  // Leaving the page for good frees its graph's arrays at once, not at V8's next collection.
+  releaseOnLeave(() => typedArrayBuffers(store.get()));
   if (graph.partial && neighbourhoodUrl) setUpNeighbourhood(store, new NeighbourhoodLoader(neighbourhoodUrl));
   loadMs["setup"] = performance.now() - t2;
 

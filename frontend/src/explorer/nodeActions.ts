@@ -28,30 +28,46 @@ export function groupPicked(store: ExplorerStore): void {
   store.set({ groups: groupNodes(s.groups, s.grouping, `group ${s.groups.length + 1}`), grouping: [] });
 }
 
-function button(act: string, node: number, compact: boolean): HTMLButtonElement {
+function button(act: string, compact: boolean): HTMLButtonElement {
   const b = el("button", `node-action${compact ? " compact" : ""}`);
   b.type = "button";
   b.dataset["act"] = act;
-  b.dataset["node"] = String(node);
   return b;
 }
+
+function featureLink(compact: boolean): HTMLAnchorElement {
+  const link = el("a", `node-action feature-link${compact ? " compact" : ""}`, compact ? "↗" : "Feature page ↗");
+  link.target = "_blank";
+  link.rel = "noopener";
+  link.title = "Open this feature's page (all its examples, explanations and graphs)";
+  link.setAttribute("aria-label", "Feature page");
+  return link;
+}
+
+// Each box's feature link, kept while the box shows a node that has no feature page.
+const links = new WeakMap<HTMLElement, HTMLAnchorElement>();
 
 /** Pin, pick-for-group and (features) feature-page controls for node i. */
 export function nodeActions(s: ExplorerState, i: number, featurePrefix: string, compact: boolean): HTMLElement {
   const box = el("span", `node-actions${compact ? " compact" : ""}`);
-  box.append(button("pin", i, compact), button("pick", i, compact));
+  box.append(button("pin", compact), button("pick", compact));
+  links.set(box, featureLink(compact));
+  retargetNodeActions(box, s, i, featurePrefix);
+  return box;
+}
+
+/** Points controls nodeActions made at node i instead (a list row shown for another node). */
+export function retargetNodeActions(box: HTMLElement, s: ExplorerState, i: number, featurePrefix: string): void {
+  for (const b of box.querySelectorAll<HTMLButtonElement>("button.node-action[data-act]")) b.dataset["node"] = String(i);
+  const link = links.get(box);
   const url = featurePageUrl(featurePrefix, s.graph.nodes[i]!);
-  if (url) {
-    const link = el("a", `node-action feature-link${compact ? " compact" : ""}`, compact ? "↗" : "Feature page ↗");
-    link.href = url;
-    link.target = "_blank";
-    link.rel = "noopener";
-    link.title = "Open this feature's page (all its examples, explanations and graphs)";
-    link.setAttribute("aria-label", "Feature page");
-    box.appendChild(link);
+  if (link && url) {
+    if (link.getAttribute("href") !== url) link.href = url;
+    if (!link.isConnected) box.appendChild(link);
+  } else {
+    link?.remove();
   }
   syncNodeActions(box, s);
-  return box;
 }
 
 /** Brings the buttons under `root` in line with the pins and picks of state `s`. */

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { tinyGraphJson } from "./fixture";
 import { buildGraph, type Graph } from "./graph";
-import { graphFromSidecar, readSidecar } from "./graphBinary";
+import { documentNodes, graphFromSidecar, readSidecar } from "./graphBinary";
 import { GRAPH_BINARY_VECTORS } from "./graphBinary.gen";
 import { graphFromBytes } from "./linkScan";
-import { packGraph, unpackGraph, type PackedGraph } from "./nodeColumns";
+import { packNodes, unpackNodes } from "./nodeColumns";
 
 /** What postMessage does to the worker's reply: a structured clone (the buffers transferred). */
-const posted = (packed: PackedGraph): PackedGraph => structuredClone(packed);
+const posted = <T>(packed: T): T => structuredClone(packed);
 
 /** A graph with what the columns must carry exactly: unicode and empty labels, ids in both
  * error spellings, null and huge feature indices, NaN and -0 values, logits with and without a
@@ -26,11 +26,11 @@ function awkwardGraphJson(): Record<string, unknown> {
 }
 
 /** The graph's node records and id index (in insertion order), the rest as it is. */
-function nodesOf(graph: Graph): unknown {
+function nodesOf(graph: Pick<Graph, "nodes" | "index" | "n">): unknown {
   return { nodes: graph.nodes, index: [...graph.index], n: graph.n };
 }
 
-describe("packGraph / unpackGraph", () => {
+describe("packNodes / unpackNodes", () => {
   const sidecar = async (binary: string): Promise<Graph> =>
     graphFromSidecar(await readSidecar(new Blob([Uint8Array.from(atob(binary), (c) => c.charCodeAt(0))]).stream()), "/g.bin");
   const graphs: [string, () => Graph | Promise<Graph>][] = [
@@ -40,9 +40,9 @@ describe("packGraph / unpackGraph", () => {
     ...GRAPH_BINARY_VECTORS.map((v): [string, () => Promise<Graph>] => [`sidecar ${v.name}`, () => sidecar(v.binary)]),
   ];
 
-  it.each(graphs)("give back %s's node records and id index as graphWithEdges made them", async (_name, make) => {
+  it.each(graphs)("give back %s's node records and id index as graphNodes made them", async (_name, make) => {
     const graph = await make();
-    const unpacked = unpackGraph(posted(packGraph(graph)));
+    const unpacked = unpackNodes(posted(packNodes(graph)));
     expect(nodesOf(unpacked)).toEqual(nodesOf(graph));
     // toEqual treats -0 and 0 alike only through Object.is: check the signs too.
     expect(unpacked.nodes.map((node) => Object.is(node.influence, -0))).toEqual(graph.nodes.map((node) => Object.is(node.influence, -0)));
@@ -50,19 +50,32 @@ describe("packGraph / unpackGraph", () => {
 
   it("carry the rest of the graph through as it was", () => {
     const graph = buildGraph(awkwardGraphJson());
-    const { nodes: _nodes, index: _index, ...rest } = unpackGraph(posted(packGraph(graph)));
+    const { nodes: _nodes, index: _index, ...rest } = unpackNodes(posted(packNodes(graph)));
     const { nodes: _n, index: _i, ...expected } = graph;
     expect(rest).toEqual(expected);
   });
 
+  it("carry a graph's nodes alone (what the worker parses of a sidecar) through as they were", () => {
+    const nodes = documentNodes(new TextEncoder().encode(JSON.stringify(awkwardGraphJson())));
+    const packed = packNodes(nodes);
+    // Not the parsed records (100k objects to clone): the page reads them again on export.
+    expect("rawNodes" in packed).toBe(false);
+    const unpacked = unpackNodes(posted(packed));
+    expect(nodesOf(unpacked)).toEqual(nodesOf(nodes));
+    const { nodes: _nodes, index: _index, ...rest } = unpacked;
+    const { nodes: _n, index: _i, ...expected } = nodes;
+    expect(rest).toEqual(expected);
+    expect([rest.records, rest.droppedNodes, rest.linksListed]).toEqual([nodes.n + 1, 1, true]);
+  });
+
   it("send no node objects and no Map", () => {
-    const packed = packGraph(buildGraph(awkwardGraphJson()));
+    const packed = packNodes(buildGraph(awkwardGraphJson()));
     expect("nodes" in packed || "index" in packed).toBe(false);
     expect(packed.nodeColumns.text).toContain("🐈");
   });
 
   it("read an error node's old id form as the node, and the awkward nodes as parsed", () => {
-    const graph = unpackGraph(posted(packGraph(buildGraph(awkwardGraphJson()))));
+    const graph = unpackNodes(posted(packNodes(buildGraph(awkwardGraphJson()))));
     expect(graph.index.get("0_1_1")).toBe(graph.index.get("1_-1_1"));
     const big = graph.nodes[graph.index.get("1_9999999999_0")!]!;
     expect([big.feature, big.clerp, Number.isNaN(big.activation)]).toEqual([9999999999, "é 日本 🐈 \u0000 \"q\"", true]);

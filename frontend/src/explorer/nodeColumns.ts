@@ -1,8 +1,9 @@
-// The graph as the loader worker hands it to the page: its node records as a few typed columns
-// and one string of their ids and labels, instead of 100,000 objects and a Map of their ids.
+// A graph (or a graph's nodes) as the loader worker hands it to the page: its node records as a
+// few typed columns and one string of their ids and labels, instead of 100,000 objects and a Map
+// of their ids.
 // Structured-cloning those objects (worker) and rebuilding them (page) took 0.2 s of a 100k-node
 // graph's opening; the columns are transferred without a copy, and the page makes the records
-// again in one pass (unpackGraph), the same records graphWithEdges made.
+// again in one pass (unpackNodes), the same records graphNodes made.
 
 import { addErrorAliases, nodeToken, type Graph, type NodeInfo } from "./graph";
 
@@ -16,10 +17,13 @@ export interface NodeColumns {
   ends: Int32Array;
 }
 
-export type PackedGraph = Omit<Graph, "nodes" | "index"> & { nodeColumns: NodeColumns };
+/** What packing reads and unpacking makes again: a Graph or a GraphNodes. */
+type NodeFields = Pick<Graph, "nodes" | "index" | "n" | "kind" | "row" | "ctx" | "influence" | "metadata">;
+
+export type Packed<T extends NodeFields> = Omit<T, "nodes" | "index"> & { nodeColumns: NodeColumns };
 
 /** The graph with its node records as columns (the rest as it is). */
-export function packGraph(graph: Graph): PackedGraph {
+export function packNodes<T extends NodeFields>(graph: T): Packed<T> {
   const { nodes, index: _index, ...rest } = graph;
   const n = nodes.length;
   const feature = new Float64Array(n);
@@ -43,8 +47,8 @@ export function packGraph(graph: Graph): PackedGraph {
   return { ...rest, nodeColumns: { feature, activation, tokenProb, text: parts.join(""), ends } };
 }
 
-/** The graph packGraph packed: the same node records and id index. */
-export function unpackGraph(packed: PackedGraph): Graph {
+/** The graph packNodes packed: the same node records and id index. */
+export function unpackNodes<T extends NodeFields>(packed: Packed<T>): T {
   const { nodeColumns: columns, ...rest } = packed;
   const { feature, activation, tokenProb, text, ends } = columns;
   const tokens = packed.metadata.promptTokens;
@@ -74,7 +78,8 @@ export function unpackGraph(packed: PackedGraph): Graph {
     index.set(id, i);
   }
   addErrorAliases(nodes, index);
-  return { ...rest, nodes, index };
+  // T less its nodes and index, with them again: T (which TypeScript cannot see for a generic T).
+  return { ...rest, nodes, index } as unknown as T;
 }
 
 /** The buffers of the columns, to transfer rather than copy. */
