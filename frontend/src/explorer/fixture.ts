@@ -1,4 +1,15 @@
-// A small hand-made graph for unit tests: 2 layers, prompt "The cat", one logit.
+// A small hand-made graph for unit tests: 2 layers, prompt "The cat", one logit; and a graph read
+// from a whole sidecar in this thread, as the page reads one (./graphSource.ts) without a worker.
+
+import type { Graph } from "./graph";
+import { documentNodes, openSidecar, sidecarEdges, sidecarGraph } from "./graphBinary";
+
+/** The graph of the sidecar streamed by `body`, as if read from `url`. */
+export async function graphFromSidecarBody(body: ReadableStream<Uint8Array>, url = "/g.bin"): Promise<Graph> {
+  const open = await openSidecar(body);
+  const links = await open.links();
+  return sidecarGraph(open.header, documentNodes(open.document), sidecarEdges(links, open.header.records), url);
+}
 
 export function tinyGraphJson(): Record<string, unknown> {
   return {

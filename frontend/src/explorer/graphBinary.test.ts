@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { buildGraph, heldRecords, type Graph } from "./graph";
-import { GraphBinaryError, graphFromSidecar, readSidecar, sidecarRecords } from "./graphBinary";
+import { GraphBinaryError, sidecarRecords } from "./graphBinary";
+import { graphFromSidecarBody } from "./fixture";
 import { GRAPH_BINARY_VECTORS, type GraphBinaryVector } from "./graphBinary.gen";
 import { loadGraphFrom, nodeRecords, thisThread, type GraphParsers } from "./graphSource";
 import { exportGraphJson } from "./exporting";
@@ -18,7 +19,7 @@ function streamOf(bytes: Uint8Array, size = 64 * 1024): ReadableStream<Uint8Arra
     },
   });
 }
-const graphFromBinary = async (bytes: Uint8Array, size?: number): Promise<Graph> => graphFromSidecar(await readSidecar(streamOf(bytes, size)), "/g.bin");
+const graphFromBinary = async (bytes: Uint8Array, size?: number): Promise<Graph> => graphFromSidecarBody(streamOf(bytes, size));
 const shaOf = (graph: Graph): string => ("sidecar" in graph.rawNodes ? graph.rawNodes.artifactSha256 : "");
 /** The node records of a graph: held, or read again from `sidecar` (the bytes it came from). */
 const recordsOf = async (graph: Graph, sidecar?: Uint8Array): Promise<unknown[]> => heldRecords(graph.rawNodes) ?? sidecarRecords(streamOf(sidecar!), shaOf(graph));
@@ -48,7 +49,7 @@ function withU32(bytes: Uint8Array, at: number, value: number): Uint8Array {
 
 const u32 = (bytes: Uint8Array, at: number): number => new DataView(bytes.buffer, bytes.byteOffset).getUint32(at, true);
 
-describe("readSidecar / graphFromSidecar", () => {
+describe("openSidecar / sidecarEdges / sidecarGraph", () => {
   it.each(GRAPH_BINARY_VECTORS.map((v) => [v.name, v] as const))("reads the Python encoder's %s as JSON.parse + buildGraph read the JSON", async (_name, vector) => {
     const fromJson = buildGraph(JSON.parse(vector.json));
     const fromBinary = await graphFromBinary(bytesOf(vector));

@@ -138,9 +138,6 @@ export interface SidecarLinks {
   edgeWeight: Float64Array | Float32Array; // float32 when the sidecar's are: each reads back as the JSON's float64
 }
 
-/** A sidecar as downloaded: its header, its document (UTF-8 JSON), and its link arrays. */
-export type Sidecar = SidecarLinks & { header: Header; document: Uint8Array };
-
 /** A sidecar whose header and document have arrived; `links()` reads the rest of its body. */
 export interface OpenSidecar {
   header: Header;
@@ -165,12 +162,6 @@ export async function openSidecar(body: ReadableStream<Uint8Array>): Promise<Ope
     return { edgeSrc, edgeDst, edgeWeight };
   };
   return { header, document, links };
-}
-
-/** Reads a whole sidecar from a response's body. */
-export async function readSidecar(body: ReadableStream<Uint8Array>): Promise<Sidecar> {
-  const open = await openSidecar(body);
-  return { header: open.header, document: open.document, ...(await open.links()) };
 }
 
 /** The indexed edges of a sidecar's links, whose ends are positions in the file's `records` nodes. */
@@ -201,11 +192,6 @@ export function sidecarGraph(header: Header, nodes: DocumentNodes, edges: EdgeFi
   // Link ends are positions in the file's nodes: node indices only when every node was kept.
   if (nodes.records !== header.records || nodes.n !== header.records) throw new GraphBinaryError("the graph sidecar's nodes are not the explorer's nodes");
   return withEdges({ ...nodes, rawNodes: { sidecar: url, artifactSha256: header.artifactSha256 } }, edges, header.links);
-}
-
-/** sidecarGraph of a whole sidecar, in this thread. */
-export function graphFromSidecar(sidecar: Sidecar, url: string): Graph {
-  return sidecarGraph(sidecar.header, documentNodes(sidecar.document), sidecarEdges(sidecar, sidecar.header.records), url);
 }
 
 /**

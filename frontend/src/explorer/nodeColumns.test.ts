@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { tinyGraphJson } from "./fixture";
+import { graphFromSidecarBody, tinyGraphJson } from "./fixture";
 import { buildGraph, type Graph } from "./graph";
-import { documentNodes, graphFromSidecar, readSidecar } from "./graphBinary";
+import { documentNodes } from "./graphBinary";
 import { GRAPH_BINARY_VECTORS } from "./graphBinary.gen";
 import { graphFromBytes } from "./linkScan";
 import { packNodes, unpackNodes } from "./nodeColumns";
@@ -32,7 +32,7 @@ function nodesOf(graph: Pick<Graph, "nodes" | "index" | "n">): unknown {
 
 describe("packNodes / unpackNodes", () => {
   const sidecar = async (binary: string): Promise<Graph> =>
-    graphFromSidecar(await readSidecar(new Blob([Uint8Array.from(atob(binary), (c) => c.charCodeAt(0))]).stream()), "/g.bin");
+    graphFromSidecarBody(new Blob([Uint8Array.from(atob(binary), (c) => c.charCodeAt(0))]).stream());
   const graphs: [string, () => Graph | Promise<Graph>][] = [
     ["the tiny fixture", () => buildGraph(tinyGraphJson())],
     ["awkward nodes", () => buildGraph(awkwardGraphJson())],

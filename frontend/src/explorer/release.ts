@@ -1,7 +1,7 @@
 // When the tab leaves the page for good, the graph's typed arrays (about 75 MB for 2M links) are
 // given back at once. Otherwise a tab that opens graph after graph also holds the earlier
 // graphs until V8 next collects: measured on the explorer benchmark's three opens, one or two
-// earlier graphs were often still there (about 95 MB each), and when varied from run to run.
+// earlier graphs were often still there (about 95 MB each), and how many varied from run to run.
 // Dropping references, or transferring a buffer to a worker, waits for that collection like the
 // rest of the old page; ArrayBuffer.prototype.transfer(0) frees the old buffer's memory at once.
 //
