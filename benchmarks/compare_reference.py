@@ -214,10 +214,10 @@ def in_circuit_tracers_token_convention(graph: Graph, scale: float) -> Graph:
     its rows itself, circuit-tracer multiplies the gradient at its output by the unscaled row, so
     its token edges are 1/scale of ours (docs/engine.md, "Gemma-3 token nodes"). Compare, and
     prune, in that convention to check equality with it."""
-    adjacency = graph.adjacency.clone()
+    rows = graph.target_rows.clone()
     start = graph.n_nodes - graph.n_logits - graph.n_pos
-    adjacency[:, start : start + graph.n_pos] /= scale
-    return Graph(**{**vars(graph), "adjacency": adjacency})
+    rows[:, start : start + graph.n_pos] /= scale
+    return Graph(**{**vars(graph), "target_rows": rows})
 
 
 def agreement(ref: dict[str, torch.Tensor], ours: Graph, pruned: PruneResult) -> dict[str, Any]:

@@ -40,6 +40,9 @@ from .replacement import ReplacementModel, run_linearised
 from .rows import RowComputer, by_layer
 
 PHASES = ("forward", "logits", "features")
+# Rows gathered per step when the graph's rows are assembled (`_assemble`): that step's
+# transient is `ASSEMBLY_ROWS` rows of the graph's width.
+ASSEMBLY_ROWS = 1024
 ProgressCallback = Callable[[str, float], None]
 
 
@@ -195,8 +198,8 @@ class _Run:
 class _Rows:
     """Where rows go as they are computed.
 
-    With every feature kept (``keep_all``), rows go straight to their final place in the (N, N)
-    adjacency, on the CPU. When selecting, logit rows come first, then feature rows in visit
+    With every feature kept (``keep_all``), rows go straight to their final place in the graph's
+    rows (graph.py ``target_rows``: features by index, then logits), on the CPU. When selecting, logit rows come first, then feature rows in visit
     order, on the model's device: the ranking re-reads them every few batches (a GPU does that in
     milliseconds). With ``offload``, that ranking buffer is on the host instead (it is idle
     between re-rankings): each batch's rows are copied there as computed, and the ranking streams
@@ -222,7 +225,7 @@ class _Rows:
         keep_all = n_keep == computer.n_active
         total = computer.n_cols + n_logits
         home = torch.device("cpu") if keep_all or offload else device
-        buffer = torch.zeros(total if keep_all else n_keep + n_logits, total, device=home)
+        buffer = torch.zeros(n_keep + n_logits, total, device=home)
         row_to_node = torch.zeros(n_keep + n_logits, dtype=torch.long, device=home)
         return cls(buffer, row_to_node, keep_all, n_keep, n_logits, computer.n_cols)
 
@@ -314,25 +317,21 @@ def _feature_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Ro
 
 
 def _assemble(rows: _Rows, selected: torch.Tensor, n_active: int) -> torch.Tensor:
-    """The (N, N) adjacency in the node order of graph.py, on the CPU."""
+    """The graph's rows (graph.py ``target_rows``: features by index, then logits) at its
+    columns (the kept features, errors, tokens, logits), on the CPU."""
     if rows.keep_all:
         return rows.buffer
-    n_keep, n_logits = rows.n_keep, rows.n_logits
-    total_nodes = rows.buffer.shape[1]
-    columns = torch.cat([selected, torch.arange(n_active, total_nodes)]).to(rows.buffer.device)
-    # Features by index, then logits; one row at a time would be slow, a copy of the buffer in
-    # the original order costs its size again: go through the CPU in row blocks, each gathered
-    # at its rows and the kept columns at once (rows first would copy 1,024 whole buffer rows:
-    # 56 GB at 8,192 tokens of the Gemma-2-2B shape).
+    columns = torch.cat([selected, torch.arange(n_active, rows.buffer.shape[1])])
+    columns = columns.to(rows.buffer.device)
+    # Buffer rows are in visit order, logits first; sorted by node, the features come by index,
+    # then the logits. Gathered a block of rows at a time, each at its rows and the kept columns
+    # at once, into the result: no copy of the buffer in the node order, nor of the result.
     order = rows.row_to_node.argsort()
-    ordered = torch.cat(
-        [rows.buffer[order[i : i + 1024, None], columns].cpu() for i in range(0, len(order), 1024)]
-    )
-    n_nodes = len(columns)
-    adjacency = torch.zeros(n_nodes, n_nodes)
-    adjacency[:n_keep] = ordered[:n_keep]
-    adjacency[n_nodes - n_logits :] = ordered[n_keep:]
-    return adjacency
+    out = torch.empty(len(order), len(columns))
+    for i in range(0, len(order), ASSEMBLY_ROWS):
+        block = order[i : i + ASSEMBLY_ROWS]
+        out[i : i + len(block)] = rows.buffer[block[:, None], columns].cpu()
+    return out
 
 
 def _input_string(
@@ -397,7 +396,7 @@ def attribute(
         active_features=computer.active_features,
         activation_values=computer.activation_values,
         selected_features=selected,
-        adjacency=_assemble(rows, selected, n_active),
+        target_rows=_assemble(rows, selected, n_active),
         logit_tokens=targets.tokens.cpu(),
         logit_probabilities=targets.probabilities.float().cpu(),
         logit_labels=targets.labels,

@@ -92,8 +92,12 @@ def _gain(module: torch.nn.Module, kind: NormKind) -> torch.Tensor:
     return 1.0 + weight.float() if kind == "rms_plus_one" else weight.float()
 
 
+_RELEASED = torch.empty(0)  # a trace's pattern once folded into a backward pass
+
+
 class LinearisedBackward:
-    """The transpose of the linearised model of one forward pass (`run_linearised`)."""
+    """The transpose of the linearised model of one forward pass (`run_linearised`). It takes
+    the trace's attention patterns: each is released from the trace as it is folded."""
 
     def __init__(self, rm: ReplacementModel, trace: LinearisedForward):
         adapter, tc, kind = rm.adapter, rm.transcoders, rm.adapter.norm_kind
@@ -101,6 +105,8 @@ class LinearisedBackward:
         out_path, _ = adapter.hook(tc.feature_output_hook)
         if len(trace.patterns) != rm.n_layers:
             raise RuntimeError("the forward pass did not record every layer's attention pattern")
+        if any(p is _RELEASED for p in trace.patterns):
+            raise RuntimeError("this forward pass's patterns were taken by another backward pass")
 
         def norm(layer: int, path: str, module: torch.nn.Module, gain: bool = True) -> _Norm:
             scale = trace.norm_scales[(layer, path)]
@@ -117,17 +123,25 @@ class LinearisedBackward:
                 to_leaf = norm(layer, adapter.mlp_out_norm, resolve(block, adapter.mlp_out_norm))
             w_v, w_o = adapter.value_and_output_weights(block)
             attn_in = norm(layer, adapter.attn_norm, resolve(block, adapter.attn_norm))
-            w_v, pattern = attn_in.fold_after(w_v), trace.patterns[layer].float()
-            pattern = pattern * attn_in.scale[:, 0]  # source positions
+            w_v = attn_in.fold_after(w_v)
+            # (source, head, target), in float32 to fold the norm scales in; the trace's copy is
+            # then released: at long prompts the patterns are the run's largest tensors (28 GB
+            # at 8,192 tokens of the Gemma-2-2B shape), so they are held once, not twice.
+            pattern = trace.patterns[layer]
+            source, heads, target = pattern.shape[2], pattern.shape[0], pattern.shape[1]
+            folded = torch.empty(source, heads, target, device=pattern.device)
+            folded.copy_(pattern.permute(2, 0, 1))
+            trace.patterns[layer] = pattern = _RELEASED
+            folded.mul_(attn_in.scale[:, 0, None, None])  # source positions
             if adapter.attn_out_norm is not None:
                 path = adapter.attn_out_norm
                 attn_out = norm(layer, path, resolve(block, path))
                 w_o = attn_out.fold_before(w_o)
-                pattern = pattern * attn_out.scale  # target positions
+                folded.mul_(attn_out.scale[:, 0])  # target positions
             dtype = rm.dtype
             self.blocks.append(
                 _Block(
-                    pattern_t=pattern.permute(2, 0, 1).contiguous().to(dtype),
+                    pattern_t=folded.to(dtype),
                     w_v=w_v.to(dtype),
                     w_o=w_o.to(dtype),
                     to_input=to_input,

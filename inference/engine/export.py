@@ -32,9 +32,11 @@ from .graph import Graph
 from .pruning import PruneResult, prune
 
 GENERATOR = {"name": "circuit-atlas", "version": "0.1.0"}
-RAW_FORMAT = "circuit-atlas-raw/1"
+RAW_FORMAT = "circuit-atlas-raw/2"
+# Version 1 held the (N, N) adjacency, zero rows included; 2 holds its non-zero rows.
+_RAW_FORMAT_1 = "circuit-atlas-raw/1"
 _RAW_TENSORS = (
-    "adjacency",
+    "target_rows",
     "active_features",
     "selected_features",
     "activation_values",
@@ -201,14 +203,23 @@ def save_raw(graph: Graph, path: str | Path) -> None:
     save_file(tensors, str(path), metadata=metadata)
 
 
+def _rows_of_square(tensors: dict[str, torch.Tensor], n_logits: int) -> torch.Tensor:
+    """A version-1 file's (N, N) adjacency as the graph's rows: the features', then the logits'."""
+    square = tensors.pop("adjacency")
+    n, n_features = square.shape[0], len(tensors["selected_features"])
+    return torch.cat([square[:n_features], square[n - n_logits :]])
+
+
 def load_raw(path: str | Path) -> Graph:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
-    if meta.get("format") != RAW_FORMAT:
+    if meta.get("format") not in (RAW_FORMAT, _RAW_FORMAT_1):
         raise GraphFormatError(f"{path} is not a {RAW_FORMAT} file")
     tensors = load_file(str(path))
+    if meta["format"] == _RAW_FORMAT_1:
+        tensors["target_rows"] = _rows_of_square(tensors, len(json.loads(meta["logit_labels"])))
     return Graph(
         input_string=meta["input_string"],
         input_token_strings=json.loads(meta["input_token_strings"]),

@@ -13,10 +13,15 @@ Nodes, in this order (N = n_selected + n_layers * n_pos + n_pos + n_logits):
   custom target (logit difference, arbitrary direction); ``logit_probabilities[i]`` is its
   softmax probability (or the weight given for a custom target).
 
-``adjacency`` (N, N) float32: ``adjacency[t, s]`` is the direct linear effect of source s on
-target t in the linearised model. Rows are targets, columns sources; only feature and logit rows
-can be non-zero (errors and tokens have no inputs). The special first token's features and
-errors are zeroed, so they never appear as active.
+The adjacency, ``adjacency[t, s]``, is the direct linear effect of source s on target t in the
+linearised model: rows are targets, columns sources. Only feature and logit rows can be non-zero
+(errors and tokens have no inputs), so the graph holds just those: ``target_rows``
+(n_selected + n_logits, N) float32, the feature rows then the logit rows, in node order. The
+(N, N) form would be mostly zeros, and at long prompts the zeros are what does not fit: at 8,192
+tokens of a 26-layer model the error nodes alone make N about 229k, so (N, N) is 210 GB against
+7.5 GB for the rows of 8,192 features. ``adjacency`` builds the square form for small graphs
+(comparisons, tests). The special first token's features and errors are zeroed, so they never
+appear as active.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class Graph:
     active_features: torch.Tensor  # (n_active, 3) int64: layer, pos, feature index
     activation_values: torch.Tensor  # (n_active,) float32
     selected_features: torch.Tensor  # (n_selected,) int64 indices into active_features
-    adjacency: torch.Tensor  # (N, N) float32, rows = targets, cols = sources
+    target_rows: torch.Tensor  # (n_selected + n_logits, N) float32: features', then logits' rows
     logit_tokens: torch.Tensor  # (n_logits,) int64
     logit_probabilities: torch.Tensor  # (n_logits,) float32
     logit_labels: list[str]  # decoded target tokens or custom target labels
@@ -59,7 +64,20 @@ class Graph:
 
     @property
     def n_nodes(self) -> int:
-        return int(self.adjacency.shape[0])
+        return int(self.target_rows.shape[1])
+
+    @property
+    def row_nodes(self) -> torch.Tensor:
+        """The node of each of ``target_rows``' rows: the features, then the logits."""
+        n = self.n_nodes
+        return torch.cat([torch.arange(self.n_features), torch.arange(n - self.n_logits, n)])
+
+    @property
+    def adjacency(self) -> torch.Tensor:
+        """The (N, N) adjacency, zero rows included: O(N^2) memory, for small graphs."""
+        square = torch.zeros(self.n_nodes, self.n_nodes, dtype=self.target_rows.dtype)
+        square[self.row_nodes] = self.target_rows
+        return square
 
     @property
     def error_offset(self) -> int:

@@ -2,8 +2,9 @@
 
 `measure(model, tokens)` is the cheap part: one linearised forward pass and the encoders (no
 decoder row is read, no backward pass runs) give the active features per layer and their densest
-position, and the bytes that forward pass keeps for autograd (every tensor autograd saves or the
-trace holds, counted once per storage, the model's own weights left out). `estimate(...)` is then
+position, and the bytes that forward pass keeps (the trace's tensors, counted once per storage,
+the model's own weights and the attention patterns, which the backward pass takes, left out;
+it records no autograd graph). `estimate(...)` is then
 arithmetic on those counts, the model and transcoder shapes and the settings. The run's peak is
 the largest of three moments, each the sum of what is alive then (``b`` = bytes per element of
 the model's dtype, f32 = 4; ``n`` positions, ``L`` layers, ``d`` d_model, ``A`` active features,
@@ -12,15 +13,18 @@ output layers of layer l's decoder (1, or L - l for a cross-layer set), ``K`` th
 kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` source columns,
 ``B`` the batch size):
 
-- ``forward``: the measured bytes the linearised forward keeps (its autograd graph).
+- ``forward``: the measured bytes the linearised forward's trace keeps.
 - ``sources`` (kept from `RowComputer` on): the decoder blocks, padded per position,
   ``sum_l o_l n w_l d b``, when held (`Layout`); the error vectors and token embeddings,
   ``(L + 1) n d f32``.
+- ``fold`` (while the backward pass is built, before ``build``): one layer's attention pattern
+  in float32 while the norm scales are folded into it, ``H n² f32``; the trace's copy of each
+  pattern is released as it is folded, so the patterns are counted once (``backward``).
 - ``build`` (while `RowComputer` is built): one layer's decoder rows read in float32 and scaled
   (two copies) and its reconstruction, ``max_l 2 A_l o_l d f32 + L n d f32``.
-- ``rows``: the row buffer. With every feature kept, the (N + k)² adjacency in float32 on the
-  CPU; when selecting, ``(K + k) (N + k) f32`` on the model's device, or on the host when
-  offloaded (`Layout`), which the ranking reads in row chunks (`partial_influences`) instead
+- ``rows``: the row buffer. With every feature kept, the graph's rows (graph.py
+  ``target_rows``), ``(A + k) (N + k) f32`` on the CPU; when selecting, ``(K + k) (N + k)
+  f32`` on the model's device, or on the host when offloaded (`Layout`), which the ranking reads in row chunks (`partial_influences`) instead
   of through a full copy.
 - ``backward`` (kept from `RowComputer` on, backward.py): every layer's frozen attention pattern
   with the norm scales folded in, ``L H n² b`` (``H`` heads), and the value and output
@@ -48,14 +52,16 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
   other working blocks in the same sizes block after block, so they refill their own holes.
 - ``ranking`` (selection only, between batches): the ranking's normalised copy of the rows,
   made a chunk of about 256 MB at a time, ``min(rows, 256 MB)``.
-- ``assemble`` (selection only, after the forward pass is freed): the rows reordered at the
-  kept columns, ``(K + k) M f32`` with ``M = K + L n + n + k``, and the (M, M) adjacency.
+- ``assemble`` (selection only, after the forward pass is freed): the graph's rows, the buffer's
+  reordered at the kept columns, ``(K + k) M f32`` with ``M = K + L n + n + k``, and the block
+  of ``ASSEMBLY_ROWS`` rows being gathered into them; on a GPU with the buffer on the device,
+  that block is also there while it is gathered (``gather``).
 
-Peak = max(forward + backward + build, forward + backward + sources + rows + max(batch +
-decoder + heap, ranking), sources + rows + assemble). The forward pass's autograd graph is
-alive during the logit rows, and on the host its blocks stay in the heap after, so it is
-counted beside the batch. On a GPU (``Shapes.on_host`` False) the terms on the host (the
-kept-all adjacency or an offloaded buffer, the assembly) make ``Estimate.host_peak`` by the
+Peak = max(forward + backward + max(build, fold), forward + backward + sources + rows +
+max(batch + decoder + heap, ranking), sources + rows + assemble + gather). The forward pass's
+trace is alive during the logit rows, and on the host its blocks stay in the heap after, so it
+is counted beside the batch. On a GPU (``Shapes.on_host`` False) the terms on the host (the
+kept-all rows or an offloaded buffer, the assembly) make ``Estimate.host_peak`` by the
 same moments, and ``Estimate.peak`` has the rest; there is no heap term. On a CPU the host is
 the device: ``peak`` has every term. The model's and the transcoders' weights (``weights``) are
 resident before the run and come on top on the device; `Estimate.device_total` adds them.
@@ -64,14 +70,13 @@ resident before the run and come on top on the device; `Estimate.device_total` a
 from __future__ import annotations
 
 import os
-import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 
+from .attribution import ASSEMBLY_ROWS
 from .replacement import ReplacementModel, run_linearised
 
 F32 = 4  # bytes of a float32
@@ -91,7 +96,7 @@ class ActiveFeatures:
     n_pos: int
     per_layer: tuple[int, ...]  # active features of each layer (special first token excluded)
     densest: tuple[int, ...]  # per layer, the most active features at one position
-    forward_bytes: int  # what the linearised forward keeps alive for autograd
+    forward_bytes: int  # what the linearised forward's trace keeps, its patterns left out
 
     @property
     def total(self) -> int:
@@ -110,7 +115,7 @@ class Shapes:
     out_layers: tuple[int, ...]  # per source layer, how many layers its decoder writes
     dtype_bytes: int  # of the model's dtype
     weight_bytes: int  # the model's parameters and the transcoders' encoders, on the device
-    # the host's memory is the device's (CPU); on a GPU the kept-all adjacency and the assembly
+    # the host's memory is the device's (CPU); on a GPU the kept-all rows and the assembly
     # live on the host and are not counted
     on_host: bool = True
 
@@ -155,7 +160,7 @@ class Estimate:
 
     terms: dict[str, int]
     peak: int  # on the model's device, the run's own, on top of the resident weights
-    # on the host, beside a GPU run (the kept-all adjacency, an offloaded buffer, the
+    # on the host, beside a GPU run (the kept-all rows, an offloaded buffer, the
     # assembly); 0 on a CPU run, whose host is its device (``peak`` has it all)
     host_peak: int
     weights: int
@@ -181,23 +186,6 @@ class Estimate:
         }
 
 
-@contextmanager
-def _saved_tensors() -> Iterator[Callable[[], list[torch.Tensor]]]:
-    """Yields a function that lists the tensors autograd saved inside the block and still holds
-    (a saved tensor whose graph part is gone, like the replaced MLPs', is left out)."""
-    saved: list[weakref.ref[torch.Tensor]] = []
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        saved.append(weakref.ref(t))  # the graph keeps this very object while it needs it
-        return t
-
-    def held() -> list[torch.Tensor]:
-        return [t for t in (ref() for ref in saved) if t is not None]
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        yield held
-
-
 def measure(
     model: ReplacementModel, tokens: torch.Tensor, zero_positions: int = 1
 ) -> ActiveFeatures:
@@ -206,11 +194,12 @@ def measure(
     tc = model.transcoders
     resident = [*model.model.parameters(), *tc.W_enc, *(w for w in tc.skip if w is not None)]
     weights = {p.untyped_storage().data_ptr() for p in resident}
-    with _saved_tensors() as held:
-        trace = run_linearised(model, tokens)
-    # and what the trace holds outside autograd's saved tensors (the leaves, detached outputs)
-    kept = [*held(), *trace.feature_inputs, *trace.output_leaves, *trace.outputs]
+    trace = run_linearised(model, tokens)
+    # What the trace holds (it records no autograd graph). Its attention patterns are left
+    # out: the backward pass takes them as it folds them (``backward``, ``fold``).
+    kept = [*trace.feature_inputs, *trace.output_leaves, *trace.outputs]
     kept += [t for t in (trace.embed_leaf, trace.final_resid) if t is not None]
+    kept += list(trace.norm_scales.values())
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in kept}
     forward_bytes = sum(n for ptr, n in storages.items() if ptr not in weights)
     per_layer, densest = [], []
@@ -250,7 +239,7 @@ def estimate(
         (max(a * d * (F32 + cast * b), a * d * b + n * w * d * b) for a, w, _ in per_layer),
         default=0,
     )
-    rows = (width**2 if keep_all else (keep + n_logits) * width) * F32
+    rows = (keep + n_logits) * width * F32
     grad = batch_size * n * d * b  # one gradient-sized block
     grads = [grad] * BACKWARD_WORKING_SET
     grads += [batch_size * n * shapes.attn_width * b] * 2 + [
@@ -278,21 +267,27 @@ def estimate(
     # the ranking's normalised copy, one chunk of rows at a time (attribution.partial_influences)
     ranking = 0 if keep_all else min(rows, RANKING_CHUNK_BYTES)
     m = keep + n_layers * n + n + n_logits
+    # the graph's rows at its columns, gathered into them a block of rows at a time
+    # (attribution._assemble): on a GPU the block is gathered on the buffer's device and copied
+    gathered = min(ASSEMBLY_ROWS, keep + n_logits) * m * F32
     terms = {
         "forward": active.forward_bytes,
         "backward": backward,
         "sources": (held if layout.hold_decoder_blocks else 0) + (n_layers + 1) * n * d * F32,
         "build": scaled + n_layers * n * d * F32,
+        # one layer's pattern in float32 while its norm scales are folded in (backward.py)
+        "fold": shapes.n_heads * n * n * F32,
         "rows": rows,
         "batch": batch,
         "decoder": 0 if layout.hold_decoder_blocks else decoder,
         "heap": heap,
         "heap_build": heap_build,
         "ranking": ranking,
-        "assemble": 0 if keep_all else ((keep + n_logits) * m + m * m) * F32,
+        "assemble": 0 if keep_all else (keep + n_logits) * m * F32 + gathered,
+        "gather": 0 if keep_all or shapes.on_host or layout.offload_rows else gathered,
     }
-    # a GPU run fills the kept-all adjacency, and an offloaded buffer, on the host, and
-    # assembles there; a CPU run's host is its device
+    # a GPU run fills the kept-all rows, and an offloaded buffer, on the host, and assembles
+    # there; a CPU run's host is its device
     on_host = set() if shapes.on_host else {"assemble"}
     if not shapes.on_host and (keep_all or layout.offload_rows):
         on_host.add("rows")
@@ -304,9 +299,9 @@ def estimate(
         # build's decoder copies
         working = t["batch"] + t["heap"] + max(t["decoder"], t["heap_build"])
         return max(
-            alive + t["build"],
+            alive + max(t["build"], t["fold"]),
             alive + t["sources"] + t["rows"] + max(working, t["ranking"]),
-            t["sources"] + t["rows"] + t["assemble"],
+            t["sources"] + t["rows"] + t["assemble"] + t["gather"],
         )
 
     return Estimate(

@@ -11,8 +11,8 @@ Semantics follow circuit-tracer's ``prune_graph`` and ``compute_graph_scores``:
 - ``influence`` per node is the cumulative-influence fraction: the share of total influence held
   by the nodes at least as influential as it (what the frontend calls a node's influence).
 
-Only feature and logit rows can be non-zero, so everything works on that (rows x N) block, and
-the edge threshold is found from a sorted random sample that brackets it, sorting only the
+Only feature and logit rows can be non-zero, so everything works on that (rows x N) block (the
+graph's ``target_rows``), and the edge threshold is found from a sorted random sample that brackets it, sorting only the
 scores inside the bracket, never all N^2 of them.
 """
 
@@ -42,19 +42,11 @@ class PruneResult:
     completeness_score: float
 
 
-def _block_rows(graph: Graph) -> torch.Tensor:
-    """Indices of the rows that can be non-zero: features, then logits."""
-    n = graph.n_nodes
-    return torch.cat([torch.arange(graph.n_features), torch.arange(n - graph.n_logits, n)])
-
-
-def _abs_rows(graph: Graph, rows: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    out = (
-        torch.index_select(graph.adjacency, 0, rows, out=out)
-        if out is not None
-        else graph.adjacency[rows]
-    )
-    return out.abs_()
+def _abs_rows(graph: Graph, out: torch.Tensor | None = None) -> torch.Tensor:
+    """|A| of the graph's rows (graph.target_rows), into `out` when given."""
+    if out is None:
+        return graph.target_rows.abs()
+    return torch.abs(graph.target_rows, out=out)
 
 
 def _normalize_(block: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
@@ -133,8 +125,8 @@ def cumulative_threshold(scores: torch.Tensor, threshold: float) -> float:
 
 def graph_scores(graph: Graph) -> tuple[float, float]:
     """(replacement score, completeness score) of the unpruned graph."""
-    rows = _block_rows(graph)
-    norm = _normalize_(_abs_rows(graph, rows))
+    rows = graph.row_nodes
+    norm = _normalize_(_abs_rows(graph))
     return _scores(graph, rows, norm, _influence(norm, rows, graph.logit_weights))
 
 
@@ -164,10 +156,10 @@ def prune(
     n, n_feat = graph.n_nodes, graph.n_features
     n_fixed = graph.n_logits + graph.n_pos  # tokens and logits: always kept
     weights = graph.logit_weights
-    rows = _block_rows(graph)
+    rows = graph.row_nodes
 
     # One (rows x N) work buffer, reused in place: |A| normalised, then pruned, then scores.
-    work = _normalize_(_abs_rows(graph, rows))
+    work = _normalize_(_abs_rows(graph))
     node_influence = _influence(work, rows, weights)
     replacement, completeness = _scores(graph, rows, work, node_influence)
     sorted_inf, order = torch.sort(node_influence, descending=True)
@@ -176,7 +168,7 @@ def prune(
     node_mask = node_influence >= sorted_inf[cut]
     node_mask[n - n_fixed :] = True
 
-    _abs_rows(graph, rows, out=work)
+    _abs_rows(graph, out=work)
     work[~node_mask[rows]] = 0
     work[:, ~node_mask] = 0
     _normalize_(work)
@@ -204,7 +196,7 @@ def prune(
         node_mask=node_mask,
         edge_targets=rows[r],
         edge_sources=sources,
-        edge_weights=graph.adjacency[rows[r], sources],
+        edge_weights=graph.target_rows[r, sources],
         influence=influence,
         replacement_score=replacement,
         completeness_score=completeness,

@@ -283,9 +283,14 @@ def linearised(rm: ReplacementModel) -> Iterator[LinearisedForward]:
     trace.patterns = [patterns[layer] for layer in sorted(patterns)]
 
 
-def run_linearised(rm: ReplacementModel, tokens: torch.Tensor) -> LinearisedForward:
-    """One forward pass under `linearised`; the returned tensors keep their autograd graph."""
-    with torch.enable_grad(), linearised(rm) as trace:
+def run_linearised(
+    rm: ReplacementModel, tokens: torch.Tensor, *, autograd: bool = False
+) -> LinearisedForward:
+    """One forward pass under `linearised`. The hand-written backward pass (backward.py) needs
+    no autograd graph, and a graph would keep every layer's activations and attention pattern
+    (67 GB at 8,192 tokens of the Gemma-2-2B shape; benchmarks/long_prompt_plan.py), so none is
+    recorded unless ``autograd`` (the tests' independent check of the rows runs autograd)."""
+    with torch.set_grad_enabled(autograd), linearised(rm) as trace:
         out = rm.model(input_ids=tokens[None].to(rm.device), use_cache=False, logits_to_keep=1)
     trace.logits = out.logits[0, -1].detach().float()
     return trace

@@ -158,7 +158,7 @@ def _autograd_rows(
     """The rows of active features `idx` from autograd through a fresh linearised forward pass:
     the gradient at every output hook and at the embeddings, dotted with the sources, one row
     at a time (independent of backward.py's batching, prefixes and layer order)."""
-    trace = run_linearised(rm, tokens)
+    trace = run_linearised(rm, tokens, autograd=True)
     assert trace.embed_leaf is not None
     out = torch.zeros(len(idx), computer.n_cols)
     for r, i in enumerate(idx.tolist()):

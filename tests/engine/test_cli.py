@@ -162,8 +162,8 @@ def test_estimate_only_prints_the_estimate_and_exits_without_attributing(
     assert "batch size 8, max_feature_nodes all" in out[0]
     assert out[1].startswith("this device has ")
     assert [line.split(":")[0].strip() for line in out[2:]] == [
-        "forward", "backward", "sources", "build", "rows", "batch", "decoder", "heap",
-        "heap_build", "ranking", "assemble",
+        "forward", "backward", "sources", "build", "fold", "rows", "batch", "decoder", "heap",
+        "heap_build", "ranking", "assemble", "gather",
     ]  # fmt: skip
 
 

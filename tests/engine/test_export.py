@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from contract.graph_json import validate_graph
 from contract.node_ids import cantor_pair
@@ -133,7 +135,27 @@ def test_validation_names_the_first_problem(mutate: object, message: str) -> Non
 def test_raw_safetensors_round_trip(llama_graph: Graph, tmp_path: Path) -> None:
     save_raw(llama_graph, tmp_path / "g.safetensors")
     loaded = load_raw(tmp_path / "g.safetensors")
-    for name in ("adjacency", "active_features", "selected_features", "activation_values"):
+    for name in ("target_rows", "active_features", "selected_features", "activation_values"):
         assert torch.equal(getattr(loaded, name), getattr(llama_graph, name))
     assert loaded.logit_labels == llama_graph.logit_labels
     assert loaded.n_layers == llama_graph.n_layers
+
+
+def test_a_raw_file_of_the_first_version_loads_its_square_adjacency_as_rows(
+    llama_graph: Graph, tmp_path: Path
+) -> None:
+    # Version 1 wrote the (N, N) adjacency: the same file, as it wrote it.
+    save_raw(llama_graph, tmp_path / "g.safetensors")
+    tensors = load_file(str(tmp_path / "g.safetensors"))
+    with safe_open(str(tmp_path / "g.safetensors"), framework="pt") as f:
+        metadata = f.metadata()
+    del tensors["target_rows"]
+    tensors["adjacency"] = llama_graph.adjacency
+    save_file(
+        tensors,
+        str(tmp_path / "v1.safetensors"),
+        metadata={**metadata, "format": "circuit-atlas-raw/1"},
+    )
+    loaded = load_raw(tmp_path / "v1.safetensors")
+    assert torch.equal(loaded.target_rows, llama_graph.target_rows)
+    assert prune(loaded).edge_weights.tolist() == prune(llama_graph).edge_weights.tolist()

@@ -43,13 +43,13 @@ def golden() -> dict[str, torch.Tensor]:
 
 
 def _in_circuit_tracers_convention(graph: Graph) -> torch.Tensor:
-    """Our adjacency with the token columns divided by sqrt(d_model): Gemma-3 scales its
+    """Our graph's rows with the token columns divided by sqrt(d_model): Gemma-3 scales its
     embedding inside the embedding module, and circuit-tracer multiplies the gradient there by
     the unscaled row (docs/engine.md)."""
-    adjacency = graph.adjacency.clone()
+    rows = graph.target_rows.clone()
     n_tokens, start = graph.n_pos, graph.n_nodes - graph.n_logits - graph.n_pos
-    adjacency[:, start : start + n_tokens] /= math.sqrt(case.D_MODEL)
-    return adjacency
+    rows[:, start : start + n_tokens] /= math.sqrt(case.D_MODEL)
+    return rows
 
 
 def test_the_prompt_gets_the_real_tokenizers_special_first_token(
@@ -86,9 +86,7 @@ def test_features_and_targets_match_circuit_tracer(
 def test_adjacency_matches_circuit_tracer_with_its_token_scale(
     graph: Graph, golden: dict[str, torch.Tensor]
 ) -> None:
-    n = graph.n_nodes
-    rows = torch.cat([torch.arange(graph.n_features), torch.arange(n - graph.n_logits, n)])
-    ours, theirs = _in_circuit_tracers_convention(graph)[rows], golden["adjacency_rows"]
+    ours, theirs = _in_circuit_tracers_convention(graph), golden["adjacency_rows"]
     assert ours.shape == theirs.shape
     assert float((ours - theirs).abs().max()) <= 1e-4 * float(theirs.abs().max())
 
@@ -96,7 +94,7 @@ def test_adjacency_matches_circuit_tracer_with_its_token_scale(
 def test_pruned_nodes_and_edges_match_circuit_tracer(
     graph: Graph, golden: dict[str, torch.Tensor]
 ) -> None:
-    converted = Graph(**{**vars(graph), "adjacency": _in_circuit_tracers_convention(graph)})
+    converted = Graph(**{**vars(graph), "target_rows": _in_circuit_tracers_convention(graph)})
     pruned = prune(converted, node_threshold=NODE_THRESHOLD, edge_threshold=EDGE_THRESHOLD)
     kept = golden["node_mask"].bool()
     assert torch.equal(pruned.node_mask, kept)

@@ -113,3 +113,32 @@ def test_the_offloaded_ranking_buffer_lives_on_the_host_and_changes_nothing(
     offloaded = attribute(PROMPT, rm, offload_rows=True, **options)  # type: ignore[arg-type]
     assert torch.equal(offloaded.selected_features, on_device.selected_features)
     torch.testing.assert_close(offloaded.adjacency, on_device.adjacency, rtol=0, atol=0)
+
+
+def test_the_forward_pass_records_no_autograd_graph(gemma_bf16: ReplacementModel) -> None:
+    # A recorded graph held every layer's pattern and activations again (67 GB at 8,192 tokens
+    # of the Gemma-2-2B shape); the hand-written backward pass reads none of it.
+    trace = run_linearised(gemma_bf16, gemma_bf16.tokenize(LONGER))
+    assert all(x.grad_fn is None for x in trace.feature_inputs)
+    assert trace.final_resid is not None
+    assert trace.final_resid.grad_fn is None
+    recorded = run_linearised(gemma_bf16, gemma_bf16.tokenize(LONGER), autograd=True)
+    assert all(x.grad_fn is not None for x in recorded.feature_inputs)
+
+
+def test_the_backward_pass_takes_the_patterns_and_folds_them_as_before(
+    gemma_bf16: ReplacementModel,
+) -> None:
+    trace = run_linearised(gemma_bf16, gemma_bf16.tokenize(LONGER))
+    patterns = [p.clone() for p in trace.patterns]
+    computer = RowComputer(gemma_bf16, trace)
+    assert all(p.numel() == 0 for p in trace.patterns)  # held once: by the backward pass
+    with pytest.raises(RuntimeError, match="taken by another backward pass"):
+        RowComputer(gemma_bf16, trace)
+    # The fold as it was written before: scales multiplied in (heads, target, source) order.
+    adapter = gemma_bf16.adapter
+    for layer, block in enumerate(computer.backward.blocks):
+        pattern = patterns[layer].float() * trace.norm_scales[(layer, adapter.attn_norm)][:, 0]
+        pattern = pattern * trace.norm_scales[(layer, adapter.attn_out_norm)]
+        expected = pattern.permute(2, 0, 1).contiguous().to(torch.bfloat16)
+        assert torch.equal(block.pattern_t, expected)

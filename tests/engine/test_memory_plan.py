@@ -101,6 +101,20 @@ def test_measure_counts_the_features_attribute_finds(
     assert active.densest == tuple(by_position.max(1).values.tolist())
     longer = measure(llama, llama.tokenize(PROMPT * 3))
     assert longer.forward_bytes > active.forward_bytes > 0
+    # The trace's activations grow with the prompt, and nothing grows with its square: the
+    # attention patterns go to the backward pass (its term), and no autograd graph is kept.
+    ratio = longer.n_pos / active.n_pos
+    assert longer.forward_bytes == pytest.approx(active.forward_bytes * ratio, rel=0.02)
+
+
+def test_the_fold_is_one_layers_pattern_in_float32_beside_the_held_ones() -> None:
+    fold = estimate(SHAPES, ACTIVE, batch_size=32, max_feature_nodes=1000, n_logits=10)
+    assert fold.terms["fold"] == SHAPES.n_heads * ACTIVE.n_pos**2 * 4
+    # It is alive before the decoder blocks are built: whichever is larger counts.
+    big_heads = dataclasses.replace(SHAPES, n_heads=4096)
+    wide = estimate(big_heads, ACTIVE, batch_size=32, max_feature_nodes=1000, n_logits=10)
+    alive = wide.terms["forward"] + wide.terms["backward"]
+    assert wide.peak >= alive + wide.terms["fold"] > alive + wide.terms["build"]
 
 
 SHAPES = Shapes(

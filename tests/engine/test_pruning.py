@@ -28,7 +28,7 @@ def hand_graph() -> Graph:
         active_features=torch.tensor([[0, 0, 4], [0, 0, 9]]),
         activation_values=torch.tensor([1.5, 0.5]),
         selected_features=torch.tensor([0, 1]),
-        adjacency=adjacency,
+        target_rows=adjacency[[F0, F1, LOGIT]],  # the rows that can be non-zero
         logit_tokens=torch.tensor([11]),
         logit_probabilities=torch.tensor([1.0]),
         logit_labels=["y"],
