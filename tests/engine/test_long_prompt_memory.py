@@ -137,6 +137,7 @@ def test_the_backward_pass_takes_the_patterns_and_folds_them_as_before(
         RowComputer(gemma_bf16, trace)
     # The fold as it was written before: scales multiplied in (heads, target, source) order.
     adapter = gemma_bf16.adapter
+    assert adapter.attn_out_norm is not None  # Gemma-2 normalises the attention's output
     for layer, block in enumerate(computer.backward.blocks):
         pattern = patterns[layer].float() * trace.norm_scales[(layer, adapter.attn_norm)][:, 0]
         pattern = pattern * trace.norm_scales[(layer, adapter.attn_out_norm)]
