@@ -5,7 +5,6 @@ checkpoint. Plus the layer import's all-or-nothing against a cancel, in process.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import random
 from collections.abc import Callable
@@ -23,7 +22,13 @@ from jobs.dashboards import import_layer
 from jobs.models import Job
 from tests.engine.builders import D_TRANSCODER, N_LAYERS
 from tests.jobs.conftest import Worker, job_status, register_model, start_worker, wait_for
-from tests.jobs.test_worker import FIRST_JOB_S, follow, held, in_thread  # noqa: F401 (fixture)
+from tests.jobs.test_worker import (  # noqa: F401 (held: a fixture)
+    FIRST_JOB_S,
+    follow,
+    held,
+    in_thread,
+    run_in_a_new_loop,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -107,7 +112,7 @@ def test_an_uploaded_corpus_becomes_every_layers_dashboards(
             job = await in_thread(submit, as_alice, corpus_text(), top_k=5)
             return job, await follow(job["websocket"], alice, held)
 
-        job, events = asyncio.run(scenario())
+        job, events = run_in_a_new_loop(scenario())
     finally:
         worker.stop()
     types = [event["type"] for event in events]
@@ -162,7 +167,7 @@ def test_a_cancel_after_the_first_layer_keeps_whole_layers_and_a_rerun_continues
         # The same upload again resumes from the checkpoint (the corpus was streamed: its
         # first progress is the end of streaming), which it then removes.
         again = submit(as_alice, data)
-        events = asyncio.run(follow(again["websocket"], alice, held))
+        events = run_in_a_new_loop(follow(again["websocket"], alice, held))
     finally:
         worker.stop()
     rerun = Job.objects.get(pk=again["id"])

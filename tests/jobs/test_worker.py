@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import channel_layers
 from channels.testing.websocket import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.db import connections
@@ -58,6 +59,17 @@ async def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
             connections.close_all()
 
     return await asyncio.to_thread(call)
+
+
+def run_in_a_new_loop(main: Any) -> Any:
+    """``asyncio.run(main)``, then a fresh channel layer for the next loop. The Redis layer is
+    cached per process, and its receive lock binds to the first loop that waits on it; a lock
+    left held when a loop ends (a consumer cancelled mid-receive as the socket closes) then
+    fails the next loop's consumer with "bound to a different event loop" (CI saw it once)."""
+    try:
+        return asyncio.run(main)
+    finally:
+        channel_layers.backends.clear()
 
 
 async def close_consumer_connections() -> None:
@@ -134,7 +146,7 @@ def test_a_submitted_prompt_streams_progress_and_becomes_a_stored_graph(
         job = response.json()
         return job, await follow(job["websocket"], alice, held)
 
-    job, events = asyncio.run(scenario())
+    job, events = run_in_a_new_loop(scenario())
     # In order: the queued state, running, progress through the phases, done.
     types = [event["type"] for event in events]
     progress = events[2:-1]
@@ -201,7 +213,7 @@ def test_a_submitted_prompt_streams_progress_and_becomes_a_stored_graph(
         await close_consumer_connections()
         return state
 
-    state = asyncio.run(late())
+    state = run_in_a_new_loop(late())
     assert state["type"] == "state"
     assert state["status"] == "succeeded"
     assert state["graph"]["slug"] == graph.slug
@@ -223,7 +235,7 @@ def test_someone_else_cannot_follow_a_job(tiny: LanguageModel, alice: User, bob:
         return connected, closed
 
     # Accepted, then closed with 4404 (a refused handshake would reach browsers as 1006).
-    assert asyncio.run(scenario()) == (True, {"type": "websocket.close", "code": 4404})
+    assert run_in_a_new_loop(scenario()) == (True, {"type": "websocket.close", "code": 4404})
 
 
 def test_tokenize_answers_from_a_worker_and_then_from_the_cache(
@@ -366,7 +378,7 @@ def test_an_intervention_and_a_steered_generation_come_back_over_the_websocket(
         return run, await follow(run["job"]["websocket"], alice, held)
 
     for path in ("intervene", "steer"):
-        run, events = asyncio.run(scenario(path))
+        run, events = run_in_a_new_loop(scenario(path))
         types = [event["type"] for event in events]
         assert types == ["state", "running", "progress", "progress", "progress", "done"], (
             events,
