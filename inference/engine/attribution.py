@@ -37,7 +37,8 @@ from contract.params import ENGINE_BATCH_SIZE, AttributeParams
 
 from .graph import Graph
 from .replacement import ReplacementModel, run_linearised
-from .rows import RowComputer, by_layer
+from .rows import RowComputer, by_layer, visit_order
+from .sparse_ranking import SparseRows
 
 PHASES = ("forward", "logits", "features")
 # Rows gathered per step when the graph's rows are assembled (`_assemble`): that step's
@@ -234,7 +235,9 @@ class _Rows:
         return self.buffer.shape[0] - self.n_logits if self.keep_all else 0
 
 
-def _logit_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Rows) -> None:
+def _logit_rows(
+    run: _Run, computer: RowComputer, targets: _Targets, rows: _Rows | SparseRows
+) -> None:
     """Rows of the target logits: they seed the influence ranking of features."""
     device, n_logits = computer.token_vectors.device, rows.n_logits
     run.progress("logits", 0.0)
@@ -247,6 +250,9 @@ def _logit_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Rows
             torch.full((k,), computer.n_pos - 1, device=device),
             vecs,
         )
+        if isinstance(rows, SparseRows):
+            rows.add_logit_rows(i, result)
+            continue
         home = rows.buffer.device
         rows.buffer[rows.logit_row + i : rows.logit_row + i + k, : rows.logit_offset] = result.to(
             home
@@ -296,13 +302,11 @@ def _feature_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Ro
         )
         rank = torch.argsort(influence[:n_active], descending=True).cpu()
         wanted = min(run.update_interval * run.batch_size, n_keep - n_visited)
-        pending = rank[~visited[rank]][:wanted]
-        # Every pending row is computed before the next ranking, so their order is free: by
-        # position, each batch's backward pass spans fewer positions (rows.py).
-        pending = pending[torch.argsort(computer.active_features[pending, 1], stable=True)]
+        pending = visit_order(rank[~visited[rank]][:wanted], computer.active_features,
+                              run.batch_size)  # fmt: skip
         for c in range(0, len(pending), run.batch_size):
             run.check_stop()
-            idx = by_layer(pending[c : c + run.batch_size], feat_layers)
+            idx = pending[c : c + run.batch_size]
             on_device = idx.to(device)
             result = computer.rows(
                 feat_layers[idx], feat_pos[on_device], computer.encoder_rows(on_device)
@@ -313,6 +317,35 @@ def _feature_rows(run: _Run, computer: RowComputer, targets: _Targets, rows: _Ro
             row += len(idx)
             n_visited += len(idx)
             run.progress("features", n_visited / n_keep)
+    return visited
+
+
+def _sparse_feature_rows(
+    run: _Run, computer: RowComputer, targets: _Targets, rows: SparseRows
+) -> torch.Tensor:
+    """`_feature_rows` with the ranking keeping ``entries`` of each row (sparse_ranking.py):
+    the same selection; returns the (n_active,) bool mask of the visited features."""
+    device, n_keep = computer.token_vectors.device, rows.n_keep
+    feat_layers = computer.active_features[:, 0]
+    feat_pos = computer.active_features[:, 1].to(device)
+    probabilities = targets.probabilities.float().to(device)
+    run.progress("features", 0.0 if n_keep else 1.0)
+    visited = torch.zeros(computer.n_active, dtype=torch.bool)
+    while rows.n_slots < n_keep:
+        wanted = min(run.update_interval * run.batch_size, n_keep - rows.n_slots)
+        pending = rows.next_features(probabilities, visited, wanted, run.batch_size,
+                                     run.check_stop)  # fmt: skip
+        visited[pending] = True
+        for c in range(0, len(pending), run.batch_size):
+            run.check_stop()
+            idx = pending[c : c + run.batch_size]
+            on_device = idx.to(device)
+            rows.add_feature_rows(
+                computer.rows(
+                    feat_layers[idx], feat_pos[on_device], computer.encoder_rows(on_device)
+                )
+            )
+            run.progress("features", rows.n_rows / n_keep)
     return visited
 
 
@@ -356,6 +389,7 @@ def attribute(
     update_interval: int = 4,
     hold_decoder_blocks: bool = True,
     offload_rows: bool = False,
+    ranking_entries: int | None = None,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Graph:
@@ -363,11 +397,17 @@ def attribute(
 
     ``hold_decoder_blocks`` False builds each source layer's decoder block per batch instead of
     holding every layer's (rows.py); ``offload_rows`` keeps the ranking buffer on the host
-    (`_Rows`). Neither changes the graph; the memory planner (memory_plan.py) chooses them."""
+    (`_Rows`). ``ranking_entries`` keeps only that many entries of each row for the
+    influence ranking instead of the dense ranking buffer, and ranks exactly through column
+    passes (sparse_ranking.py); it applies when selecting (``max_feature_nodes`` below the
+    active count). None of them changes the graph; the memory planner (memory_plan.py) chooses
+    them."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if max_feature_nodes is not None and max_feature_nodes < 1:
         raise ValueError("max_feature_nodes must be >= 1 (or None for all)")
+    if ranking_entries is not None and ranking_entries < 1:
+        raise ValueError("ranking_entries must be >= 1 (or None for the dense ranking)")
     run = _Run(batch_size, update_interval, on_progress, should_stop)
 
     tokens = model.tokenize(prompt)
@@ -382,10 +422,20 @@ def attribute(
     )
     n_active = computer.n_active
     n_keep = n_active if max_feature_nodes is None else min(max_feature_nodes, n_active)
-    rows = _Rows.allocate(computer, len(targets.labels), n_keep, model.device, offload_rows)
+    n_logits = len(targets.labels)
+    rows: _Rows | SparseRows
+    if ranking_entries is not None and n_keep < n_active:
+        rows = SparseRows.allocate(computer, n_logits, n_keep, ranking_entries, model.device)
+    else:
+        rows = _Rows.allocate(computer, n_logits, n_keep, model.device, offload_rows)
     _logit_rows(run, computer, targets, rows)
     del trace  # the backward pass reads only its patterns and norm scales
-    visited = _feature_rows(run, computer, targets, rows)
+    if isinstance(rows, SparseRows):
+        visited = _sparse_feature_rows(run, computer, targets, rows)
+        target_rows = rows.assemble(visited)
+    else:
+        visited = _feature_rows(run, computer, targets, rows)
+        target_rows = _assemble(rows, visited.nonzero().squeeze(1), n_active)
     selected = visited.nonzero().squeeze(1)
 
     token_strings = [model.decode_token(int(t)) for t in tokens]
@@ -396,7 +446,7 @@ def attribute(
         active_features=computer.active_features,
         activation_values=computer.activation_values,
         selected_features=selected,
-        target_rows=_assemble(rows, selected, n_active),
+        target_rows=target_rows,
         logit_tokens=targets.tokens.cpu(),
         logit_probabilities=targets.probabilities.float().cpu(),
         logit_labels=targets.labels,

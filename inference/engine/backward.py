@@ -56,6 +56,15 @@ class _Norm:
         factor = scale if self.gain is None else scale * self.gain
         return (g.float() * factor).to(g.dtype)
 
+    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """The norm's Jacobian applied to a perturbation `x` (..., d), the transpose of
+        `backward` (the column pass, columns.py); in x's dtype."""
+        x32 = x.float()
+        if self.kind == "layernorm":
+            x32 = x32 - x32.mean(-1, keepdim=True)
+        x32 = x32 * scale if self.gain is None else x32 * (scale * self.gain)
+        return x32.to(x.dtype)
+
     def fold_after(self, w: torch.Tensor) -> torch.Tensor:
         """(out, d) weight `w` of a projection read by this norm's output, times the norm's
         Jacobian on the right except the per-position scale: ``w diag(gain)`` (then centred

@@ -31,6 +31,17 @@ def by_layer(idx: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
     return idx[torch.argsort(layers[idx], descending=True, stable=True)]
 
 
+def visit_order(pending: torch.Tensor, features: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The order a ranking's pending rows are computed in: every one is computed before the
+    next ranking, so it is free. By position, each batch's backward pass spans fewer positions;
+    each batch of `batch_size` is then sorted by layer (`by_layer`). `features` are the active
+    features' (layer, position, id)."""
+    pending = pending[torch.argsort(features[pending, 1], stable=True)]
+    batches = [by_layer(pending[c : c + batch_size], features[:, 0]) for c in
+               range(0, len(pending), batch_size)]  # fmt: skip
+    return torch.cat(batches) if batches else pending
+
+
 @dataclass
 class DecoderBlock:
     """The scaled decoder rows of one source layer's features, padded per position.
@@ -168,6 +179,21 @@ class RowComputer:
             where = (layers == layer).nonzero().squeeze(1)
             out[where] = self._W_enc[layer][features[where]]
         return out
+
+    def decoder_writes(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, n_out, d) float32: what active features ``idx`` write into each output layer
+        from their own on (``a * W_dec``, zero past a feature's last output layer), for the
+        column pass (columns.py); n_out is 1 for per-layer transcoders."""
+        layers, features = self._features[idx, 0], self._features[idx, 2]
+        vals = self.activation_values[idx.cpu()].to(self._features.device)
+        n_out = self.blocks[0].decoder.n_out_layers
+        out = torch.zeros(len(idx), n_out, self._W_enc[0].shape[1], device=self._features.device)
+        for layer in layers.unique().tolist():
+            where = (layers == layer).nonzero().squeeze(1)
+            decoder = self.blocks[layer].decoder
+            rows = decoder.rows(features[where], out.device, torch.float32)
+            out[where, : decoder.n_out_layers] = rows.view(len(where), -1, out.shape[2])
+        return out.mul_(vals[:, None, None])
 
     def rows(
         self, layers: torch.Tensor, positions: torch.Tensor, vectors: torch.Tensor
