@@ -69,7 +69,14 @@ def measured_forward(layers: int, lengths: list[int], check: int) -> dict[str, A
 
 
 def table(fit: dict[str, float], lengths: list[int], nodes: list[int]) -> list[dict[str, Any]]:
-    from inference.engine.memory_plan import LAYOUTS, ActiveFeatures, Shapes, estimate
+    from inference.engine.memory_plan import (
+        LAYOUTS,
+        RANKING_ENTRIES,
+        ActiveFeatures,
+        Layout,
+        Shapes,
+        estimate,
+    )
 
     shapes = Shapes(
         n_layers=LAYERS, d_model=D_MODEL, n_heads=HEADS, attn_width=HEADS * HEAD_DIM,
@@ -82,7 +89,8 @@ def table(fit: dict[str, float], lengths: list[int], nodes: list[int]) -> list[d
         active = ActiveFeatures(n, (L0 * n,) * LAYERS, (DENSEST,) * LAYERS, forward)
         for k in nodes:
             row: dict[str, Any] = {"tokens": n, "max_feature_nodes": k, "forward_gb": forward / GB}
-            for layout in LAYOUTS:
+            sparse = [Layout(hold, False, RANKING_ENTRIES) for hold in (True, False)]
+            for layout in [*LAYOUTS, *sparse]:
                 plan = estimate(
                     shapes, active, batch_size=BATCH, max_feature_nodes=k, n_logits=LOGITS,
                     layout=layout,
@@ -90,6 +98,8 @@ def table(fit: dict[str, float], lengths: list[int], nodes: list[int]) -> list[d
                 name = ("held" if layout.hold_decoder_blocks else "per-batch") + (
                     "+offloaded" if layout.offload_rows else ""
                 )
+                if layout.ranking_entries is not None:
+                    name += f"+sparse-{layout.ranking_entries}"
                 row[name] = {"device_gb": plan.device_total / GB, "host_gb": plan.host_peak / GB}
             rows.append(row)
     return rows

@@ -46,7 +46,17 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def child(folder: Path, n_tokens: int, nodes: int | None, batch: int, hold: bool) -> dict[str, Any]:
+def _layout(name: str) -> dict[str, Any]:
+    """``held``, ``per-batch``, or ``sparse-M`` (blocks held, the sparse ranking keeping M
+    entries a row): `attribute`'s options for that layout."""
+    if name.startswith("sparse-"):
+        return {"hold_decoder_blocks": True, "ranking_entries": int(name.removeprefix("sparse-"))}
+    return {"hold_decoder_blocks": name == "held"}
+
+
+def child(
+    folder: Path, n_tokens: int, nodes: int | None, batch: int, layout_name: str
+) -> dict[str, Any]:
     """One grid point in this (fresh) process; returns its figures."""
     import torch
 
@@ -59,27 +69,30 @@ def child(folder: Path, n_tokens: int, nodes: int | None, batch: int, hold: bool
     tokens = torch.tensor(prompt_tokens(argparse.Namespace(**args))[:n_tokens])
     rm = ReplacementModel.load(folder / "model", folder / "transcoders")
     active = measure(rm, tokens)
-    layout = Layout(hold_decoder_blocks=hold)
+    options = {"batch_size": batch, "max_feature_nodes": nodes, **_layout(layout_name)}
+    layout = Layout(
+        hold_decoder_blocks=options["hold_decoder_blocks"],
+        ranking_entries=options.get("ranking_entries"),
+    )
     plan = estimate(
         Shapes.of(rm), active, batch_size=batch, max_feature_nodes=nodes, n_logits=10,
         layout=layout,
     )  # fmt: skip
-    options = {"batch_size": batch, "max_feature_nodes": nodes, "hold_decoder_blocks": hold}
     for dec in rm.transcoders.decoders:
         dec.rows(torch.arange(dec.d_transcoder), torch.device("cpu"), torch.float32)
-    attribute(tokens[:WARM_TOKENS], rm, **options)  # type: ignore[arg-type]
+    attribute(tokens[:WARM_TOKENS], rm, **options)
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     Path("/proc/self/clear_refs").write_text("5")
     baseline = _status_kib("VmRSS") * 1024
-    attribute(tokens, rm, **options)  # type: ignore[arg-type]
+    attribute(tokens, rm, **options)
     peak = _status_kib("VmHWM") * 1024
     measured = peak - baseline
     return {
         "tokens": n_tokens,
         "max_feature_nodes": nodes,
         "batch_size": batch,
-        "hold_decoder_blocks": hold,
+        "layout": layout_name,
         "active_features": active.total,
         "estimate_mib": plan.peak / MIB,
         "measured_mib": measured / MIB,
@@ -100,7 +113,10 @@ def main() -> None:
     )
     parser.add_argument("--batch-sizes", default="16,64")
     parser.add_argument(
-        "--layouts", default="held,per-batch", help="decoder blocks held and/or built per batch"
+        "--layouts",
+        default="held,per-batch",
+        help="decoder blocks held, built per batch, or sparse-M (held, the sparse ranking "
+        "keeping M entries a row: only where nodes selects)",
     )
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs per point; the median peak is reported"
@@ -111,7 +127,7 @@ def main() -> None:
     if args.child:
         folder, n, nodes, batch, layout = args.child
         nodes_n = None if nodes == "all" else int(nodes)
-        figures = child(Path(folder), int(n), nodes_n, int(batch), layout == "held")
+        figures = child(Path(folder), int(n), nodes_n, int(batch), layout)
         print(json.dumps(figures))
         return
 
@@ -139,6 +155,7 @@ def main() -> None:
             for nodes in args.nodes.split(",")
             for batch in args.batch_sizes.split(",")
             for layout in args.layouts.split(",")
+            if not (layout.startswith("sparse-") and nodes == "all")
         ]
         for n, nodes, batch, layout in grid:
             runs = []

@@ -81,6 +81,16 @@ def _max_nodes(text: str) -> int | None:
     return None if text == "all" else int(_setting("max_feature_nodes")(text))
 
 
+def _ranking_entries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--ranking-entries must be an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--ranking-entries must be >= 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m inference")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         option = "--" + name.replace("_", "-")
         p.add_argument(option, type=_setting(name), default=getattr(AttributeParams, name))
     p.add_argument("--batch-size", type=_setting("batch_size"), default=ENGINE_BATCH_SIZE)
+    p.add_argument(
+        "--ranking-entries",
+        type=_ranking_entries,
+        default=None,
+        help="rank features by the sparse ranking, each row keeping this many magnitudes "
+        "(for long prompts: no dense ranking buffer; the same graph); default: the dense one",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--slug", default=None, help="graph slug (default: the output file's stem)")
@@ -125,21 +142,40 @@ def estimate_lines(
     from inference.engine import memory_plan
 
     active = memory_plan.measure(model, model.tokenize(prompt))
+    shapes = memory_plan.Shapes.of(model)
     planned = memory_plan.estimate(
-        memory_plan.Shapes.of(model),
+        shapes,
         active,
         batch_size=args.batch_size,
         max_feature_nodes=args.max_feature_nodes,
         n_logits=args.max_n_logits,
+        layout=memory_plan.Layout(ranking_entries=args.ranking_entries),
     )
     size = memory_plan.readable_bytes
     nodes = args.max_feature_nodes or "all"
+    ranking = (
+        "dense ranking"
+        if args.ranking_entries is None
+        else f"sparse ranking of {args.ranking_entries} entries a row"
+    )
+    device_bytes = memory_plan.device_memory(model.device)
     lines = [
         f"estimate: {size(planned.device_total)} on {args.device} (run {size(planned.peak)} + "
         f"weights {size(planned.weights)}); {active.n_pos} tokens, {active.total} active "
-        f"features, batch size {args.batch_size}, max_feature_nodes {nodes}",
-        f"this device has {size(memory_plan.device_memory(model.device))}",
+        f"features, batch size {args.batch_size}, max_feature_nodes {nodes}, {ranking}",
+        f"this device has {size(device_bytes)}",
     ]
+    try:
+        best = memory_plan.plan(
+            shapes,
+            active,
+            budget_bytes=device_bytes,
+            max_feature_nodes=args.max_feature_nodes,
+            n_logits=args.max_n_logits,
+        )
+        lines.append(f"the planner would run it as: {memory_plan.describe(best)}")
+    except memory_plan.MemoryBudgetExceeded as exc:
+        lines.append(f"the planner would refuse it: {exc}")
     return lines + [f"  {term}: {size(n)}" for term, n in planned.terms.items()]
 
 
@@ -173,6 +209,7 @@ def run_attribute(
         desired_logit_prob=args.desired_logit_prob,
         max_feature_nodes=args.max_feature_nodes,
         batch_size=args.batch_size,
+        ranking_entries=args.ranking_entries,
         on_progress=progress,
     )
     pruned = prune(graph, node_threshold=args.node_threshold, edge_threshold=args.edge_threshold)

@@ -148,6 +148,7 @@ def _attribute_document(run: Run, rm: ReplacementModel) -> dict[str, Any]:
         batch_size=planned.batch_size,
         hold_decoder_blocks=planned.layout.hold_decoder_blocks,
         offload_rows=planned.layout.offload_rows,
+        ranking_entries=planned.layout.ranking_entries,
         on_progress=run.progress,
         should_stop=run.should_stop,
     )

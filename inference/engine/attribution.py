@@ -44,6 +44,9 @@ PHASES = ("forward", "logits", "features")
 # Rows gathered per step when the graph's rows are assembled (`_assemble`): that step's
 # transient is `ASSEMBLY_ROWS` rows of the graph's width.
 ASSEMBLY_ROWS = 1024
+# Batches of feature rows between two re-rankings of the features (as circuit-tracer's
+# ``update_interval``); the memory planner sizes the sparse ranking's selection by it.
+UPDATE_INTERVAL = 4
 ProgressCallback = Callable[[str, float], None]
 
 
@@ -386,7 +389,7 @@ def attribute(
     desired_logit_prob: float = AttributeParams.desired_logit_prob,
     max_feature_nodes: int | None = None,
     batch_size: int = ENGINE_BATCH_SIZE,
-    update_interval: int = 4,
+    update_interval: int = UPDATE_INTERVAL,
     hold_decoder_blocks: bool = True,
     offload_rows: bool = False,
     ranking_entries: int | None = None,
@@ -432,7 +435,7 @@ def attribute(
     del trace  # the backward pass reads only its patterns and norm scales
     if isinstance(rows, SparseRows):
         visited = _sparse_feature_rows(run, computer, targets, rows)
-        target_rows = rows.assemble(visited)
+        target_rows = rows.assemble(visited, ASSEMBLY_ROWS)
     else:
         visited = _feature_rows(run, computer, targets, rows)
         target_rows = _assemble(rows, visited.nonzero().squeeze(1), n_active)

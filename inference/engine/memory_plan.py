@@ -40,6 +40,9 @@ kept (``max_feature_nodes``, or A), ``k`` target logits, ``N = A + L n + n`` sou
   slice, built inside the batch: the layer's rows read in float32 (and their cast on a bf16
   model), then the cast beside the padded slice, ``max_l max(A_l d (f32 [+ b]), A_l d b +
   n w_l d b)``.
+- with the sparse ranking (`Layout` ``ranking_entries``, sparse_ranking.py), ``rows`` is its
+  kept state instead of the buffer, ``ranking`` a re-ranking's bounds and column passes, and
+  ``rank_rows`` what a batch's rows add as they are kept (`_sparse_ranking` has the sizes).
 - ``heap`` (on the host only): what the C allocator keeps of freed memory. glibc's malloc
   raises its mmap threshold to the size of the largest mapped block freed (up to 32 MB,
   ``MMAP_THRESHOLD_MAX``), so later blocks up to that size come from the heap, and a freed
@@ -76,7 +79,7 @@ from functools import partial
 
 import torch
 
-from .attribution import ASSEMBLY_ROWS
+from .attribution import ASSEMBLY_ROWS, UPDATE_INTERVAL
 from .replacement import ReplacementModel, run_linearised
 
 F32 = 4  # bytes of a float32
@@ -140,18 +143,27 @@ class Shapes:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where `attribute` keeps its two largest things (its ``hold_decoder_blocks`` and
-    ``offload_rows`` options): every layer's decoder block held, or each built per batch
-    (rows.py); the ranking buffer on the model's device, or on the host (attribution.py)."""
+    """Where `attribute` keeps its largest things (its ``hold_decoder_blocks``,
+    ``offload_rows`` and ``ranking_entries`` options): every layer's decoder block held, or
+    each built per batch (rows.py); the dense ranking buffer on the model's device, or on the
+    host (attribution.py), or instead the sparse ranking keeping ``ranking_entries`` magnitudes
+    of each feature row (sparse_ranking.py)."""
 
     hold_decoder_blocks: bool = True
     offload_rows: bool = False
+    ranking_entries: int | None = None
 
 
-# the planner's order of preference: holding the blocks is what makes a CPU run fast (each
-# batch re-reads the decoders otherwise), and an offloaded buffer crosses the bus at every
-# re-ranking
+# The dense layouts in the planner's order of preference: holding the blocks is what makes a
+# CPU run fast (each batch re-reads the decoders otherwise), and an offloaded buffer crosses
+# the bus at every re-ranking. The sparse ranking comes between the two on-device layouts and
+# the offloaded ones (`plan`).
 LAYOUTS = (Layout(True, False), Layout(False, False), Layout(True, True), Layout(False, True))
+# The magnitudes the planner lets each row keep when it chooses the sparse ranking, when they
+# fit (fewer otherwise): from 2,048 of 72,576 active features on, the column passes were about
+# the visited features' own, 0.9 x the nodes, against 1.5 x at 512 (benchmarks/sparse_ranking.py
+# on Gemma-3-270M; docs/engine.md, "The sparse ranking")
+RANKING_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -183,7 +195,25 @@ class Estimate:
             "max_feature_nodes": self.max_feature_nodes,
             "hold_decoder_blocks": self.layout.hold_decoder_blocks,
             "offload_rows": self.layout.offload_rows,
+            "ranking_entries": self.layout.ranking_entries,
         }
+
+
+def describe(planned: Estimate) -> str:
+    """``batch size 32, decoder blocks held, dense ranking on the device, about 61.2 GB``: a
+    plan in words, for the CLI and the generate form."""
+    layout = planned.layout
+    blocks = "decoder blocks held" if layout.hold_decoder_blocks else "decoder blocks per batch"
+    if layout.ranking_entries is not None:
+        ranking = f"sparse ranking of {layout.ranking_entries} entries a row"
+    else:
+        ranking = "dense ranking " + (
+            "offloaded to the host" if layout.offload_rows else "in place"
+        )
+    return (
+        f"batch size {planned.batch_size}, {blocks}, {ranking}, about "
+        f"{readable_bytes(planned.device_total)}"
+    )
 
 
 def measure(
@@ -266,6 +296,11 @@ def estimate(
         heap = sum(block for block in per_batch if block <= threshold)
     # the ranking's normalised copy, one chunk of rows at a time (attribution.partial_influences)
     ranking = 0 if keep_all else min(rows, RANKING_CHUNK_BYTES)
+    rank_rows = 0
+    if layout.ranking_entries is not None and not keep_all:
+        rows, ranking, rank_rows = _sparse_ranking(
+            shapes, active, keep, n_logits, layout.ranking_entries, batch_size
+        )
     m = keep + n_layers * n + n + n_logits
     # the graph's rows at its columns, gathered into them a block of rows at a time
     # (attribution._assemble): on a GPU the block is gathered on the buffer's device and copied
@@ -283,6 +318,7 @@ def estimate(
         "heap": heap,
         "heap_build": heap_build,
         "ranking": ranking,
+        "rank_rows": rank_rows,
         "assemble": 0 if keep_all else (keep + n_logits) * m * F32 + gathered,
         "gather": 0 if keep_all or shapes.on_host or layout.offload_rows else gathered,
     }
@@ -300,7 +336,7 @@ def estimate(
         working = t["batch"] + t["heap"] + max(t["decoder"], t["heap_build"])
         return max(
             alive + max(t["build"], t["fold"]),
-            alive + t["sources"] + t["rows"] + max(working, t["ranking"]),
+            alive + t["sources"] + t["rows"] + max(working, t["ranking"], t["rank_rows"]),
             t["sources"] + t["rows"] + t["assemble"] + t["gather"],
         )
 
@@ -313,6 +349,38 @@ def estimate(
         max_feature_nodes=max_feature_nodes,
         layout=layout,
     )
+
+
+def _sparse_ranking(
+    shapes: Shapes, active: ActiveFeatures, keep: int, n_logits: int, entries: int, batch: int
+) -> tuple[int, int, int]:
+    """The sparse ranking's terms (sparse_ranking.py): its rows, its re-ranking's working set
+    and what a batch of rows adds as it is kept, in bytes (the module docstring has them)."""
+    n, n_layers, d, b = active.n_pos, shapes.n_layers, shapes.d_model, shapes.dtype_bytes
+    n_active, m = active.total, min(entries, active.total)
+    fixed = n_layers * n + n  # the error and token columns
+    every = keep + n_logits
+    rows = (n_logits * (n_active + fixed) + keep * 2 * m + every * (fixed + keep + 1) + keep) * F32
+    rows += keep * d * b  # the rows' encoder directions, for the column passes
+    # the row weights: the series's matrix and the two steps that make it
+    weights = 3 * every * every * F32
+    # the bounds: lo, hi and the unvisited feature's lo (f32), two masks; the kept columns as
+    # int64 and two products of the kept magnitudes
+    bounds = 3 * n_active * F32 + 2 * n_active + keep * m * (8 + 2 * F32)
+    # the column passes of the features near the cut, a batch at a time (columns.py): the
+    # perturbation and, at its largest, the attention's step (the heads' results and their
+    # reordered copy, a group's values and their transposed copy, the output; a layer's leaf
+    # comes after it); the batch's columns and the best ``wanted`` so far beside the batch's
+    wanted = min(UPDATE_INTERVAL * batch, keep)
+    head = shapes.attn_width // shapes.n_heads
+    passes = batch * n * (2 * d + 2 * shapes.attn_width + 2 * head) * b
+    passes += keep * (3 * wanted + 2 * batch) * F32
+    ranking = max(weights, bounds + passes)
+    # a batch's rows kept (`add_feature_rows`): their magnitudes over the active features, their
+    # entries at the visited columns, the top magnitudes (values, int64 columns, their int32 copy)
+    rank_rows = batch * (n_active + fixed + n_logits) * F32  # the batch's rows
+    rank_rows += batch * (n_active * F32 + keep * F32 + m * (F32 + 8 + 4))
+    return rows, ranking, rank_rows
 
 
 class MemoryBudgetExceeded(ValueError):
@@ -346,6 +414,7 @@ def plan(
     default_batch_size: int = 256,
     host_budget_bytes: int | None = None,
     layouts: Sequence[Layout] = LAYOUTS,
+    sparse_ranking: bool = True,
 ) -> Estimate:
     """The estimate of the run to do within ``budget_bytes`` of device memory (weights included)
     and, on a GPU, ``host_budget_bytes`` of host memory (None: not checked).
@@ -353,12 +422,21 @@ def plan(
     ``batch_size=None`` lets the planner pick: the largest batch up to ``default_batch_size`` that
     fits. A given batch size is kept if it fits. The layout (`LAYOUTS`, offloading only on a GPU:
     on a CPU it moves nothing; ``layouts`` narrows the choice) is the first that fits the
-    largest of those batches. Otherwise
-    `MemoryBudgetExceeded` names what to set, the best any layout allows: the largest
-    ``max_feature_nodes`` that fits at that batch size (batch size 1 when the planner picks),
-    and, for a given batch size, the largest batch size that fits.
+    largest of those batches. When no dense layout fits and the run selects features, the
+    sparse ranking (``sparse_ranking``; each dense layout that does not offload, with
+    ``ranking_entries``) is planned the same way, with `RANKING_ENTRIES` magnitudes a row, or
+    the most that fit at the smallest batch. Otherwise `MemoryBudgetExceeded` names what to
+    set, the best any layout allows: the largest ``max_feature_nodes`` that fits at that batch
+    size (batch size 1 when the planner picks), and, for a given batch size, the largest batch
+    size that fits.
     """
-    layouts = [lay for lay in layouts if not (shapes.on_host and lay.offload_rows)]
+    dense = [lay for lay in layouts if not (shapes.on_host and lay.offload_rows)]
+    selecting = max_feature_nodes is not None and max_feature_nodes < active.total
+    sparse = [
+        Layout(lay.hold_decoder_blocks, False, min(RANKING_ENTRIES, active.total))
+        for lay in dense
+        if not lay.offload_rows and sparse_ranking and selecting
+    ]
 
     def at(batch: int, layout: Layout, nodes: int | None = max_feature_nodes) -> Estimate:
         return estimate(
@@ -377,22 +455,38 @@ def plan(
     def fits_at(layout: Layout, batch: int) -> bool:
         return fits(at(batch, layout))
 
+    def with_entries(layout: Layout, entries: int) -> Layout:
+        return Layout(layout.hold_decoder_blocks, False, entries)
+
+    def fits_with_entries(layout: Layout, batch: int, entries: int) -> bool:
+        return fits_at(with_entries(layout, entries), batch)
+
     top = batch_size or default_batch_size
     low = top if batch_size else 1
-    best: Estimate | None = None
-    for layout in layouts:
-        chosen = _largest_fitting(low, top, partial(fits_at, layout))
-        if chosen is not None and (best is None or chosen > best.batch_size):
-            best = at(chosen, layout)
-    if best is not None:
-        return best
+    for group in (dense, sparse):
+        best: Estimate | None = None
+        for layout in group:
+            chosen = _largest_fitting(low, top, partial(fits_at, layout))
+            if chosen is None and layout.ranking_entries is not None:
+                # fewer magnitudes a row (more column passes) at the smallest batch
+                entries = _largest_fitting(1, layout.ranking_entries,
+                                           partial(fits_with_entries, layout, low))  # fmt: skip
+                if entries is not None:
+                    layout, chosen = with_entries(layout, entries), low
+            if chosen is not None and (best is None or chosen > best.batch_size):
+                best = at(chosen, layout)
+        if best is not None:
+            return best
 
-    # the refusal's figures: for each setting, the best any layout allows
+    # the refusal's figures: for each setting, the best any layout allows (the sparse ranking
+    # at its smallest, one magnitude a row)
+    candidates = dense + [with_entries(lay, 1) for lay in sparse]
+
     def best_of(low_: int, high: int, fits_with: Callable[[Layout, int], bool]) -> int | None:
-        found = [_largest_fitting(low_, high, partial(fits_with, lay)) for lay in layouts]
+        found = [_largest_fitting(low_, high, partial(fits_with, lay)) for lay in candidates]
         return max((v for v in found if v is not None), default=None)
 
-    needed = min((at(low, lay) for lay in layouts), key=lambda e: e.device_total)
+    needed = min((at(low, lay) for lay in candidates), key=lambda e: e.device_total)
     fixes = []
     nodes_now = active.total if max_feature_nodes is None else min(max_feature_nodes, active.total)
     nodes = best_of(1, max(nodes_now - 1, 1), lambda lay, k: fits(at(low, lay, k)))
@@ -426,11 +520,13 @@ def device_memory(device: torch.device) -> int:
 
 __all__ = [
     "LAYOUTS",
+    "RANKING_ENTRIES",
     "ActiveFeatures",
     "Estimate",
     "Layout",
     "MemoryBudgetExceeded",
     "Shapes",
+    "describe",
     "device_memory",
     "estimate",
     "measure",

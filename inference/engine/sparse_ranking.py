@@ -216,18 +216,22 @@ class SparseRows:
             best_ids, best_vals, best_cols = ids[top], vals[top], every[:, top]
         return best_ids, best_cols
 
-    def assemble(self, visited: torch.Tensor) -> torch.Tensor:
+    def assemble(self, visited: torch.Tensor, block_rows: int) -> torch.Tensor:
         """The graph's rows (graph.py ``target_rows``: features by index, then logits) at its
-        columns (the kept features, errors, tokens, logits), on the CPU."""
-        k, n = self.n_logits, self.n_slots
+        columns (the kept features, errors, tokens, logits), on the CPU, gathered
+        ``block_rows`` rows at a time (as the dense assembly: no copy of the rows in the
+        graph's order)."""
+        k, n, n_fixed = self.n_logits, self.n_slots, self.fixed.shape[1]
         slot_of = torch.empty(self.computer.n_active, dtype=torch.long)
         slot_of[self.order[:n]] = torch.arange(n)
         selected = visited.nonzero().squeeze(1)
         slots = slot_of[selected]
         row_order = torch.cat([k + slots, torch.arange(k)])
         device = self.visited_cols.device
-        on_device = row_order.to(device)
-        out = torch.zeros(len(row_order), n + self.fixed.shape[1] + k)
-        out[:, :n] = self.visited_cols[on_device][:, slots.to(device)].cpu()
-        out[:, n : n + self.fixed.shape[1]] = self.fixed[on_device].cpu()
+        columns = slots.to(device)
+        out = torch.zeros(len(row_order), n + n_fixed + k)
+        for i in range(0, len(row_order), block_rows):
+            block = row_order[i : i + block_rows].to(device)
+            out[i : i + len(block), :n] = self.visited_cols[block[:, None], columns].cpu()
+            out[i : i + len(block), n : n + n_fixed] = self.fixed[block].cpu()
         return out

@@ -159,12 +159,49 @@ def test_estimate_only_prints_the_estimate_and_exits_without_attributing(
     assert out[0].startswith("estimate: ")
     assert "on cpu (run " in out[0]
     assert "4 tokens" in out[0]
-    assert "batch size 8, max_feature_nodes all" in out[0]
+    assert "batch size 8, max_feature_nodes all, dense ranking" in out[0]
     assert out[1].startswith("this device has ")
-    assert [line.split(":")[0].strip() for line in out[2:]] == [
+    # what the worker's planner would choose on this device's memory (all of it fits here)
+    assert out[2].startswith("the planner would run it as: batch size ")
+    assert "decoder blocks held, dense ranking in place, about " in out[2]
+    assert [line.split(":")[0].strip() for line in out[3:]] == [
         "forward", "backward", "sources", "build", "fold", "rows", "batch", "decoder", "heap",
-        "heap_build", "ranking", "assemble", "gather",
+        "heap_build", "ranking", "rank_rows", "assemble", "gather",
     ]  # fmt: skip
+
+
+def test_ranking_entries_gives_the_same_graph_with_a_smaller_ranking(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    graphs = []
+    for extra in ([], ["--ranking-entries", "2"]):
+        out = tmp_path / f"g{len(extra)}.json"
+        args = ["--prompt", "w5 w9 w7 w6", "--max-feature-nodes", "6", "--out", str(out)]
+        assert _run(files, *args, *extra) == 0
+        graphs.append(json.loads(out.read_text()))
+    dense, sparse = graphs
+    assert [n["node_id"] for n in sparse["nodes"]] == [n["node_id"] for n in dense["nodes"]]
+    assert [(e["source"], e["target"]) for e in sparse["links"]] == [
+        (e["source"], e["target"]) for e in dense["links"]
+    ]
+    for a, b in zip(sparse["links"], dense["links"], strict=True):
+        assert a["weight"] == pytest.approx(b["weight"], rel=1e-4, abs=1e-6)
+    capsys.readouterr()
+    assert _run(files, "--prompt", "w5", "--estimate-only", "--max-feature-nodes", "2",
+                "--ranking-entries", "2") == 0  # fmt: skip
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "sparse ranking of 2 entries a row" in first
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_bad_ranking_entries_is_refused_naming_the_argument(
+    files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _run(files, "--prompt", "w5", "--out", str(tmp_path / "g.json"), "--ranking-entries", value)
+    assert exited.value.code == 2
+    assert "--ranking-entries must be" in capsys.readouterr().err
+    assert not (tmp_path / "g.json").exists()
 
 
 def test_out_is_required_unless_estimate_only(

@@ -11,6 +11,7 @@ from inference.engine import Graph, ReplacementModel, attribute, attribution
 from inference.engine.memory_plan import (
     LAYOUTS,
     MMAP_THRESHOLD_MAX,
+    RANKING_ENTRIES,
     ActiveFeatures,
     Estimate,
     Layout,
@@ -194,10 +195,19 @@ def test_the_planner_picks_the_largest_batch_that_fits() -> None:
 
 
 def test_the_refusal_names_the_knob_to_lower() -> None:
+    # the dense ranking's refusal (the sparse ranking's: test_the_planner_ranks_sparsely_...)
     at_one = estimate(SHAPES, ACTIVE, batch_size=1, max_feature_nodes=500, n_logits=10)
     budget = at_one.device_total
     with pytest.raises(MemoryBudgetExceeded) as refused:
-        plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10, layouts=HELD)
+        plan(
+            SHAPES,
+            ACTIVE,
+            budget_bytes=budget,
+            max_feature_nodes=1000,
+            n_logits=10,
+            layouts=HELD,
+            sparse_ranking=False,
+        )
     message = str(refused.value)
     assert "max_feature_nodes ≤ 500" in message
     assert f"this worker has {readable_bytes(budget)}" in message
@@ -213,13 +223,14 @@ def test_the_refusal_names_the_knob_to_lower() -> None:
             n_logits=10,
             batch_size=256,
             layouts=HELD,
+            sparse_ranking=False,
         )
     named = int(str(refused.value).rsplit("≤ ", 1)[1])
     assert plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10,
-                batch_size=named, layouts=HELD).batch_size == named  # fmt: skip
+                batch_size=named, layouts=HELD, sparse_ranking=False).batch_size == named  # fmt: skip
     with pytest.raises(MemoryBudgetExceeded):
         plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10,
-             batch_size=named + 1, layouts=HELD)  # fmt: skip
+             batch_size=named + 1, layouts=HELD, sparse_ranking=False)  # fmt: skip
     with pytest.raises(MemoryBudgetExceeded, match="use a shorter prompt"):
         plan(
             SHAPES,
@@ -228,6 +239,7 @@ def test_the_refusal_names_the_knob_to_lower() -> None:
             max_feature_nodes=1000,
             n_logits=10,
             layouts=HELD,
+            sparse_ranking=False,
         )
 
 
@@ -322,11 +334,91 @@ def test_the_planner_holds_the_blocks_then_builds_them_per_batch_then_offloads()
     host = _estimate(GPU, OFFLOADED, 1000).host_peak
     assert _plan(GPU, needs[OFFLOADED], host_budget_bytes=host).layout == OFFLOADED
     with pytest.raises(MemoryBudgetExceeded, match="of host memory"):
-        _plan(GPU, needs[OFFLOADED], host_budget_bytes=host - 1)
+        _plan(GPU, needs[OFFLOADED], host_budget_bytes=host - 1, sparse_ranking=False)
 
 
 def test_a_cpu_plan_builds_blocks_per_batch_but_never_offloads() -> None:
     per_batch = _estimate(SHAPES, PER_BATCH, 1000).device_total
     assert _plan(SHAPES, per_batch).layout == PER_BATCH
     with pytest.raises(MemoryBudgetExceeded, match=r"max_feature_nodes ≤ \d+"):
-        _plan(SHAPES, per_batch - 1)
+        _plan(SHAPES, per_batch - 1, sparse_ranking=False)
+
+
+SPARSE = Layout(ranking_entries=64)
+
+
+def test_the_sparse_ranking_keeps_its_entries_and_the_fixed_columns_instead_of_the_buffer() -> None:
+    dense, sparse = _estimate(GPU, LAYOUTS[0], 1000), _estimate(GPU, SPARSE, 1000)
+    keep, k, n_active, fixed = 1000, 10, 64_000, 5 * 80
+    every = keep + k
+    assert dense.terms["rows"] == every * (n_active + fixed + k) * 4
+    # the logit rows whole, the kept magnitudes and their int32 columns, each row's error and
+    # token columns, its entries at the visited columns and its L1 sum, the slots' sums (tau)
+    # and the rows' encoder directions
+    state = k * (n_active + fixed) + keep * 2 * 64 + every * (fixed + keep + 1) + keep
+    assert sparse.terms["rows"] == state * 4 + keep * 256 * 4
+    assert sparse.terms["rows"] < dense.terms["rows"] / 10
+    assert sparse.peak < dense.peak
+    # a batch's rows are kept after their backward pass: their magnitudes and top entries
+    assert sparse.terms["rank_rows"] > sparse.terms["batch"] - sparse.terms["rank_rows"] > 0
+    # without selection there is no ranking: the layout changes nothing
+    assert _estimate(GPU, SPARSE, None).terms == _estimate(GPU, LAYOUTS[0], None).terms
+
+
+@pytest.mark.parametrize("shapes", [SHAPES, GPU])
+def test_the_sparse_estimate_grows_with_entries_nodes_batch_and_length(shapes: Shapes) -> None:
+    def need(
+        entries: int = 64, nodes: int = 1000, batch: int = 8, active: ActiveFeatures = LONG
+    ) -> int:
+        return estimate(
+            shapes, active, batch_size=batch, max_feature_nodes=nodes, n_logits=10,
+            layout=Layout(ranking_entries=entries),
+        ).peak  # fmt: skip
+
+    assert need(entries=4096) > need(entries=512) > need()
+    assert need(nodes=2000) > need()
+    assert need(batch=64) > need()
+    longer = dataclasses.replace(LONG, n_pos=160, per_layer=(32000,) * 4)
+    assert need(active=longer) > need()
+    # more entries than features: as many as there are
+    assert need(entries=10**9) == need(entries=64_000)
+
+
+def test_the_planner_ranks_sparsely_only_when_no_dense_layout_fits() -> None:
+    smallest_dense = min(_estimate(GPU, lay, 1000).device_total for lay in LAYOUTS)
+
+    def sparse_need(entries: int, hold: bool = True) -> int:
+        return _estimate(GPU, Layout(hold, False, entries), 1000).device_total
+
+    preferred = min(RANKING_ENTRIES, LONG.total)
+    assert sparse_need(preferred) < smallest_dense
+    # a budget any dense layout fits keeps the dense ranking
+    assert _plan(GPU, smallest_dense).layout.ranking_entries is None
+    chosen = _plan(GPU, smallest_dense - 1)
+    assert chosen.layout.ranking_entries == preferred
+    assert chosen.device_total <= smallest_dense - 1
+    # too little for that many entries a row: the most that fit
+    budget = sparse_need(700, hold=False)
+    assert sparse_need(preferred, hold=False) > budget
+    fewer = _plan(GPU, budget)
+    assert fewer.layout == Layout(False, False, 700)
+    with pytest.raises(MemoryBudgetExceeded):
+        _plan(GPU, budget, sparse_ranking=False)
+    # not even one entry a row: refused, naming the nodes the sparse ranking would fit
+    one = sparse_need(1, hold=False)
+    with pytest.raises(MemoryBudgetExceeded, match=r"set max_feature_nodes ≤ (\d+)") as refused:
+        _plan(GPU, one - 1)
+    nodes = int(str(refused.value).rsplit("≤ ", 1)[1])
+    assert plan(GPU, LONG, budget_bytes=one - 1, max_feature_nodes=nodes, n_logits=10,
+                batch_size=8) is not None  # fmt: skip
+
+
+def test_the_sparse_ranking_is_not_planned_when_every_feature_is_kept() -> None:
+    every = dataclasses.replace(LONG, per_layer=(50,) * 4)  # 200 features, 1,000 nodes wanted
+    need = min(
+        estimate(GPU, every, batch_size=8, max_feature_nodes=1000, n_logits=10,
+                 layout=lay).device_total
+        for lay in LAYOUTS
+    )  # fmt: skip
+    with pytest.raises(MemoryBudgetExceeded):
+        plan(GPU, every, budget_bytes=need - 1, max_feature_nodes=1000, n_logits=10, batch_size=8)

@@ -64,9 +64,11 @@ def test_rows_keeping_few_entries_still_rank_exactly_through_column_passes(
     passes: list[int] = []
     original = sparse_ranking.SparseRows.assemble
 
-    def counted(self: sparse_ranking.SparseRows, visited: torch.Tensor) -> torch.Tensor:
+    def counted(
+        self: sparse_ranking.SparseRows, visited: torch.Tensor, block_rows: int
+    ) -> torch.Tensor:
         passes.append(self.column_passes)
-        return original(self, visited)
+        return original(self, visited, block_rows)
 
     monkeypatch.setattr(sparse_ranking.SparseRows, "assemble", counted)
     settings: dict[str, Any] = {"max_feature_nodes": 30, "batch_size": 3, "update_interval": 1}

@@ -21,8 +21,14 @@ def tiny(tiny_pack: tuple[Path, Path], db: None) -> LanguageModel:
     return register_model("tiny-memory", tiny_pack)
 
 
-def _need(model: LanguageModel, batch_size: int, max_feature_nodes: int, hold: bool) -> int:
-    """The planner's device total for PROMPT in one decoder layout, weights included."""
+def _need(
+    model: LanguageModel,
+    batch_size: int,
+    max_feature_nodes: int,
+    hold: bool,
+    ranking_entries: int | None = None,
+) -> int:
+    """The planner's device total for PROMPT in one layout, weights included."""
     from inference.engine import memory_plan
     from inference.model_cache import load_model
 
@@ -36,14 +42,19 @@ def _need(model: LanguageModel, batch_size: int, max_feature_nodes: int, hold: b
         batch_size=batch_size,
         max_feature_nodes=max_feature_nodes,
         n_logits=10,
-        layout=memory_plan.Layout(hold_decoder_blocks=hold),
+        layout=memory_plan.Layout(hold_decoder_blocks=hold, ranking_entries=ranking_entries),
     ).device_total
 
 
 def _device_total(model: LanguageModel, batch_size: int, max_feature_nodes: int) -> int:
     """What the planner predicts for PROMPT with these settings, weights included, in the
-    layout that needs least (a CPU worker holds the decoder blocks or builds them per batch)."""
-    return min(_need(model, batch_size, max_feature_nodes, hold) for hold in (True, False))
+    layout that needs least (a CPU worker holds the decoder blocks or builds them per batch,
+    with the dense ranking or the sparse one at its smallest, one entry a row)."""
+    return min(
+        _need(model, batch_size, max_feature_nodes, hold, entries)
+        for hold in (True, False)
+        for entries in (None, 1)
+    )
 
 
 def _job(owner: User, model: LanguageModel, **params: Any) -> Job:
@@ -103,7 +114,7 @@ def test_the_worker_attributes_with_the_largest_batch_that_fits(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "attribute", spy)
-    budget = _device_total(tiny, batch_size=3, max_feature_nodes=6)
+    budget = min(_need(tiny, 3, 6, hold) for hold in (True, False))
     job = _job(alice, tiny)
     with override_settings(JOBS_WORKER_MEMORY_GB=budget / 1e9):
         assert tasks.run_job(str(job.pk), "gpu@w") == "succeeded"
@@ -148,3 +159,30 @@ def test_the_worker_builds_decoder_blocks_per_batch_when_holding_them_does_not_f
     with override_settings(JOBS_WORKER_MEMORY_GB=budget / 1e9):
         assert tasks.run_job(str(job.pk), "gpu@w") == "succeeded"
     assert layouts == [(False, False)]  # a CPU worker never offloads: its host is its device
+
+
+@pytest.mark.django_db
+def test_the_worker_ranks_sparsely_when_no_dense_layout_fits(
+    alice: User, tiny: LanguageModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inference import engine, tasks
+
+    entries: list[int | None] = []
+    real = engine.attribute
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        entries.append(kwargs["ranking_entries"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "attribute", spy)
+    dense = min(_need(tiny, 1, 6, hold) for hold in (True, False))
+    budget = min(_need(tiny, 1, 6, hold, 2) for hold in (True, False))
+    assert budget < dense  # the tiny model's ranking buffer outweighs two entries a row
+    job = _job(alice, tiny, batch_size=1)
+    with override_settings(JOBS_WORKER_MEMORY_GB=budget / 1e9):
+        assert tasks.run_job(str(job.pk), "gpu@w") == "succeeded"
+    assert len(entries) == 1
+    assert entries[0] is not None
+    assert entries[0] >= 2
+    job.refresh_from_db()
+    assert job.status == "succeeded"
