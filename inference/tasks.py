@@ -103,8 +103,8 @@ def _memory_plan(
 
 def memory_estimate(rm: ReplacementModel, tokens: Any) -> dict[str, Any]:
     """What an attribution of ``tokens`` with the job defaults would need on this worker, for
-    the generate form: bytes (weights included), this worker's budget, the batch size the
-    planner picks, or the refusal a job would fail with."""
+    the generate form: bytes (weights included), this worker's budget, the batch size and
+    ranking the planner picks, or the refusal a job would fail with."""
     params = AttributeParams()
     budget = _memory_budget(rm)
     planned: memory_plan.Estimate | None
@@ -118,6 +118,7 @@ def memory_estimate(rm: ReplacementModel, tokens: Any) -> dict[str, Any]:
         "budget_bytes": budget,
         "batch_size": None if planned is None else planned.batch_size,
         "max_feature_nodes": params.max_feature_nodes,
+        "ranking_entries": None if planned is None else planned.layout.ranking_entries,
         "refusal": refusal,
     }
 

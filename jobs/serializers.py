@@ -353,6 +353,11 @@ class MemoryEstimateSerializer(serializers.Serializer[Any]):
     budget_bytes = serializers.IntegerField(help_text="What the worker may use.")
     batch_size = serializers.IntegerField(allow_null=True, help_text="The batch size it picks.")
     max_feature_nodes = serializers.IntegerField(allow_null=True)
+    ranking_entries = serializers.IntegerField(
+        allow_null=True,
+        help_text="The magnitudes a row the sparse ranking keeps, where the planner chose it (no "
+        "dense ranking fits); null: the dense ranking.",
+    )
     refusal = serializers.CharField(help_text="Why a job would fail, and what to lower; or empty.")
 
 

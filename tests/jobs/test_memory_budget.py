@@ -132,6 +132,7 @@ def test_tokenize_answers_with_the_planners_estimate_for_the_job_defaults(
     memory = tasks.tokenize_prompt(tiny.pk, PROMPT)["memory"]
     assert memory["refusal"] == ""
     assert memory["batch_size"] == 256
+    assert memory["ranking_entries"] is None  # the dense ranking fits
     assert 0 < memory["bytes"] < memory["budget_bytes"]
     with override_settings(JOBS_WORKER_MEMORY_GB=1e-9):  # one byte: not even the weights fit
         refused = tasks.tokenize_prompt(tiny.pk, PROMPT)["memory"]

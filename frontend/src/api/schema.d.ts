@@ -1303,6 +1303,8 @@ export interface components {
             /** @description The batch size it picks. */
             batch_size: number | null;
             max_feature_nodes: number | null;
+            /** @description The magnitudes a row the sparse ranking keeps, where the planner chose it (no dense ranking fits); null: the dense ranking. */
+            ranking_entries: number | null;
             /** @description Why a job would fail, and what to lower; or empty. */
             refusal: string;
         };

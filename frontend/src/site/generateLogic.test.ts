@@ -53,16 +53,22 @@ describe("collapseTokens", () => {
 
 describe("memoryText", () => {
   it("says what the attribution needs of the worker's memory", () => {
-    const text = memoryText({ bytes: 92e9, budget_bytes: 141e9, batch_size: 64, max_feature_nodes: 5000, refusal: "" });
+    const text = memoryText({ bytes: 92e9, budget_bytes: 141e9, batch_size: 64, max_feature_nodes: 5000, ranking_entries: null, refusal: "" });
     expect(text).toBe("Memory: about 92.0 GB of the worker's 141.0 GB (batch size 64, max_feature_nodes 5000)");
   });
   it("shows the refusal a job would fail with", () => {
     const refusal = "this prompt needs about 92.0 GB (...), this worker has 80.0 GB: set max_feature_nodes ≤ 4096";
-    expect(memoryText({ bytes: null, budget_bytes: 80e9, batch_size: null, max_feature_nodes: 5000, refusal })).toBe(`Memory: ${refusal}`);
+    expect(memoryText({ bytes: null, budget_bytes: 80e9, batch_size: null, max_feature_nodes: 5000, ranking_entries: null, refusal })).toBe(`Memory: ${refusal}`);
   });
   it("counts small runs in megabytes", () => {
-    expect(memoryText({ bytes: 12.3e6, budget_bytes: 8e9, batch_size: 256, max_feature_nodes: null, refusal: "" })).toBe(
+    expect(memoryText({ bytes: 12.3e6, budget_bytes: 8e9, batch_size: 256, max_feature_nodes: null, ranking_entries: null, refusal: "" })).toBe(
       "Memory: about 12.3 MB of the worker's 8.0 GB (batch size 256, max_feature_nodes all)",
+    );
+  });
+  it("names the sparse ranking when the planner falls back to it", () => {
+    const memory = { bytes: 71.2e9, budget_bytes: 80e9, batch_size: 32, max_feature_nodes: 8192, ranking_entries: 4096, refusal: "" };
+    expect(memoryText(memory)).toBe(
+      "Memory: about 71.2 GB of the worker's 80.0 GB (batch size 32, max_feature_nodes 8192, sparse ranking of 4096 entries a row)",
     );
   });
 });

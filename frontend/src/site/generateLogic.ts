@@ -69,5 +69,7 @@ export function memoryText(memory: TokenizeResponse["memory"]): string {
   if (memory.refusal) return `Memory: ${memory.refusal}`;
   const gb = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${(n / 1e6).toFixed(1)} MB`);
   const nodes = memory.max_feature_nodes === null ? "all" : String(memory.max_feature_nodes);
-  return `Memory: about ${gb(memory.bytes ?? 0)} of the worker's ${gb(memory.budget_bytes)} (batch size ${memory.batch_size ?? "?"}, max_feature_nodes ${nodes})`;
+  // the sparse ranking is the planner's fallback when the dense one does not fit: slower, same graph
+  const ranking = memory.ranking_entries ? `, sparse ranking of ${memory.ranking_entries} entries a row` : "";
+  return `Memory: about ${gb(memory.bytes ?? 0)} of the worker's ${gb(memory.budget_bytes)} (batch size ${memory.batch_size ?? "?"}, max_feature_nodes ${nodes}${ranking})`;
 }
