@@ -46,12 +46,14 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _layout(name: str) -> dict[str, Any]:
-    """``held``, ``per-batch``, or ``sparse-M`` (blocks held, the sparse ranking keeping M
-    entries a row): `attribute`'s options for that layout."""
+def _layout(name: str) -> Any:
+    """The `Layout` named ``held``, ``per-batch``, or ``sparse-M`` (blocks held, the sparse
+    ranking keeping M entries a row)."""
+    from inference.engine.memory_plan import Layout
+
     if name.startswith("sparse-"):
-        return {"hold_decoder_blocks": True, "ranking_entries": int(name.removeprefix("sparse-"))}
-    return {"hold_decoder_blocks": name == "held"}
+        return Layout(ranking_entries=int(name.removeprefix("sparse-")))
+    return Layout(hold_decoder_blocks=name == "held")
 
 
 def child(
@@ -62,18 +64,20 @@ def child(
 
     from benchmarks.attribution import prompt_tokens
     from inference.engine import ReplacementModel, attribute
-    from inference.engine.memory_plan import Layout, Shapes, estimate, measure
+    from inference.engine.memory_plan import Shapes, estimate, measure
 
     torch.set_num_threads(1)
     args = json.loads((folder / "args.json").read_text())
     tokens = torch.tensor(prompt_tokens(argparse.Namespace(**args))[:n_tokens])
     rm = ReplacementModel.load(folder / "model", folder / "transcoders")
     active = measure(rm, tokens)
-    options = {"batch_size": batch, "max_feature_nodes": nodes, **_layout(layout_name)}
-    layout = Layout(
-        hold_decoder_blocks=options["hold_decoder_blocks"],
-        ranking_entries=options.get("ranking_entries"),
-    )
+    layout = _layout(layout_name)
+    options = {
+        "batch_size": batch,
+        "max_feature_nodes": nodes,
+        "hold_decoder_blocks": layout.hold_decoder_blocks,
+        "ranking_entries": layout.ranking_entries,
+    }
     plan = estimate(
         Shapes.of(rm), active, batch_size=batch, max_feature_nodes=nodes, n_logits=10,
         layout=layout,

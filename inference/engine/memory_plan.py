@@ -156,8 +156,8 @@ class Layout:
 
 # The dense layouts in the planner's order of preference: holding the blocks is what makes a
 # CPU run fast (each batch re-reads the decoders otherwise), and an offloaded buffer crosses
-# the bus at every re-ranking. The sparse ranking comes between the two on-device layouts and
-# the offloaded ones (`plan`).
+# the bus at every re-ranking. The sparse ranking comes after all of them (`plan`): its column
+# passes made a CPU run 2.8 x slower (docs/engine.md, "The sparse ranking").
 LAYOUTS = (Layout(True, False), Layout(False, False), Layout(True, True), Layout(False, True))
 # The magnitudes the planner lets each row keep when it chooses the sparse ranking, when they
 # fit (fewer otherwise): from 2,048 of 72,576 active features on, the column passes were about
@@ -200,8 +200,8 @@ class Estimate:
 
 
 def describe(planned: Estimate) -> str:
-    """``batch size 32, decoder blocks held, dense ranking on the device, about 61.2 GB``: a
-    plan in words, for the CLI and the generate form."""
+    """``batch size 32, decoder blocks held, dense ranking in place, about 61.2 GB``: a plan
+    in words, for the CLI's ``--estimate-only``."""
     layout = planned.layout
     blocks = "decoder blocks held" if layout.hold_decoder_blocks else "decoder blocks per batch"
     if layout.ranking_entries is not None:

@@ -55,7 +55,7 @@ class SparseRows:
     vectors: torch.Tensor  # (K, d) each feature row's direction, for the column passes
     n_slots: int = 0  # features given a slot (selected)
     n_rows: int = 0  # feature rows computed
-    column_passes: int = 0  # columns computed, for the benchmark
+    column_passes: int = 0  # columns computed (tests/engine/test_sparse_ranking.py reads it)
     passes: ColumnPass = field(init=False)
 
     def __post_init__(self) -> None:

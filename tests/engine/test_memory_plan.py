@@ -194,20 +194,20 @@ def test_the_planner_picks_the_largest_batch_that_fits() -> None:
     assert kept.batch_size == 20
 
 
+def _dense_plan(budget: int, batch_size: int | None = None) -> Estimate:
+    """The plan for ACTIVE at 1,000 nodes with the blocks held and the dense ranking only."""
+    return plan(
+        SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10,
+        batch_size=batch_size, layouts=HELD, sparse_ranking=False,
+    )  # fmt: skip
+
+
 def test_the_refusal_names_the_knob_to_lower() -> None:
     # the dense ranking's refusal (the sparse ranking's: test_the_planner_ranks_sparsely_...)
     at_one = estimate(SHAPES, ACTIVE, batch_size=1, max_feature_nodes=500, n_logits=10)
     budget = at_one.device_total
     with pytest.raises(MemoryBudgetExceeded) as refused:
-        plan(
-            SHAPES,
-            ACTIVE,
-            budget_bytes=budget,
-            max_feature_nodes=1000,
-            n_logits=10,
-            layouts=HELD,
-            sparse_ranking=False,
-        )
+        _dense_plan(budget)
     message = str(refused.value)
     assert "max_feature_nodes ≤ 500" in message
     assert f"this worker has {readable_bytes(budget)}" in message
@@ -215,32 +215,13 @@ def test_the_refusal_names_the_knob_to_lower() -> None:
         SHAPES, ACTIVE, batch_size=160, max_feature_nodes=1000, n_logits=10
     ).device_total
     with pytest.raises(MemoryBudgetExceeded, match=r"batch size ≤ (\d+)") as refused:
-        plan(
-            SHAPES,
-            ACTIVE,
-            budget_bytes=budget,
-            max_feature_nodes=1000,
-            n_logits=10,
-            batch_size=256,
-            layouts=HELD,
-            sparse_ranking=False,
-        )
+        _dense_plan(budget, batch_size=256)
     named = int(str(refused.value).rsplit("≤ ", 1)[1])
-    assert plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10,
-                batch_size=named, layouts=HELD, sparse_ranking=False).batch_size == named  # fmt: skip
+    assert _dense_plan(budget, batch_size=named).batch_size == named
     with pytest.raises(MemoryBudgetExceeded):
-        plan(SHAPES, ACTIVE, budget_bytes=budget, max_feature_nodes=1000, n_logits=10,
-             batch_size=named + 1, layouts=HELD, sparse_ranking=False)  # fmt: skip
+        _dense_plan(budget, batch_size=named + 1)
     with pytest.raises(MemoryBudgetExceeded, match="use a shorter prompt"):
-        plan(
-            SHAPES,
-            ACTIVE,
-            budget_bytes=SHAPES.weight_bytes,
-            max_feature_nodes=1000,
-            n_logits=10,
-            layouts=HELD,
-            sparse_ranking=False,
-        )
+        _dense_plan(SHAPES.weight_bytes)
 
 
 def test_on_a_gpu_the_host_side_adjacency_is_not_device_memory() -> None:

@@ -64,6 +64,21 @@ def _job(owner: User, model: LanguageModel, **params: Any) -> Job:
     )  # fmt: skip
 
 
+def _spy_attribute(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Each `engine.attribute` call's keyword arguments, the real attribute still running."""
+    from inference import engine
+
+    calls: list[dict[str, Any]] = []
+    real = engine.attribute
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "attribute", spy)
+    return calls
+
+
 @pytest.mark.django_db
 def test_a_run_too_big_for_the_worker_fails_before_attributing_and_names_the_knob(
     alice: User, tiny: LanguageModel, monkeypatch: pytest.MonkeyPatch
@@ -104,21 +119,14 @@ def test_a_given_batch_size_that_cannot_fit_is_named_in_the_refusal(
 def test_the_worker_attributes_with_the_largest_batch_that_fits(
     alice: User, tiny: LanguageModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inference import engine, tasks
+    from inference import tasks
 
-    used: list[int] = []
-    real = engine.attribute
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        used.append(kwargs["batch_size"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "attribute", spy)
+    calls = _spy_attribute(monkeypatch)
     budget = min(_need(tiny, 3, 6, hold) for hold in (True, False))
     job = _job(alice, tiny)
     with override_settings(JOBS_WORKER_MEMORY_GB=budget / 1e9):
         assert tasks.run_job(str(job.pk), "gpu@w") == "succeeded"
-    assert used == [3]
+    assert [call["batch_size"] for call in calls] == [3]
     job.refresh_from_db()
     assert job.status == "succeeded"
 
@@ -144,21 +152,15 @@ def test_tokenize_answers_with_the_planners_estimate_for_the_job_defaults(
 def test_the_worker_builds_decoder_blocks_per_batch_when_holding_them_does_not_fit(
     alice: User, tiny: LanguageModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inference import engine, tasks
+    from inference import tasks
 
-    layouts: list[tuple[bool, bool]] = []
-    real = engine.attribute
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        layouts.append((kwargs["hold_decoder_blocks"], kwargs["offload_rows"]))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "attribute", spy)
+    calls = _spy_attribute(monkeypatch)
     budget = _need(tiny, batch_size=4, max_feature_nodes=6, hold=False)
     assert _need(tiny, batch_size=1, max_feature_nodes=6, hold=True) > budget
     job = _job(alice, tiny, batch_size=4)
     with override_settings(JOBS_WORKER_MEMORY_GB=budget / 1e9):
         assert tasks.run_job(str(job.pk), "gpu@w") == "succeeded"
+    layouts = [(call["hold_decoder_blocks"], call["offload_rows"]) for call in calls]
     assert layouts == [(False, False)]  # a CPU worker never offloads: its host is its device
 
 
@@ -166,22 +168,16 @@ def test_the_worker_builds_decoder_blocks_per_batch_when_holding_them_does_not_f
 def test_the_worker_ranks_sparsely_when_no_dense_layout_fits(
     alice: User, tiny: LanguageModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inference import engine, tasks
+    from inference import tasks
 
-    entries: list[int | None] = []
-    real = engine.attribute
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        entries.append(kwargs["ranking_entries"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "attribute", spy)
+    calls = _spy_attribute(monkeypatch)
     dense = min(_need(tiny, 1, 6, hold) for hold in (True, False))
     budget = min(_need(tiny, 1, 6, hold, 2) for hold in (True, False))
     assert budget < dense  # the tiny model's ranking buffer outweighs two entries a row
     job = _job(alice, tiny, batch_size=1)
     with override_settings(JOBS_WORKER_MEMORY_GB=budget / 1e9):
         assert tasks.run_job(str(job.pk), "gpu@w") == "succeeded"
+    entries = [call["ranking_entries"] for call in calls]
     assert len(entries) == 1
     assert entries[0] is not None
     assert entries[0] >= 2
